@@ -1,0 +1,633 @@
+//! A circuit breaker with resilience4j semantics (count-based sliding window).
+//!
+//! [`BreakerCore`] is the pure state machine, driven with explicit instants so it can be tested
+//! exhaustively; [`CircuitBreaker`] wraps it for concurrent use with the tokio clock, and turns
+//! every transition into a metric and a log line.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// Circuit breaker settings (names follow resilience4j).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BreakerConfig {
+    /// Number of most recent calls the closed breaker judges by.
+    pub sliding_window_size: u32,
+    /// Calls that must be recorded before any rate is judged. Capped at the window size.
+    pub minimum_calls: u32,
+    /// Failure percentage (0–100) at or above which the breaker opens.
+    pub failure_rate_threshold: f32,
+    /// Slow-call percentage (0–100) at or above which the breaker opens.
+    pub slow_call_rate_threshold: f32,
+    /// A call that takes at least this long is slow.
+    pub slow_call_duration: Duration,
+    /// How long the breaker stays open before it lets probe calls through.
+    pub wait_in_open: Duration,
+    /// Probe calls let through while half-open; their outcome closes or reopens the breaker.
+    pub permitted_calls_in_half_open: u32,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            sliding_window_size: 50,
+            minimum_calls: 10,
+            failure_rate_threshold: 50.0,
+            slow_call_rate_threshold: 100.0,
+            slow_call_duration: Duration::from_secs(10),
+            wait_in_open: Duration::from_secs(10),
+            permitted_calls_in_half_open: 5,
+        }
+    }
+}
+
+/// The three breaker states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BreakerState {
+    /// Calls flow; outcomes are recorded in the sliding window.
+    Closed,
+    /// A few probe calls are let through to test recovery.
+    HalfOpen,
+    /// Calls are rejected without reaching the actor.
+    Open,
+}
+
+impl BreakerState {
+    /// The value of the `ensemble_circuit_state` gauge: 0 closed, 1 half-open, 2 open.
+    pub fn gauge_value(self) -> f64 {
+        match self {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 1.0,
+            BreakerState::Open => 2.0,
+        }
+    }
+
+    /// Lower-case name, as used in logs and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::Open => "open",
+        }
+    }
+}
+
+/// Permission to make one call, issued by [`BreakerCore::try_acquire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a permit must be given back through on_result or release"]
+pub struct Permit {
+    epoch: u64,
+}
+
+/// The breaker refused a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected {
+    /// Time until the breaker half-opens; `None` while half-open probes are all taken.
+    pub retry_after: Option<Duration>,
+}
+
+/// A state change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    /// State before.
+    pub from: BreakerState,
+    /// State after.
+    pub to: BreakerState,
+}
+
+/// A ring of the last `size` outcomes with running counts.
+#[derive(Debug, Clone)]
+struct Window {
+    /// Bit 0: failed, bit 1: slow.
+    ring: Vec<u8>,
+    next: usize,
+    len: usize,
+    failures: u32,
+    slow: u32,
+}
+
+impl Window {
+    fn new(size: usize) -> Self {
+        Self {
+            ring: vec![0; size.max(1)],
+            next: 0,
+            len: 0,
+            failures: 0,
+            slow: 0,
+        }
+    }
+
+    fn push(&mut self, failed: bool, slow: bool) {
+        let cap = self.ring.len();
+        if self.len == cap {
+            let old = self.ring[self.next];
+            self.failures -= u32::from(old & 1);
+            self.slow -= u32::from(old >> 1);
+        } else {
+            self.len += 1;
+        }
+        self.ring[self.next] = u8::from(failed) | (u8::from(slow) << 1);
+        self.failures += u32::from(failed);
+        self.slow += u32::from(slow);
+        self.next = (self.next + 1) % cap;
+    }
+
+    fn clear(&mut self) {
+        self.next = 0;
+        self.len = 0;
+        self.failures = 0;
+        self.slow = 0;
+    }
+}
+
+/// The breaker's state machine. Not thread-safe on its own; see [`CircuitBreaker`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tokio::time::Instant;
+/// use ensemble_supervision::{BreakerConfig, BreakerCore, BreakerState};
+///
+/// let cfg = BreakerConfig { minimum_calls: 2, sliding_window_size: 2, ..Default::default() };
+/// let mut b = BreakerCore::new(cfg);
+/// let t = Instant::now();
+/// for _ in 0..2 {
+///     let p = b.try_acquire(t).0.unwrap();
+///     b.on_result(p, true, Duration::ZERO, t);
+/// }
+/// assert_eq!(b.state(), BreakerState::Open);
+/// assert!(b.try_acquire(t).0.is_err());
+/// ```
+#[derive(Debug, Clone)]
+pub struct BreakerCore {
+    cfg: BreakerConfig,
+    state: BreakerState,
+    /// Bumped at every transition: results of calls admitted in an earlier state are ignored.
+    epoch: u64,
+    window: Window,
+    opened_at: Instant,
+    half_open_issued: u32,
+    half_open_done: u32,
+    half_open_failures: u32,
+    half_open_slow: u32,
+}
+
+impl BreakerCore {
+    /// A closed breaker.
+    pub fn new(cfg: BreakerConfig) -> Self {
+        Self {
+            window: Window::new(cfg.sliding_window_size as usize),
+            cfg,
+            state: BreakerState::Closed,
+            epoch: 0,
+            opened_at: Instant::now(),
+            half_open_issued: 0,
+            half_open_done: 0,
+            half_open_failures: 0,
+            half_open_slow: 0,
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.cfg
+    }
+
+    /// The current state (an open breaker whose wait has passed still reads `Open` until the
+    /// next call attempt moves it to half-open).
+    pub fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    /// Asks to make a call at `now`. The second element reports a transition the request
+    /// caused (an open breaker whose wait is over moves to half-open).
+    pub fn try_acquire(&mut self, now: Instant) -> (Result<Permit, Rejected>, Option<Transition>) {
+        match self.state {
+            BreakerState::Closed => (Ok(Permit { epoch: self.epoch }), None),
+            BreakerState::Open => {
+                let until = self.opened_at + self.cfg.wait_in_open;
+                if now < until {
+                    let rejected = Rejected {
+                        retry_after: Some(until - now),
+                    };
+                    return (Err(rejected), None);
+                }
+                let t = self.transition(BreakerState::HalfOpen, now);
+                (self.acquire_half_open(), Some(t))
+            }
+            BreakerState::HalfOpen => (self.acquire_half_open(), None),
+        }
+    }
+
+    fn acquire_half_open(&mut self) -> Result<Permit, Rejected> {
+        if self.half_open_issued < self.cfg.permitted_calls_in_half_open.max(1) {
+            self.half_open_issued += 1;
+            Ok(Permit { epoch: self.epoch })
+        } else {
+            Err(Rejected { retry_after: None })
+        }
+    }
+
+    /// Records the outcome of a permitted call that took `elapsed`. Returns the transition it
+    /// caused, if any.
+    pub fn on_result(
+        &mut self,
+        permit: Permit,
+        failed: bool,
+        elapsed: Duration,
+        now: Instant,
+    ) -> Option<Transition> {
+        if permit.epoch != self.epoch {
+            return None;
+        }
+        let slow = elapsed >= self.cfg.slow_call_duration;
+        match self.state {
+            BreakerState::Closed => {
+                self.window.push(failed, slow);
+                let needed = self
+                    .cfg
+                    .minimum_calls
+                    .min(self.cfg.sliding_window_size)
+                    .max(1) as usize;
+                if self.window.len >= needed
+                    && self.exceeds(self.window.failures, self.window.slow, self.window.len)
+                {
+                    return Some(self.transition(BreakerState::Open, now));
+                }
+                None
+            }
+            BreakerState::HalfOpen => {
+                self.half_open_done += 1;
+                self.half_open_failures += u32::from(failed);
+                self.half_open_slow += u32::from(slow);
+                if self.half_open_done >= self.cfg.permitted_calls_in_half_open.max(1) {
+                    let to = if self.exceeds(
+                        self.half_open_failures,
+                        self.half_open_slow,
+                        self.half_open_done as usize,
+                    ) {
+                        BreakerState::Open
+                    } else {
+                        BreakerState::Closed
+                    };
+                    return Some(self.transition(to, now));
+                }
+                None
+            }
+            BreakerState::Open => None,
+        }
+    }
+
+    /// Gives back a permit whose call ended without an outcome (the caller cancelled), so that a
+    /// half-open breaker can issue it again.
+    pub fn release(&mut self, permit: Permit) {
+        if permit.epoch == self.epoch
+            && self.state == BreakerState::HalfOpen
+            && self.half_open_issued > self.half_open_done
+        {
+            self.half_open_issued -= 1;
+        }
+    }
+
+    fn exceeds(&self, failures: u32, slow: u32, total: usize) -> bool {
+        let total = total as f32;
+        failures as f32 * 100.0 / total >= self.cfg.failure_rate_threshold
+            || slow as f32 * 100.0 / total >= self.cfg.slow_call_rate_threshold
+    }
+
+    fn transition(&mut self, to: BreakerState, now: Instant) -> Transition {
+        let from = self.state;
+        self.state = to;
+        self.epoch += 1;
+        self.window.clear();
+        self.half_open_issued = 0;
+        self.half_open_done = 0;
+        self.half_open_failures = 0;
+        self.half_open_slow = 0;
+        if to == BreakerState::Open {
+            self.opened_at = now;
+        }
+        Transition { from, to }
+    }
+}
+
+/// A thread-safe circuit breaker for one route. Cheap to clone (shared state).
+#[derive(Debug, Clone)]
+pub struct CircuitBreaker {
+    inner: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    route: Arc<str>,
+    core: Mutex<BreakerCore>,
+    state_tx: watch::Sender<BreakerState>,
+    gauge: metrics::Gauge,
+}
+
+impl CircuitBreaker {
+    /// A closed breaker for `route`.
+    pub fn new(route: impl Into<Arc<str>>, cfg: BreakerConfig) -> Self {
+        let route = route.into();
+        let gauge = metrics::gauge!("ensemble_circuit_state", "route" => route.to_string());
+        gauge.set(BreakerState::Closed.gauge_value());
+        Self {
+            inner: Arc::new(Shared {
+                route,
+                core: Mutex::new(BreakerCore::new(cfg)),
+                state_tx: watch::Sender::new(BreakerState::Closed),
+                gauge,
+            }),
+        }
+    }
+
+    /// The route this breaker guards.
+    pub fn route(&self) -> &str {
+        &self.inner.route
+    }
+
+    /// The current state.
+    pub fn state(&self) -> BreakerState {
+        self.lock().state()
+    }
+
+    /// A receiver that sees every state change (the latest state, not a log of them).
+    pub fn subscribe(&self) -> watch::Receiver<BreakerState> {
+        self.inner.state_tx.subscribe()
+    }
+
+    /// Asks to make a call now.
+    pub fn try_acquire(&self) -> Result<BreakerPermit<'_>, Rejected> {
+        let now = Instant::now();
+        let (result, transition) = self.lock().try_acquire(now);
+        if let Some(t) = transition {
+            self.announce(t);
+        }
+        result.map(|permit| BreakerPermit {
+            breaker: self,
+            permit: Some(permit),
+            started: now,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BreakerCore> {
+        // A poisoned lock means a panic while the state was being updated by plain arithmetic;
+        // the state is still coherent enough to keep serving.
+        self.inner.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn announce(&self, t: Transition) {
+        let route = &*self.inner.route;
+        self.inner.gauge.set(t.to.gauge_value());
+        metrics::counter!("ensemble_circuit_transitions_total",
+            "route" => route.to_string(), "from" => t.from.as_str(), "to" => t.to.as_str())
+        .increment(1);
+        match t.to {
+            BreakerState::Open => {
+                tracing::warn!(route, from = t.from.as_str(), "circuit breaker opened")
+            }
+            _ => tracing::info!(
+                route,
+                from = t.from.as_str(),
+                to = t.to.as_str(),
+                "circuit breaker state changed"
+            ),
+        }
+        self.inner.state_tx.send_replace(t.to);
+    }
+}
+
+/// An admitted call. Report its outcome with [`BreakerPermit::record`]; dropping it unrecorded
+/// (the call was cancelled) gives the permit back.
+#[derive(Debug)]
+pub struct BreakerPermit<'a> {
+    breaker: &'a CircuitBreaker,
+    permit: Option<Permit>,
+    started: Instant,
+}
+
+impl BreakerPermit<'_> {
+    /// Records whether the call failed; its duration is measured from the permit's issue.
+    pub fn record(mut self, failed: bool) {
+        if let Some(permit) = self.permit.take() {
+            let now = Instant::now();
+            let t = self
+                .breaker
+                .lock()
+                .on_result(permit, failed, now - self.started, now);
+            if let Some(t) = t {
+                self.breaker.announce(t);
+            }
+        }
+    }
+}
+
+impl Drop for BreakerPermit<'_> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.breaker.lock().release(permit);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cfg() -> BreakerConfig {
+        BreakerConfig {
+            sliding_window_size: 4,
+            minimum_calls: 4,
+            failure_rate_threshold: 50.0,
+            slow_call_rate_threshold: 100.0,
+            slow_call_duration: Duration::from_secs(1),
+            wait_in_open: Duration::from_secs(5),
+            permitted_calls_in_half_open: 2,
+        }
+    }
+
+    fn call(b: &mut BreakerCore, now: Instant, failed: bool) -> Option<Transition> {
+        let p = b.try_acquire(now).0.expect("permitted");
+        b.on_result(p, failed, Duration::ZERO, now)
+    }
+
+    #[test]
+    fn opens_only_after_minimum_calls() {
+        let t = Instant::now();
+        let mut b = BreakerCore::new(cfg());
+        for _ in 0..3 {
+            assert_eq!(call(&mut b, t, true), None);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        let tr = call(&mut b, t, true).expect("transition");
+        assert_eq!(tr.to, BreakerState::Open);
+    }
+
+    #[test]
+    fn full_cycle_open_half_open_closed() {
+        let t = Instant::now();
+        let mut b = BreakerCore::new(cfg());
+        for _ in 0..2 {
+            call(&mut b, t, false);
+        }
+        for _ in 0..2 {
+            call(&mut b, t, true);
+        }
+        assert_eq!(b.state(), BreakerState::Open);
+        let rej = b.try_acquire(t + Duration::from_secs(2)).0.unwrap_err();
+        assert_eq!(rej.retry_after, Some(Duration::from_secs(3)));
+        let later = t + Duration::from_secs(5);
+        let p1 = b.try_acquire(later).0.expect("probe 1");
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        let p2 = b.try_acquire(later).0.expect("probe 2");
+        assert!(b.try_acquire(later).0.is_err(), "only two probes");
+        assert_eq!(b.on_result(p1, false, Duration::ZERO, later), None);
+        let tr = b.on_result(p2, false, Duration::ZERO, later).expect("closes");
+        assert_eq!(tr.to, BreakerState::Closed);
+    }
+
+    #[test]
+    fn failed_probes_reopen_and_restart_the_wait() {
+        let t = Instant::now();
+        let mut b = BreakerCore::new(cfg());
+        for _ in 0..4 {
+            call(&mut b, t, true);
+        }
+        let t2 = t + Duration::from_secs(6);
+        call(&mut b, t2, true);
+        let tr = call(&mut b, t2, false).expect("decides");
+        assert_eq!(tr.to, BreakerState::Open);
+        let rej = b.try_acquire(t2 + Duration::from_secs(1)).0.unwrap_err();
+        assert_eq!(rej.retry_after, Some(Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn slow_calls_open_the_breaker() {
+        let t = Instant::now();
+        let mut b = BreakerCore::new(BreakerConfig {
+            slow_call_rate_threshold: 50.0,
+            ..cfg()
+        });
+        for i in 0..4 {
+            let p = b.try_acquire(t).0.unwrap();
+            b.on_result(p, false, Duration::from_secs(if i % 2 == 0 { 2 } else { 0 }), t);
+        }
+        assert_eq!(b.state(), BreakerState::Open);
+    }
+
+    #[test]
+    fn released_half_open_permits_can_be_reissued() {
+        let t = Instant::now();
+        let mut b = BreakerCore::new(cfg());
+        for _ in 0..4 {
+            call(&mut b, t, true);
+        }
+        let later = t + Duration::from_secs(5);
+        let p1 = b.try_acquire(later).0.unwrap();
+        let _p2 = b.try_acquire(later).0.unwrap();
+        assert!(b.try_acquire(later).0.is_err());
+        b.release(p1);
+        assert!(b.try_acquire(later).0.is_ok());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Start,
+        Finish { which: usize, failed: bool, slow: bool },
+        Cancel { which: usize },
+        Wait { ms: u64 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        prop_oneof![
+            3 => Just(Op::Start),
+            3 => (any::<usize>(), any::<bool>(), any::<bool>())
+                .prop_map(|(which, failed, slow)| Op::Finish { which, failed, slow }),
+            1 => any::<usize>().prop_map(|which| Op::Cancel { which }),
+            1 => (0u64..8_000).prop_map(|ms| Op::Wait { ms }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Invariants that hold for any interleaving of calls, outcomes, cancellations and time.
+        #[test]
+        fn breaker_invariants(ops in proptest::collection::vec(op(), 1..200),
+                              window in 1u32..10, min in 1u32..10, half in 1u32..4,
+                              threshold in 1u32..=100) {
+            let cfg = BreakerConfig {
+                sliding_window_size: window,
+                minimum_calls: min,
+                failure_rate_threshold: threshold as f32,
+                slow_call_rate_threshold: 100.0,
+                slow_call_duration: Duration::from_millis(100),
+                wait_in_open: Duration::from_secs(5),
+                permitted_calls_in_half_open: half,
+            };
+            let t0 = Instant::now();
+            let mut now = t0;
+            let mut b = BreakerCore::new(cfg);
+            let mut in_flight: Vec<Permit> = Vec::new();
+            let mut opened_at: Option<Instant> = None;
+            // Reference model of the closed state's window: (failed, slow) of counted calls.
+            let mut model: std::collections::VecDeque<(bool, bool)> = Default::default();
+            let needed = min.min(window) as usize;
+            for op in ops {
+                let before = b.state();
+                match op {
+                    Op::Start => match b.try_acquire(now).0 {
+                        Ok(p) => {
+                            // Open never admits a call before its wait is over.
+                            if let Some(at) = opened_at { prop_assert!(now >= at + cfg.wait_in_open); }
+                            in_flight.push(p);
+                        }
+                        Err(rej) => {
+                            prop_assert_ne!(b.state(), BreakerState::Closed);
+                            if let Some(d) = rej.retry_after {
+                                prop_assert!(d <= cfg.wait_in_open);
+                            }
+                        }
+                    },
+                    Op::Finish { which, failed, slow } if !in_flight.is_empty() => {
+                        let p = in_flight.swap_remove(which % in_flight.len());
+                        let elapsed = if slow { Duration::from_millis(150) } else { Duration::ZERO };
+                        let counted = b.state() == BreakerState::Closed && p.epoch == b.epoch;
+                        let t = b.on_result(p, failed, elapsed, now);
+                        if counted {
+                            model.push_back((failed, slow));
+                            if model.len() > window as usize { model.pop_front(); }
+                            let fails = model.iter().filter(|m| m.0).count() as f32;
+                            let slows = model.iter().filter(|m| m.1).count() as f32;
+                            let n = model.len() as f32;
+                            let should_open = model.len() >= needed
+                                && (fails * 100.0 / n >= threshold as f32 || slows * 100.0 / n >= 100.0);
+                            prop_assert_eq!(t.map(|t| t.to), should_open.then_some(BreakerState::Open));
+                        }
+                    }
+                    Op::Cancel { which } if !in_flight.is_empty() => {
+                        let p = in_flight.swap_remove(which % in_flight.len());
+                        b.release(p);
+                    }
+                    Op::Wait { ms } => now += Duration::from_millis(ms),
+                    _ => {}
+                }
+                let after = b.state();
+                if after == BreakerState::Open && before != BreakerState::Open {
+                    opened_at = Some(now);
+                }
+                if after != BreakerState::Open { opened_at = None; }
+                if after != BreakerState::Closed { model.clear(); }
+                // Half-open never has more probes out than permitted.
+                if after == BreakerState::HalfOpen {
+                    prop_assert!(b.half_open_issued <= half);
+                    prop_assert!(b.half_open_done <= b.half_open_issued);
+                }
+                // Only half-open decides to close.
+                if after == BreakerState::Closed && before != BreakerState::Closed {
+                    prop_assert_eq!(before, BreakerState::HalfOpen);
+                }
+            }
+        }
+    }
+}

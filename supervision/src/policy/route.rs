@@ -1,0 +1,312 @@
+//! One route's composed policy stack.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::{BreakerConfig, Bulkhead, CircuitBreaker, RetryPolicy};
+use crate::backoff::random_fraction;
+use crate::fault::{CallError, PolicyError};
+
+/// Per-call choices of the caller.
+#[derive(Debug, Clone, Default)]
+pub struct CallOptions {
+    /// The call may be repeated without changing the outcome (read-only or idempotent tools):
+    /// only such calls are retried.
+    pub idempotent: bool,
+    /// A deadline for this call in place of the route's default.
+    pub timeout: Option<Duration>,
+    /// The caller's own cancellation (a client's `notifications/cancelled`, a host's shutdown).
+    /// The call's token is a child of it.
+    pub cancel: Option<CancellationToken>,
+}
+
+impl CallOptions {
+    /// Options for an idempotent call.
+    pub fn idempotent() -> Self {
+        Self {
+            idempotent: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// What each attempt of a call gets: its number and the token to pass to the actor.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// 0 for the first attempt, 1 for the first retry, …
+    pub attempt: u32,
+    /// Cancelled when the call times out, the caller cancels, or the call's future is dropped.
+    /// The actor checks it in long work and stops.
+    pub cancel: CancellationToken,
+}
+
+impl CallContext {
+    /// True for retries: the slot then waits for the restarted actor instead of failing fast.
+    pub fn is_retry(&self) -> bool {
+        self.attempt > 0
+    }
+}
+
+/// The policy stack of one route: bulkhead → circuit breaker → timeout → retry.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use std::time::Duration;
+/// use ensemble_supervision::{CallError, CallOptions, RoutePolicy};
+///
+/// let policy = RoutePolicy::builder("echo")
+///     .bulkhead(64)
+///     .timeout(Duration::from_secs(5))
+///     .build();
+/// let answer: Result<u32, _> = policy
+///     .call(CallOptions::default(), |_ctx| async { Ok::<_, CallError<String>>(42) })
+///     .await;
+/// assert_eq!(answer, Ok(42));
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RoutePolicy {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    route: Arc<str>,
+    bulkhead: Option<Bulkhead>,
+    breaker: Option<CircuitBreaker>,
+    timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+    inflight: metrics::Gauge,
+}
+
+/// Builds a [`RoutePolicy`]; every layer is optional.
+#[derive(Debug)]
+pub struct RoutePolicyBuilder {
+    route: Arc<str>,
+    bulkhead: Option<Bulkhead>,
+    breaker: Option<BreakerConfig>,
+    timeout: Option<Duration>,
+    retry: Option<RetryPolicy>,
+}
+
+impl RoutePolicyBuilder {
+    /// At most `max_in_flight` calls at once; excess calls fail fast.
+    pub fn bulkhead(mut self, max_in_flight: usize) -> Self {
+        self.bulkhead = Some(Bulkhead::new(max_in_flight));
+        self
+    }
+
+    /// A bulkhead built by hand (for instance with a bounded wait).
+    pub fn bulkhead_with(mut self, bulkhead: Bulkhead) -> Self {
+        self.bulkhead = Some(bulkhead);
+        self
+    }
+
+    /// A circuit breaker with these settings.
+    pub fn breaker(mut self, cfg: BreakerConfig) -> Self {
+        self.breaker = Some(cfg);
+        self
+    }
+
+    /// The default deadline of a call, retries included.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Retries for idempotent calls.
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// The composed stack.
+    pub fn build(self) -> RoutePolicy {
+        let inflight = metrics::gauge!("ensemble_inflight_calls", "route" => self.route.to_string());
+        RoutePolicy {
+            inner: Arc::new(Inner {
+                breaker: self
+                    .breaker
+                    .map(|cfg| CircuitBreaker::new(self.route.clone(), cfg)),
+                route: self.route,
+                bulkhead: self.bulkhead,
+                timeout: self.timeout,
+                retry: self.retry,
+                inflight,
+            }),
+        }
+    }
+}
+
+struct InflightGuard<'a>(&'a metrics::Gauge);
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
+impl RoutePolicy {
+    /// Starts a stack for `route` with no layers.
+    pub fn builder(route: impl Into<Arc<str>>) -> RoutePolicyBuilder {
+        RoutePolicyBuilder {
+            route: route.into(),
+            bulkhead: None,
+            breaker: None,
+            timeout: None,
+            retry: None,
+        }
+    }
+
+    /// The route's name.
+    pub fn route(&self) -> &str {
+        &self.inner.route
+    }
+
+    /// The route's breaker, when it has one.
+    pub fn breaker(&self) -> Option<&CircuitBreaker> {
+        self.inner.breaker.as_ref()
+    }
+
+    /// The route's bulkhead, when it has one.
+    pub fn bulkhead(&self) -> Option<&Bulkhead> {
+        self.inner.bulkhead.as_ref()
+    }
+
+    /// Runs `op` through the stack. `op` is called once per attempt with the attempt's context.
+    pub async fn call<T, E, F, Fut>(&self, opts: CallOptions, op: F) -> Result<T, PolicyError<E>>
+    where
+        F: FnMut(CallContext) -> Fut,
+        Fut: Future<Output = Result<T, CallError<E>>>,
+    {
+        let inner = &*self.inner;
+        let _place = match &inner.bulkhead {
+            Some(b) => match b.acquire().await {
+                Some(p) => Some(p),
+                None => {
+                    return Err(PolicyError::BulkheadFull {
+                        route: inner.route.to_string(),
+                        max_in_flight: b.max_in_flight(),
+                    });
+                }
+            },
+            None => None,
+        };
+        inner.inflight.increment(1.0);
+        let _inflight = InflightGuard(&inner.inflight);
+
+        let permit = match &inner.breaker {
+            Some(b) => match b.try_acquire() {
+                Ok(p) => Some(p),
+                Err(rejected) => {
+                    return Err(PolicyError::CircuitOpen {
+                        route: inner.route.to_string(),
+                        retry_after: rejected.retry_after,
+                    });
+                }
+            },
+            None => None,
+        };
+
+        let token = match &opts.cancel {
+            Some(parent) => parent.child_token(),
+            None => CancellationToken::new(),
+        };
+        // Dropping this future (the client went away) cancels the actor's work too.
+        let cancel_on_drop = token.clone().drop_guard();
+        let deadline = opts.timeout.or(inner.timeout);
+        let attempts = self.attempts(&opts, &token, op);
+        let result = match deadline {
+            Some(after) => match tokio::time::timeout(after, attempts).await {
+                Ok(r) => r,
+                Err(_) => {
+                    token.cancel();
+                    Err(PolicyError::Timeout {
+                        route: inner.route.to_string(),
+                        after,
+                    })
+                }
+            },
+            None => attempts.await,
+        };
+        cancel_on_drop.disarm();
+
+        if let Some(permit) = permit {
+            match &result {
+                Ok(_) | Err(PolicyError::Engine(_)) => permit.record(false),
+                Err(PolicyError::Cancelled { .. }) => drop(permit),
+                Err(_) => permit.record(true),
+            }
+        }
+        result
+    }
+
+    async fn attempts<T, E, F, Fut>(
+        &self,
+        opts: &CallOptions,
+        token: &CancellationToken,
+        mut op: F,
+    ) -> Result<T, PolicyError<E>>
+    where
+        F: FnMut(CallContext) -> Fut,
+        Fut: Future<Output = Result<T, CallError<E>>>,
+    {
+        let retry = self.inner.retry.as_ref().filter(|_| opts.idempotent);
+        if let Some(r) = retry {
+            r.budget.deposit();
+        }
+        let cancellable = opts.cancel.is_some();
+        let mut attempt = 0u32;
+        loop {
+            let ctx = CallContext {
+                attempt,
+                cancel: token.clone(),
+            };
+            let outcome = if cancellable {
+                tokio::select! {
+                    biased;
+                    _ = token.cancelled() => return Err(self.cancelled()),
+                    r = op(ctx) => r,
+                }
+            } else {
+                op(ctx).await
+            };
+            let fault = match outcome {
+                Ok(v) => return Ok(v),
+                Err(CallError::Engine(e)) => return Err(PolicyError::Engine(e)),
+                Err(CallError::Actor(fault)) => fault,
+            };
+            let Some(r) = retry else {
+                return Err(PolicyError::Actor(fault));
+            };
+            if attempt + 1 >= r.max_attempts || !r.budget.try_withdraw() {
+                return Err(PolicyError::Actor(fault));
+            }
+            let delay = r.backoff.full_jitter(attempt, random_fraction());
+            tracing::debug!(route = &*self.inner.route, attempt, ?delay, %fault, "retrying");
+            metrics::counter!("ensemble_retries_total", "route" => self.inner.route.to_string())
+                .increment(1);
+            if cancellable {
+                tokio::select! {
+                    biased;
+                    _ = token.cancelled() => return Err(self.cancelled()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            } else {
+                tokio::time::sleep(delay).await;
+            }
+            attempt += 1;
+        }
+    }
+
+    fn cancelled<E>(&self) -> PolicyError<E> {
+        PolicyError::Cancelled {
+            route: self.inner.route.to_string(),
+        }
+    }
+}

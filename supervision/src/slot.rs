@@ -1,0 +1,257 @@
+//! Slots: the always-current address of a supervised actor.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, Message, MessagingErr, RpcReplyPort};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::fault::ActorFault;
+use crate::policy::CallContext;
+
+/// Where a slot's actor is in its life.
+pub enum SlotState<M: Message> {
+    /// Not started yet.
+    Starting,
+    /// Serving; `generation` counts the starts (1 for the first).
+    Running {
+        /// The live actor.
+        actor: ActorRef<M>,
+        /// 1 for the first start, 2 after the first restart, …
+        generation: u64,
+    },
+    /// Down; a restart is scheduled at `at` (or is due now).
+    Restarting {
+        /// When the restart is due.
+        at: Instant,
+    },
+    /// Down for good unless a parent supervisor restarts the whole subtree.
+    Stopped,
+}
+
+impl<M: Message> std::fmt::Debug for SlotState<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlotState::Starting => f.write_str("Starting"),
+            SlotState::Running { actor, generation } => f
+                .debug_struct("Running")
+                .field("actor", &actor.get_id())
+                .field("generation", generation)
+                .finish(),
+            SlotState::Restarting { at } => f.debug_struct("Restarting").field("at", at).finish(),
+            SlotState::Stopped => f.write_str("Stopped"),
+        }
+    }
+}
+
+impl<M: Message> Clone for SlotState<M> {
+    fn clone(&self) -> Self {
+        match self {
+            SlotState::Starting => SlotState::Starting,
+            SlotState::Running { actor, generation } => SlotState::Running {
+                actor: actor.clone(),
+                generation: *generation,
+            },
+            SlotState::Restarting { at } => SlotState::Restarting { at: *at },
+            SlotState::Stopped => SlotState::Stopped,
+        }
+    }
+}
+
+/// The current [`ActorRef`] of a supervised child. The supervisor swaps it on every restart, so
+/// a caller that goes through the slot never holds a stale reference.
+///
+/// Cloning a slot is cheap and every clone sees the same actor.
+pub struct ActorSlot<M: Message> {
+    inner: Arc<SlotInner<M>>,
+}
+
+struct SlotInner<M: Message> {
+    name: Arc<str>,
+    state: watch::Sender<SlotState<M>>,
+    starts: AtomicU64,
+}
+
+impl<M: Message> Clone for ActorSlot<M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<M: Message> std::fmt::Debug for ActorSlot<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActorSlot")
+            .field("name", &self.inner.name)
+            .field("state", &*self.inner.state.borrow())
+            .finish()
+    }
+}
+
+impl<M: Message> ActorSlot<M> {
+    /// An empty slot for the child called `name`.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Self {
+            inner: Arc::new(SlotInner {
+                name: name.into(),
+                state: watch::Sender::new(SlotState::Starting),
+                starts: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The child's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// A snapshot of the state.
+    pub fn state(&self) -> SlotState<M> {
+        self.inner.state.borrow().clone()
+    }
+
+    /// The start count of the actor now serving, if one is.
+    pub fn generation(&self) -> Option<u64> {
+        match &*self.inner.state.borrow() {
+            SlotState::Running { generation, .. } => Some(*generation),
+            _ => None,
+        }
+    }
+
+    /// The live actor, or why there is none.
+    pub fn get(&self) -> Result<ActorRef<M>, ActorFault> {
+        match &*self.inner.state.borrow() {
+            SlotState::Running { actor, .. } => Ok(actor.clone()),
+            SlotState::Restarting { at } => Err(ActorFault::Unavailable {
+                actor: self.name().to_string(),
+                retry_after: Some(at.saturating_duration_since(Instant::now())),
+            }),
+            SlotState::Starting | SlotState::Stopped => Err(ActorFault::Unavailable {
+                actor: self.name().to_string(),
+                retry_after: None,
+            }),
+        }
+    }
+
+    /// Waits until an actor serves the slot and returns it. Bound it with a timeout: a child
+    /// that is stopped for good never comes back.
+    pub async fn ready(&self) -> ActorRef<M> {
+        let mut rx = self.inner.state.subscribe();
+        loop {
+            if let SlotState::Running { actor, .. } = &*rx.borrow_and_update() {
+                return actor.clone();
+            }
+            if rx.changed().await.is_err() {
+                // The sender lives as long as this slot: unreachable, but never spin.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Waits until the slot is served by an actor of a generation other than `seen`.
+    pub async fn next_generation(&self, seen: u64) -> ActorRef<M> {
+        let mut rx = self.inner.state.subscribe();
+        loop {
+            if let SlotState::Running { actor, generation } = &*rx.borrow_and_update()
+                && *generation != seen
+            {
+                return actor.clone();
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// A receiver of every state change.
+    pub fn subscribe(&self) -> watch::Receiver<SlotState<M>> {
+        self.inner.state.subscribe()
+    }
+
+    /// Sends a request to the current actor and awaits its reply.
+    ///
+    /// A first attempt fails fast when no actor is running; a retry ([`CallContext::is_retry`])
+    /// waits for the restarted actor (the policy's timeout bounds the wait). If the actor dies
+    /// while holding the call, the reply port is dropped and the call fails with
+    /// [`ActorFault::Failed`].
+    pub async fn call<T, F>(&self, ctx: &CallContext, build: F) -> Result<T, ActorFault>
+    where
+        T: Send + 'static,
+        F: FnOnce(RpcReplyPort<T>) -> M,
+    {
+        let actor = if ctx.is_retry() {
+            self.ready().await
+        } else {
+            self.get()?
+        };
+        self.call_actor(&actor, build).await
+    }
+
+    /// Like [`call`](Self::call) for a first attempt, without a context.
+    pub async fn ask<T, F>(&self, build: F) -> Result<T, ActorFault>
+    where
+        T: Send + 'static,
+        F: FnOnce(RpcReplyPort<T>) -> M,
+    {
+        let actor = self.get()?;
+        self.call_actor(&actor, build).await
+    }
+
+    async fn call_actor<T, F>(&self, actor: &ActorRef<M>, build: F) -> Result<T, ActorFault>
+    where
+        T: Send + 'static,
+        F: FnOnce(RpcReplyPort<T>) -> M,
+    {
+        match actor.call(build, None).await {
+            Ok(CallResult::Success(v)) => Ok(v),
+            Ok(CallResult::SenderError) => Err(ActorFault::Failed {
+                actor: self.name().to_string(),
+                reason: "it stopped before answering".to_string(),
+            }),
+            Ok(CallResult::Timeout) => Err(ActorFault::Failed {
+                actor: self.name().to_string(),
+                reason: "no answer in time".to_string(),
+            }),
+            Err(MessagingErr::SendErr(_) | MessagingErr::ChannelClosed) => {
+                Err(ActorFault::Unavailable {
+                    actor: self.name().to_string(),
+                    retry_after: None,
+                })
+            }
+            Err(MessagingErr::InvalidActorType) => Err(ActorFault::Failed {
+                actor: self.name().to_string(),
+                reason: "the slot holds an actor of another message type".to_string(),
+            }),
+        }
+    }
+
+    pub(crate) fn set_running(&self, actor: ActorRef<M>) {
+        let generation = self.inner.starts.fetch_add(1, Ordering::Relaxed) + 1;
+        self.inner
+            .state
+            .send_replace(SlotState::Running { actor, generation });
+    }
+}
+
+/// Type-erased view of a slot that a supervisor uses to mark its child down.
+pub(crate) trait SlotControl: Send + Sync {
+    fn mark_down(&self, restart_at: Option<Instant>);
+}
+
+impl<M: Message> SlotControl for SlotInner<M> {
+    fn mark_down(&self, restart_at: Option<Instant>) {
+        self.state.send_replace(match restart_at {
+            Some(at) => SlotState::Restarting { at },
+            None => SlotState::Stopped,
+        });
+    }
+}
+
+impl<M: Message> ActorSlot<M> {
+    pub(crate) fn control(&self) -> Arc<dyn SlotControl> {
+        self.inner.clone()
+    }
+}
