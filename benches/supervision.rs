@@ -1,1 +1,164 @@
-fn main(){}
+//! (a) One call through slot + bulkhead + breaker + timeout (+ retry bookkeeping) against a bare
+//!     ractor `call` and a bare tokio mpsc + oneshot round trip, in one run.
+//! (b) Time from a child's panic to its replacement answering, with zero backoff.
+//!
+//! Run: `cargo bench --bench supervision`.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ensemble::supervision::*;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use tokio::sync::{mpsc, oneshot};
+
+enum Msg {
+    Work(u64, CancellationToken, RpcReplyPort<u64>),
+    Panic,
+}
+
+struct Echo;
+
+impl Actor for Echo {
+    type Msg = Msg;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<Msg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Msg>,
+        msg: Msg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            Msg::Work(x, cancel, reply) => {
+                // What a real engine does at its first checkpoint.
+                if !cancel.is_cancelled() {
+                    let _ = reply.send(x + 1);
+                }
+            }
+            Msg::Panic => panic!("benchmark crash"),
+        }
+        Ok(())
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn call_overhead(c: &mut Criterion) {
+    let rt = runtime();
+    let (tx, slot, policy, sup) = rt.block_on(async {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(u64, oneshot::Sender<u64>)>();
+        tokio::spawn(async move {
+            while let Some((x, reply)) = rx.recv().await {
+                let _ = reply.send(x + 1);
+            }
+        });
+        let slot = ActorSlot::new("echo");
+        let spec = SupervisorSpec::new("bench").child(ChildSpec::actor(&slot, || (Echo, ())));
+        let (sup, _) = Supervisor::start(spec).await.expect("supervisor");
+        let policy = RoutePolicy::builder("echo")
+            .bulkhead(1024)
+            .breaker(BreakerConfig::default())
+            .timeout(Duration::from_secs(30))
+            .retry(RetryPolicy::default())
+            .build();
+        (tx, slot, policy, sup)
+    });
+    let actor = slot.get().expect("running");
+
+    let mut g = c.benchmark_group("call_round_trip");
+    g.bench_function("tokio_mpsc_oneshot", |b| {
+        b.to_async(&rt).iter(|| async {
+            let (reply, answer) = oneshot::channel();
+            tx.send((black_box(1), reply)).expect("echo task alive");
+            black_box(answer.await.expect("answer"))
+        })
+    });
+    g.bench_function("ractor_call", |b| {
+        b.to_async(&rt).iter(|| async {
+            let token = CancellationToken::new();
+            let r = actor
+                .call(|reply| Msg::Work(black_box(1), token, reply), None)
+                .await
+                .expect("sent");
+            black_box(r)
+        })
+    });
+    let slot = &slot;
+    g.bench_function("slot_bulkhead_breaker_timeout_retry", |b| {
+        b.to_async(&rt).iter(|| async {
+            let r: Result<u64, PolicyError<String>> = policy
+                .call(CallOptions::idempotent(), |ctx| async move {
+                    let token = ctx.cancel.clone();
+                    Ok(slot
+                        .call(&ctx, |reply| Msg::Work(black_box(1), token, reply))
+                        .await?)
+                })
+                .await;
+            black_box(r.expect("answer"))
+        })
+    });
+    g.finish();
+    rt.block_on(async { sup.stop_and_wait(None, None).await.expect("stop") });
+}
+
+fn restart_to_answer(c: &mut Criterion) {
+    // Thousands of deliberate panics: keep the report readable.
+    std::panic::set_hook(Box::new(|_| {}));
+    let rt = runtime();
+    let (slot, sup) = rt.block_on(async {
+        let slot = ActorSlot::new("crashy");
+        let spec = SupervisorSpec::new("bench")
+            .backoff(Backoff::ZERO)
+            .intensity(u32::MAX, Duration::from_secs(1))
+            .child(ChildSpec::actor(&slot, || (Echo, ())));
+        let (sup, _) = Supervisor::start(spec).await.expect("supervisor");
+        (slot, sup)
+    });
+    let slot = Arc::new(slot);
+    let mut g = c.benchmark_group("restart");
+    g.bench_function("panic_to_replacement_answering", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let slot = slot.clone();
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let generation = slot.generation().expect("running");
+                    let actor = slot.get().expect("running");
+                    let started = Instant::now();
+                    actor.cast(Msg::Panic).expect("sent");
+                    let fresh = slot.next_generation(generation).await;
+                    let token = CancellationToken::new();
+                    let r = fresh.call(|reply| Msg::Work(1, token, reply), None).await;
+                    total += started.elapsed();
+                    black_box(r.expect("answer"));
+                }
+                total
+            }
+        })
+    });
+    g.finish();
+    rt.block_on(async { sup.stop_and_wait(None, None).await.expect("stop") });
+    let _ = std::panic::take_hook();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    targets = call_overhead, restart_to_answer
+}
+criterion_main!(benches);

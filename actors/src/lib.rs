@@ -1,1 +1,2 @@
-//! placeholder
+//! Ensemble's engines and learning servers, each a supervised ractor actor, and the sled store
+//! they persist to.

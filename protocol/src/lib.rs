@@ -1,1 +1,3 @@
-//! placeholder
+//! Ensemble's protocol types: typed engine messages, tool specs, errors and the storage codec.
+//!
+//! Free of tokio and ractor so that any crate can depend on it.

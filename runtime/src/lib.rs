@@ -1,1 +1,2 @@
-//! placeholder
+//! Ensemble's runtime: the builder, the tool router, the MCP service (rmcp), HTTP (axum),
+//! metrics and the dashboard.

@@ -198,7 +198,10 @@ mod tests {
             actor: "registry".into(),
             retry_after: Some(Duration::from_millis(20)),
         };
-        assert_eq!(f.to_string(), "engine `registry` is restarting; retry in 20ms");
+        assert_eq!(
+            f.to_string(),
+            "engine `registry` is restarting; retry in 20ms"
+        );
         assert!(PolicyError::<String>::Actor(f).is_fault());
         assert!(!PolicyError::Engine("bad input".to_string()).is_fault());
     }

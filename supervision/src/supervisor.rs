@@ -346,7 +346,8 @@ impl SupervisorState {
     }
 
     fn emit(&self, idx: usize, kind: EventKind) {
-        self.events.emit(&self.name, &self.children[idx].spec.name, kind);
+        self.events
+            .emit(&self.name, &self.children[idx].spec.name, kind);
     }
 
     async fn start_child(&mut self, myself: &ActorCell, idx: usize) -> Result<(), SpawnErr> {
@@ -361,7 +362,12 @@ impl SupervisorState {
         if starts > 1 {
             metrics::counter!("ensemble_actor_restarts_total", "actor" => child.spec.name.to_string())
                 .increment(1);
-            tracing::info!(supervisor = &*self.name, child = &*child.spec.name, starts, "child restarted");
+            tracing::info!(
+                supervisor = &*self.name,
+                child = &*child.spec.name,
+                starts,
+                "child restarted"
+            );
         }
         self.emit(idx, EventKind::Started { starts });
         Ok(())
@@ -376,7 +382,10 @@ impl SupervisorState {
         self.by_id.remove(&cell.get_id());
         child.mark_down(None);
         let timeout = child.spec.shutdown;
-        match cell.stop_and_wait(Some(reason.to_string()), Some(timeout)).await {
+        match cell
+            .stop_and_wait(Some(reason.to_string()), Some(timeout))
+            .await
+        {
             Ok(()) => {}
             Err(RactorErr::Timeout) => {
                 tracing::warn!(
@@ -427,7 +436,12 @@ impl SupervisorState {
                 self.emit(idx, EventKind::Failed { reason });
             }
             ExitKind::Normal => {
-                tracing::info!(supervisor = &*self.name, child = &*child.spec.name, ?reason, "child exited");
+                tracing::info!(
+                    supervisor = &*self.name,
+                    child = &*child.spec.name,
+                    ?reason,
+                    "child exited"
+                );
                 self.emit(idx, EventKind::Exited { reason });
             }
         }
@@ -621,7 +635,12 @@ impl Actor for Supervisor {
         match event {
             SupervisionEvent::ActorFailed(cell, err) => {
                 state
-                    .on_exit(&myself, cell.get_id(), ExitKind::Abnormal, Some(err.to_string()))
+                    .on_exit(
+                        &myself,
+                        cell.get_id(),
+                        ExitKind::Abnormal,
+                        Some(err.to_string()),
+                    )
                     .await
             }
             SupervisionEvent::ActorTerminated(cell, _, reason) => {

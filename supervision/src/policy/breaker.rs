@@ -483,7 +483,9 @@ mod tests {
         let p2 = b.try_acquire(later).0.expect("probe 2");
         assert!(b.try_acquire(later).0.is_err(), "only two probes");
         assert_eq!(b.on_result(p1, false, Duration::ZERO, later), None);
-        let tr = b.on_result(p2, false, Duration::ZERO, later).expect("closes");
+        let tr = b
+            .on_result(p2, false, Duration::ZERO, later)
+            .expect("closes");
         assert_eq!(tr.to, BreakerState::Closed);
     }
 
@@ -511,7 +513,12 @@ mod tests {
         });
         for i in 0..4 {
             let p = b.try_acquire(t).0.unwrap();
-            b.on_result(p, false, Duration::from_secs(if i % 2 == 0 { 2 } else { 0 }), t);
+            b.on_result(
+                p,
+                false,
+                Duration::from_secs(if i % 2 == 0 { 2 } else { 0 }),
+                t,
+            );
         }
         assert_eq!(b.state(), BreakerState::Open);
     }
@@ -534,9 +541,17 @@ mod tests {
     #[derive(Debug, Clone)]
     enum Op {
         Start,
-        Finish { which: usize, failed: bool, slow: bool },
-        Cancel { which: usize },
-        Wait { ms: u64 },
+        Finish {
+            which: usize,
+            failed: bool,
+            slow: bool,
+        },
+        Cancel {
+            which: usize,
+        },
+        Wait {
+            ms: u64,
+        },
     }
 
     fn op() -> impl proptest::strategy::Strategy<Value = Op> {

@@ -76,7 +76,9 @@ impl RetryBudget {
     pub fn new(ratio: f64, min_per_second: u32) -> Self {
         let ratio_milli = (ratio.clamp(0.0, 1000.0) * TOKEN as f64).round() as u64;
         let min_per_second = u64::from(min_per_second);
-        let max_milli = (min_per_second * 10 * TOKEN).max(100 * ratio_milli).max(TOKEN);
+        let max_milli = (min_per_second * 10 * TOKEN)
+            .max(100 * ratio_milli)
+            .max(TOKEN);
         Self {
             ratio_milli,
             min_per_second,

@@ -127,7 +127,8 @@ impl RoutePolicyBuilder {
 
     /// The composed stack.
     pub fn build(self) -> RoutePolicy {
-        let inflight = metrics::gauge!("ensemble_inflight_calls", "route" => self.route.to_string());
+        let inflight =
+            metrics::gauge!("ensemble_inflight_calls", "route" => self.route.to_string());
         RoutePolicy {
             inner: Arc::new(Inner {
                 breaker: self
