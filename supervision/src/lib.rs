@@ -68,9 +68,9 @@ pub use event::{EventBus, EventKind, SupervisorEvent};
 pub use fault::{ActorFault, CallError, PolicyError, human_duration};
 pub use intensity::{Intensity, RestartHistory};
 pub use policy::{
-    BreakerConfig, BreakerCore, BreakerPermit, BreakerState, Bulkhead, CallContext, CallOptions,
-    CircuitBreaker, Permit, Rejected, RetryBudget, RetryPolicy, RoutePolicy, RoutePolicyBuilder,
-    Transition,
+    BreakerConfig, BreakerCore, BreakerPermit, BreakerState, Bulkhead, BulkheadPermit, CallContext,
+    CallOptions, CircuitBreaker, Permit, Rejected, RetryBudget, RetryPolicy, RoutePolicy,
+    RoutePolicyBuilder, Transition,
 };
 pub use slot::{ActorSlot, SlotState};
 pub use strategy::{ExitKind, RestartPlan, RestartType, Strategy, plan};

@@ -327,3 +327,81 @@ async fn a_bulkhead_may_let_excess_calls_wait_a_bounded_time() {
     let (a, b) = tokio::join!(slow, waiting);
     assert_eq!((a, b), (Ok(1), Ok(2)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn long_deadlines_fire_within_two_ticks_and_cancel_the_token() {
+    let policy = RoutePolicy::builder("slow")
+        .timeout(Duration::from_secs(1))
+        .build();
+    let started = tokio::time::Instant::now();
+    let token = Arc::new(std::sync::Mutex::new(None));
+    let keep = token.clone();
+    let r: Result<(), _> = policy
+        .call(CallOptions::default(), move |ctx| {
+            *keep.lock().unwrap() = Some(ctx.cancel.clone());
+            async move {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                Ok::<(), CallError<String>>(())
+            }
+        })
+        .await;
+    let took = started.elapsed();
+    assert!(
+        matches!(r, Err(PolicyError::Timeout { after, .. }) if after == Duration::from_secs(1))
+    );
+    assert!(
+        took >= Duration::from_secs(1) && took <= Duration::from_millis(1020),
+        "{took:?}"
+    );
+    // The token handed to the actor is cancelled, so work it started stops too.
+    let token = token.lock().unwrap().take().unwrap();
+    assert!(token.is_cancelled());
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_calls_open_the_breaker() {
+    let policy = RoutePolicy::builder("sluggish")
+        .breaker(BreakerConfig {
+            sliding_window_size: 2,
+            minimum_calls: 2,
+            slow_call_rate_threshold: 100.0,
+            slow_call_duration: Duration::from_millis(100),
+            ..BreakerConfig::default()
+        })
+        .build();
+    let sluggish = || async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok::<_, CallError<String>>(())
+    };
+    assert_eq!(
+        policy.call(CallOptions::default(), |_| sluggish()).await,
+        Ok(())
+    );
+    assert_eq!(policy.breaker().unwrap().state(), BreakerState::Closed);
+    assert_eq!(
+        policy.call(CallOptions::default(), |_| sluggish()).await,
+        Ok(())
+    );
+    assert_eq!(policy.breaker().unwrap().state(), BreakerState::Open);
+
+    // Fast calls do not count as slow.
+    let policy = RoutePolicy::builder("brisk")
+        .breaker(BreakerConfig {
+            sliding_window_size: 2,
+            minimum_calls: 2,
+            slow_call_rate_threshold: 100.0,
+            slow_call_duration: Duration::from_millis(100),
+            ..BreakerConfig::default()
+        })
+        .build();
+    for _ in 0..4 {
+        let r = policy
+            .call(CallOptions::default(), |_| async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok::<_, CallError<String>>(())
+            })
+            .await;
+        assert_eq!(r, Ok(()));
+    }
+    assert_eq!(policy.breaker().unwrap().state(), BreakerState::Closed);
+}

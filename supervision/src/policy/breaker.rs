@@ -130,7 +130,10 @@ impl Window {
         self.ring[self.next] = u8::from(failed) | (u8::from(slow) << 1);
         self.failures += u32::from(failed);
         self.slow += u32::from(slow);
-        self.next = (self.next + 1) % cap;
+        self.next += 1;
+        if self.next == cap {
+            self.next = 0;
+        }
     }
 
     fn clear(&mut self) {
@@ -202,9 +205,19 @@ impl BreakerCore {
     /// Asks to make a call at `now`. The second element reports a transition the request
     /// caused (an open breaker whose wait is over moves to half-open).
     pub fn try_acquire(&mut self, now: Instant) -> (Result<Permit, Rejected>, Option<Transition>) {
+        self.try_acquire_at(|| now)
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), reading the clock only if the state needs it
+    /// (a closed breaker does not).
+    pub fn try_acquire_at(
+        &mut self,
+        now: impl FnOnce() -> Instant,
+    ) -> (Result<Permit, Rejected>, Option<Transition>) {
         match self.state {
             BreakerState::Closed => (Ok(Permit { epoch: self.epoch }), None),
             BreakerState::Open => {
+                let now = now();
                 let until = self.opened_at + self.cfg.wait_in_open;
                 if now < until {
                     let rejected = Rejected {
@@ -237,10 +250,22 @@ impl BreakerCore {
         elapsed: Duration,
         now: Instant,
     ) -> Option<Transition> {
+        let slow = elapsed >= self.cfg.slow_call_duration;
+        self.on_outcome(permit, failed, slow, || now)
+    }
+
+    /// Records an outcome whose slowness the caller judged; reads the clock only if the breaker
+    /// opens.
+    pub fn on_outcome(
+        &mut self,
+        permit: Permit,
+        failed: bool,
+        slow: bool,
+        now: impl FnOnce() -> Instant,
+    ) -> Option<Transition> {
         if permit.epoch != self.epoch {
             return None;
         }
-        let slow = elapsed >= self.cfg.slow_call_duration;
         match self.state {
             BreakerState::Closed => {
                 self.window.push(failed, slow);
@@ -252,7 +277,7 @@ impl BreakerCore {
                 if self.window.len >= needed
                     && self.exceeds(self.window.failures, self.window.slow, self.window.len)
                 {
-                    return Some(self.transition(BreakerState::Open, now));
+                    return Some(self.transition(BreakerState::Open, now()));
                 }
                 None
             }
@@ -270,7 +295,7 @@ impl BreakerCore {
                     } else {
                         BreakerState::Closed
                     };
-                    return Some(self.transition(to, now));
+                    return Some(self.transition(to, now()));
                 }
                 None
             }
@@ -290,9 +315,10 @@ impl BreakerCore {
     }
 
     fn exceeds(&self, failures: u32, slow: u32, total: usize) -> bool {
+        // rate% >= threshold, without a division on the hot path.
         let total = total as f32;
-        failures as f32 * 100.0 / total >= self.cfg.failure_rate_threshold
-            || slow as f32 * 100.0 / total >= self.cfg.slow_call_rate_threshold
+        (failures as f32) * 100.0 >= self.cfg.failure_rate_threshold * total
+            || (slow as f32) * 100.0 >= self.cfg.slow_call_rate_threshold * total
     }
 
     fn transition(&mut self, to: BreakerState, now: Instant) -> Transition {
@@ -356,17 +382,31 @@ impl CircuitBreaker {
         self.inner.state_tx.subscribe()
     }
 
-    /// Asks to make a call now.
+    /// Asks to make a call now. The permit measures the call's duration for the slow-call rate.
     pub fn try_acquire(&self) -> Result<BreakerPermit<'_>, Rejected> {
         let now = Instant::now();
-        let (result, transition) = self.lock().try_acquire(now);
+        self.acquire(|| now, Some(now))
+    }
+
+    /// Asks to make a call whose slowness the caller will judge itself (see
+    /// [`BreakerPermit::record_outcome`]); a closed breaker reads no clock.
+    pub fn try_acquire_untimed(&self) -> Result<BreakerPermit<'_>, Rejected> {
+        self.acquire(Instant::now, None)
+    }
+
+    fn acquire(
+        &self,
+        now: impl FnOnce() -> Instant,
+        started: Option<Instant>,
+    ) -> Result<BreakerPermit<'_>, Rejected> {
+        let (result, transition) = self.lock().try_acquire_at(now);
         if let Some(t) = transition {
             self.announce(t);
         }
         result.map(|permit| BreakerPermit {
             breaker: self,
             permit: Some(permit),
-            started: now,
+            started,
         })
     }
 
@@ -403,18 +443,26 @@ impl CircuitBreaker {
 pub struct BreakerPermit<'a> {
     breaker: &'a CircuitBreaker,
     permit: Option<Permit>,
-    started: Instant,
+    started: Option<Instant>,
 }
 
 impl BreakerPermit<'_> {
-    /// Records whether the call failed; its duration is measured from the permit's issue.
-    pub fn record(mut self, failed: bool) {
+    /// Records whether the call failed; its duration is measured from the permit's issue (a
+    /// permit from [`CircuitBreaker::try_acquire_untimed`] counts as not slow).
+    pub fn record(self, failed: bool) {
+        let slow = self
+            .started
+            .is_some_and(|s| s.elapsed() >= self.breaker.lock().config().slow_call_duration);
+        self.record_outcome(failed, slow);
+    }
+
+    /// Records whether the call failed and whether it was slow.
+    pub fn record_outcome(mut self, failed: bool, slow: bool) {
         if let Some(permit) = self.permit.take() {
-            let now = Instant::now();
             let t = self
                 .breaker
                 .lock()
-                .on_result(permit, failed, now - self.started, now);
+                .on_outcome(permit, failed, slow, Instant::now);
             if let Some(t) = t {
                 self.breaker.announce(t);
             }

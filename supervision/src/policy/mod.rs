@@ -8,6 +8,7 @@
 
 mod breaker;
 mod bulkhead;
+mod deadline;
 mod retry;
 mod route;
 
@@ -15,6 +16,6 @@ pub use breaker::{
     BreakerConfig, BreakerCore, BreakerPermit, BreakerState, CircuitBreaker, Permit, Rejected,
     Transition,
 };
-pub use bulkhead::Bulkhead;
+pub use bulkhead::{Bulkhead, BulkheadPermit};
 pub use retry::{RetryBudget, RetryPolicy};
 pub use route::{CallContext, CallOptions, RoutePolicy, RoutePolicyBuilder};

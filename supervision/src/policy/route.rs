@@ -1,10 +1,13 @@
 //! One route's composed policy stack.
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use super::deadline::{PRECISE_BELOW, Tracker};
 use super::{BreakerConfig, Bulkhead, CircuitBreaker, RetryPolicy};
 use crate::backoff::random_fraction;
 use crate::fault::{CallError, PolicyError};
@@ -81,6 +84,7 @@ struct Inner {
     breaker: Option<CircuitBreaker>,
     timeout: Option<Duration>,
     retry: Option<RetryPolicy>,
+    deadlines: Tracker,
     inflight: metrics::Gauge,
 }
 
@@ -129,8 +133,10 @@ impl RoutePolicyBuilder {
     pub fn build(self) -> RoutePolicy {
         let inflight =
             metrics::gauge!("ensemble_inflight_calls", "route" => self.route.to_string());
+        let slow_after = self.breaker.map(|cfg| cfg.slow_call_duration);
         RoutePolicy {
             inner: Arc::new(Inner {
+                deadlines: Tracker::new(slow_after),
                 breaker: self
                     .breaker
                     .map(|cfg| CircuitBreaker::new(self.route.clone(), cfg)),
@@ -202,7 +208,7 @@ impl RoutePolicy {
         let _inflight = InflightGuard(&inner.inflight);
 
         let permit = match &inner.breaker {
-            Some(b) => match b.try_acquire() {
+            Some(b) => match b.try_acquire_untimed() {
                 Ok(p) => Some(p),
                 Err(rejected) => {
                     return Err(PolicyError::CircuitOpen {
@@ -221,27 +227,49 @@ impl RoutePolicy {
         // Dropping this future (the client went away) cancels the actor's work too.
         let cancel_on_drop = token.clone().drop_guard();
         let deadline = opts.timeout.or(inner.timeout);
-        let attempts = self.attempts(&opts, &token, op);
-        let result = match deadline {
-            Some(after) => match tokio::time::timeout(after, attempts).await {
-                Ok(r) => r,
-                Err(_) => {
-                    token.cancel();
-                    Err(PolicyError::Timeout {
-                        route: inner.route.to_string(),
-                        after,
-                    })
+        // Long deadlines and slow-call marks come from the route's shared tracker; a short
+        // deadline gets a precise timer of its own.
+        let precise = deadline.filter(|d| *d < PRECISE_BELOW);
+        let ticket = (deadline.is_some() || permit.is_some()).then(|| {
+            inner
+                .deadlines
+                .register(deadline.filter(|d| *d >= PRECISE_BELOW))
+        });
+        let run = async {
+            let mut attempts = pin!(self.attempts(&opts, &token, op));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(r) = attempts.as_mut().poll(cx) {
+                    return Poll::Ready(Some(r));
                 }
-            },
-            None => attempts.await,
+                match &ticket {
+                    Some(t) if t.poll_expired(cx).is_ready() => Poll::Ready(None),
+                    _ => Poll::Pending,
+                }
+            })
+            .await
+        };
+        let outcome = match precise {
+            Some(after) => tokio::time::timeout(after, run).await.unwrap_or(None),
+            None => run.await,
+        };
+        let result = match (outcome, deadline) {
+            (Some(r), _) => r,
+            (None, after) => {
+                token.cancel();
+                Err(PolicyError::Timeout {
+                    route: inner.route.to_string(),
+                    after: after.unwrap_or_default(),
+                })
+            }
         };
         cancel_on_drop.disarm();
+        let slow = ticket.is_some_and(|t| t.finish());
 
         if let Some(permit) = permit {
             match &result {
-                Ok(_) | Err(PolicyError::Engine(_)) => permit.record(false),
+                Ok(_) | Err(PolicyError::Engine(_)) => permit.record_outcome(false, slow),
                 Err(PolicyError::Cancelled { .. }) => drop(permit),
-                Err(_) => permit.record(true),
+                Err(_) => permit.record_outcome(true, slow),
             }
         }
         result
