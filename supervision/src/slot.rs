@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use ractor::rpc::CallResult;
-use ractor::{ActorRef, Message, MessagingErr, RpcReplyPort};
+use ractor::{ActorRef, ActorStatus, Message, MessagingErr, RpcReplyPort};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -124,7 +125,12 @@ impl<M: Message> ActorSlot<M> {
     /// The live actor, or why there is none.
     pub fn get(&self) -> Result<ActorRef<M>, ActorFault> {
         match &*self.inner.state.borrow() {
-            SlotState::Running { actor, .. } => Ok(actor.clone()),
+            SlotState::Running { actor, .. } if is_alive(actor) => Ok(actor.clone()),
+            // Dead, and its supervisor has not heard yet: a restart is on its way.
+            SlotState::Running { .. } => Err(ActorFault::Unavailable {
+                actor: self.name().to_string(),
+                retry_after: Some(Duration::ZERO),
+            }),
             SlotState::Restarting { at } => Err(ActorFault::Unavailable {
                 actor: self.name().to_string(),
                 retry_after: Some(at.saturating_duration_since(Instant::now())),
@@ -141,7 +147,9 @@ impl<M: Message> ActorSlot<M> {
     pub async fn ready(&self) -> ActorRef<M> {
         let mut rx = self.inner.state.subscribe();
         loop {
-            if let SlotState::Running { actor, .. } = &*rx.borrow_and_update() {
+            if let SlotState::Running { actor, .. } = &*rx.borrow_and_update()
+                && is_alive(actor)
+            {
                 return actor.clone();
             }
             if rx.changed().await.is_err() {
@@ -157,6 +165,7 @@ impl<M: Message> ActorSlot<M> {
         loop {
             if let SlotState::Running { actor, generation } = &*rx.borrow_and_update()
                 && *generation != seen
+                && is_alive(actor)
             {
                 return actor.clone();
             }
@@ -234,6 +243,12 @@ impl<M: Message> ActorSlot<M> {
             .state
             .send_replace(SlotState::Running { actor, generation });
     }
+}
+
+/// False once the actor has left its message loop: it may still be published in the slot for
+/// the moment it takes its supervisor to hear of the exit.
+fn is_alive<M: Message>(actor: &ActorRef<M>) -> bool {
+    actor.get_status() < ActorStatus::Stopping
 }
 
 /// Type-erased view of a slot that a supervisor uses to mark its child down.

@@ -419,3 +419,30 @@ async fn two_trees_with_the_same_names_do_not_collide() {
         r.stop_and_wait(None, None).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn right_after_a_crash_the_slot_never_hands_out_the_dead_actor() {
+    let log = Log::default();
+    let (slot, spec, control) = worker("w", &log);
+    let spec = SupervisorSpec::new("root")
+        .backoff(Backoff::new(
+            Duration::from_millis(20),
+            Duration::from_millis(20),
+        ))
+        .child(spec);
+    let (sup, _) = Supervisor::start(spec).await.unwrap();
+    for _ in 0..20 {
+        control.failing.store(true, Ordering::SeqCst);
+        let err = slot.ask(|r| WorkerMsg::Work(1, r)).await.unwrap_err();
+        assert!(matches!(err, ActorFault::Failed { .. }));
+        control.failing.store(false, Ordering::SeqCst);
+        // The reply port drops before the supervisor hears of the crash: the slot must
+        // still not offer the dead actor.
+        let fresh = tokio::time::timeout(Duration::from_secs(5), slot.ready())
+            .await
+            .unwrap();
+        assert_eq!(fresh.get_status(), ractor::ActorStatus::Running);
+        assert_eq!(slot.ask(|r| WorkerMsg::Work(1, r)).await, Ok(2));
+    }
+    sup.stop_and_wait(None, None).await.unwrap();
+}
