@@ -429,9 +429,10 @@ async fn right_after_a_crash_the_slot_never_hands_out_the_dead_actor() {
             Duration::from_millis(20),
             Duration::from_millis(20),
         ))
+        .intensity(100, Duration::from_secs(60))
         .child(spec);
     let (sup, _) = Supervisor::start(spec).await.unwrap();
-    for _ in 0..20 {
+    for i in 0..20 {
         control.failing.store(true, Ordering::SeqCst);
         let err = slot.ask(|r| WorkerMsg::Work(1, r)).await.unwrap_err();
         assert!(matches!(err, ActorFault::Failed { .. }));
@@ -440,7 +441,7 @@ async fn right_after_a_crash_the_slot_never_hands_out_the_dead_actor() {
         // still not offer the dead actor.
         let fresh = tokio::time::timeout(Duration::from_secs(5), slot.ready())
             .await
-            .unwrap();
+            .unwrap_or_else(|_| panic!("iteration {i}: slot still {:?}", slot.state()));
         assert_eq!(fresh.get_status(), ractor::ActorStatus::Running);
         assert_eq!(slot.ask(|r| WorkerMsg::Work(1, r)).await, Ok(2));
     }
