@@ -150,6 +150,24 @@ impl RoutePolicyBuilder {
     }
 }
 
+/// Cancels the token if the call's future is dropped before it finishes (a borrowed
+/// `DropGuard`, without the clone).
+struct CancelOnDrop<'a>(Option<&'a CancellationToken>);
+
+impl CancelOnDrop<'_> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(t) = self.0 {
+            t.cancel();
+        }
+    }
+}
+
 struct InflightGuard<'a>(&'a metrics::Gauge);
 
 impl Drop for InflightGuard<'_> {
@@ -225,7 +243,7 @@ impl RoutePolicy {
             None => CancellationToken::new(),
         };
         // Dropping this future (the client went away) cancels the actor's work too.
-        let cancel_on_drop = token.clone().drop_guard();
+        let cancel_on_drop = CancelOnDrop(Some(&token));
         let deadline = opts.timeout.or(inner.timeout);
         // Long deadlines and slow-call marks come from the route's shared tracker; a short
         // deadline gets a precise timer of its own.

@@ -1,0 +1,99 @@
+//! Deterministic cost of the policy stack, for callgrind (wall-clock numbers on a shared 2-core
+//! machine swing by ±30% between runs; instruction counts do not).
+//!
+//! `MODE` is `bare` (a ractor call), `slot` (the same through an `ActorSlot`), or `stack`
+//! (slot + bulkhead + breaker + timeout). Run each for two counts and take the difference:
+//!
+//! ```sh
+//! cargo build --release --bench policy_cost
+//! bin=$(ls -t target/release/deps/policy_cost-* | grep -v '\.d$' | head -1)
+//! for m in bare slot stack; do
+//!   a=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $bin $m 10000 2>&1 | awk '/Collected/{print $4}')
+//!   b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $bin $m 20000 2>&1 | awk '/Collected/{print $4}')
+//!   echo "$m $(( (b - a) / 10000 )) instructions per call"
+//! done
+//! ```
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use ensemble::supervision::*;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+enum Msg {
+    Work(u64, CancellationToken, RpcReplyPort<u64>),
+}
+
+struct Echo;
+
+impl Actor for Echo {
+    type Msg = Msg;
+    type State = ();
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<Msg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<Msg>,
+        msg: Msg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        let Msg::Work(x, cancel, reply) = msg;
+        if !cancel.is_cancelled() {
+            let _ = reply.send(x + 1);
+        }
+        Ok(())
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1).filter(|a| a != "--bench");
+    let mode = args.next().unwrap_or_else(|| "stack".to_string());
+    let n: u64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let slot = ActorSlot::new("echo");
+        let spec = SupervisorSpec::new("bench").child(ChildSpec::actor(&slot, || (Echo, ())));
+        let (sup, _) = Supervisor::start(spec).await.expect("supervisor");
+        let policy = RoutePolicy::builder("echo")
+            .bulkhead(1024)
+            .breaker(BreakerConfig::default())
+            .timeout(Duration::from_secs(30))
+            .build();
+        let actor = slot.get().expect("running");
+        let slot = &slot;
+        for _ in 0..n {
+            match mode.as_str() {
+                "bare" => {
+                    let t = CancellationToken::new();
+                    black_box(
+                        actor
+                            .call(|r| Msg::Work(1, t, r), None)
+                            .await
+                            .expect("sent"),
+                    );
+                }
+                "slot" => {
+                    let t = CancellationToken::new();
+                    black_box(slot.ask(|r| Msg::Work(1, t, r)).await.expect("answer"));
+                }
+                _ => {
+                    let r: Result<u64, PolicyError<String>> = policy
+                        .call(CallOptions::default(), |ctx| async move {
+                            let t = ctx.cancel.clone();
+                            Ok(slot.call(&ctx, |r| Msg::Work(1, t, r)).await?)
+                        })
+                        .await;
+                    black_box(r.expect("answer"));
+                }
+            }
+        }
+        sup.stop_and_wait(None, None).await.expect("stop");
+    });
+}
