@@ -4,6 +4,10 @@
 //! `MODE` is `bare` (a ractor call), `slot` (the same through an `ActorSlot`), or `stack`
 //! (slot + bulkhead + breaker + timeout). Run each for two counts and take the difference:
 //!
+//! Set `WITH_TIMER=1` to keep one idle timer armed in the runtime, as a server always has: the
+//! route's deadline reaper is a timer, and the first armed timer makes every scheduler park
+//! walk the timer wheel, which the bare call would otherwise not pay for.
+//!
 //! ```sh
 //! cargo build --release --bench policy_cost
 //! bin=$(ls -t target/release/deps/policy_cost-* | grep -v '\.d$' | head -1)
@@ -58,6 +62,10 @@ fn main() {
         .build()
         .expect("tokio runtime");
     rt.block_on(async {
+        if std::env::var_os("WITH_TIMER").is_some() {
+            // A server always has some timer armed (keep-alives, session expiry).
+            tokio::spawn(tokio::time::sleep(Duration::from_secs(3600)));
+        }
         let slot = ActorSlot::new("echo");
         let spec = SupervisorSpec::new("bench").child(ChildSpec::actor(&slot, || (Echo, ())));
         let (sup, _) = Supervisor::start(spec).await.expect("supervisor");

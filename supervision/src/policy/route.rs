@@ -253,23 +253,24 @@ impl RoutePolicy {
                 .deadlines
                 .register(deadline.filter(|d| *d >= PRECISE_BELOW))
         });
-        let run = async {
-            let mut attempts = pin!(self.attempts(&opts, &token, op));
-            std::future::poll_fn(|cx| {
-                if let Poll::Ready(r) = attempts.as_mut().poll(cx) {
-                    return Poll::Ready(Some(r));
-                }
-                match &ticket {
-                    Some(t) if t.poll_expired(cx).is_ready() => Poll::Ready(None),
-                    _ => Poll::Pending,
-                }
-            })
-            .await
-        };
-        let outcome = match precise {
-            Some(after) => tokio::time::timeout(after, run).await.unwrap_or(None),
-            None => run.await,
-        };
+        // Only short deadlines pay for a timer of their own.
+        let mut timer = precise.map(|after| Box::pin(tokio::time::sleep(after)));
+        let mut attempts = pin!(self.attempts(&opts, &token, op));
+        let outcome = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = attempts.as_mut().poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            if let Some(t) = timer.as_mut()
+                && t.as_mut().poll(cx).is_ready()
+            {
+                return Poll::Ready(None);
+            }
+            match &ticket {
+                Some(t) if t.poll_expired(cx).is_ready() => Poll::Ready(None),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
         let result = match (outcome, deadline) {
             (Some(r), _) => r,
             (None, after) => {
