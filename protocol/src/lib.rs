@@ -1,3 +1,7 @@
 //! Ensemble's protocol types: typed engine messages, tool specs, errors and the storage codec.
 //!
 //! Free of tokio and ractor so that any crate can depend on it.
+
+#![warn(missing_docs)]
+
+pub mod codec;
