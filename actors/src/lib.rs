@@ -1,2 +1,6 @@
 //! Ensemble's engines and learning servers, each a supervised ractor actor, and the sled store
 //! they persist to.
+
+#![warn(missing_docs)]
+
+pub mod store;

@@ -1,0 +1,452 @@
+//! The sled store: one database per runtime, one tree per engine, values through the codec.
+//!
+//! Writes are not durable until [`Store::flush`] returns; a mutating tool call answers success
+//! only after it. Concurrent flushes share one disk flush (group commit): a caller's flush is
+//! satisfied by any flush that started after its write.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use ensemble_actors::store::Store;
+//!
+//! let store = Store::temporary().unwrap();
+//! let tree = store.tree("registry").unwrap();
+//! tree.insert(b"greeting", &"hello".to_string()).unwrap();
+//! store.flush().await.unwrap();
+//! assert_eq!(tree.get::<String>(b"greeting").unwrap().as_deref(), Some("hello"));
+//! # });
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ensemble_protocol::codec::{self, CodecError};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+/// What went wrong with the store. Every variant names the data directory or the record.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the data directory.
+    #[error(
+        "the data directory {path} is in use by another ensemble process; stop it, or pass \
+         another --data-dir"
+    )]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
+    /// The database could not be opened.
+    #[error("could not open the store at {path}: {source}")]
+    Open {
+        /// The data directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// The database files are damaged.
+    #[error(
+        "the store at {path} is corrupt ({detail}); restore it from a backup or move it aside \
+         and start with an empty --data-dir"
+    )]
+    Corrupt {
+        /// The data directory.
+        path: PathBuf,
+        /// What sled reported.
+        detail: String,
+    },
+    /// A read or write failed (a full disk, an I/O error).
+    #[error("store I/O at {path} failed: {source}")]
+    Io {
+        /// The data directory.
+        path: PathBuf,
+        /// sled's error.
+        source: sled::Error,
+    },
+    /// A stored value could not be decoded, or a value could not be encoded.
+    #[error("record `{key}` in `{tree}`: {source}")]
+    Codec {
+        /// The tree.
+        tree: String,
+        /// The key, printable.
+        key: String,
+        /// The codec's error.
+        source: CodecError,
+    },
+}
+
+/// One sled database. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    path: PathBuf,
+    /// Flush tickets handed out (one per `flush` call).
+    requested: AtomicU64,
+    /// The highest ticket a completed flush covers.
+    done: watch::Sender<u64>,
+    flushing: tokio::sync::Mutex<()>,
+    flushes: AtomicU64,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let db = sled::Config::new()
+            .path(&path)
+            .open()
+            .map_err(|e| open_error(&path, e))?;
+        Ok(Self::with_db(db, path))
+    }
+
+    /// A store in a temporary directory, removed when the last clone is dropped (for tests and
+    /// `--in-memory` runs).
+    pub fn temporary() -> Result<Self, StoreError> {
+        let path = PathBuf::from("<temporary>");
+        let db = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|e| open_error(&path, e))?;
+        Ok(Self::with_db(db, path))
+    }
+
+    fn with_db(db: sled::Db, path: PathBuf) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                requested: AtomicU64::new(0),
+                done: watch::Sender::new(0),
+                flushing: tokio::sync::Mutex::new(()),
+                flushes: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The tree called `name` (created if absent).
+    pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
+        let tree = self.inner.db.open_tree(name).map_err(|e| self.io(e))?;
+        Ok(Tree {
+            tree,
+            name: name.into(),
+            store: self.clone(),
+        })
+    }
+
+    /// Disk flushes done so far (for benchmarks and metrics).
+    pub fn flush_count(&self) -> u64 {
+        self.inner.flushes.load(Ordering::Relaxed)
+    }
+
+    /// Makes every write that happened before this call durable. Concurrent callers share
+    /// flushes: a flush that starts after a caller's ticket covers it.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let ticket = inner.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut done = inner.done.subscribe();
+        loop {
+            if *done.borrow_and_update() >= ticket {
+                return Ok(());
+            }
+            if let Ok(_leader) = inner.flushing.try_lock() {
+                if *inner.done.borrow() >= ticket {
+                    return Ok(());
+                }
+                // Every ticket up to here was taken after its write: one flush covers them all.
+                let target = inner.requested.load(Ordering::Acquire);
+                let db = inner.db.clone();
+                let flushed = tokio::task::spawn_blocking(move || db.flush()).await;
+                inner.flushes.fetch_add(1, Ordering::Relaxed);
+                let result = match flushed {
+                    Ok(Ok(_)) => {
+                        inner.done.send_modify(|d| *d = (*d).max(target));
+                        Ok(())
+                    }
+                    Ok(Err(e)) => Err(self.io(e)),
+                    Err(join) => Err(self.io(sled::Error::ReportableBug(format!(
+                        "the flush task failed: {join}"
+                    )))),
+                };
+                // Wake the waiters either way: on failure each tries a flush of its own.
+                inner.done.send_modify(|_| {});
+                return result;
+            }
+            if done.changed().await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn io(&self, e: sled::Error) -> StoreError {
+        match e {
+            sled::Error::Corruption { .. } => StoreError::Corrupt {
+                path: self.inner.path.clone(),
+                detail: e.to_string(),
+            },
+            e => StoreError::Io {
+                path: self.inner.path.clone(),
+                source: e,
+            },
+        }
+    }
+}
+
+fn open_error(path: &Path, e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+        {
+            StoreError::Locked {
+                path: path.to_path_buf(),
+            }
+        }
+        sled::Error::Corruption { .. } => StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
+        e => StoreError::Open {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+/// One engine's tree of typed records.
+#[derive(Clone, Debug)]
+pub struct Tree {
+    tree: sled::Tree,
+    name: String,
+    store: Store,
+}
+
+impl Tree {
+    /// The tree's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store it belongs to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Reads and decodes the record at `key`.
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.tree.get(key).map_err(|e| self.store.io(e))? {
+            Some(bytes) => self.decode(key, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether a record exists at `key`.
+    pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.tree.contains_key(key).map_err(|e| self.store.io(e))
+    }
+
+    /// Encodes and writes `value` at `key` (durable after [`Store::flush`]).
+    pub fn insert<T: Serialize + ?Sized>(&self, key: &[u8], value: &T) -> Result<(), StoreError> {
+        let bytes = codec::encode(value).map_err(|source| self.codec_error(key, source))?;
+        self.tree
+            .insert(key, bytes)
+            .map(drop)
+            .map_err(|e| self.store.io(e))
+    }
+
+    /// Writes `value` at `key` only if nothing is there; returns the record already there
+    /// otherwise (its bytes decoded), leaving it untouched.
+    pub fn insert_new<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &[u8],
+        value: &T,
+    ) -> Result<Option<T>, StoreError> {
+        let bytes = codec::encode(value).map_err(|source| self.codec_error(key, source))?;
+        match self
+            .tree
+            .compare_and_swap(key, None::<&[u8]>, Some(bytes))
+            .map_err(|e| self.store.io(e))?
+        {
+            Ok(()) => Ok(None),
+            Err(cas) => match cas.current {
+                Some(existing) => self.decode(key, &existing).map(Some),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// Removes the record at `key`; true if there was one.
+    pub fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.tree
+            .remove(key)
+            .map(|old| old.is_some())
+            .map_err(|e| self.store.io(e))
+    }
+
+    /// Records whose key starts with `prefix`, in key order, from `after` (exclusive) on.
+    pub fn scan<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T), StoreError>> + '_ {
+        let iter = match after {
+            Some(after) => {
+                let mut start = after.to_vec();
+                start.push(0);
+                self.tree.range(start..)
+            }
+            None => self.tree.range(prefix.to_vec()..),
+        };
+        let prefix = prefix.to_vec();
+        iter.take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+            .map(move |r| {
+                let (k, v) = r.map_err(|e| self.store.io(e))?;
+                let value = self.decode(&k, &v)?;
+                Ok((k.to_vec(), value))
+            })
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.tree.len()
+    }
+
+    /// True when the tree holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.tree.is_empty()
+    }
+
+    fn decode<T: DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+        codec::decode(bytes).map_err(|source| self.codec_error(key, source))
+    }
+
+    fn codec_error(&self, key: &[u8], source: CodecError) -> StoreError {
+        StoreError::Codec {
+            tree: self.name.clone(),
+            key: String::from_utf8_lossy(key).into_owned(),
+            source,
+        }
+    }
+
+    /// Writes raw bytes, bypassing the codec (tests use it to plant damaged records).
+    #[doc(hidden)]
+    pub fn insert_raw(&self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
+        self.tree
+            .insert(key, bytes)
+            .map(drop)
+            .map_err(|e| self.store.io(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn records_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let t = store.tree("registry").unwrap();
+            t.insert(b"a/1", &vec![1u8, 2, 3]).unwrap();
+            t.insert(b"a/2", &vec![4u8]).unwrap();
+            t.insert(b"b/1", &vec![5u8]).unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.tree("registry").unwrap();
+        assert_eq!(t.get::<Vec<u8>>(b"a/1").unwrap(), Some(vec![1, 2, 3]));
+        let keys: Vec<Vec<u8>> = t
+            .scan::<Vec<u8>>(b"a/", None)
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(keys, [b"a/1".to_vec(), b"a/2".to_vec()]);
+        let after: Vec<Vec<u8>> = t
+            .scan::<Vec<u8>>(b"a/", Some(b"a/1"))
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(after, [b"a/2".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn a_second_opener_is_told_the_directory_is_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("in use by another ensemble process")
+        );
+        assert!(err.to_string().contains(&dir.path().display().to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_damaged_record_is_reported_and_the_others_still_read() {
+        let store = Store::temporary().unwrap();
+        let t = store.tree("validation").unwrap();
+        t.insert(b"good", &"fine".to_string()).unwrap();
+        t.insert_raw(b"bad", &[1, 0xff, 0xff, 0xff]).unwrap();
+        let err = t.get::<String>(b"bad").unwrap_err();
+        assert!(
+            err.to_string().contains("record `bad` in `validation`"),
+            "{err}"
+        );
+        assert_eq!(t.get::<String>(b"good").unwrap().as_deref(), Some("fine"));
+    }
+
+    #[tokio::test]
+    async fn insert_new_never_overwrites() {
+        let store = Store::temporary().unwrap();
+        let t = store.tree("registry").unwrap();
+        assert_eq!(t.insert_new(b"k", &1u32).unwrap(), None);
+        assert_eq!(t.insert_new(b"k", &2u32).unwrap(), Some(1));
+        assert_eq!(t.get::<u32>(b"k").unwrap(), Some(1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_share_disk_flushes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let t = store.tree("t").unwrap();
+        let writers: Vec<_> = (0..64u32)
+            .map(|i| {
+                let (store, t) = (store.clone(), t.clone());
+                tokio::spawn(async move {
+                    t.insert(format!("k{i}").as_bytes(), &i).unwrap();
+                    store.flush().await.unwrap();
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap();
+        }
+        let flushes = store.flush_count();
+        // Typically 2 or 3: the writers that arrive during a flush share the next one.
+        assert!(
+            (1..32).contains(&flushes),
+            "{flushes} flushes for 64 writers"
+        );
+        // And a flush after the fact covers everything: reopen and read all 64.
+        drop(t);
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.tree("t").unwrap().len(), 64);
+    }
+}
