@@ -190,7 +190,9 @@ pub enum RegistryError {
         existing: String,
     },
     /// No such artifact or version.
-    #[error("{what} not found; `registry_list` shows the artifacts and `registry_versions` their versions")]
+    #[error(
+        "{what} not found; `registry_list` shows the artifacts and `registry_versions` their versions"
+    )]
     NotFound {
         /// `name` or `name@version`.
         what: String,
