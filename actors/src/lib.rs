@@ -5,3 +5,4 @@
 
 pub mod registry;
 pub mod store;
+pub mod validation;

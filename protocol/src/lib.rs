@@ -6,3 +6,4 @@
 
 pub mod codec;
 pub mod registry;
+pub mod validation;
