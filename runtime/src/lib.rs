@@ -1,2 +1,7 @@
 //! Ensemble's runtime: the builder, the tool router, the MCP service (rmcp), HTTP (axum),
 //! metrics and the dashboard.
+
+#![warn(missing_docs)]
+
+pub mod engines;
+pub mod router;

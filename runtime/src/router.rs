@@ -1,0 +1,337 @@
+//! The tool router: a tool name maps to a route (the owning actor's slot, the tool's schemas and
+//! its policy stack). JSON is decoded into the engine's typed request here, at the edge; actors
+//! never see JSON.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use ensemble_supervision::{
+    ActorSlot, CallError, CallOptions, CancellationToken, PolicyError, RoutePolicy,
+};
+use ractor::{Message, RpcReplyPort};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tokio::sync::broadcast;
+
+/// Hints a client may use (MCP tool annotations).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Annotations {
+    /// The tool changes nothing.
+    pub read_only: bool,
+    /// The tool may delete or overwrite data.
+    pub destructive: bool,
+    /// Calling it twice with the same arguments has the effect of calling it once.
+    pub idempotent: bool,
+}
+
+impl Annotations {
+    /// A read-only (hence idempotent) tool.
+    pub const READ_ONLY: Annotations = Annotations {
+        read_only: true,
+        destructive: false,
+        idempotent: true,
+    };
+    /// A tool that adds data and is safe to repeat.
+    pub const IDEMPOTENT_WRITE: Annotations = Annotations {
+        read_only: false,
+        destructive: false,
+        idempotent: true,
+    };
+
+    /// Whether the policy stack may retry the call.
+    pub fn retryable(&self) -> bool {
+        self.read_only || self.idempotent
+    }
+}
+
+/// A tool as clients see it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolSpec {
+    /// `<engine>_<verb>`, matching `^[a-zA-Z0-9_-]{1,64}$`.
+    pub name: String,
+    /// What it does, for people and models.
+    pub description: String,
+    /// JSON Schema of the arguments (an object schema).
+    pub input_schema: Map<String, Value>,
+    /// JSON Schema of the structured result.
+    pub output_schema: Option<Map<String, Value>>,
+    /// Behaviour hints.
+    pub annotations: Annotations,
+}
+
+/// Why a tool call did not produce a result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ToolError {
+    /// No tool by that name (a protocol error: JSON-RPC -32602).
+    #[error("unknown tool `{0}`; tools/list shows the tools this server has")]
+    UnknownTool(String),
+    /// The arguments do not fit the tool's input schema.
+    #[error("invalid arguments for `{tool}`: {message}")]
+    InvalidArguments {
+        /// The tool.
+        tool: String,
+        /// What to fix.
+        message: String,
+    },
+    /// The engine answered with an error of its domain.
+    #[error("{0}")]
+    Engine(String),
+    /// The runtime could not get an answer (overload, breaker, timeout, crash, cancel).
+    #[error("{0}")]
+    Runtime(String),
+    /// The caller cancelled: MCP sends no response.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// Why a tool could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegisterError {
+    /// The name breaks the rule clients enforce.
+    #[error("tool name {0:?} must match ^[a-zA-Z0-9_-]{{1,64}}$")]
+    InvalidName(String),
+    /// A tool with that name exists.
+    #[error("a tool named `{0}` is already registered")]
+    Duplicate(String),
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Handler = dyn Fn(Value, CallOptions) -> BoxFuture<Result<Value, ToolError>> + Send + Sync;
+
+struct Route {
+    spec: ToolSpec,
+    handler: Arc<Handler>,
+}
+
+/// Tool name → route. Cheap to clone; registrations are seen by every clone.
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    routes: RwLock<BTreeMap<String, Arc<Route>>>,
+    changed: broadcast::Sender<()>,
+}
+
+impl Default for Router {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                routes: RwLock::new(BTreeMap::new()),
+                changed: broadcast::Sender::new(16),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field(
+                "tools",
+                &self.inner.routes.read().map(|r| r.len()).unwrap_or(0),
+            )
+            .finish()
+    }
+}
+
+/// The JSON Schema of `T` as an object map, as MCP wants it.
+pub fn schema_of<T: JsonSchema>() -> Map<String, Value> {
+    match serde_json::to_value(schemars::schema_for!(T)) {
+        Ok(Value::Object(mut m)) => {
+            // MCP clients want an object schema at the top; `$schema` is noise to them.
+            m.remove("$schema");
+            m.entry("type")
+                .or_insert_with(|| Value::String("object".into()));
+            m
+        }
+        _ => {
+            let mut m = Map::new();
+            m.insert("type".into(), Value::String("object".into()));
+            m
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A tool served by a supervised actor, before registration.
+pub struct ActorTool<M: Message> {
+    /// Name, `<engine>_<verb>`.
+    pub name: &'static str,
+    /// Description.
+    pub description: &'static str,
+    /// Hints.
+    pub annotations: Annotations,
+    /// The owning actor's slot.
+    pub slot: ActorSlot<M>,
+    /// The route's policy stack.
+    pub policy: RoutePolicy,
+}
+
+impl Router {
+    /// An empty router.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a tool whose typed request `Req` is sent to the actor in `tool.slot` as the
+    /// message `make(req, cancel, reply)`; the actor answers `Result<Resp, E>`.
+    pub fn register_actor<M, Req, Resp, E>(
+        &self,
+        tool: ActorTool<M>,
+        make: fn(Req, CancellationToken, RpcReplyPort<Result<Resp, E>>) -> M,
+    ) -> Result<(), RegisterError>
+    where
+        M: Message,
+        Req: DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static,
+        Resp: Serialize + JsonSchema + Send + 'static,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let spec = ToolSpec {
+            name: tool.name.to_string(),
+            description: tool.description.to_string(),
+            input_schema: schema_of::<Req>(),
+            output_schema: Some(schema_of::<Resp>()),
+            annotations: tool.annotations,
+        };
+        let (slot, policy, name) = (tool.slot, tool.policy, tool.name);
+        let handler =
+            move |args: Value, opts: CallOptions| -> BoxFuture<Result<Value, ToolError>> {
+                let (slot, policy) = (slot.clone(), policy.clone());
+                Box::pin(async move {
+                    let req: Req =
+                        serde_json::from_value(args).map_err(|e| ToolError::InvalidArguments {
+                            tool: name.to_string(),
+                            message: e.to_string(),
+                        })?;
+                    let answer = policy
+                        .call(opts, |ctx| {
+                            let slot = slot.clone();
+                            // Each attempt sends its own copy: a retry must not find it consumed.
+                            let req = req.clone();
+                            async move {
+                                let cancel = ctx.cancel.clone();
+                                match slot.call(&ctx, |reply| make(req, cancel, reply)).await {
+                                    Ok(Ok(resp)) => Ok(resp),
+                                    Ok(Err(e)) => Err(CallError::Engine(e.to_string())),
+                                    Err(fault) => Err(CallError::Actor(fault)),
+                                }
+                            }
+                        })
+                        .await;
+                    match answer {
+                        Ok(resp) => serde_json::to_value(resp).map_err(|e| {
+                            ToolError::Runtime(format!("could not encode the answer: {e}"))
+                        }),
+                        Err(PolicyError::Engine(e)) => Err(ToolError::Engine(e)),
+                        Err(PolicyError::Cancelled { .. }) => Err(ToolError::Cancelled),
+                        Err(other) => Err(ToolError::Runtime(other.to_string())),
+                    }
+                })
+            };
+        self.insert(spec, Arc::new(handler))
+    }
+
+    fn insert(&self, spec: ToolSpec, handler: Arc<Handler>) -> Result<(), RegisterError> {
+        if !valid_name(&spec.name) {
+            return Err(RegisterError::InvalidName(spec.name));
+        }
+        let mut routes = self.inner.routes.write().unwrap_or_else(|p| p.into_inner());
+        if routes.contains_key(&spec.name) {
+            return Err(RegisterError::Duplicate(spec.name));
+        }
+        routes.insert(spec.name.clone(), Arc::new(Route { spec, handler }));
+        drop(routes);
+        let _ = self.inner.changed.send(());
+        Ok(())
+    }
+
+    /// Removes a tool; true if it existed.
+    pub fn unregister(&self, name: &str) -> bool {
+        let removed = self
+            .inner
+            .routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .is_some();
+        if removed {
+            let _ = self.inner.changed.send(());
+        }
+        removed
+    }
+
+    /// Every tool, ordered by name.
+    pub fn list(&self) -> Vec<ToolSpec> {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|r| r.spec.clone())
+            .collect()
+    }
+
+    /// One tool's spec.
+    pub fn spec(&self, name: &str) -> Option<ToolSpec> {
+        self.route(name).map(|r| r.spec.clone())
+    }
+
+    /// A receiver notified whenever the tool list changes (for `notifications/tools/list_changed`).
+    pub fn subscribe_changes(&self) -> broadcast::Receiver<()> {
+        self.inner.changed.subscribe()
+    }
+
+    fn route(&self, name: &str) -> Option<Arc<Route>> {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Calls tool `name` with JSON `args`. Retries apply when the tool is read-only or
+    /// idempotent; `cancel` is the caller's cancellation.
+    pub async fn call(
+        &self,
+        name: &str,
+        args: Value,
+        cancel: Option<CancellationToken>,
+    ) -> Result<Value, ToolError> {
+        let route = self
+            .route(name)
+            .ok_or_else(|| ToolError::UnknownTool(name.to_string()))?;
+        let opts = CallOptions {
+            idempotent: route.spec.annotations.retryable(),
+            timeout: None,
+            cancel,
+        };
+        let started = Instant::now();
+        let result = (route.handler)(args, opts).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(ToolError::InvalidArguments { .. }) => "invalid_arguments",
+            Err(ToolError::Engine(_)) => "engine_error",
+            Err(ToolError::Cancelled) => "cancelled",
+            Err(_) => "runtime_error",
+        };
+        metrics::counter!("ensemble_tool_calls_total", "tool" => name.to_string(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("ensemble_tool_call_duration_seconds", "tool" => name.to_string())
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+}
