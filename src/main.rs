@@ -1,14 +1,135 @@
 //! The `ensemble` command.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::{Context, bail};
+use ensemble::runtime::Runtime;
+
 const USAGE: &str = "\
-usage: ensemble <command>
+usage: ensemble <command> [options]
 
 commands:
-  serve      serve MCP over stdio (or Streamable HTTP with --http ADDR)
+  serve      serve MCP over stdio (default) or Streamable HTTP
   version    print the version
+
+serve options:
+  --http ADDR          serve Streamable HTTP at http://ADDR/mcp (with /metrics, /health, /ready)
+  --data-dir DIR       where the store lives (default ./ensemble-data)
+  --in-memory          keep everything in a temporary store
+  --allow-origin URL   accept browser requests from this Origin (repeatable)
+  --log-format FORMAT  text (default) or json; logs go to stderr
 ";
+
+/// `ensemble serve` options.
+#[derive(Debug, Default)]
+struct Serve {
+    http: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    in_memory: bool,
+    allow_origins: Vec<String>,
+    json_logs: bool,
+}
+
+fn parse_serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<Serve> {
+    let mut s = Serve::default();
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| {
+            args.next()
+                .with_context(|| format!("{flag} needs a value; see `ensemble help`"))
+        };
+        match arg.as_str() {
+            "--http" => {
+                let v = value("--http")?;
+                s.http = Some(v.parse().with_context(|| {
+                    format!("--http {v:?} is not an address like 127.0.0.1:7300")
+                })?);
+            }
+            "--data-dir" => s.data_dir = Some(value("--data-dir")?.into()),
+            "--in-memory" => s.in_memory = true,
+            "--allow-origin" => s.allow_origins.push(value("--allow-origin")?),
+            "--log-format" => match value("--log-format")?.as_str() {
+                "json" => s.json_logs = true,
+                "text" => s.json_logs = false,
+                other => bail!("--log-format {other:?}: use text or json"),
+            },
+            other => bail!("unknown option {other:?} for serve; see `ensemble help`"),
+        }
+    }
+    Ok(s)
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENSEMBLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // stdout is the protocol channel in stdio mode: logs always go to stderr.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn serve(opts: Serve) -> anyhow::Result<()> {
+    init_logs(opts.json_logs);
+    let mut builder = Runtime::builder();
+    if opts.in_memory {
+        builder = builder.in_memory();
+    } else if let Some(dir) = opts.data_dir {
+        builder = builder.data_dir(dir);
+    }
+    let runtime = builder.build().await?;
+    match opts.http {
+        Some(addr) => {
+            ensemble::runtime::http::serve(
+                &runtime,
+                ensemble::runtime::http::HttpOptions {
+                    addr,
+                    allow_origins: opts.allow_origins,
+                },
+                shutdown_signal(),
+            )
+            .await?
+        }
+        None => {
+            tracing::info!("serving MCP on stdio");
+            tokio::select! {
+                r = runtime.serve_stdio() => r?,
+                _ = shutdown_signal() => tracing::info!("shutting down"),
+            }
+        }
+    }
+    runtime.shutdown().await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -18,11 +139,27 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Some("serve") => {
-            eprintln!(
-                "ensemble serve: not yet — the MCP runtime is being built (issue 3); \
-                 the supervision crate is ready: `cargo test --workspace`"
-            );
-            ExitCode::from(2)
+            let opts = match parse_serve(args) {
+                Ok(o) => o,
+                Err(e) => {
+                    eprintln!("ensemble serve: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("ensemble: could not start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(serve(opts)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("ensemble serve: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Some("help" | "--help" | "-h") | None => {
             eprint!("{USAGE}");

@@ -29,9 +29,42 @@ fn an_unknown_command_is_refused_with_the_usage() {
 }
 
 #[test]
-fn serve_says_plainly_that_it_is_not_there_yet() {
-    let out = ensemble(&["serve"]);
+fn serve_refuses_bad_options_with_what_to_fix() {
+    let out = ensemble(&["serve", "--http", "localhost"]);
     assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not an address like 127.0.0.1:7300"), "{err}");
+    let out = ensemble(&["serve", "--log-format", "xml"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use text or json"));
+}
+
+#[test]
+fn a_second_process_on_the_same_data_dir_is_told_plainly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["serve", "--data-dir", data])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the first one holds the store (it logs once it serves).
+    let mut stderr = std::io::BufReader::new(first.stderr.take().unwrap());
+    let mut line = String::new();
+    while std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0 {
+        if line.contains("serving MCP on stdio") {
+            break;
+        }
+    }
+    let out = ensemble(&["serve", "--data-dir", data]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is in use by another ensemble process"),
+        "{err}"
+    );
     assert!(out.stdout.is_empty(), "stdout is the protocol channel");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet"));
+    first.kill().unwrap();
+    first.wait().unwrap();
 }

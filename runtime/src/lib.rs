@@ -4,4 +4,10 @@
 #![warn(missing_docs)]
 
 pub mod engines;
+pub mod http;
+pub mod mcp;
 pub mod router;
+pub mod runtime;
+pub mod telemetry;
+
+pub use runtime::{Runtime, RuntimeBuilder, RuntimeError};

@@ -1,0 +1,137 @@
+//! Streamable HTTP at `/mcp`, plus `/metrics`, `/health` and `/ready`, in axum.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::serve::ListenerExt;
+use ensemble_supervision::SlotState;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+use crate::engines::EngineSlots;
+use crate::runtime::{Runtime, RuntimeError};
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// Browser origins allowed besides the loopback ones.
+    pub allow_origins: Vec<String>,
+}
+
+/// Largest request body accepted at `/mcp`.
+pub const MAX_BODY_BYTES: usize = 4 << 20;
+
+#[derive(Clone)]
+struct AppState {
+    slots: EngineSlots,
+}
+
+/// The axum app for `runtime`; `shutdown` ends MCP sessions and streams.
+pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -> axum::Router {
+    let mut origins: Vec<String> = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    origins.extend(opts.allow_origins.iter().cloned());
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+        .into_iter()
+        .map(String::from)
+        .collect();
+    if !opts.addr.ip().is_unspecified() {
+        hosts.push(opts.addr.ip().to_string());
+    }
+    let config = StreamableHttpServerConfig::default()
+        .with_cancellation_token(shutdown)
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins)
+        .enforce_origin_validation()
+        .with_json_response(true)
+        .with_max_request_body_bytes(MAX_BODY_BYTES);
+    let service = runtime.mcp_service();
+    let mcp = StreamableHttpService::new(
+        move || Ok(service.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    axum::Router::new()
+        .nest_service("/mcp", mcp)
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(AppState {
+            slots: runtime.engines().clone(),
+        })
+}
+
+async fn ready(State(state): State<AppState>) -> impl IntoResponse {
+    let mut down = Vec::new();
+    if !matches!(state.slots.registry.state(), SlotState::Running { .. }) {
+        down.push("registry");
+    }
+    if !matches!(state.slots.validation.state(), SlotState::Running { .. }) {
+        down.push("validation");
+    }
+    if down.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: engine(s) {} not running\n", down.join(", ")),
+        )
+    }
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        crate::telemetry::render(),
+    )
+}
+
+/// Serves until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    runtime: &Runtime,
+    opts: HttpOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RuntimeError> {
+    let listener = tokio::net::TcpListener::bind(opts.addr)
+        .await
+        .map_err(|e| RuntimeError::Transport(format!("cannot listen on {}: {e}", opts.addr)))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| RuntimeError::Transport(e.to_string()))?;
+    let opts = HttpOptions {
+        addr: local,
+        ..opts
+    };
+    let sessions = CancellationToken::new();
+    let app = app(runtime, &opts, sessions.clone());
+    tracing::info!(addr = %local, "serving MCP over Streamable HTTP at /mcp");
+    eprintln!("ensemble: listening on http://{local}/mcp");
+    // Without TCP_NODELAY every SSE reply waits ~40 ms on Nagle's algorithm.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let drain = sessions.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            // Let in-flight calls answer before the MCP streams are cut.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            drain.cancel();
+        })
+        .await
+        .map_err(|e| RuntimeError::Transport(e.to_string()))
+}

@@ -1,0 +1,163 @@
+//! The runtime: the store, the supervised engines, the router, and the transports.
+
+use std::path::PathBuf;
+
+use ensemble_actors::store::{Store, StoreError};
+use ensemble_supervision::{EventBus, Supervisor, SupervisorMsg};
+use ractor::ActorRef;
+use rmcp::ServiceExt;
+
+use crate::engines::{EngineSlots, engines, register_tools};
+use crate::mcp::McpService;
+use crate::router::Router;
+
+/// Why the runtime could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The engines could not start.
+    #[error("the engines could not start: {0}")]
+    Engines(String),
+    /// A tool could not be registered.
+    #[error(transparent)]
+    Register(#[from] crate::router::RegisterError),
+    /// The MCP transport failed.
+    #[error("MCP transport: {0}")]
+    Transport(String),
+}
+
+/// Builds a [`Runtime`].
+///
+/// ```no_run
+/// # async fn run() -> Result<(), ensemble_runtime::runtime::RuntimeError> {
+/// let runtime = ensemble_runtime::runtime::Runtime::builder().in_memory().build().await?;
+/// let answer = runtime
+///     .router()
+///     .call("registry_list", serde_json::json!({}), None)
+///     .await;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Default)]
+pub struct RuntimeBuilder {
+    data_dir: Option<PathBuf>,
+    in_memory: bool,
+    events: Option<EventBus>,
+}
+
+impl RuntimeBuilder {
+    /// Persist in `dir` (default `./ensemble-data`).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Keep everything in a temporary store that disappears with the runtime.
+    pub fn in_memory(mut self) -> Self {
+        self.in_memory = true;
+        self
+    }
+
+    /// Send supervisor events to `events`.
+    pub fn events(mut self, events: EventBus) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Opens the store, starts the engines and registers their tools.
+    pub async fn build(self) -> Result<Runtime, RuntimeError> {
+        // Before any route takes its metric handles.
+        crate::telemetry::prometheus();
+        let store = if self.in_memory {
+            Store::temporary()?
+        } else {
+            Store::open(
+                self.data_dir
+                    .unwrap_or_else(|| PathBuf::from("ensemble-data")),
+            )?
+        };
+        let events = self.events.unwrap_or_default();
+        let (spec, slots) = engines(&store, &events);
+        let (supervisor, _) = Supervisor::start(spec)
+            .await
+            .map_err(|e| RuntimeError::Engines(e.to_string()))?;
+        let router = Router::new();
+        register_tools(&router, &slots)?;
+        Ok(Runtime {
+            router,
+            store,
+            supervisor,
+            slots,
+            events,
+        })
+    }
+}
+
+/// A running Ensemble: engines under supervision, their tools routed, ready to serve.
+#[derive(Debug)]
+pub struct Runtime {
+    router: Router,
+    store: Store,
+    supervisor: ActorRef<SupervisorMsg>,
+    slots: EngineSlots,
+    events: EventBus,
+}
+
+impl Runtime {
+    /// Starts building a runtime.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// The tool router: register a host's own actor tools here.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// The built-in engines' slots, for typed calls without JSON.
+    pub fn engines(&self) -> &EngineSlots {
+        &self.slots
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The supervisor event stream.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// The engines supervisor.
+    pub fn supervisor(&self) -> &ActorRef<SupervisorMsg> {
+        &self.supervisor
+    }
+
+    /// An MCP handler over this runtime's tools.
+    pub fn mcp_service(&self) -> McpService {
+        McpService::new(self.router.clone())
+    }
+
+    /// Serves MCP on stdin/stdout until the client closes the stream.
+    pub async fn serve_stdio(&self) -> Result<(), RuntimeError> {
+        let running = self
+            .mcp_service()
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|e| RuntimeError::Transport(e.to_string()))?;
+        running
+            .waiting()
+            .await
+            .map_err(|e| RuntimeError::Transport(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Stops the engines gracefully (newest first) and flushes the store.
+    pub async fn shutdown(self) -> Result<(), RuntimeError> {
+        let _ = self.supervisor.stop_and_wait(None, None).await;
+        self.store.flush().await?;
+        Ok(())
+    }
+}
