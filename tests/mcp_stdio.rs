@@ -1,0 +1,151 @@
+//! The real binary over stdio, driven by rmcp's client.
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult, object};
+use rmcp::service::{RoleClient, RunningService, ServiceError};
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use serde_json::{Value, json};
+
+async fn connect(args: &[&str]) -> RunningService<RoleClient, ()> {
+    let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ensemble")).configure(|c| {
+        c.arg("serve").args(args);
+    });
+    let transport = TokioChildProcess::new(cmd).expect("spawn ensemble");
+    ().serve(transport).await.expect("MCP handshake")
+}
+
+async fn call(client: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> CallToolResult {
+    client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(object(args)))
+        .await
+        .expect("a tool result")
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn lists_tools_and_serves_the_engines_over_stdio() {
+    let client = connect(&["--in-memory"]).await;
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(
+        names.windows(2).all(|w| w[0] < w[1]),
+        "deterministic order: {names:?}"
+    );
+    for t in &tools {
+        assert!(t.description.as_deref().is_some_and(|d| !d.is_empty()));
+        assert_eq!(t.input_schema["type"], "object");
+        assert!(t.output_schema.is_some());
+    }
+    let put = call(
+        &client,
+        "registry_put",
+        json!({"name": "cfg/app", "version": "1.2.0", "content": {"debug": false}}),
+    )
+    .await;
+    assert_eq!(put.is_error, Some(false));
+    let digest = put.structured_content.as_ref().unwrap()["digest"].clone();
+    let get = call(&client, "registry_get", json!({"name": "cfg/app"})).await;
+    let got = get.structured_content.clone().unwrap();
+    assert_eq!(got["digest"], digest);
+    assert_eq!(got["content"], json!({"debug": false}));
+    // The same JSON is also given as text for clients that read only content.
+    assert_eq!(serde_json::from_str::<Value>(&text(&get)).unwrap(), got);
+
+    let v = call(
+        &client,
+        "validation_validate",
+        json!({"schema": {"type": "object", "required": ["a", "b"]}, "document": {}}),
+    )
+    .await;
+    let out = v.structured_content.unwrap();
+    assert_eq!(out["valid"], false);
+    assert_eq!(out["errors"].as_array().unwrap().len(), 2);
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn errors_come_back_the_way_mcp_prescribes() {
+    let client = connect(&["--in-memory"]).await;
+    let err = client
+        .call_tool(CallToolRequestParams::new("registry_fetch").with_arguments(object(json!({}))))
+        .await
+        .unwrap_err();
+    match err {
+        ServiceError::McpError(e) => {
+            assert_eq!(e.code.0, -32602);
+            assert!(e.message.contains("unknown tool `registry_fetch`"));
+        }
+        other => panic!("expected a JSON-RPC error, got {other:?}"),
+    }
+    let bad = call(
+        &client,
+        "registry_put",
+        json!({"name": "a", "version": "one", "content": 1}),
+    )
+    .await;
+    assert_eq!(bad.is_error, Some(true));
+    assert!(
+        text(&bad).contains("is not a semantic version"),
+        "{}",
+        text(&bad)
+    );
+    let missing = call(&client, "registry_get", json!({})).await;
+    assert_eq!(missing.is_error, Some(true));
+    assert!(
+        text(&missing).contains("missing field `name`"),
+        "{}",
+        text(&missing)
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn acknowledged_artifacts_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let mut digests = Vec::new();
+    {
+        let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ensemble")).configure(|c| {
+            c.args(["serve", "--data-dir", &data]);
+        });
+        let (transport, _stderr) = TokioChildProcess::builder(cmd)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let pid = transport.id().expect("child pid");
+        let client = ().serve(transport).await.unwrap();
+        for i in 0..20 {
+            let r = call(
+                &client,
+                "registry_put",
+                json!({"name": format!("doc/{i}"), "version": "1.0.0", "content": {"i": i}}),
+            )
+            .await;
+            assert_eq!(r.is_error, Some(false), "{}", text(&r));
+            digests.push(r.structured_content.unwrap()["digest"].clone());
+        }
+        // No goodbye: the process dies the hard way right after the last acknowledgement.
+        let status = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = client.cancel().await;
+    }
+    let client = connect(&["--data-dir", &data]).await;
+    for (i, digest) in digests.iter().enumerate() {
+        let r = call(&client, "registry_get", json!({"name": format!("doc/{i}")})).await;
+        assert_eq!(r.is_error, Some(false), "doc/{i}: {}", text(&r));
+        let got = r.structured_content.unwrap();
+        assert_eq!(&got["digest"], digest);
+        assert_eq!(got["content"], json!({"i": i}));
+    }
+    client.cancel().await.unwrap();
+}
