@@ -77,7 +77,9 @@ fn init_logs(json: bool) {
 
 async fn serve(opts: Serve) -> anyhow::Result<()> {
     init_logs(opts.json_logs);
-    let mut builder = Runtime::builder();
+    // Tools that only exist to exercise failure handling, for the end-to-end tests.
+    let test_tools = std::env::var_os("ENSEMBLE_TEST_TOOLS").is_some_and(|v| v == "1");
+    let mut builder = Runtime::builder().test_tools(test_tools);
     if opts.in_memory {
         builder = builder.in_memory();
     } else if let Some(dir) = opts.data_dir {

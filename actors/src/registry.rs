@@ -27,6 +27,8 @@ pub enum RegistryMsg {
     List(ListRequest, CancellationToken, Reply<ListResponse>),
     /// List one artifact's versions.
     Versions(VersionsRequest, CancellationToken, Reply<VersionsResponse>),
+    /// Test-only: the actor panics while holding the call, to exercise supervision end to end.
+    Crash(CrashRequest, CancellationToken, Reply<CrashResponse>),
 }
 
 /// The registry actor; its argument is the runtime's store.
@@ -374,6 +376,9 @@ impl Actor for RegistryActor {
             }
             RegistryMsg::Versions(req, _, reply) => {
                 let _ = reply.send(state.versions(req));
+            }
+            RegistryMsg::Crash(req, _, _reply) => {
+                panic!("registry told to crash: {}", req.reason);
             }
         }
         Ok(())

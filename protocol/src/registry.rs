@@ -147,6 +147,19 @@ pub struct VersionsResponse {
     pub versions: Vec<String>,
 }
 
+/// Test-only: makes the registry actor panic mid-call (served only with test tools enabled).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CrashRequest {
+    /// Written into the panic message.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Never produced: the call always fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CrashResponse {}
+
 /// What the registry refuses, and why; each message says what to change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum RegistryError {

@@ -50,8 +50,13 @@ pub fn engines(store: &Store, events: &EventBus) -> (SupervisorSpec, EngineSlots
     (spec, slots)
 }
 
-/// Registers the built-in engines' tools.
-pub fn register_tools(router: &Router, slots: &EngineSlots) -> Result<(), RegisterError> {
+/// Registers the built-in engines' tools; `test_tools` adds tools that exist only to exercise
+/// failure handling (`registry_debug_crash`).
+pub fn register_tools(
+    router: &Router,
+    slots: &EngineSlots,
+    test_tools: bool,
+) -> Result<(), RegisterError> {
     let reg = |name: &'static str, description: &'static str, annotations: Annotations| ActorTool {
         name,
         description,
@@ -86,6 +91,16 @@ pub fn register_tools(router: &Router, slots: &EngineSlots) -> Result<(), Regist
         ),
         RegistryMsg::List,
     )?;
+    if test_tools {
+        router.register_actor(
+            reg(
+                "registry_debug_crash",
+                "Test only: makes the registry actor panic while it holds this call.",
+                Annotations::default(),
+            ),
+            RegistryMsg::Crash,
+        )?;
+    }
     router.register_actor(
         reg(
             "registry_versions",

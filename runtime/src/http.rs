@@ -26,6 +26,9 @@ pub struct HttpOptions {
     pub allow_origins: Vec<String>,
 }
 
+/// How long a graceful shutdown waits for in-flight tool calls.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Largest request body accepted at `/mcp`.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
 
@@ -124,12 +127,22 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     let drain = sessions.clone();
+    let router = runtime.router().clone();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
-            tracing::info!("shutting down: draining in-flight requests");
-            // Let in-flight calls answer before the MCP streams are cut.
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let in_flight = router.in_flight();
+            tracing::info!(in_flight, "shutting down: draining in-flight tool calls");
+            // In-flight calls answer before the MCP streams are cut (bounded).
+            if tokio::time::timeout(DRAIN_TIMEOUT, router.drained())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    in_flight = router.in_flight(),
+                    "drain timed out; cutting streams"
+                );
+            }
             drain.cancel();
         })
         .await

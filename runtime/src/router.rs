@@ -117,6 +117,16 @@ pub struct Router {
 struct Inner {
     routes: RwLock<BTreeMap<String, Arc<Route>>>,
     changed: broadcast::Sender<()>,
+    /// Calls in flight across all routes, for a graceful drain.
+    in_flight: tokio::sync::watch::Sender<usize>,
+}
+
+struct InFlight<'a>(&'a tokio::sync::watch::Sender<usize>);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n -= 1);
+    }
 }
 
 impl Default for Router {
@@ -125,6 +135,7 @@ impl Default for Router {
             inner: Arc::new(Inner {
                 routes: RwLock::new(BTreeMap::new()),
                 changed: broadcast::Sender::new(16),
+                in_flight: tokio::sync::watch::Sender::new(0),
             }),
         }
     }
@@ -303,6 +314,17 @@ impl Router {
             .cloned()
     }
 
+    /// Tool calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        *self.inner.in_flight.borrow()
+    }
+
+    /// Waits until no tool call is in flight (bound it with a timeout).
+    pub async fn drained(&self) {
+        let mut rx = self.inner.in_flight.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
     /// Calls tool `name` with JSON `args`. Retries apply when the tool is read-only or
     /// idempotent; `cancel` is the caller's cancellation.
     pub async fn call(
@@ -319,6 +341,8 @@ impl Router {
             timeout: None,
             cancel,
         };
+        self.inner.in_flight.send_modify(|n| *n += 1);
+        let _in_flight = InFlight(&self.inner.in_flight);
         let started = Instant::now();
         let result = (route.handler)(args, opts).await;
         let outcome = match &result {

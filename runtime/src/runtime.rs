@@ -43,6 +43,7 @@ pub enum RuntimeError {
 pub struct RuntimeBuilder {
     data_dir: Option<PathBuf>,
     in_memory: bool,
+    test_tools: bool,
     events: Option<EventBus>,
 }
 
@@ -56,6 +57,12 @@ impl RuntimeBuilder {
     /// Keep everything in a temporary store that disappears with the runtime.
     pub fn in_memory(mut self) -> Self {
         self.in_memory = true;
+        self
+    }
+
+    /// Also serve tools that exist only to test failure handling (`registry_debug_crash`).
+    pub fn test_tools(mut self, on: bool) -> Self {
+        self.test_tools = on;
         self
     }
 
@@ -83,7 +90,7 @@ impl RuntimeBuilder {
             .await
             .map_err(|e| RuntimeError::Engines(e.to_string()))?;
         let router = Router::new();
-        register_tools(&router, &slots)?;
+        register_tools(&router, &slots, self.test_tools)?;
         Ok(Runtime {
             router,
             store,

@@ -17,7 +17,7 @@ async fn runtime() -> (
     let (spec, slots) = engines(&store, &EventBus::default());
     let (sup, _) = Supervisor::start(spec).await.unwrap();
     let router = Router::new();
-    register_tools(&router, &slots).unwrap();
+    register_tools(&router, &slots, false).unwrap();
     (router, sup)
 }
 

@@ -1,0 +1,238 @@
+//! The real binary over Streamable HTTP: a crash mid-call, its restart, and `/metrics`.
+//!
+//! Plain HTTP/1.1 on a socket keeps this test free of an HTTP client stack; the protocol steps
+//! are the ones any Streamable HTTP client takes.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(extra_env: &[(&str, &str)]) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ensemble"));
+    cmd.args(["serve", "--in-memory", "--http", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn ensemble");
+    let mut lines = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            lines.read_line(&mut line).unwrap() > 0,
+            "ensemble exited before listening"
+        );
+        if let Some(rest) = line.trim().strip_prefix("ensemble: listening on http://") {
+            break rest.trim_end_matches("/mcp").to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.lines() {});
+    Server { child, addr }
+}
+
+/// One HTTP/1.1 exchange; returns the status, the headers (lower-cased names) and the body.
+async fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+/// The JSON-RPC message in a JSON or SSE (possibly chunked) body.
+fn message(body: &str) -> Value {
+    if let Ok(v) = serde_json::from_str::<Value>(body.trim()) {
+        return v;
+    }
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .find(|v| v.get("id").is_some())
+        .unwrap_or_else(|| panic!("no JSON-RPC response in {body:?}"))
+}
+
+struct Session<'a> {
+    addr: &'a str,
+    id: String,
+}
+
+impl Session<'_> {
+    async fn open(addr: &str) -> Session<'_> {
+        let (status, headers, body) = http(
+            addr,
+            "POST",
+            "/mcp",
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+            ],
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": "2025-06-18", "capabilities": {},
+                "clientInfo": {"name": "e2e", "version": "1"}}})
+            .to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(message(&body)["result"]["serverInfo"]["name"] == "ensemble");
+        let id = headers
+            .iter()
+            .find(|(k, _)| k == "mcp-session-id")
+            .expect("a session id")
+            .1
+            .clone();
+        let s = Session { addr, id };
+        s.post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        s
+    }
+
+    async fn post(&self, msg: Value) -> (u16, String) {
+        let (status, _, body) = http(
+            self.addr,
+            "POST",
+            "/mcp",
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+                ("Mcp-Session-Id", &self.id),
+                ("MCP-Protocol-Version", "2025-06-18"),
+            ],
+            &msg.to_string(),
+        )
+        .await;
+        (status, body)
+    }
+
+    async fn call(&self, id: u64, tool: &str, args: Value) -> Value {
+        let (status, body) = self
+            .post(json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": tool, "arguments": args}}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        message(&body)
+    }
+}
+
+#[tokio::test]
+async fn a_crashed_engine_is_an_error_result_then_restarts_and_metrics_show_it() {
+    let server = start(&[("ENSEMBLE_TEST_TOOLS", "1")]);
+    let s = Session::open(&server.addr).await;
+    let put = s
+        .call(
+            2,
+            "registry_put",
+            json!({"name": "a", "version": "1.0.0", "content": 1}),
+        )
+        .await;
+    assert_eq!(put["result"]["isError"], false, "{put}");
+
+    let crash = s
+        .call(3, "registry_debug_crash", json!({"reason": "e2e"}))
+        .await;
+    assert_eq!(crash["result"]["isError"], true, "{crash}");
+    let text = crash["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("engine `registry` failed and is restarting"),
+        "{text}"
+    );
+
+    // Read-only calls are retried once the child is back; the data survived the restart.
+    let get = s.call(4, "registry_get", json!({"name": "a"})).await;
+    assert_eq!(get["result"]["isError"], false, "{get}");
+    assert_eq!(get["result"]["structuredContent"]["content"], 1);
+
+    let (status, _, metrics) = http(&server.addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("ensemble_actor_restarts_total{actor=\"registry\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "ensemble_tool_calls_total{tool=\"registry_debug_crash\",outcome=\"runtime_error\"} 1"
+        ),
+        "{metrics}"
+    );
+    let (status, _, ready) = http(&server.addr, "GET", "/ready", &[], "").await;
+    assert_eq!((status, ready.trim()), (200, "ready"));
+}
+
+#[tokio::test]
+async fn host_and_origin_checks_and_the_body_limit_hold() {
+    let server = start(&[]);
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    let mut with_origin = headers.to_vec();
+    with_origin.push(("Origin", "http://evil.example"));
+    let (status, _, _) = http(&server.addr, "POST", "/mcp", &with_origin, "{}").await;
+    assert_eq!(status, 403, "a foreign Origin is refused");
+    let mut local_origin = headers.to_vec();
+    let origin = format!("http://{}", server.addr);
+    local_origin.push(("Origin", &origin));
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "1"}}});
+    let (status, _, _) = http(
+        &server.addr,
+        "POST",
+        "/mcp",
+        &local_origin,
+        &init.to_string(),
+    )
+    .await;
+    assert_eq!(status, 200, "a loopback Origin is accepted");
+
+    let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(5 << 20));
+    let (status, _, _) = http(&server.addr, "POST", "/mcp", &headers, &huge).await;
+    assert_eq!(status, 413);
+    let (status, _, health) = http(&server.addr, "GET", "/health", &[], "").await;
+    assert_eq!((status, health.trim()), (200, "ok"));
+}
