@@ -81,14 +81,13 @@ impl ServerHandler for McpService {
         let mut changes = self.router.subscribe_changes();
         let peer = ctx.peer;
         tokio::spawn(async move {
-            loop {
-                match changes.recv().await {
-                    Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        if peer.notify_tool_list_changed().await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            // A lagged receiver still knows the list changed; only a closed router ends it.
+            while !matches!(
+                changes.recv().await,
+                Err(tokio::sync::broadcast::error::RecvError::Closed)
+            ) {
+                if peer.notify_tool_list_changed().await.is_err() {
+                    break;
                 }
             }
         });
