@@ -149,3 +149,72 @@ async fn acknowledged_artifacts_survive_kill_9() {
     }
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn artifacts_are_resources() {
+    let client = connect(&["--in-memory"]).await;
+    call(
+        &client,
+        "registry_put",
+        json!({"name": "cfg/app", "version": "1.0.0", "content": {"v": 1}}),
+    )
+    .await;
+    call(
+        &client,
+        "registry_put",
+        json!({"name": "cfg/app", "version": "1.1.0", "content": {"v": 2}}),
+    )
+    .await;
+    call(&client, "registry_put", json!({"name": "blob", "version": "0.1.0", "content_base64": "AAEC", "media_type": "application/x-test"})).await;
+
+    let resources = client.list_all_resources().await.unwrap();
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        [
+            "ensemble://registry/blob/0.1.0",
+            "ensemble://registry/cfg/app/1.1.0"
+        ]
+    );
+    let templates = client.list_all_resource_templates().await.unwrap();
+    assert_eq!(
+        templates[0].uri_template,
+        "ensemble://registry/{name}/{version}"
+    );
+
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "ensemble://registry/cfg/app/1.0.0",
+        ))
+        .await
+        .unwrap();
+    match &read.contents[0] {
+        rmcp::model::ResourceContents::TextResourceContents {
+            text, mime_type, ..
+        } => {
+            assert_eq!(
+                serde_json::from_str::<Value>(text).unwrap(),
+                json!({"v": 1})
+            );
+            assert_eq!(mime_type.as_deref(), Some("application/json"));
+        }
+        other => panic!("expected text contents, got {other:?}"),
+    }
+    let blob = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "ensemble://registry/blob/0.1.0",
+        ))
+        .await
+        .unwrap();
+    assert!(matches!(&blob.contents[0],
+        rmcp::model::ResourceContents::BlobResourceContents { blob, mime_type, .. }
+            if blob == "AAEC" && mime_type.as_deref() == Some("application/x-test")));
+    let err = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "ensemble://registry/cfg/app/9.9.9",
+        ))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not found"), "{err}");
+    client.cancel().await.unwrap();
+}

@@ -5,10 +5,14 @@
 
 use std::sync::Arc;
 
+use ensemble_actors::registry::RegistryMsg;
+use ensemble_protocol::registry::{GetRequest, ListRequest, RegistryError};
+use ensemble_supervision::ActorSlot;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-    ToolAnnotations,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -21,7 +25,11 @@ use crate::router::{Router, ToolError, ToolSpec};
 pub struct McpService {
     router: Router,
     name: Arc<str>,
+    registry: Option<ActorSlot<RegistryMsg>>,
 }
+
+/// Artifacts are resources at `ensemble://registry/{name}/{version}`.
+pub const ARTIFACT_URI_PREFIX: &str = "ensemble://registry/";
 
 impl McpService {
     /// A handler serving `router`'s tools.
@@ -29,8 +37,29 @@ impl McpService {
         Self {
             router,
             name: "ensemble".into(),
+            registry: None,
         }
     }
+
+    /// Also serve the registry's artifacts as MCP resources.
+    pub fn with_registry(mut self, registry: ActorSlot<RegistryMsg>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    fn registry(&self) -> Result<&ActorSlot<RegistryMsg>, ErrorData> {
+        self.registry
+            .as_ref()
+            .ok_or_else(|| ErrorData::resource_not_found("this server has no registry", None))
+    }
+}
+
+fn artifact_uri(name: &str, version: &str) -> String {
+    format!("{ARTIFACT_URI_PREFIX}{name}/{version}")
+}
+
+fn fault(e: ensemble_supervision::ActorFault) -> ErrorData {
+    ErrorData::internal_error(e.to_string(), None)
 }
 
 /// An rmcp `Tool` from a router spec.
@@ -62,6 +91,7 @@ impl ServerHandler for McpService {
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
+                .enable_resources()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -91,6 +121,107 @@ impl ServerHandler for McpService {
                 }
             }
         });
+    }
+
+    async fn list_resources(
+        &self,
+        params: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let registry = self.registry()?;
+        let req = ListRequest {
+            cursor: params.and_then(|p| p.cursor),
+            limit: Some(100),
+            ..ListRequest::default()
+        };
+        let page = registry
+            .ask(|reply| RegistryMsg::List(req, ctx.ct.clone(), reply))
+            .await
+            .map_err(fault)?
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+        let resources = page
+            .items
+            .into_iter()
+            .map(|a| {
+                Resource::new(
+                    artifact_uri(&a.name, &a.latest),
+                    format!("{}@{}", a.name, a.latest),
+                )
+                .with_mime_type(a.media_type)
+                .with_size(a.size)
+                .with_description(format!(
+                    "artifact {} version {} ({})",
+                    a.name, a.latest, a.digest
+                ))
+            })
+            .collect();
+        let mut result = ListResourcesResult::with_all_items(resources);
+        result.next_cursor = page.next_cursor;
+        Ok(result)
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _params: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let templates = if self.registry.is_some() {
+            vec![
+                ResourceTemplate::new(
+                    format!("{ARTIFACT_URI_PREFIX}{{name}}/{{version}}"),
+                    "registry artifact",
+                )
+                .with_description("One version of an artifact in the registry; content verified against its digest."),
+            ]
+        } else {
+            Vec::new()
+        };
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
+    }
+
+    async fn read_resource(
+        &self,
+        req: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let registry = self.registry()?;
+        let uri = req.uri;
+        let Some((name, version)) = uri
+            .strip_prefix(ARTIFACT_URI_PREFIX)
+            .and_then(|rest| rest.rsplit_once('/'))
+        else {
+            return Err(ErrorData::resource_not_found(
+                format!(
+                    "no resource at {uri}; artifacts are at {ARTIFACT_URI_PREFIX}{{name}}/{{version}}"
+                ),
+                Some(serde_json::json!({ "uri": uri })),
+            ));
+        };
+        let get = GetRequest {
+            name: name.to_string(),
+            version: Some(version.to_string()),
+        };
+        let artifact = registry
+            .ask(|reply| RegistryMsg::Get(get, ctx.ct.clone(), reply))
+            .await
+            .map_err(fault)?
+            .map_err(|e| match e {
+                RegistryError::NotFound { .. } => ErrorData::resource_not_found(
+                    e.to_string(),
+                    Some(serde_json::json!({ "uri": uri })),
+                ),
+                e => ErrorData::internal_error(
+                    e.to_string(),
+                    Some(serde_json::json!({ "uri": uri })),
+                ),
+            })?;
+        let contents = match (artifact.content, artifact.content_base64) {
+            (Some(json), _) => ResourceContents::text(json.to_string(), uri.clone()),
+            (None, Some(b64)) => ResourceContents::blob(b64, uri.clone()),
+            (None, None) => ResourceContents::blob(String::new(), uri.clone()),
+        }
+        .with_mime_type(artifact.media_type);
+        Ok(ReadResourceResult::new(vec![contents]).into())
     }
 
     async fn list_tools(

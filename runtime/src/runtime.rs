@@ -144,7 +144,7 @@ impl Runtime {
 
     /// An MCP handler over this runtime's tools.
     pub fn mcp_service(&self) -> McpService {
-        McpService::new(self.router.clone())
+        McpService::new(self.router.clone()).with_registry(self.slots.registry.clone())
     }
 
     /// Serves MCP on stdin/stdout until the client closes the stream.
