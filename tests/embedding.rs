@@ -1,5 +1,7 @@
 //! The runtime embedded in a host: host tools, list_changed, typed calls, two runtimes at once.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ensemble::actors::registry::RegistryMsg;
@@ -9,11 +11,15 @@ use ensemble::runtime::engines::default_policy;
 use ensemble::runtime::router::{ActorTool, Annotations};
 use ensemble::supervision::{ActorSlot, CancellationToken, ChildSpec, Supervisor, SupervisorSpec};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use rmcp::service::{NotificationContext, RoleClient};
+use rmcp::model::{
+    CallToolRequestParams, ClientRequest, LoggingLevel, LoggingMessageNotificationParam,
+    ProgressNotificationParam, Request, SetLevelRequestParams, object,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RoleClient};
 use rmcp::{ClientHandler, ServiceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[derive(Clone, Deserialize, JsonSchema)]
 struct AddRequest {
@@ -60,6 +66,182 @@ impl Actor for Adder {
         }
         Ok(())
     }
+}
+
+#[derive(Clone, Deserialize, JsonSchema)]
+struct NapRequest {
+    ms: u64,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct NapResponse {
+    slept_ms: u64,
+}
+
+enum NapMsg {
+    Nap(
+        NapRequest,
+        CancellationToken,
+        RpcReplyPort<Result<NapResponse, String>>,
+    ),
+}
+
+/// Sleeps unless cancelled; records whether it saw a cancellation.
+struct Napper(Arc<AtomicBool>);
+
+impl Actor for Napper {
+    type Msg = NapMsg;
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, _: ActorRef<NapMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+    async fn handle(
+        &self,
+        _: ActorRef<NapMsg>,
+        msg: NapMsg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        let NapMsg::Nap(req, cancel, reply) = msg;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(req.ms)) => {
+                let _ = reply.send(Ok(NapResponse { slept_ms: req.ms }));
+            }
+            _ = cancel.cancelled() => self.0.store(true, Ordering::SeqCst),
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default, Clone)]
+struct Seen {
+    progress: Arc<Mutex<Vec<f64>>>,
+    logs: Arc<Mutex<Vec<Value>>>,
+}
+
+impl ClientHandler for Seen {
+    async fn on_progress(&self, p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        self.progress.lock().unwrap().push(p.progress);
+    }
+    #[allow(deprecated)]
+    async fn on_logging_message(
+        &self,
+        m: LoggingMessageNotificationParam,
+        _: NotificationContext<RoleClient>,
+    ) {
+        self.logs.lock().unwrap().push(m.data);
+    }
+}
+
+#[tokio::test]
+#[allow(deprecated)]
+async fn long_calls_report_progress_set_level_is_honoured_and_cancel_reaches_the_actor() {
+    let runtime = Runtime::builder().in_memory().build().await.unwrap();
+    let saw_cancel = Arc::new(AtomicBool::new(false));
+    let slot = ActorSlot::new("napper");
+    let flag = saw_cancel.clone();
+    let (host, _) = Supervisor::start(
+        SupervisorSpec::new("host")
+            .child(ChildSpec::actor(&slot, move || (Napper(flag.clone()), ()))),
+    )
+    .await
+    .unwrap();
+    runtime
+        .router()
+        .register_actor(
+            ActorTool {
+                name: "host_nap",
+                description: "Sleep.",
+                annotations: Annotations::default(),
+                slot,
+                policy: default_policy("host_nap"),
+            },
+            NapMsg::Nap,
+        )
+        .unwrap();
+    let (server_io, client_io) = tokio::io::duplex(1 << 16);
+    let service = runtime
+        .mcp_service()
+        .with_progress_every(Duration::from_millis(50));
+    tokio::spawn(async move {
+        if let Ok(running) = service.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let seen = Seen::default();
+    let client = seen.clone().serve(client_io).await.unwrap();
+
+    // Progress: the client's request carries a progress token; a 300 ms call reports a few times.
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("host_nap").with_arguments(object(json!({"ms": 300}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.structured_content, Some(json!({"slept_ms": 300})));
+    let progress = seen.progress.lock().unwrap().clone();
+    assert!(progress.len() >= 2, "{progress:?}");
+    assert!(
+        progress.windows(2).all(|w| w[0] < w[1]),
+        "progress only grows: {progress:?}"
+    );
+
+    // Logging: nothing before setLevel; warnings and above after setLevel(warning).
+    let _ = client
+        .call_tool(
+            CallToolRequestParams::new("registry_get")
+                .with_arguments(object(json!({"name": "missing"}))),
+        )
+        .await
+        .unwrap();
+    client
+        .set_level(SetLevelRequestParams::new(LoggingLevel::Warning))
+        .await
+        .unwrap();
+    let _ = client
+        .call_tool(
+            CallToolRequestParams::new("registry_get")
+                .with_arguments(object(json!({"name": "missing"}))),
+        )
+        .await
+        .unwrap();
+    let _ = client
+        .call_tool(CallToolRequestParams::new("registry_list").with_arguments(object(json!({}))))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let logs = seen.logs.lock().unwrap().clone();
+    assert_eq!(logs.len(), 1, "one warning, no debug line: {logs:?}");
+    assert!(
+        logs[0]["error"].as_str().unwrap().contains("not found"),
+        "{logs:?}"
+    );
+
+    // Cancellation: notifications/cancelled reaches the actor, which stops the work.
+    let handle = client
+        .send_cancellable_request(
+            ClientRequest::CallToolRequest(Request::new(
+                CallToolRequestParams::new("host_nap")
+                    .with_arguments(object(json!({"ms": 60_000}))),
+            )),
+            PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    handle.cancel(Some("changed my mind".into())).await.unwrap();
+    for _ in 0..100 {
+        if saw_cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        saw_cancel.load(Ordering::SeqCst),
+        "the actor stopped the work"
+    );
+    client.cancel().await.unwrap();
+    host.stop_and_wait(None, None).await.unwrap();
 }
 
 struct Watcher(tokio::sync::mpsc::UnboundedSender<()>);

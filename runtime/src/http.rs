@@ -60,7 +60,7 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
         .with_max_request_body_bytes(MAX_BODY_BYTES);
     let service = runtime.mcp_service();
     let mcp = StreamableHttpService::new(
-        move || Ok(service.clone()),
+        move || Ok(service.for_new_session()),
         Arc::new(LocalSessionManager::default()),
         config,
     );

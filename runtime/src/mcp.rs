@@ -3,18 +3,25 @@
 //! Unknown tools are JSON-RPC errors (-32602); bad arguments, engine errors, open breakers,
 //! timeouts and crashes are tool results with `isError: true` and a message that says what to do.
 
-use std::sync::Arc;
+// rmcp marks MCP logging deprecated (SEP-2577, for 2026-07-28); clients on 2025-11-25 and
+// earlier still use `logging/setLevel`, which this server honours.
+#![allow(deprecated)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ensemble_actors::registry::RegistryMsg;
 use ensemble_protocol::registry::{GetRequest, ListRequest, RegistryError};
 use ensemble_supervision::ActorSlot;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, SetLevelRequestParams,
+    Tool, ToolAnnotations,
 };
-use rmcp::service::{NotificationContext, RequestContext};
+use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tracing::Instrument;
 
@@ -26,6 +33,25 @@ pub struct McpService {
     router: Router,
     name: Arc<str>,
     registry: Option<ActorSlot<RegistryMsg>>,
+    /// The session's `logging/setLevel`, as a severity rank; `None` until the client sets one.
+    log_level: Arc<Mutex<Option<u8>>>,
+    progress_every: Duration,
+}
+
+/// How often a long call reports progress when the client asked for it.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+fn rank(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
+    }
 }
 
 /// Artifacts are resources at `ensemble://registry/{name}/{version}`.
@@ -38,6 +64,34 @@ impl McpService {
             router,
             name: "ensemble".into(),
             registry: None,
+            log_level: Arc::new(Mutex::new(None)),
+            progress_every: PROGRESS_EVERY,
+        }
+    }
+
+    /// A copy for a new session: same tools, its own logging level.
+    pub fn for_new_session(&self) -> Self {
+        Self {
+            log_level: Arc::new(Mutex::new(None)),
+            ..self.clone()
+        }
+    }
+
+    /// Reports progress of long calls this often (default [`PROGRESS_EVERY`]).
+    pub fn with_progress_every(mut self, every: Duration) -> Self {
+        self.progress_every = every;
+        self
+    }
+
+    /// Sends a log message to the client if its `logging/setLevel` lets it through.
+    async fn log(&self, peer: &Peer<RoleServer>, level: LoggingLevel, data: serde_json::Value) {
+        let wanted = *self.log_level.lock().unwrap_or_else(|p| p.into_inner());
+        if wanted.is_some_and(|w| rank(level) >= w) {
+            let _ = peer
+                .notify_logging_message(
+                    LoggingMessageNotificationParam::new(level, data).with_logger("ensemble"),
+                )
+                .await;
         }
     }
 
@@ -86,12 +140,22 @@ fn error_result(message: String) -> CallToolResult {
 }
 
 impl ServerHandler for McpService {
+    async fn set_level(
+        &self,
+        req: SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        *self.log_level.lock().unwrap_or_else(|p| p.into_inner()) = Some(rank(req.level));
+        Ok(())
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_logging()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -245,11 +309,59 @@ impl ServerHandler for McpService {
         let name = req.name.to_string();
         let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
         let span = tracing::info_span!("tool_call", tool = %name, request_id = %ctx.id);
-        let outcome = self
+        let started = std::time::Instant::now();
+        let call = self
             .router
             .call(&name, args, Some(ctx.ct.clone()))
-            .instrument(span)
-            .await;
+            .instrument(span);
+        let outcome = match ctx.meta.get_progress_token() {
+            // The client asked for progress: a long call reports that it is still running.
+            Some(token) => {
+                let mut call = std::pin::pin!(call);
+                let mut ticks = tokio::time::interval_at(
+                    tokio::time::Instant::now() + self.progress_every,
+                    self.progress_every,
+                );
+                loop {
+                    tokio::select! {
+                        r = &mut call => break r,
+                        _ = ticks.tick() => {
+                            let elapsed = started.elapsed().as_secs_f64();
+                            let _ = ctx
+                                .peer
+                                .notify_progress(
+                                    ProgressNotificationParam::new(token.clone(), elapsed)
+                                        .with_message(format!("`{name}` running for {elapsed:.1}s")),
+                                )
+                                .await;
+                        }
+                    }
+                }
+            }
+            None => call.await,
+        };
+        match &outcome {
+            Ok(_) => {
+                self.log(
+                    &ctx.peer,
+                    LoggingLevel::Debug,
+                    serde_json::json!({"tool": name, "ms": started.elapsed().as_millis() as u64}),
+                )
+                .await
+            }
+            Err(e) => {
+                let level = match e {
+                    ToolError::Runtime(_) => LoggingLevel::Error,
+                    _ => LoggingLevel::Warning,
+                };
+                self.log(
+                    &ctx.peer,
+                    level,
+                    serde_json::json!({"tool": name, "error": e.to_string()}),
+                )
+                .await
+            }
+        }
         match outcome {
             Ok(value) => Ok(CallToolResult::structured(value).into()),
             Err(ToolError::UnknownTool(tool)) => Err(ErrorData::invalid_params(
