@@ -1,7 +1,7 @@
 //! One route's composed policy stack.
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -255,10 +255,60 @@ impl RoutePolicy {
         });
         // Only short deadlines pay for a timer of their own.
         let mut timer = precise.map(|after| Box::pin(tokio::time::sleep(after)));
-        let mut attempts = pin!(self.attempts(&opts, &token, op));
+        let retry = inner.retry.as_ref().filter(|_| opts.idempotent);
+        if let Some(r) = retry {
+            r.budget.deposit();
+        }
+        // Attempts, retry backoffs, the caller's cancellation and the deadline are driven by one
+        // poll function: no nested state machines on the hot path.
+        let mut op = op;
+        let mut attempt = 0u32;
+        let mut current = pin!(Some(op(CallContext {
+            attempt,
+            cancel: token.clone(),
+        })));
+        let mut backoff: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let mut caller_cancel = pin!(opts.cancel.as_ref().map(|_| token.cancelled()));
         let outcome = std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = attempts.as_mut().poll(cx) {
-                return Poll::Ready(Some(r));
+            loop {
+                if let Some(sleep) = backoff.as_mut() {
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        break;
+                    }
+                    backoff = None;
+                    current.set(Some(op(CallContext {
+                        attempt,
+                        cancel: token.clone(),
+                    })));
+                }
+                let Some(fut) = current.as_mut().as_pin_mut() else {
+                    break;
+                };
+                let fault = match fut.poll(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(Ok(v)) => return Poll::Ready(Some(Ok(v))),
+                    Poll::Ready(Err(CallError::Engine(e))) => {
+                        return Poll::Ready(Some(Err(PolicyError::Engine(e))));
+                    }
+                    Poll::Ready(Err(CallError::Actor(fault))) => fault,
+                };
+                current.set(None);
+                match retry {
+                    Some(r) if attempt + 1 < r.max_attempts && r.budget.try_withdraw() => {
+                        let delay = r.backoff.full_jitter(attempt, random_fraction());
+                        tracing::debug!(route = &*inner.route, attempt, ?delay, %fault, "retrying");
+                        metrics::counter!("ensemble_retries_total", "route" => inner.route.to_string())
+                            .increment(1);
+                        attempt += 1;
+                        backoff = Some(Box::pin(tokio::time::sleep(delay)));
+                    }
+                    _ => return Poll::Ready(Some(Err(PolicyError::Actor(fault)))),
+                }
+            }
+            if let Some(c) = caller_cancel.as_mut().as_pin_mut()
+                && c.poll(cx).is_ready()
+            {
+                return Poll::Ready(Some(Err(self.cancelled())));
             }
             if let Some(t) = timer.as_mut()
                 && t.as_mut().poll(cx).is_ready()
@@ -292,64 +342,6 @@ impl RoutePolicy {
             }
         }
         result
-    }
-
-    async fn attempts<T, E, F, Fut>(
-        &self,
-        opts: &CallOptions,
-        token: &CancellationToken,
-        mut op: F,
-    ) -> Result<T, PolicyError<E>>
-    where
-        F: FnMut(CallContext) -> Fut,
-        Fut: Future<Output = Result<T, CallError<E>>>,
-    {
-        let retry = self.inner.retry.as_ref().filter(|_| opts.idempotent);
-        if let Some(r) = retry {
-            r.budget.deposit();
-        }
-        let cancellable = opts.cancel.is_some();
-        let mut attempt = 0u32;
-        loop {
-            let ctx = CallContext {
-                attempt,
-                cancel: token.clone(),
-            };
-            let outcome = if cancellable {
-                tokio::select! {
-                    biased;
-                    _ = token.cancelled() => return Err(self.cancelled()),
-                    r = op(ctx) => r,
-                }
-            } else {
-                op(ctx).await
-            };
-            let fault = match outcome {
-                Ok(v) => return Ok(v),
-                Err(CallError::Engine(e)) => return Err(PolicyError::Engine(e)),
-                Err(CallError::Actor(fault)) => fault,
-            };
-            let Some(r) = retry else {
-                return Err(PolicyError::Actor(fault));
-            };
-            if attempt + 1 >= r.max_attempts || !r.budget.try_withdraw() {
-                return Err(PolicyError::Actor(fault));
-            }
-            let delay = r.backoff.full_jitter(attempt, random_fraction());
-            tracing::debug!(route = &*self.inner.route, attempt, ?delay, %fault, "retrying");
-            metrics::counter!("ensemble_retries_total", "route" => self.inner.route.to_string())
-                .increment(1);
-            if cancellable {
-                tokio::select! {
-                    biased;
-                    _ = token.cancelled() => return Err(self.cancelled()),
-                    _ = tokio::time::sleep(delay) => {}
-                }
-            } else {
-                tokio::time::sleep(delay).await;
-            }
-            attempt += 1;
-        }
     }
 
     fn cancelled<E>(&self) -> PolicyError<E> {
