@@ -4,6 +4,7 @@
 //! exhaustively; [`CircuitBreaker`] wraps it for concurrent use with the tokio clock, and turns
 //! every transition into a metric and a log line.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -347,9 +348,14 @@ pub struct CircuitBreaker {
 struct Shared {
     route: Arc<str>,
     core: Mutex<BreakerCore>,
+    /// The core's epoch while it is closed, [`NOT_CLOSED`] otherwise; written under the lock at
+    /// every transition, so a closed breaker admits a call without taking the lock.
+    closed_epoch: AtomicU64,
     state_tx: watch::Sender<BreakerState>,
     gauge: metrics::Gauge,
 }
+
+const NOT_CLOSED: u64 = u64::MAX;
 
 impl CircuitBreaker {
     /// A closed breaker for `route`.
@@ -361,6 +367,7 @@ impl CircuitBreaker {
             inner: Arc::new(Shared {
                 route,
                 core: Mutex::new(BreakerCore::new(cfg)),
+                closed_epoch: AtomicU64::new(0),
                 state_tx: watch::Sender::new(BreakerState::Closed),
                 gauge,
             }),
@@ -399,7 +406,20 @@ impl CircuitBreaker {
         now: impl FnOnce() -> Instant,
         started: Option<Instant>,
     ) -> Result<BreakerPermit<'_>, Rejected> {
-        let (result, transition) = self.lock().try_acquire_at(now);
+        let epoch = self.inner.closed_epoch.load(Ordering::Acquire);
+        if epoch != NOT_CLOSED {
+            return Ok(BreakerPermit {
+                breaker: self,
+                permit: Some(Permit { epoch }),
+                started,
+            });
+        }
+        let (result, transition) = {
+            let mut core = self.lock();
+            let r = core.try_acquire_at(now);
+            self.publish(&core);
+            r
+        };
         if let Some(t) = transition {
             self.announce(t);
         }
@@ -408,6 +428,15 @@ impl CircuitBreaker {
             permit: Some(permit),
             started,
         })
+    }
+
+    /// Mirrors the core's state into the lock-free admission check (call with the lock held).
+    fn publish(&self, core: &BreakerCore) {
+        let epoch = match core.state() {
+            BreakerState::Closed => core.epoch,
+            _ => NOT_CLOSED,
+        };
+        self.inner.closed_epoch.store(epoch, Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, BreakerCore> {
@@ -459,10 +488,14 @@ impl BreakerPermit<'_> {
     /// Records whether the call failed and whether it was slow.
     pub fn record_outcome(mut self, failed: bool, slow: bool) {
         if let Some(permit) = self.permit.take() {
-            let t = self
-                .breaker
-                .lock()
-                .on_outcome(permit, failed, slow, Instant::now);
+            let t = {
+                let mut core = self.breaker.lock();
+                let t = core.on_outcome(permit, failed, slow, Instant::now);
+                if t.is_some() {
+                    self.breaker.publish(&core);
+                }
+                t
+            };
             if let Some(t) = t {
                 self.breaker.announce(t);
             }
