@@ -1,0 +1,419 @@
+//! tools/call throughput and latency: Ensemble (a read-only tool routed through a supervised
+//! actor and its policy stack) against a bare rmcp server with the same tool, in the same run.
+//!
+//! Modes: Streamable HTTP with legacy sessions (SSE replies), Streamable HTTP stateless
+//! 2026-07-28 (JSON replies), and stdio (an in-process pipe). Concurrency 1, 16 and 64.
+//!
+//! Run: `cargo bench --bench mcp_throughput` (`-- --secs N` per cell, default 3).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ensemble::runtime::Runtime;
+use ensemble::runtime::engines::default_policy;
+use ensemble::runtime::router::{ActorTool, Annotations};
+use ensemble::supervision::{ActorSlot, CancellationToken, ChildSpec, Supervisor, SupervisorSpec};
+use http_body_util::{BodyExt, Full};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, object,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+// ---- the tool, twice ------------------------------------------------------------------------
+
+#[derive(Clone, Deserialize, JsonSchema)]
+struct EchoRequest {
+    text: String,
+}
+
+#[derive(Serialize, JsonSchema)]
+struct EchoResponse {
+    echo: String,
+}
+
+enum EchoMsg {
+    Echo(
+        EchoRequest,
+        CancellationToken,
+        RpcReplyPort<Result<EchoResponse, String>>,
+    ),
+}
+
+struct EchoActor;
+
+impl Actor for EchoActor {
+    type Msg = EchoMsg;
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, _: ActorRef<EchoMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+    async fn handle(
+        &self,
+        _: ActorRef<EchoMsg>,
+        msg: EchoMsg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        let EchoMsg::Echo(req, cancel, reply) = msg;
+        if !cancel.is_cancelled() {
+            let _ = reply.send(Ok(EchoResponse { echo: req.text }));
+        }
+        Ok(())
+    }
+}
+
+/// The baseline: the same tool answered directly in an rmcp handler.
+#[derive(Clone)]
+struct Bare;
+
+fn echo_tool() -> Tool {
+    Tool::new(
+        "bench_echo",
+        "Echo text back.",
+        Arc::new(object(
+            json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}),
+        )),
+    )
+}
+
+impl ServerHandler for Bare {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+    }
+    async fn list_tools(
+        &self,
+        _: Option<PaginatedRequestParams>,
+        _: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(vec![echo_tool()]))
+    }
+    async fn call_tool(
+        &self,
+        req: CallToolRequestParams,
+        _: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let text = req
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("text"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| ErrorData::invalid_params("missing text", None))?
+            .to_string();
+        Ok(CallToolResult::structured(json!({ "echo": text })).into())
+    }
+}
+
+async fn ensemble_runtime() -> (Runtime, ActorRef<ensemble::supervision::SupervisorMsg>) {
+    let runtime = Runtime::builder()
+        .in_memory()
+        .build()
+        .await
+        .expect("runtime");
+    let slot = ActorSlot::new("bench_echo");
+    let (sup, _) = Supervisor::start(
+        SupervisorSpec::new("bench").child(ChildSpec::actor(&slot, || (EchoActor, ()))),
+    )
+    .await
+    .expect("supervisor");
+    runtime
+        .router()
+        .register_actor(
+            ActorTool {
+                name: "bench_echo",
+                description: "Echo text back.",
+                annotations: Annotations::READ_ONLY,
+                slot,
+                policy: default_policy("bench_echo"),
+            },
+            EchoMsg::Echo,
+        )
+        .expect("register");
+    (runtime, sup)
+}
+
+// ---- HTTP servers ---------------------------------------------------------------------------
+
+async fn listen(app: axum::Router) -> SocketAddr {
+    use axum::serve::ListenerExt;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr
+}
+
+async fn bare_http() -> SocketAddr {
+    let config = StreamableHttpServerConfig::default().with_json_response(true);
+    let svc = StreamableHttpService::new(
+        || Ok(Bare),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    listen(axum::Router::new().nest_service("/mcp", svc)).await
+}
+
+async fn ensemble_http(runtime: &Runtime) -> SocketAddr {
+    let opts = ensemble::runtime::http::HttpOptions {
+        addr: "127.0.0.1:0".parse().expect("addr"),
+        allow_origins: Vec::new(),
+    };
+    listen(ensemble::runtime::http::app(
+        runtime,
+        &opts,
+        CancellationToken::new(),
+    ))
+    .await
+}
+
+// ---- a minimal HTTP/1.1 MCP client (hyper) --------------------------------------------------
+
+#[derive(Clone, Copy, PartialEq)]
+enum HttpMode {
+    /// `initialize` creates a session; replies are SSE streams.
+    LegacySse,
+    /// 2026-07-28 stateless requests; replies are JSON.
+    StatelessJson,
+}
+
+struct HttpClient {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+    session: Option<String>,
+    mode: HttpMode,
+}
+
+impl HttpClient {
+    async fn connect(addr: SocketAddr, mode: HttpMode) -> Self {
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let _ = tcp.set_nodelay(true);
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .expect("handshake");
+        tokio::spawn(conn);
+        let mut c = Self {
+            sender,
+            addr,
+            session: None,
+            mode,
+        };
+        if mode == HttpMode::LegacySse {
+            let (headers, _) = c
+                .post(
+                    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "bench", "version": "1"}}}),
+                    None,
+                )
+                .await;
+            c.session = headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(String::from);
+            c.post(
+                json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+                None,
+            )
+            .await;
+        }
+        c
+    }
+
+    async fn post(&mut self, body: Value, tool: Option<&str>) -> (hyper::HeaderMap, Bytes) {
+        let mut req = hyper::Request::post("/mcp")
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream");
+        if let Some(s) = &self.session {
+            req = req
+                .header("mcp-session-id", s)
+                .header("mcp-protocol-version", "2025-06-18");
+        }
+        if self.mode == HttpMode::StatelessJson {
+            req = req
+                .header("mcp-protocol-version", "2026-07-28")
+                .header("mcp-method", "tools/call")
+                .header("mcp-name", tool.unwrap_or_default());
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("request");
+        self.sender.ready().await.expect("connection ready");
+        let resp = self.sender.send_request(req).await.expect("response");
+        let headers = resp.headers().clone();
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        (headers, body)
+    }
+
+    async fn call(&mut self, id: u64, tool: &str) {
+        let mut params = json!({"name": tool, "arguments": {"text": "hello"}});
+        if self.mode == HttpMode::StatelessJson {
+            params["_meta"] = json!({
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}
+            });
+        }
+        let (_, body) = self
+            .post(
+                json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}),
+                Some(tool),
+            )
+            .await;
+        let text = std::str::from_utf8(&body).expect("utf-8");
+        assert!(
+            text.contains("\"echo\":\"hello\""),
+            "unexpected reply: {text}"
+        );
+    }
+}
+
+// ---- load -----------------------------------------------------------------------------------
+
+struct Cell {
+    calls_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn summarize(mut lat: Vec<Duration>, elapsed: Duration) -> Cell {
+    lat.sort_unstable();
+    let at = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+    Cell {
+        calls_per_sec: lat.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+async fn http_load(addr: SocketAddr, mode: HttpMode, concurrency: usize, secs: f64) -> Cell {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            tokio::spawn(async move {
+                let mut client = HttpClient::connect(addr, mode).await;
+                let mut lat = Vec::new();
+                let mut id = 1;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    client.call(id, "bench_echo").await;
+                    lat.push(t.elapsed());
+                    id += 1;
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("load task"));
+    }
+    summarize(all, started.elapsed())
+}
+
+async fn stdio_load<S: ServerHandler + Clone>(server: S, concurrency: usize, secs: f64) -> Cell {
+    let (server_io, client_io) = tokio::io::duplex(1 << 20);
+    tokio::spawn(async move {
+        if let Ok(running) = server.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = Arc::new(().serve(client_io).await.expect("client"));
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let r = client
+                        .call_tool(
+                            CallToolRequestParams::new("bench_echo")
+                                .with_arguments(object(json!({"text": "hello"}))),
+                        )
+                        .await
+                        .expect("call");
+                    assert_eq!(r.structured_content, Some(json!({"echo": "hello"})));
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("load task"));
+    }
+    summarize(all, started.elapsed())
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.0} µs", d.as_secs_f64() * 1e6)
+}
+
+fn row(mode: &str, c: usize, bare: &Cell, ens: &Cell) {
+    println!(
+        "| {mode} | {c} | {:.0} | {:.0} | {:.2} | {} / {} | {} / {} | {:.2} |",
+        bare.calls_per_sec,
+        ens.calls_per_sec,
+        ens.calls_per_sec / bare.calls_per_sec,
+        us(bare.p50),
+        us(bare.p99),
+        us(ens.p50),
+        us(ens.p99),
+        ens.p99.as_secs_f64() / bare.p99.as_secs_f64(),
+    );
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut secs = 3.0;
+    while let Some(a) = args.next() {
+        if a == "--secs" {
+            secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs);
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let (runtime, sup) = ensemble_runtime().await;
+        let bare_addr = bare_http().await;
+        let ens_addr = ensemble_http(&runtime).await;
+        println!("\n| mode | concurrency | bare rmcp calls/s | ensemble calls/s | throughput ratio | bare p50 / p99 | ensemble p50 / p99 | p99 ratio |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for (name, mode) in [("http legacy+SSE", HttpMode::LegacySse), ("http stateless+JSON", HttpMode::StatelessJson)] {
+            for c in [1, 16, 64] {
+                let bare = http_load(bare_addr, mode, c, secs).await;
+                let ens = http_load(ens_addr, mode, c, secs).await;
+                row(name, c, &bare, &ens);
+            }
+        }
+        for c in [1, 16, 64] {
+            let bare = stdio_load(Bare, c, secs).await;
+            let ens = stdio_load(runtime.mcp_service(), c, secs).await;
+            row("stdio", c, &bare, &ens);
+        }
+        let _ = sup.stop_and_wait(None, None).await;
+    });
+}
