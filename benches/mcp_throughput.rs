@@ -291,6 +291,14 @@ struct Cell {
     p99: Duration,
 }
 
+/// Rounds per cell: the two servers take turns, so drift on a shared machine hits both alike.
+const ROUNDS: usize = 3;
+
+fn merge(parts: Vec<(Vec<Duration>, Duration)>) -> Cell {
+    let elapsed = parts.iter().map(|p| p.1).sum();
+    summarize(parts.into_iter().flat_map(|p| p.0).collect(), elapsed)
+}
+
 fn summarize(mut lat: Vec<Duration>, elapsed: Duration) -> Cell {
     lat.sort_unstable();
     let at = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
@@ -301,7 +309,12 @@ fn summarize(mut lat: Vec<Duration>, elapsed: Duration) -> Cell {
     }
 }
 
-async fn http_load(addr: SocketAddr, mode: HttpMode, concurrency: usize, secs: f64) -> Cell {
+async fn http_load(
+    addr: SocketAddr,
+    mode: HttpMode,
+    concurrency: usize,
+    secs: f64,
+) -> (Vec<Duration>, Duration) {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
@@ -324,10 +337,14 @@ async fn http_load(addr: SocketAddr, mode: HttpMode, concurrency: usize, secs: f
     for t in tasks {
         all.extend(t.await.expect("load task"));
     }
-    summarize(all, started.elapsed())
+    (all, started.elapsed())
 }
 
-async fn stdio_load<S: ServerHandler + Clone>(server: S, concurrency: usize, secs: f64) -> Cell {
+async fn stdio_load<S: ServerHandler + Clone>(
+    server: S,
+    concurrency: usize,
+    secs: f64,
+) -> (Vec<Duration>, Duration) {
     let (server_io, client_io) = tokio::io::duplex(1 << 20);
     tokio::spawn(async move {
         if let Ok(running) = server.serve(server_io).await {
@@ -362,7 +379,7 @@ async fn stdio_load<S: ServerHandler + Clone>(server: S, concurrency: usize, sec
     for t in tasks {
         all.extend(t.await.expect("load task"));
     }
-    summarize(all, started.elapsed())
+    (all, started.elapsed())
 }
 
 fn us(d: Duration) -> String {
@@ -404,15 +421,21 @@ fn main() {
         println!("|---|---|---|---|---|---|---|---|");
         for (name, mode) in [("http legacy+SSE", HttpMode::LegacySse), ("http stateless+JSON", HttpMode::StatelessJson)] {
             for c in [1, 16, 64] {
-                let bare = http_load(bare_addr, mode, c, secs).await;
-                let ens = http_load(ens_addr, mode, c, secs).await;
-                row(name, c, &bare, &ens);
+                let (mut bare, mut ens) = (Vec::new(), Vec::new());
+                for _ in 0..ROUNDS {
+                    bare.push(http_load(bare_addr, mode, c, secs / ROUNDS as f64).await);
+                    ens.push(http_load(ens_addr, mode, c, secs / ROUNDS as f64).await);
+                }
+                row(name, c, &merge(bare), &merge(ens));
             }
         }
         for c in [1, 16, 64] {
-            let bare = stdio_load(Bare, c, secs).await;
-            let ens = stdio_load(runtime.mcp_service(), c, secs).await;
-            row("stdio", c, &bare, &ens);
+            let (mut bare, mut ens) = (Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                bare.push(stdio_load(Bare, c, secs / ROUNDS as f64).await);
+                ens.push(stdio_load(runtime.mcp_service(), c, secs / ROUNDS as f64).await);
+            }
+            row("stdio", c, &merge(bare), &merge(ens));
         }
         let _ = sup.stop_and_wait(None, None).await;
     });

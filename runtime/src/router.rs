@@ -106,6 +106,67 @@ type Handler = dyn Fn(Value, CallOptions) -> BoxFuture<Result<Value, ToolError>>
 struct Route {
     spec: ToolSpec,
     handler: Arc<Handler>,
+    metrics: RouteMetrics,
+}
+
+/// The route's metric handles, looked up once: a lookup by name and labels on every call would
+/// cost more than the rest of the routing.
+struct RouteMetrics {
+    /// Indexed by [`Outcome`].
+    calls: [metrics::Counter; 5],
+    duration: metrics::Histogram,
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Ok,
+    InvalidArguments,
+    EngineError,
+    Cancelled,
+    RuntimeError,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 5] = [
+        Outcome::Ok,
+        Outcome::InvalidArguments,
+        Outcome::EngineError,
+        Outcome::Cancelled,
+        Outcome::RuntimeError,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::InvalidArguments => "invalid_arguments",
+            Outcome::EngineError => "engine_error",
+            Outcome::Cancelled => "cancelled",
+            Outcome::RuntimeError => "runtime_error",
+        }
+    }
+
+    fn of(result: &Result<Value, ToolError>) -> Self {
+        match result {
+            Ok(_) => Outcome::Ok,
+            Err(ToolError::InvalidArguments { .. }) => Outcome::InvalidArguments,
+            Err(ToolError::Engine(_)) => Outcome::EngineError,
+            Err(ToolError::Cancelled) => Outcome::Cancelled,
+            Err(_) => Outcome::RuntimeError,
+        }
+    }
+}
+
+impl RouteMetrics {
+    fn new(tool: &str) -> Self {
+        Self {
+            calls: Outcome::ALL.map(|o| {
+                metrics::counter!("ensemble_tool_calls_total",
+                    "tool" => tool.to_string(), "outcome" => o.label())
+            }),
+            duration: metrics::histogram!("ensemble_tool_call_duration_seconds",
+                "tool" => tool.to_string()),
+        }
+    }
 }
 
 /// Tool name → route. Cheap to clone; registrations are seen by every clone.
@@ -263,7 +324,15 @@ impl Router {
         if routes.contains_key(&spec.name) {
             return Err(RegisterError::Duplicate(spec.name));
         }
-        routes.insert(spec.name.clone(), Arc::new(Route { spec, handler }));
+        let metrics = RouteMetrics::new(&spec.name);
+        routes.insert(
+            spec.name.clone(),
+            Arc::new(Route {
+                spec,
+                handler,
+                metrics,
+            }),
+        );
         drop(routes);
         let _ = self.inner.changed.send(());
         Ok(())
@@ -345,16 +414,10 @@ impl Router {
         let _in_flight = InFlight(&self.inner.in_flight);
         let started = Instant::now();
         let result = (route.handler)(args, opts).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(ToolError::InvalidArguments { .. }) => "invalid_arguments",
-            Err(ToolError::Engine(_)) => "engine_error",
-            Err(ToolError::Cancelled) => "cancelled",
-            Err(_) => "runtime_error",
-        };
-        metrics::counter!("ensemble_tool_calls_total", "tool" => name.to_string(), "outcome" => outcome)
-            .increment(1);
-        metrics::histogram!("ensemble_tool_call_duration_seconds", "tool" => name.to_string())
+        route.metrics.calls[Outcome::of(&result) as usize].increment(1);
+        route
+            .metrics
+            .duration
             .record(started.elapsed().as_secs_f64());
         result
     }
