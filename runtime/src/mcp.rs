@@ -35,7 +35,69 @@ pub struct McpService {
     registry: Option<ActorSlot<RegistryMsg>>,
     /// The session's `logging/setLevel`, as a severity rank; `None` until the client sets one.
     log_level: Arc<Mutex<Option<u8>>>,
-    progress_every: Duration,
+    progress: ProgressClock,
+}
+
+/// One ticker shared by all calls of a service that asked for progress: rmcp's client asks on
+/// every request, and a timer per call would cost more than a short call itself. The ticker
+/// runs only while such calls are in flight.
+#[derive(Debug, Clone)]
+struct ProgressClock {
+    inner: Arc<ClockInner>,
+}
+
+#[derive(Debug)]
+struct ClockInner {
+    every: Duration,
+    ticks: tokio::sync::watch::Sender<u64>,
+    running: Mutex<bool>,
+}
+
+impl ProgressClock {
+    fn new(every: Duration) -> Self {
+        Self {
+            inner: Arc::new(ClockInner {
+                every,
+                ticks: tokio::sync::watch::Sender::new(0),
+                running: Mutex::new(false),
+            }),
+        }
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        let rx = self.inner.ticks.subscribe();
+        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
+        if !*running {
+            *running = true;
+            tokio::spawn(tick(self.inner.clone()));
+        }
+        rx
+    }
+}
+
+/// Clears `running` if the ticker is dropped with its runtime, so a later call restarts it.
+struct TickerFlag(Arc<ClockInner>);
+
+impl Drop for TickerFlag {
+    fn drop(&mut self) {
+        *self.0.running.lock().unwrap_or_else(|p| p.into_inner()) = false;
+    }
+}
+
+async fn tick(inner: Arc<ClockInner>) {
+    let flag = TickerFlag(inner);
+    loop {
+        tokio::time::sleep(flag.0.every).await;
+        // Checked under the lock that `subscribe` takes after subscribing: a call that
+        // subscribed before this check keeps the ticker alive; one after it starts a new one.
+        let running = flag.0.running.lock().unwrap_or_else(|p| p.into_inner());
+        if flag.0.ticks.receiver_count() == 0 {
+            drop(running);
+            return;
+        }
+        drop(running);
+        flag.0.ticks.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }
 
 /// How often a long call reports progress when the client asked for it.
@@ -65,7 +127,7 @@ impl McpService {
             name: "ensemble".into(),
             registry: None,
             log_level: Arc::new(Mutex::new(None)),
-            progress_every: PROGRESS_EVERY,
+            progress: ProgressClock::new(PROGRESS_EVERY),
         }
     }
 
@@ -79,7 +141,7 @@ impl McpService {
 
     /// Reports progress of long calls this often (default [`PROGRESS_EVERY`]).
     pub fn with_progress_every(mut self, every: Duration) -> Self {
-        self.progress_every = every;
+        self.progress = ProgressClock::new(every);
         self
     }
 
@@ -318,14 +380,16 @@ impl ServerHandler for McpService {
             // The client asked for progress: a long call reports that it is still running.
             Some(token) => {
                 let mut call = std::pin::pin!(call);
-                let mut ticks = tokio::time::interval_at(
-                    tokio::time::Instant::now() + self.progress_every,
-                    self.progress_every,
-                );
+                let mut ticks = self.progress.subscribe();
+                let every = self.progress.inner.every;
                 loop {
                     tokio::select! {
                         r = &mut call => break r,
-                        _ = ticks.tick() => {
+                        Ok(()) = ticks.changed() => {
+                            // Ticks are shared: a call reports once it has run a whole period.
+                            if started.elapsed() < every {
+                                continue;
+                            }
                             let elapsed = started.elapsed().as_secs_f64();
                             let _ = ctx
                                 .peer
