@@ -4,7 +4,8 @@
 //! Modes: Streamable HTTP with legacy sessions (SSE replies), Streamable HTTP stateless
 //! 2026-07-28 (JSON replies), and stdio (an in-process pipe). Concurrency 1, 16 and 64.
 //!
-//! Run: `cargo bench --bench mcp_throughput` (`-- --secs N` per cell, default 3).
+//! Run: `cargo bench --bench mcp_throughput` (`-- --secs N` per cell, default 3; `--mode
+//! http-sse|http-json|stdio` and `--concurrency N` run one row).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -403,11 +404,19 @@ fn row(mode: &str, c: usize, bare: &Cell, ens: &Cell) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut secs = 3.0;
+    let mut only_mode: Option<String> = None;
+    let mut only_c: Option<usize> = None;
     while let Some(a) = args.next() {
-        if a == "--secs" {
-            secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs);
+        match a.as_str() {
+            "--secs" => secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs),
+            "--mode" => only_mode = args.next(),
+            "--concurrency" => only_c = args.next().and_then(|s| s.parse().ok()),
+            _ => {}
         }
     }
+    let wanted = |mode: &str, c: usize| {
+        only_mode.as_deref().is_none_or(|m| m == mode) && only_c.is_none_or(|x| x == c)
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -421,6 +430,9 @@ fn main() {
         println!("|---|---|---|---|---|---|---|---|");
         for (name, mode) in [("http legacy+SSE", HttpMode::LegacySse), ("http stateless+JSON", HttpMode::StatelessJson)] {
             for c in [1, 16, 64] {
+                if !wanted(if mode == HttpMode::LegacySse { "http-sse" } else { "http-json" }, c) {
+                    continue;
+                }
                 let (mut bare, mut ens) = (Vec::new(), Vec::new());
                 for _ in 0..ROUNDS {
                     bare.push(http_load(bare_addr, mode, c, secs / ROUNDS as f64).await);
@@ -430,6 +442,9 @@ fn main() {
             }
         }
         for c in [1, 16, 64] {
+            if !wanted("stdio", c) {
+                continue;
+            }
             let (mut bare, mut ens) = (Vec::new(), Vec::new());
             for _ in 0..ROUNDS {
                 bare.push(stdio_load(Bare, c, secs / ROUNDS as f64).await);
