@@ -4,5 +4,6 @@
 #![warn(missing_docs)]
 
 pub mod registry;
+pub mod scheduler;
 pub mod store;
 pub mod validation;
