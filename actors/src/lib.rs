@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod registry;
 pub mod scheduler;
 pub mod store;
