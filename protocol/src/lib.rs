@@ -7,3 +7,4 @@
 pub mod codec;
 pub mod registry;
 pub mod validation;
+pub mod workflow;
