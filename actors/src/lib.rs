@@ -8,3 +8,4 @@ pub mod registry;
 pub mod scheduler;
 pub mod store;
 pub mod validation;
+pub mod versioned;

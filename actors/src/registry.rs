@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::store::{Store, StoreError, Tree};
+use crate::versioned::{VersionIndex, reply_when_durable, version_key};
 
 /// The registry's answer to one request.
 pub type Reply<T> = RpcReplyPort<Result<T, RegistryError>>;
@@ -53,22 +54,8 @@ struct Stored {
     created_at_ms: u64,
 }
 
-/// The versions of one name, in semver order.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Index {
-    versions: Vec<String>,
-}
-
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 500;
-
-fn artifact_key(name: &str, version: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(name.len() + version.len() + 1);
-    k.extend_from_slice(name.as_bytes());
-    k.push(0);
-    k.extend_from_slice(version.as_bytes());
-    k
-}
 
 fn sha256(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
@@ -89,16 +76,6 @@ fn now_ms() -> u64 {
 
 fn store_err(e: StoreError) -> RegistryError {
     RegistryError::Store(e.to_string())
-}
-
-/// The highest release, or the highest pre-release when there is no release.
-fn latest(versions: &[String]) -> Option<&String> {
-    let parsed = |v: &String| semver::Version::parse(v).ok();
-    versions
-        .iter()
-        .filter(|v| parsed(v).is_some_and(|p| p.pre.is_empty()))
-        .max_by_key(|v| parsed(v))
-        .or_else(|| versions.iter().max_by_key(|v| parsed(v)))
 }
 
 impl RegistryState {
@@ -132,7 +109,7 @@ impl RegistryState {
         };
         let digest = sha256(&content);
         let size = content.len() as u64;
-        let key = artifact_key(&req.name, &version);
+        let key = version_key(&req.name, &version);
         let record = Stored {
             digest: digest.clone(),
             media_type: req.media_type.unwrap_or_else(|| default_type.to_string()),
@@ -158,16 +135,12 @@ impl RegistryState {
         };
         // The index is rebuilt on every put, so a put repeated after a crash between the two
         // writes repairs it.
-        let mut index: Index = self
+        let mut index: VersionIndex = self
             .index
             .get(req.name.as_bytes())
             .map_err(store_err)?
             .unwrap_or_default();
-        if !index.versions.contains(&version) {
-            index.versions.push(version.clone());
-            index
-                .versions
-                .sort_by_key(|v| semver::Version::parse(v).ok());
+        if index.add(&version) {
             self.index
                 .insert(req.name.as_bytes(), &index)
                 .map_err(store_err)?;
@@ -181,7 +154,7 @@ impl RegistryState {
         })
     }
 
-    fn versions_of(&self, name: &str) -> Result<Index, RegistryError> {
+    fn versions_of(&self, name: &str) -> Result<VersionIndex, RegistryError> {
         self.index
             .get(name.as_bytes())
             .map_err(store_err)?
@@ -193,7 +166,7 @@ impl RegistryState {
     fn read(&self, name: &str, version: &str) -> Result<Stored, RegistryError> {
         let stored: Stored = self
             .artifacts
-            .get(&artifact_key(name, version))
+            .get(&version_key(name, version))
             .map_err(store_err)?
             .ok_or_else(|| RegistryError::NotFound {
                 what: format!("`{name}@{version}`"),
@@ -217,7 +190,8 @@ impl RegistryState {
             Some(v) => parse_version(v)?.to_string(),
             None => {
                 let index = self.versions_of(&req.name)?;
-                latest(&index.versions)
+                index
+                    .latest()
                     .cloned()
                     .ok_or_else(|| RegistryError::NotFound {
                         what: format!("artifact `{}`", req.name),
@@ -267,14 +241,14 @@ impl RegistryState {
         let mut next_cursor = None;
         for entry in self
             .index
-            .scan::<Index>(prefix.as_bytes(), after.as_deref())
+            .scan::<VersionIndex>(prefix.as_bytes(), after.as_deref())
         {
             if cancel.is_cancelled() {
                 return Err(RegistryError::Store("the listing was cancelled".into()));
             }
             let (key, index) = entry.map_err(store_err)?;
             let name = String::from_utf8_lossy(&key).into_owned();
-            let Some(latest) = latest(&index.versions) else {
+            let Some(latest) = index.latest() else {
                 continue;
             };
             let stored = self.read(&name, latest)?;
@@ -354,15 +328,7 @@ impl Actor for RegistryActor {
                     return Ok(());
                 }
                 match state.put(req) {
-                    Ok(answer) => {
-                        // Answer once durable, without holding the mailbox: concurrent puts
-                        // share one flush.
-                        let store = state.store.clone();
-                        tokio::spawn(async move {
-                            let _ =
-                                reply.send(store.flush().await.map(|_| answer).map_err(store_err));
-                        });
-                    }
+                    Ok(answer) => reply_when_durable(&state.store, reply, answer, store_err),
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
@@ -532,7 +498,7 @@ mod tests {
     fn tampered_content_is_reported_never_served() {
         let s = state();
         s.put(put("a", "1.0.0", json!({"amount": 10}))).unwrap();
-        let key = artifact_key("a", "1.0.0");
+        let key = version_key("a", "1.0.0");
         let mut stored: Stored = s.artifacts.get(&key).unwrap().unwrap();
         stored.content = br#"{"amount":1000}"#.to_vec();
         s.artifacts.insert(&key, &stored).unwrap();

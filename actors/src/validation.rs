@@ -11,6 +11,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Store, StoreError, Tree};
+use crate::versioned::{VersionIndex, reply_when_durable, version_key};
 
 /// The engine's answer to one request.
 pub type Reply<T> = RpcReplyPort<Result<T, ValidationError>>;
@@ -44,11 +45,6 @@ struct Stored {
     schema: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Index {
-    versions: Vec<String>,
-}
-
 /// The engine's trees and compiled schemas.
 pub struct ValidationState {
     store: Store,
@@ -59,13 +55,6 @@ pub struct ValidationState {
 
 fn store_err(e: StoreError) -> ValidationError {
     ValidationError::Store(e.to_string())
-}
-
-fn key(name: &str, version: &str) -> Vec<u8> {
-    let mut k = name.as_bytes().to_vec();
-    k.push(0);
-    k.extend_from_slice(version.as_bytes());
-    k
 }
 
 fn compile(schema: &serde_json::Value) -> Result<jsonschema::Validator, ValidationError> {
@@ -112,7 +101,7 @@ impl ValidationState {
             .to_string();
         let validator = compile(&req.schema)?;
         let text = req.schema.to_string();
-        let k = key(&req.name, &version);
+        let k = version_key(&req.name, &version);
         let created = match self
             .schemas
             .insert_new(
@@ -132,16 +121,12 @@ impl ValidationState {
                 });
             }
         };
-        let mut index: Index = self
+        let mut index: VersionIndex = self
             .index
             .get(req.name.as_bytes())
             .map_err(store_err)?
             .unwrap_or_default();
-        if !index.versions.contains(&version) {
-            index.versions.push(version.clone());
-            index
-                .versions
-                .sort_by_key(|v| semver::Version::parse(v).ok());
+        if index.add(&version) {
             self.index
                 .insert(req.name.as_bytes(), &index)
                 .map_err(store_err)?;
@@ -170,20 +155,15 @@ impl ValidationState {
         let version = match version {
             Some(v) => v,
             None => {
-                let index: Index = self
+                let index: VersionIndex = self
                     .index
                     .get(name.as_bytes())
                     .map_err(store_err)?
                     .ok_or_else(|| ValidationError::NotFound {
                         what: format!("`{name}`"),
                     })?;
-                let parsed = |v: &String| semver::Version::parse(v).ok();
                 index
-                    .versions
-                    .iter()
-                    .filter(|v| parsed(v).is_some_and(|p| p.pre.is_empty()))
-                    .max_by_key(|v| parsed(v))
-                    .or_else(|| index.versions.iter().max_by_key(|v| parsed(v)))
+                    .latest()
                     .cloned()
                     .ok_or_else(|| ValidationError::NotFound {
                         what: format!("`{name}`"),
@@ -196,7 +176,7 @@ impl ValidationState {
         }
         let stored: Stored = self
             .schemas
-            .get(&key(name, &version))
+            .get(&version_key(name, &version))
             .map_err(store_err)?
             .ok_or_else(|| ValidationError::NotFound {
                 what: format!("`{id}`"),
@@ -236,7 +216,7 @@ impl ValidationState {
         let prefix = req.prefix.unwrap_or_default();
         let schemas = self
             .index
-            .scan::<Index>(prefix.as_bytes(), None)
+            .scan::<VersionIndex>(prefix.as_bytes(), None)
             .map(|r| {
                 let (k, index) = r.map_err(store_err)?;
                 Ok(SchemaSummary {
@@ -274,13 +254,7 @@ impl Actor for ValidationActor {
                     return Ok(());
                 }
                 match state.register(req) {
-                    Ok(answer) => {
-                        let store = state.store.clone();
-                        tokio::spawn(async move {
-                            let _ =
-                                reply.send(store.flush().await.map(|_| answer).map_err(store_err));
-                        });
-                    }
+                    Ok(answer) => reply_when_durable(&state.store, reply, answer, store_err),
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }
