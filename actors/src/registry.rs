@@ -327,12 +327,8 @@ impl Actor for RegistryActor {
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
-                match state.put(req) {
-                    Ok(answer) => reply_when_durable(&state.store, reply, answer, store_err),
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                let answer = state.put(req);
+                reply_when_durable(&state.store, reply, answer, store_err);
             }
             RegistryMsg::Get(req, _, reply) => {
                 let _ = reply.send(state.get(req));

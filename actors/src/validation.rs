@@ -253,12 +253,8 @@ impl Actor for ValidationActor {
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
-                match state.register(req) {
-                    Ok(answer) => reply_when_durable(&state.store, reply, answer, store_err),
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                let answer = state.register(req);
+                reply_when_durable(&state.store, reply, answer, store_err);
             }
             ValidationMsg::Validate(req, _, reply) => {
                 let _ = reply.send(state.validate(req));

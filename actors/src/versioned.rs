@@ -45,21 +45,28 @@ impl VersionIndex {
     }
 }
 
-/// Sends `answer` once every write made so far is durable, without holding the actor's mailbox:
-/// concurrent writes share one flush (group commit).
+/// Answers a write: a refusal at once; a success once every write made so far is durable,
+/// without holding the actor's mailbox, so concurrent writes share one flush (group commit).
 pub fn reply_when_durable<T, E>(
     store: &Store,
     reply: RpcReplyPort<Result<T, E>>,
-    answer: T,
+    answer: Result<T, E>,
     on_error: fn(StoreError) -> E,
 ) where
     T: Send + 'static,
     E: Send + 'static,
 {
-    let store = store.clone();
-    tokio::spawn(async move {
-        let _ = reply.send(store.flush().await.map(|_| answer).map_err(on_error));
-    });
+    match answer {
+        Ok(answer) => {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let _ = reply.send(store.flush().await.map(|_| answer).map_err(on_error));
+            });
+        }
+        Err(refused) => {
+            let _ = reply.send(Err(refused));
+        }
+    }
 }
 
 #[cfg(test)]
