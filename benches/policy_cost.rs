@@ -22,36 +22,10 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use ensemble::supervision::*;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-enum Msg {
-    Work(u64, CancellationToken, RpcReplyPort<u64>),
-}
-
-struct Echo;
-
-impl Actor for Echo {
-    type Msg = Msg;
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, _: ActorRef<Msg>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<Msg>,
-        msg: Msg,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        let Msg::Work(x, cancel, reply) = msg;
-        if !cancel.is_cancelled() {
-            let _ = reply.send(x + 1);
-        }
-        Ok(())
-    }
-}
+#[path = "common/echo.rs"]
+mod echo;
+use echo::{Echo, Msg};
 
 fn main() {
     let mut args = std::env::args().skip(1).filter(|a| a != "--bench");

@@ -10,43 +10,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use ensemble::supervision::*;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::{mpsc, oneshot};
 
-enum Msg {
-    Work(u64, CancellationToken, RpcReplyPort<u64>),
-    Panic,
-}
-
-struct Echo;
-
-impl Actor for Echo {
-    type Msg = Msg;
-    type State = ();
-    type Arguments = ();
-
-    async fn pre_start(&self, _: ActorRef<Msg>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-
-    async fn handle(
-        &self,
-        _: ActorRef<Msg>,
-        msg: Msg,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            Msg::Work(x, cancel, reply) => {
-                // What a real engine does at its first checkpoint.
-                if !cancel.is_cancelled() {
-                    let _ = reply.send(x + 1);
-                }
-            }
-            Msg::Panic => panic!("benchmark crash"),
-        }
-        Ok(())
-    }
-}
+#[path = "common/echo.rs"]
+mod echo;
+use echo::{Echo, Msg};
 
 fn runtime(flavor: &str) -> tokio::runtime::Runtime {
     match flavor {
