@@ -50,6 +50,22 @@ pub fn engines(store: &Store, events: &EventBus) -> (SupervisorSpec, EngineSlots
     (spec, slots)
 }
 
+/// A tool of the engine in `slot`, with the default policy stack.
+fn engine_tool<M: ractor::Message>(
+    slot: &ActorSlot<M>,
+    name: &'static str,
+    description: &'static str,
+    annotations: Annotations,
+) -> ActorTool<M> {
+    ActorTool {
+        name,
+        description,
+        annotations,
+        slot: slot.clone(),
+        policy: default_policy(name),
+    }
+}
+
 /// Registers the built-in engines' tools; `test_tools` adds tools that exist only to exercise
 /// failure handling (`registry_debug_crash`).
 pub fn register_tools(
@@ -57,12 +73,8 @@ pub fn register_tools(
     slots: &EngineSlots,
     test_tools: bool,
 ) -> Result<(), RegisterError> {
-    let reg = |name: &'static str, description: &'static str, annotations: Annotations| ActorTool {
-        name,
-        description,
-        annotations,
-        slot: slots.registry.clone(),
-        policy: default_policy(name),
+    let reg = |name, description, annotations| {
+        engine_tool(&slots.registry, name, description, annotations)
     };
     router.register_actor(
         reg(
@@ -109,12 +121,8 @@ pub fn register_tools(
         ),
         RegistryMsg::Versions,
     )?;
-    let val = |name: &'static str, description: &'static str, annotations: Annotations| ActorTool {
-        name,
-        description,
-        annotations,
-        slot: slots.validation.clone(),
-        policy: default_policy(name),
+    let val = |name, description, annotations| {
+        engine_tool(&slots.validation, name, description, annotations)
     };
     router.register_actor(
         val(
