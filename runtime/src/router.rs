@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -178,15 +179,19 @@ pub struct Router {
 struct Inner {
     routes: RwLock<BTreeMap<String, Arc<Route>>>,
     changed: broadcast::Sender<()>,
-    /// Calls in flight across all routes, for a graceful drain.
-    in_flight: tokio::sync::watch::Sender<usize>,
+    /// Calls in flight across all routes, for a graceful drain: a counter on the hot path, and
+    /// a notification only when it falls to zero.
+    in_flight: AtomicUsize,
+    idle: tokio::sync::Notify,
 }
 
-struct InFlight<'a>(&'a tokio::sync::watch::Sender<usize>);
+struct InFlight<'a>(&'a Inner);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
     }
 }
 
@@ -196,7 +201,8 @@ impl Default for Router {
             inner: Arc::new(Inner {
                 routes: RwLock::new(BTreeMap::new()),
                 changed: broadcast::Sender::new(16),
-                in_flight: tokio::sync::watch::Sender::new(0),
+                in_flight: AtomicUsize::new(0),
+                idle: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -385,13 +391,19 @@ impl Router {
 
     /// Tool calls in flight now.
     pub fn in_flight(&self) -> usize {
-        *self.inner.in_flight.borrow()
+        self.inner.in_flight.load(Ordering::Acquire)
     }
 
     /// Waits until no tool call is in flight (bound it with a timeout).
     pub async fn drained(&self) {
-        let mut rx = self.inner.in_flight.subscribe();
-        let _ = rx.wait_for(|n| *n == 0).await;
+        loop {
+            // Registered before the check, so a drop to zero in between is not missed.
+            let idle = self.inner.idle.notified();
+            if self.in_flight() == 0 {
+                return;
+            }
+            idle.await;
+        }
     }
 
     /// Calls tool `name` with JSON `args`. Retries apply when the tool is read-only or
@@ -410,8 +422,8 @@ impl Router {
             timeout: None,
             cancel,
         };
-        self.inner.in_flight.send_modify(|n| *n += 1);
-        let _in_flight = InFlight(&self.inner.in_flight);
+        self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _in_flight = InFlight(&self.inner);
         let started = Instant::now();
         let result = (route.handler)(args, opts).await;
         route.metrics.calls[Outcome::of(&result) as usize].increment(1);
