@@ -4,8 +4,11 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod execution;
+pub mod invoke;
 pub mod registry;
 pub mod scheduler;
 pub mod store;
 pub mod validation;
 pub mod versioned;
+pub mod workflow;

@@ -5,6 +5,8 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod execution;
 pub mod registry;
+pub mod run;
 pub mod validation;
 pub mod workflow;
