@@ -20,6 +20,9 @@ serve options:
   --in-memory          keep everything in a temporary store
   --allow-origin URL   accept browser requests from this Origin (repeatable)
   --log-format FORMAT  text (default) or json; logs go to stderr
+  --scheduling-policy P  FIFO, PRIORITY, DEADLINE or PRIORITY_DEADLINE (default) for tasks
+  --max-concurrent N   tasks running at once (default 16)
+  --queue-capacity N   tasks waiting at most; more are refused (default 10000)
 ";
 
 /// `ensemble serve` options.
@@ -30,6 +33,7 @@ struct Serve {
     in_memory: bool,
     allow_origins: Vec<String>,
     json_logs: bool,
+    execution: ensemble::actors::execution::ExecConfig,
 }
 
 fn parse_serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<Serve> {
@@ -54,6 +58,35 @@ fn parse_serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<Serve> 
                 "text" => s.json_logs = false,
                 other => bail!("--log-format {other:?}: use text or json"),
             },
+            "--scheduling-policy" => {
+                let v = value("--scheduling-policy")?;
+                use ensemble::protocol::execution::SchedulingPolicy as P;
+                s.execution.policy = match v.to_ascii_uppercase().as_str() {
+                    "FIFO" => P::Fifo,
+                    "PRIORITY" => P::Priority,
+                    "DEADLINE" => P::Deadline,
+                    "PRIORITY_DEADLINE" => P::PriorityDeadline,
+                    _ => bail!(
+                        "--scheduling-policy {v:?}: use FIFO, PRIORITY, DEADLINE or PRIORITY_DEADLINE"
+                    ),
+                };
+            }
+            "--max-concurrent" => {
+                let v = value("--max-concurrent")?;
+                s.execution.max_concurrent = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("--max-concurrent {v:?}: give a number from 1"))?;
+            }
+            "--queue-capacity" => {
+                let v = value("--queue-capacity")?;
+                s.execution.capacity = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("--queue-capacity {v:?}: give a number from 1"))?;
+            }
             other => bail!("unknown option {other:?} for serve; see `ensemble help`"),
         }
     }
@@ -79,7 +112,12 @@ async fn serve(opts: Serve) -> anyhow::Result<()> {
     init_logs(opts.json_logs);
     // Tools that only exist to exercise failure handling, for the end-to-end tests.
     let test_tools = std::env::var_os("ENSEMBLE_TEST_TOOLS").is_some_and(|v| v == "1");
-    let mut builder = Runtime::builder().test_tools(test_tools);
+    let mut builder = Runtime::builder()
+        .test_tools(test_tools)
+        .execution(opts.execution);
+    if let Some(log) = std::env::var_os("ENSEMBLE_TEST_LOG") {
+        builder = builder.test_log(PathBuf::from(log));
+    }
     if opts.in_memory {
         builder = builder.in_memory();
     } else if let Some(dir) = opts.data_dir {

@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+pub mod debug;
 pub mod execution;
 pub mod registry;
 pub mod run;

@@ -1,16 +1,24 @@
 //! The engines supervisor: each engine is a child actor published in a slot, and its tools are
 //! routed to it.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use ensemble_actors::debug::{DebugActor, DebugMsg};
+use ensemble_actors::execution::{ExecArgs, ExecConfig, ExecMsg, ExecutionActor};
+use ensemble_actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits};
 use ensemble_actors::registry::{RegistryActor, RegistryMsg};
 use ensemble_actors::store::Store;
 use ensemble_actors::validation::{ValidationActor, ValidationMsg};
+use ensemble_actors::workflow::{WorkflowActor, WorkflowArgs, WorkflowConfig, WorkflowMsg};
 use ensemble_supervision::{
-    ActorSlot, BreakerConfig, ChildSpec, EventBus, RetryPolicy, RoutePolicy, SupervisorSpec,
+    ActorSlot, BreakerConfig, CancellationToken, ChildSpec, EventBus, RetryPolicy, RoutePolicy,
+    SupervisorSpec,
 };
+use serde_json::Value;
 
-use crate::router::{ActorTool, Annotations, RegisterError, Router};
+use crate::router::{ActorTool, Annotations, RegisterError, Router, ToolError};
 
 /// The slots of the built-in engines, for hosts that call them with typed messages.
 #[derive(Debug, Clone)]
@@ -19,6 +27,25 @@ pub struct EngineSlots {
     pub registry: ActorSlot<RegistryMsg>,
     /// JSON-schema validation.
     pub validation: ActorSlot<ValidationMsg>,
+    /// Task execution (queue, workers, result cache).
+    pub execution: ActorSlot<ExecMsg>,
+    /// DAG workflows.
+    pub workflow: ActorSlot<WorkflowMsg>,
+    /// Test-only tools (when the runtime serves them).
+    pub debug: ActorSlot<DebugMsg>,
+}
+
+/// How the engines run.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// The execution engine's policy, workers and limits.
+    pub execution: ExecConfig,
+    /// The workflow engine's journal and limits.
+    pub workflow: WorkflowConfig,
+    /// Start the test-only engine.
+    pub test_tools: bool,
+    /// Where the test-only engine logs each sleep's label.
+    pub test_log: Option<PathBuf>,
 }
 
 /// Per-route policy defaults: a bulkhead, a breaker, a deadline, and retries for idempotent
@@ -32,21 +59,82 @@ pub fn default_policy(route: &str) -> RoutePolicy {
         .build()
 }
 
-/// The engines supervisor's spec and the slots of its children.
-pub fn engines(store: &Store, events: &EventBus) -> (SupervisorSpec, EngineSlots) {
+/// The policy of a call that may legitimately take long (a waiting `workflow_run`): a
+/// bulkhead only; a deadline or a slow-call breaker would punish it for doing its job.
+fn long_call_policy(route: &str) -> RoutePolicy {
+    RoutePolicy::builder(route).bulkhead(256).build()
+}
+
+impl ToolInvoker for Router {
+    fn traits(&self, tool: &str) -> Option<ToolTraits> {
+        self.annotations(tool).map(|a| ToolTraits {
+            read_only: a.read_only,
+            idempotent: a.idempotent,
+        })
+    }
+
+    fn invoke(&self, tool: &str, arguments: Value, cancel: CancellationToken) -> InvokeFuture {
+        let (router, tool) = (self.clone(), tool.to_string());
+        Box::pin(async move {
+            router
+                .call(&tool, arguments, Some(cancel))
+                .await
+                .map_err(|e| match e {
+                    ToolError::UnknownTool(t) => InvokeError::UnknownTool(t),
+                    ToolError::Cancelled => InvokeError::Cancelled,
+                    other => InvokeError::Failed(other.to_string()),
+                })
+        })
+    }
+}
+
+/// The engines supervisor's spec and the slots of its children. The orchestration engines
+/// call tools through `invoker` (the runtime's router).
+pub fn engines(
+    store: &Store,
+    events: &EventBus,
+    invoker: Arc<dyn ToolInvoker>,
+    config: &EngineConfig,
+) -> (SupervisorSpec, EngineSlots) {
     let slots = EngineSlots {
         registry: ActorSlot::new("registry"),
         validation: ActorSlot::new("validation"),
+        execution: ActorSlot::new("execution"),
+        workflow: ActorSlot::new("workflow"),
+        debug: ActorSlot::new("debug"),
     };
     let (s1, s2) = (store.clone(), store.clone());
-    let spec = SupervisorSpec::new("engines")
+    let exec_args = ExecArgs {
+        store: store.clone(),
+        invoker: invoker.clone(),
+        config: config.execution,
+    };
+    let workflow_args = WorkflowArgs {
+        store: store.clone(),
+        exec: slots.execution.clone(),
+        invoker,
+        config: config.workflow,
+    };
+    let mut spec = SupervisorSpec::new("engines")
         .events(events.clone())
         .child(ChildSpec::actor(&slots.registry, move || {
             (RegistryActor, s1.clone())
         }))
         .child(ChildSpec::actor(&slots.validation, move || {
             (ValidationActor, s2.clone())
+        }))
+        .child(ChildSpec::actor(&slots.execution, move || {
+            (ExecutionActor, exec_args.clone())
+        }))
+        .child(ChildSpec::actor(&slots.workflow, move || {
+            (WorkflowActor, workflow_args.clone())
         }));
+    if config.test_tools {
+        let log = config.test_log.clone();
+        spec = spec.child(ChildSpec::actor(&slots.debug, move || {
+            (DebugActor, log.clone())
+        }));
+    }
     (spec, slots)
 }
 
@@ -149,6 +237,159 @@ pub fn register_tools(
             Annotations::READ_ONLY,
         ),
         ValidationMsg::List,
+    )?;
+    register_execution_tools(router, &slots.execution)?;
+    register_workflow_tools(router, &slots.workflow)?;
+    if test_tools {
+        router.register_actor(
+            engine_tool(
+                &slots.debug,
+                "debug_sleep",
+                "Test only: sleeps `ms` milliseconds (cancellable), recording `label` when it \
+                 starts.",
+                Annotations::IDEMPOTENT_WRITE,
+            ),
+            DebugMsg::Sleep,
+        )?;
+    }
+    Ok(())
+}
+
+const CANCEL: Annotations = Annotations {
+    read_only: false,
+    destructive: true,
+    idempotent: true,
+};
+
+fn register_execution_tools(
+    router: &Router,
+    slot: &ActorSlot<ExecMsg>,
+) -> Result<(), RegisterError> {
+    let tool = |name, description, annotations| engine_tool(slot, name, description, annotations);
+    router.register_actor(
+        tool(
+            "task_submit",
+            "Submit a tool call for asynchronous execution: {tool, arguments, priority?, \
+             deadline? (Unix ms), timeout_ms?, cache_ttl_s?, wait_for? (task ids)}. Returns \
+             the task id at once; a full queue refuses with an error.",
+            Annotations::default(),
+        ),
+        ExecMsg::Submit,
+    )?;
+    router.register_actor(
+        tool(
+            "task_status",
+            "A task's state (queued, running, completed, failed, cancelled, expired), result or \
+             error, and timings.",
+            Annotations::READ_ONLY,
+        ),
+        ExecMsg::Status,
+    )?;
+    router.register_actor(
+        tool(
+            "task_cancel",
+            "Cancel a queued or running task; a running tool is told to stop.",
+            CANCEL,
+        ),
+        ExecMsg::Cancel,
+    )?;
+    router.register_actor(
+        tool(
+            "task_list",
+            "List tasks, newest first, optionally by state; paginated with `cursor`.",
+            Annotations::READ_ONLY,
+        ),
+        ExecMsg::List,
+    )?;
+    router.register_actor(
+        tool(
+            "task_set_priority",
+            "Change a queued task's priority; it is reordered at once.",
+            Annotations::IDEMPOTENT_WRITE,
+        ),
+        ExecMsg::SetPriority,
+    )?;
+    router.register_actor(
+        tool(
+            "queue_stats",
+            "The execution queue's figures: policy, queued, blocked, running, totals by outcome, \
+             and the result cache's hits, misses and hit rate.",
+            Annotations::READ_ONLY,
+        ),
+        ExecMsg::Stats,
+    )?;
+    router.register_actor(
+        tool(
+            "queue_set_policy",
+            "Switch the scheduling policy (FIFO, PRIORITY, DEADLINE, PRIORITY_DEADLINE); queued \
+             tasks are reordered.",
+            Annotations::IDEMPOTENT_WRITE,
+        ),
+        ExecMsg::SetPolicy,
+    )?;
+    router.register_actor(
+        tool(
+            "cache_invalidate",
+            "Drop cached task results: exactly one of `tool`, `prefix` (key prefix) or \
+             `pattern` (glob over keys `tool\\u0000{canonical arguments}`).",
+            CANCEL,
+        ),
+        ExecMsg::Invalidate,
+    )?;
+    Ok(())
+}
+
+fn register_workflow_tools(
+    router: &Router,
+    slot: &ActorSlot<WorkflowMsg>,
+) -> Result<(), RegisterError> {
+    let tool = |name, description, annotations| engine_tool(slot, name, description, annotations);
+    router.register_actor(
+        tool(
+            "workflow_validate",
+            "Check a workflow definition without running it; every problem (unknown tools, \
+             unknown references, duplicate ids, cycles with their steps) is listed at once.",
+            Annotations::READ_ONLY,
+        ),
+        WorkflowMsg::Validate,
+    )?;
+    router.register_actor(
+        ActorTool {
+            policy: long_call_policy("workflow_run"),
+            ..tool(
+                "workflow_run",
+                "Run a workflow (a DAG of tool calls; `${params.x}` and \
+                 `${steps.<id>.output.<path>}` in arguments). Answers at once with the run id, \
+                 or when the run ends if `wait` is true. Runs are journalled and resume after a \
+                 restart.",
+                Annotations::default(),
+            )
+        },
+        WorkflowMsg::Run,
+    )?;
+    router.register_actor(
+        tool(
+            "workflow_status",
+            "A run's state and every step's state, output or error, and timings.",
+            Annotations::READ_ONLY,
+        ),
+        WorkflowMsg::Status,
+    )?;
+    router.register_actor(
+        tool(
+            "workflow_cancel",
+            "Cancel a run: running steps are told to stop, pending ones never start.",
+            CANCEL,
+        ),
+        WorkflowMsg::Cancel,
+    )?;
+    router.register_actor(
+        tool(
+            "workflow_list",
+            "List runs, oldest first, optionally by state; paginated with `cursor`.",
+            Annotations::READ_ONLY,
+        ),
+        WorkflowMsg::List,
     )?;
     Ok(())
 }

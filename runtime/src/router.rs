@@ -375,6 +375,11 @@ impl Router {
         self.route(name).map(|r| r.spec.clone())
     }
 
+    /// One tool's annotations (cheaper than [`Router::spec`], which copies the schemas).
+    pub fn annotations(&self, name: &str) -> Option<Annotations> {
+        self.route(name).map(|r| r.spec.annotations)
+    }
+
     /// A receiver notified whenever the tool list changes (for `notifications/tools/list_changed`).
     pub fn subscribe_changes(&self) -> broadcast::Receiver<()> {
         self.inner.changed.subscribe()

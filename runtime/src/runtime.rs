@@ -1,15 +1,17 @@
 //! The runtime: the store, the supervised engines, the router, and the transports.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use ensemble_actors::store::{Store, StoreError};
 use ensemble_supervision::{EventBus, Supervisor, SupervisorMsg};
 use ractor::ActorRef;
 use rmcp::ServiceExt;
 
-use crate::engines::{EngineSlots, engines, register_tools};
+use crate::engines::{EngineConfig, EngineSlots, engines, register_tools};
 use crate::mcp::McpService;
 use crate::router::Router;
+use ensemble_actors::execution::ExecConfig;
 
 /// Why the runtime could not start or serve.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +46,8 @@ pub struct RuntimeBuilder {
     data_dir: Option<PathBuf>,
     in_memory: bool,
     test_tools: bool,
+    test_log: Option<PathBuf>,
+    execution: ExecConfig,
     events: Option<EventBus>,
 }
 
@@ -66,6 +70,18 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Where the test-only `debug_sleep` tool records each sleep's label (a line per start).
+    pub fn test_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.test_log = Some(path.into());
+        self
+    }
+
+    /// The execution engine's scheduling policy, workers and queue capacity.
+    pub fn execution(mut self, config: ExecConfig) -> Self {
+        self.execution = config;
+        self
+    }
+
     /// Send supervisor events to `events`.
     pub fn events(mut self, events: EventBus) -> Self {
         self.events = Some(events);
@@ -85,11 +101,21 @@ impl RuntimeBuilder {
             )?
         };
         let events = self.events.unwrap_or_default();
-        let (spec, slots) = engines(&store, &events);
+        // The orchestration engines call tools through the router, so it exists first.
+        let router = Router::new();
+        let config = EngineConfig {
+            execution: self.execution,
+            workflow: ensemble_actors::workflow::WorkflowConfig {
+                durable: !self.in_memory,
+                ..Default::default()
+            },
+            test_tools: self.test_tools,
+            test_log: self.test_log,
+        };
+        let (spec, slots) = engines(&store, &events, Arc::new(router.clone()), &config);
         let (supervisor, _) = Supervisor::start(spec)
             .await
             .map_err(|e| RuntimeError::Engines(e.to_string()))?;
-        let router = Router::new();
         register_tools(&router, &slots, self.test_tools)?;
         Ok(Runtime {
             router,

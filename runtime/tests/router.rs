@@ -1,7 +1,7 @@
 //! The router in front of the real engines, under a real supervisor.
 
 use ensemble_actors::store::Store;
-use ensemble_runtime::engines::{default_policy, engines, register_tools};
+use ensemble_runtime::engines::{EngineConfig, default_policy, engines, register_tools};
 use ensemble_runtime::router::{ActorTool, Annotations, Router, ToolError};
 use ensemble_supervision::{Backoff, CancellationToken, EventBus, Supervisor};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -14,9 +14,14 @@ async fn runtime() -> (
     ractor::ActorRef<ensemble_supervision::SupervisorMsg>,
 ) {
     let store = Store::temporary().unwrap();
-    let (spec, slots) = engines(&store, &EventBus::default());
-    let (sup, _) = Supervisor::start(spec).await.unwrap();
     let router = Router::new();
+    let (spec, slots) = engines(
+        &store,
+        &EventBus::default(),
+        std::sync::Arc::new(router.clone()),
+        &EngineConfig::default(),
+    );
+    let (sup, _) = Supervisor::start(spec).await.unwrap();
     register_tools(&router, &slots, false).unwrap();
     (router, sup)
 }
@@ -28,13 +33,26 @@ async fn tools_are_listed_in_order_with_real_schemas() {
     assert_eq!(
         names,
         [
+            "cache_invalidate",
+            "queue_set_policy",
+            "queue_stats",
             "registry_get",
             "registry_list",
             "registry_put",
             "registry_versions",
+            "task_cancel",
+            "task_list",
+            "task_set_priority",
+            "task_status",
+            "task_submit",
             "validation_list_schemas",
             "validation_register_schema",
-            "validation_validate"
+            "validation_validate",
+            "workflow_cancel",
+            "workflow_list",
+            "workflow_run",
+            "workflow_status",
+            "workflow_validate"
         ]
     );
     let put = router.spec("registry_put").unwrap();
