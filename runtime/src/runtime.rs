@@ -113,10 +113,12 @@ impl RuntimeBuilder {
             test_log: self.test_log,
         };
         let (spec, slots) = engines(&store, &events, Arc::new(router.clone()), &config);
+        // Tools first: a workflow resuming at start calls them. (A host's own tools come
+        // later; a resumed step that calls one before it is registered fails as unknown.)
+        register_tools(&router, &slots, self.test_tools)?;
         let (supervisor, _) = Supervisor::start(spec)
             .await
             .map_err(|e| RuntimeError::Engines(e.to_string()))?;
-        register_tools(&router, &slots, self.test_tools)?;
         Ok(Runtime {
             router,
             store,
