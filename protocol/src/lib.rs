@@ -9,5 +9,6 @@ pub mod debug;
 pub mod execution;
 pub mod registry;
 pub mod run;
+pub mod template;
 pub mod validation;
 pub mod workflow;
