@@ -3,6 +3,9 @@
 
 #![warn(missing_docs)]
 
+pub mod artifacts;
+pub mod catalog;
+pub mod context;
 pub mod engines;
 pub mod http;
 pub mod mcp;

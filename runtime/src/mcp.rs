@@ -7,34 +7,37 @@
 // earlier still use `logging/setLevel`, which this server honours.
 #![allow(deprecated)]
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
-use ensemble_actors::registry::RegistryMsg;
-use ensemble_protocol::registry::{GetRequest, ListRequest, RegistryError};
-use ensemble_supervision::ActorSlot;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
-    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
-    ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, SetLevelRequestParams,
-    Tool, ToolAnnotations,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ClientResult, CompleteRequestParams,
+    CompleteResult, CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
+    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Reference, ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, ServerRequest,
+    SetLevelRequestParams, SubscribeRequestParams, Tool, ToolAnnotations, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tracing::Instrument;
 
-use crate::router::{Router, ToolError, ToolSpec};
+use crate::catalog::{Complete, CompletionTarget, PromptError, ResourceError};
+use crate::context::{ContextError, ContextEvent, ToolContext};
+use crate::router::{BoxFuture, Router, ToolError, ToolOutput, ToolSpec};
 
 /// The rmcp handler. Cheap to clone: the HTTP transport makes one per session or request.
 #[derive(Clone, Debug)]
 pub struct McpService {
     router: Router,
     name: Arc<str>,
-    registry: Option<ActorSlot<RegistryMsg>>,
     /// The session's `logging/setLevel`, as a severity rank; `None` until the client sets one.
     log_level: Arc<Mutex<Option<u8>>>,
+    /// The session's `resources/subscribe` URIs.
+    subscriptions: Arc<Mutex<HashSet<String>>>,
     progress: ProgressClock,
 }
 
@@ -116,25 +119,23 @@ fn rank(level: LoggingLevel) -> u8 {
     }
 }
 
-/// Artifacts are resources at `ensemble://registry/{name}/{version}`.
-pub const ARTIFACT_URI_PREFIX: &str = "ensemble://registry/";
-
 impl McpService {
-    /// A handler serving `router`'s tools.
+    /// A handler serving `router`'s tools, resources, prompts and completions.
     pub fn new(router: Router) -> Self {
         Self {
             router,
             name: "ensemble".into(),
-            registry: None,
             log_level: Arc::new(Mutex::new(None)),
+            subscriptions: Arc::new(Mutex::new(HashSet::new())),
             progress: ProgressClock::new(PROGRESS_EVERY),
         }
     }
 
-    /// A copy for a new session: same tools, its own logging level.
+    /// A copy for a new session: same router, its own logging level and subscriptions.
     pub fn for_new_session(&self) -> Self {
         Self {
             log_level: Arc::new(Mutex::new(None)),
+            subscriptions: Arc::new(Mutex::new(HashSet::new())),
             ..self.clone()
         }
     }
@@ -146,36 +147,91 @@ impl McpService {
     }
 
     /// Sends a log message to the client if its `logging/setLevel` lets it through.
-    async fn log(&self, peer: &Peer<RoleServer>, level: LoggingLevel, data: serde_json::Value) {
+    async fn log(
+        &self,
+        peer: &Peer<RoleServer>,
+        level: LoggingLevel,
+        logger: &str,
+        data: serde_json::Value,
+    ) {
         let wanted = *self.log_level.lock().unwrap_or_else(|p| p.into_inner());
         if wanted.is_some_and(|w| rank(level) >= w) {
             let _ = peer
                 .notify_logging_message(
-                    LoggingMessageNotificationParam::new(level, data).with_logger("ensemble"),
+                    LoggingMessageNotificationParam::new(level, data).with_logger(logger),
                 )
                 .await;
         }
     }
 
-    /// Also serve the registry's artifacts as MCP resources.
-    pub fn with_registry(mut self, registry: ActorSlot<RegistryMsg>) -> Self {
-        self.registry = Some(registry);
-        self
-    }
-
-    fn registry(&self) -> Result<&ActorSlot<RegistryMsg>, ErrorData> {
-        self.registry
-            .as_ref()
-            .ok_or_else(|| ErrorData::resource_not_found("this server has no registry", None))
+    fn subscribed(&self, uri: &str) -> bool {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(uri)
     }
 }
 
-fn artifact_uri(name: &str, version: &str) -> String {
-    format!("{ARTIFACT_URI_PREFIX}{name}/{version}")
+/// Client requests a tool's actor made through its context, answered concurrently with the
+/// call and inside the handler future, so rmcp sends them on the call's own stream.
+#[derive(Default)]
+struct Outstanding(Vec<BoxFuture<()>>);
+
+impl Outstanding {
+    fn push(&mut self, f: BoxFuture<()>) {
+        self.0.push(f);
+    }
+
+    /// Completes when at least one request has been answered; never while none is pending.
+    fn progress(&mut self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let before = self.0.len();
+            self.0.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+            if self.0.len() < before {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
 }
 
-fn fault(e: ensemble_supervision::ActorFault) -> ErrorData {
-    ErrorData::internal_error(e.to_string(), None)
+/// Sends the actor's request to the client and its answer back to the actor.
+async fn serve_request(
+    peer: Peer<RoleServer>,
+    request: ServerRequest,
+    answer: tokio::sync::oneshot::Sender<Result<ClientResult, ContextError>>,
+) {
+    let caps = peer.peer_info().map(|info| info.capabilities.clone());
+    let missing = match &request {
+        ServerRequest::CreateMessageRequest(_)
+            if caps.as_ref().is_none_or(|c| c.sampling.is_none()) =>
+        {
+            Some("sampling")
+        }
+        ServerRequest::ElicitRequest(_)
+            if caps.as_ref().is_none_or(|c| c.elicitation.is_none()) =>
+        {
+            Some("elicitation")
+        }
+        _ => None,
+    };
+    let result = match missing {
+        Some(capability) => Err(ContextError::Unsupported(capability)),
+        None => peer
+            .send_request(request)
+            .await
+            .map_err(|e| ContextError::Client(e.to_string())),
+    };
+    let _ = answer.send(result);
+}
+
+fn resource_error(e: ResourceError, uri: &str) -> ErrorData {
+    let data = Some(serde_json::json!({ "uri": uri }));
+    match e {
+        ResourceError::NotFound(m) => ErrorData::resource_not_found(m, data),
+        ResourceError::Failed(m) => ErrorData::internal_error(m, data),
+    }
 }
 
 /// An rmcp `Tool` from a router spec.
@@ -217,6 +273,9 @@ impl ServerHandler for McpService {
                 .enable_tools()
                 .enable_tool_list_changed()
                 .enable_resources()
+                .enable_resources_subscribe()
+                .enable_prompts()
+                .enable_completions()
                 .enable_logging()
                 .build(),
         )
@@ -233,16 +292,32 @@ impl ServerHandler for McpService {
 
     async fn on_initialized(&self, ctx: NotificationContext<RoleServer>) {
         // Tools registered or removed later (a host adding its own) reach this client as
-        // `notifications/tools/list_changed`, for as long as it is connected.
-        let mut changes = self.router.subscribe_changes();
+        // `notifications/tools/list_changed`, and changes to resources it subscribed to as
+        // `notifications/resources/updated`, for as long as it is connected.
+        let mut tools = self.router.subscribe_changes();
+        let mut updates = self.router.subscribe_resource_updates();
         let peer = ctx.peer;
+        let session = self.clone();
         tokio::spawn(async move {
-            // A lagged receiver still knows the list changed; only a closed router ends it.
-            while !matches!(
-                changes.recv().await,
-                Err(tokio::sync::broadcast::error::RecvError::Closed)
-            ) {
-                if peer.notify_tool_list_changed().await.is_err() {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                // A lagged receiver still knows something changed; only a closed router ends it.
+                let sent = tokio::select! {
+                    r = tools.recv() => match r {
+                        Err(RecvError::Closed) => break,
+                        _ => peer.notify_tool_list_changed().await,
+                    },
+                    r = updates.recv() => match r {
+                        Err(RecvError::Closed) => break,
+                        Err(RecvError::Lagged(_)) => Ok(()),
+                        Ok(uri) if session.subscribed(&uri) => {
+                            peer.notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                                .await
+                        }
+                        Ok(_) => Ok(()),
+                    },
+                };
+                if sent.is_err() {
                     break;
                 }
             }
@@ -254,34 +329,16 @@ impl ServerHandler for McpService {
         params: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        let registry = self.registry()?;
-        let req = ListRequest {
-            cursor: params.and_then(|p| p.cursor),
-            limit: Some(100),
-            ..ListRequest::default()
-        };
-        let page = registry
-            .ask(|reply| RegistryMsg::List(req, ctx.ct.clone(), reply))
+        let cursor = params.and_then(|p| p.cursor);
+        let page = self
+            .router
+            .list_resources(cursor.as_deref(), ctx.ct.clone())
             .await
-            .map_err(fault)?
-            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
-        let resources = page
-            .items
-            .into_iter()
-            .map(|a| {
-                Resource::new(
-                    artifact_uri(&a.name, &a.latest),
-                    format!("{}@{}", a.name, a.latest),
-                )
-                .with_mime_type(a.media_type)
-                .with_size(a.size)
-                .with_description(format!(
-                    "artifact {} version {} ({})",
-                    a.name, a.latest, a.digest
-                ))
-            })
-            .collect();
-        let mut result = ListResourcesResult::with_all_items(resources);
+            .map_err(|e| match e {
+                ResourceError::NotFound(m) => ErrorData::invalid_params(m, None),
+                ResourceError::Failed(m) => ErrorData::internal_error(m, None),
+            })?;
+        let mut result = ListResourcesResult::with_all_items(page.resources);
         result.next_cursor = page.next_cursor;
         Ok(result)
     }
@@ -291,18 +348,9 @@ impl ServerHandler for McpService {
         _params: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        let templates = if self.registry.is_some() {
-            vec![
-                ResourceTemplate::new(
-                    format!("{ARTIFACT_URI_PREFIX}{{name}}/{{version}}"),
-                    "registry artifact",
-                )
-                .with_description("One version of an artifact in the registry; content verified against its digest."),
-            ]
-        } else {
-            Vec::new()
-        };
-        Ok(ListResourceTemplatesResult::with_all_items(templates))
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.router.resource_templates(),
+        ))
     }
 
     async fn read_resource(
@@ -310,44 +358,113 @@ impl ServerHandler for McpService {
         req: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        let registry = self.registry()?;
-        let uri = req.uri;
-        let Some((name, version)) = uri
-            .strip_prefix(ARTIFACT_URI_PREFIX)
-            .and_then(|rest| rest.rsplit_once('/'))
-        else {
+        let contents = self
+            .router
+            .read_resource(&req.uri, ctx.ct.clone())
+            .await
+            .map_err(|e| resource_error(e, &req.uri))?;
+        Ok(ReadResourceResult::new(contents).into())
+    }
+
+    async fn subscribe(
+        &self,
+        req: SubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        if !self.router.serves_resource(&req.uri) {
             return Err(ErrorData::resource_not_found(
                 format!(
-                    "no resource at {uri}; artifacts are at {ARTIFACT_URI_PREFIX}{{name}}/{{version}}"
+                    "no resource at {}; resources/list shows what this server has",
+                    req.uri
                 ),
-                Some(serde_json::json!({ "uri": uri })),
+                Some(serde_json::json!({ "uri": req.uri })),
             ));
-        };
-        let get = GetRequest {
-            name: name.to_string(),
-            version: Some(version.to_string()),
-        };
-        let artifact = registry
-            .ask(|reply| RegistryMsg::Get(get, ctx.ct.clone(), reply))
-            .await
-            .map_err(fault)?
-            .map_err(|e| match e {
-                RegistryError::NotFound { .. } => ErrorData::resource_not_found(
-                    e.to_string(),
-                    Some(serde_json::json!({ "uri": uri })),
-                ),
-                e => ErrorData::internal_error(
-                    e.to_string(),
-                    Some(serde_json::json!({ "uri": uri })),
-                ),
-            })?;
-        let contents = match (artifact.content, artifact.content_base64) {
-            (Some(json), _) => ResourceContents::text(json.to_string(), uri.clone()),
-            (None, Some(b64)) => ResourceContents::blob(b64, uri.clone()),
-            (None, None) => ResourceContents::blob(String::new(), uri.clone()),
         }
-        .with_mime_type(artifact.media_type);
-        Ok(ReadResourceResult::new(vec![contents]).into())
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(req.uri);
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        req: UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&req.uri);
+        Ok(())
+    }
+
+    async fn list_prompts(
+        &self,
+        _params: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(self.router.prompts()))
+    }
+
+    async fn get_prompt(
+        &self,
+        req: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        let args = req
+            .arguments
+            .unwrap_or_default()
+            .into_iter()
+            .collect::<serde_json::Map<_, _>>();
+        self.router
+            .get_prompt(&req.name, args, ctx.ct.clone())
+            .await
+            .map(Into::into)
+            .map_err(|e| match e {
+                e @ (PromptError::UnknownPrompt(_) | PromptError::InvalidArguments { .. }) => {
+                    ErrorData::invalid_params(
+                        e.to_string(),
+                        Some(serde_json::json!({ "prompt": req.name })),
+                    )
+                }
+                PromptError::Failed(m) => ErrorData::internal_error(m, None),
+            })
+    }
+
+    async fn complete(
+        &self,
+        req: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let target = match req.r#ref {
+            Reference::Prompt(p) => CompletionTarget::Prompt(p.name),
+            Reference::Resource(r) => CompletionTarget::ResourceTemplate(r.uri),
+            _ => return Ok(CompleteResult::new(CompletionInfo::default())),
+        };
+        let complete = Complete {
+            target,
+            argument: req.argument.name,
+            value: req.argument.value,
+            context: req
+                .context
+                .and_then(|c| c.arguments)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+        };
+        let mut values = self
+            .router
+            .complete(complete, ctx.ct.clone())
+            .await
+            .map_err(|m| ErrorData::internal_error(m, None))?;
+        let total = values.len();
+        values.truncate(CompletionInfo::MAX_VALUES);
+        let mut info =
+            CompletionInfo::new(values).map_err(|m| ErrorData::internal_error(m, None))?;
+        info.total = u32::try_from(total).ok();
+        info.has_more = Some(total > CompletionInfo::MAX_VALUES);
+        Ok(CompleteResult::new(info))
     }
 
     async fn list_tools(
@@ -372,43 +489,64 @@ impl ServerHandler for McpService {
         let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
         let span = tracing::info_span!("tool_call", tool = %name, request_id = %ctx.id);
         let started = std::time::Instant::now();
+        let token = ctx.meta.get_progress_token();
+        // A tool that takes a context reports its own progress; others get a heartbeat when
+        // the client asked for progress.
+        let mut ticks = (token.is_some() && !self.router.takes_context(&name))
+            .then(|| self.progress.subscribe());
+        let every = self.progress.inner.every;
+        let (tool_ctx, mut events) = ToolContext::attached(ctx.ct.clone());
         let call = self
             .router
-            .call(&name, args, Some(ctx.ct.clone()))
+            .call_with_context(&name, args, tool_ctx)
             .instrument(span);
-        let outcome = match ctx.meta.get_progress_token() {
-            // The client asked for progress: a long call reports that it is still running.
-            Some(token) => {
-                let mut call = std::pin::pin!(call);
-                let mut ticks = self.progress.subscribe();
-                let every = self.progress.inner.every;
-                loop {
-                    tokio::select! {
-                        r = &mut call => break r,
-                        Ok(()) = ticks.changed() => {
-                            // Ticks are shared: a call reports once it has run a whole period.
-                            if started.elapsed() < every {
-                                continue;
-                            }
-                            let elapsed = started.elapsed().as_secs_f64();
-                            let _ = ctx
-                                .peer
-                                .notify_progress(
-                                    ProgressNotificationParam::new(token.clone(), elapsed)
-                                        .with_message(format!("`{name}` running for {elapsed:.1}s")),
-                                )
-                                .await;
-                        }
+        let mut call = std::pin::pin!(call);
+        let mut requests = Outstanding::default();
+        // Everything the actor sends goes out from this future: rmcp then puts it on this
+        // request's stream (server→client requests and progress; log messages go to the
+        // session's stream).
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                Some(event) = events.recv() => {
+                    self.deliver(&ctx, &name, token.as_ref(), event, &mut requests).await;
+                }
+                () = requests.progress() => {}
+                r = &mut call => break r,
+                Some(()) = async {
+                    match ticks.as_mut() {
+                        Some(t) => t.changed().await.ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // Ticks are shared: a call reports once it has run a whole period.
+                    if started.elapsed() < every {
+                        continue;
+                    }
+                    let elapsed = started.elapsed().as_secs_f64();
+                    if let Some(token) = &token {
+                        let _ = ctx
+                            .peer
+                            .notify_progress(
+                                ProgressNotificationParam::new(token.clone(), elapsed)
+                                    .with_message(format!("`{name}` running for {elapsed:.1}s")),
+                            )
+                            .await;
                     }
                 }
             }
-            None => call.await,
         };
+        // What the actor sent before it answered goes out before the answer.
+        while let Ok(event) = events.try_recv() {
+            self.deliver(&ctx, &name, token.as_ref(), event, &mut requests)
+                .await;
+        }
         match &outcome {
             Ok(_) => {
                 self.log(
                     &ctx.peer,
                     LoggingLevel::Debug,
+                    "ensemble",
                     serde_json::json!({"tool": name, "ms": started.elapsed().as_millis() as u64}),
                 )
                 .await
@@ -421,13 +559,15 @@ impl ServerHandler for McpService {
                 self.log(
                     &ctx.peer,
                     level,
+                    "ensemble",
                     serde_json::json!({"tool": name, "error": e.to_string()}),
                 )
                 .await
             }
         }
         match outcome {
-            Ok(value) => Ok(CallToolResult::structured(value).into()),
+            Ok(ToolOutput::Structured(value)) => Ok(CallToolResult::structured(value).into()),
+            Ok(ToolOutput::Content(result)) => Ok(result.into()),
             Err(ToolError::UnknownTool(tool)) => Err(ErrorData::invalid_params(
                 format!("unknown tool `{tool}`; tools/list shows the tools this server has"),
                 Some(serde_json::json!({ "tool": tool })),
@@ -437,6 +577,49 @@ impl ServerHandler for McpService {
                 None,
             )),
             Err(e) => Ok(error_result(e.to_string()).into()),
+        }
+    }
+}
+
+impl McpService {
+    /// Turns one event from a tool's context into what the client sees.
+    async fn deliver(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        tool: &str,
+        token: Option<&rmcp::model::ProgressToken>,
+        event: ContextEvent,
+        requests: &mut Outstanding,
+    ) {
+        match event {
+            ContextEvent::Progress {
+                progress,
+                total,
+                message,
+            } => {
+                // Without a token the client did not ask for progress.
+                if let Some(token) = token {
+                    let mut p = ProgressNotificationParam::new(token.clone(), progress);
+                    if let Some(total) = total {
+                        p = p.with_total(total);
+                    }
+                    if let Some(message) = message {
+                        p = p.with_message(message);
+                    }
+                    let _ = ctx.peer.notify_progress(p).await;
+                }
+            }
+            ContextEvent::Log {
+                level,
+                logger,
+                data,
+            } => {
+                self.log(&ctx.peer, level, logger.as_deref().unwrap_or(tool), data)
+                    .await
+            }
+            ContextEvent::Request { request, answer } => {
+                requests.push(Box::pin(serve_request(ctx.peer.clone(), request, answer)));
+            }
         }
     }
 }

@@ -13,11 +13,15 @@ use ensemble_supervision::{
     ActorSlot, CallError, CallOptions, CancellationToken, PolicyError, RoutePolicy,
 };
 use ractor::{Message, RpcReplyPort};
+use rmcp::model::CallToolResult;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
+
+use crate::catalog::Catalog;
+use crate::context::ToolContext;
 
 /// Hints a client may use (MCP tool annotations).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -96,18 +100,84 @@ pub enum RegisterError {
     /// The name breaks the rule clients enforce.
     #[error("tool name {0:?} must match ^[a-zA-Z0-9_-]{{1,64}}$")]
     InvalidName(String),
-    /// A tool with that name exists.
-    #[error("a tool named `{0}` is already registered")]
+    /// A tool, prompt or resource with that name or URI exists.
+    #[error("`{0}` is already registered")]
     Duplicate(String),
+    /// A resource URI or URI template is malformed.
+    #[error(
+        "resource URI {0:?} is malformed: use `{{name}}` for a template variable, with a literal between two variables"
+    )]
+    InvalidUri(String),
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-type Handler = dyn Fn(Value, CallOptions) -> BoxFuture<Result<Value, ToolError>> + Send + Sync;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type Handler = dyn Fn(Value, CallOptions, ToolContext) -> BoxFuture<Result<ToolOutput, ToolError>>
+    + Send
+    + Sync;
 
 struct Route {
     spec: ToolSpec,
     handler: Arc<Handler>,
     metrics: RouteMetrics,
+    /// The actor takes a [`ToolContext`] and reports its own progress.
+    with_context: bool,
+}
+
+/// What a tool answered.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToolOutput {
+    /// JSON matching the tool's output schema: MCP `structuredContent`, plus the same JSON as a
+    /// text block.
+    Structured(Value),
+    /// A complete MCP tool result: any content blocks (text, images, audio, embedded
+    /// resources), `isError` when the tool reports a failure in its own words.
+    Content(CallToolResult),
+}
+
+impl ToolOutput {
+    /// The answer as JSON: the structured value, or the MCP result object.
+    pub fn into_value(self) -> Value {
+        match self {
+            ToolOutput::Structured(v) => v,
+            ToolOutput::Content(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// A reply type a context-aware tool actor may answer with.
+///
+/// Implemented for [`Structured<T>`] (any serializable, schema-described value) and for rmcp's
+/// [`CallToolResult`] (content blocks). Implement it for an actor's own reply type to decide how
+/// it reaches the client.
+pub trait IntoToolOutput: Send + 'static {
+    /// The JSON Schema of the structured result, if the tool has one.
+    fn output_schema() -> Option<Map<String, Value>>;
+    /// The answer, or why it could not be encoded.
+    fn into_output(self) -> Result<ToolOutput, String>;
+}
+
+/// A structured tool answer: `T`'s JSON Schema is the tool's `outputSchema`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Structured<T>(pub T);
+
+impl<T: Serialize + JsonSchema + Send + 'static> IntoToolOutput for Structured<T> {
+    fn output_schema() -> Option<Map<String, Value>> {
+        Some(schema_of::<T>())
+    }
+    fn into_output(self) -> Result<ToolOutput, String> {
+        serde_json::to_value(self.0)
+            .map(ToolOutput::Structured)
+            .map_err(|e| format!("could not encode the answer: {e}"))
+    }
+}
+
+impl IntoToolOutput for CallToolResult {
+    fn output_schema() -> Option<Map<String, Value>> {
+        None
+    }
+    fn into_output(self) -> Result<ToolOutput, String> {
+        Ok(ToolOutput::Content(self))
+    }
 }
 
 /// The route's metric handles, looked up once: a lookup by name and labels on every call would
@@ -146,7 +216,7 @@ impl Outcome {
         }
     }
 
-    fn of(result: &Result<Value, ToolError>) -> Self {
+    fn of(result: &Result<ToolOutput, ToolError>) -> Self {
         match result {
             Ok(_) => Outcome::Ok,
             Err(ToolError::InvalidArguments { .. }) => Outcome::InvalidArguments,
@@ -183,6 +253,8 @@ struct Inner {
     /// a notification only when it falls to zero.
     in_flight: AtomicUsize,
     idle: tokio::sync::Notify,
+    /// Resources, prompts and completions (see [`crate::catalog`]).
+    catalog: RwLock<Catalog>,
 }
 
 struct InFlight<'a>(&'a Inner);
@@ -203,6 +275,7 @@ impl Default for Router {
                 changed: broadcast::Sender::new(16),
                 in_flight: AtomicUsize::new(0),
                 idle: tokio::sync::Notify::new(),
+                catalog: RwLock::new(Catalog::default()),
             }),
         }
     }
@@ -237,7 +310,7 @@ pub fn schema_of<T: JsonSchema>() -> Map<String, Value> {
     }
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && name
             .bytes()
@@ -285,44 +358,108 @@ impl Router {
             annotations: tool.annotations,
         };
         let (slot, policy, name) = (tool.slot, tool.policy, tool.name);
-        let handler =
-            move |args: Value, opts: CallOptions| -> BoxFuture<Result<Value, ToolError>> {
-                let (slot, policy) = (slot.clone(), policy.clone());
-                Box::pin(async move {
-                    let req: Req =
-                        serde_json::from_value(args).map_err(|e| ToolError::InvalidArguments {
-                            tool: name.to_string(),
-                            message: e.to_string(),
-                        })?;
-                    let answer = policy
-                        .call(opts, |ctx| {
-                            let slot = slot.clone();
-                            // Each attempt sends its own copy: a retry must not find it consumed.
-                            let req = req.clone();
-                            async move {
-                                let cancel = ctx.cancel.clone();
-                                match slot.call(&ctx, |reply| make(req, cancel, reply)).await {
-                                    Ok(Ok(resp)) => Ok(resp),
-                                    Ok(Err(e)) => Err(CallError::Engine(e.to_string())),
-                                    Err(fault) => Err(CallError::Actor(fault)),
-                                }
+        let handler = move |args: Value,
+                            opts: CallOptions,
+                            _ctx: ToolContext|
+              -> BoxFuture<Result<ToolOutput, ToolError>> {
+            let (slot, policy) = (slot.clone(), policy.clone());
+            Box::pin(async move {
+                let req: Req =
+                    serde_json::from_value(args).map_err(|e| ToolError::InvalidArguments {
+                        tool: name.to_string(),
+                        message: e.to_string(),
+                    })?;
+                let answer = policy
+                    .call(opts, |ctx| {
+                        let slot = slot.clone();
+                        // Each attempt sends its own copy: a retry must not find it consumed.
+                        let req = req.clone();
+                        async move {
+                            let cancel = ctx.cancel.clone();
+                            match slot.call(&ctx, |reply| make(req, cancel, reply)).await {
+                                Ok(Ok(resp)) => Ok(resp),
+                                Ok(Err(e)) => Err(CallError::Engine(e.to_string())),
+                                Err(fault) => Err(CallError::Actor(fault)),
                             }
-                        })
-                        .await;
-                    match answer {
-                        Ok(resp) => serde_json::to_value(resp).map_err(|e| {
+                        }
+                    })
+                    .await;
+                match answer {
+                    Ok(resp) => serde_json::to_value(resp)
+                        .map(ToolOutput::Structured)
+                        .map_err(|e| {
                             ToolError::Runtime(format!("could not encode the answer: {e}"))
                         }),
-                        Err(PolicyError::Engine(e)) => Err(ToolError::Engine(e)),
-                        Err(PolicyError::Cancelled { .. }) => Err(ToolError::Cancelled),
-                        Err(other) => Err(ToolError::Runtime(other.to_string())),
-                    }
-                })
-            };
-        self.insert(spec, Arc::new(handler))
+                    Err(e) => Err(policy_error(e)),
+                }
+            })
+        };
+        self.insert(spec, Arc::new(handler), false)
     }
 
-    fn insert(&self, spec: ToolSpec, handler: Arc<Handler>) -> Result<(), RegisterError> {
+    /// Registers a tool whose actor gets a [`ToolContext`] with each call: the message is
+    /// `make(req, ctx, reply)`. Through the context the actor checks cancellation, reports
+    /// progress, sends log messages and asks the client to sample or elicit; the MCP handler
+    /// serving the call delivers them. The actor answers `Result<Resp, E>`: `Ok` is the result
+    /// ([`Structured`] JSON or a [`CallToolResult`] with content blocks), `Err` becomes a tool
+    /// result with `isError: true` and `E`'s message.
+    ///
+    /// A context-aware tool reports its own progress, so the runtime does not add its periodic
+    /// "still running" reports to its calls.
+    ///
+    /// ```ignore
+    /// enum Msg { Run(Args, ToolContext, RpcReplyPort<Result<Structured<Out>, String>>) }
+    /// router.register_actor_with_context(ActorTool { name: "host_run", .. }, Msg::Run)?;
+    /// ```
+    pub fn register_actor_with_context<M, Req, Resp, E>(
+        &self,
+        tool: ActorTool<M>,
+        make: fn(Req, ToolContext, RpcReplyPort<Result<Resp, E>>) -> M,
+    ) -> Result<(), RegisterError>
+    where
+        M: Message,
+        Req: DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static,
+        Resp: IntoToolOutput,
+        E: std::fmt::Display + Send + 'static,
+    {
+        let spec = ToolSpec {
+            name: tool.name.to_string(),
+            description: tool.description.to_string(),
+            input_schema: schema_of::<Req>(),
+            output_schema: Resp::output_schema(),
+            annotations: tool.annotations,
+        };
+        let (slot, policy, name) = (tool.slot, tool.policy, tool.name);
+        let handler = move |args: Value,
+                            opts: CallOptions,
+                            ctx: ToolContext|
+              -> BoxFuture<Result<ToolOutput, ToolError>> {
+            let (slot, policy) = (slot.clone(), policy.clone());
+            Box::pin(async move {
+                let req: Req =
+                    serde_json::from_value(args).map_err(|e| ToolError::InvalidArguments {
+                        tool: name.to_string(),
+                        message: e.to_string(),
+                    })?;
+                let answer = ask(&slot, &policy, opts, move |attempt, reply| {
+                    make(req.clone(), ctx.with_cancel(attempt.clone()), reply)
+                })
+                .await;
+                match answer {
+                    Ok(resp) => resp.into_output().map_err(ToolError::Runtime),
+                    Err(e) => Err(policy_error(e)),
+                }
+            })
+        };
+        self.insert(spec, Arc::new(handler), true)
+    }
+
+    fn insert(
+        &self,
+        spec: ToolSpec,
+        handler: Arc<Handler>,
+        with_context: bool,
+    ) -> Result<(), RegisterError> {
         if !valid_name(&spec.name) {
             return Err(RegisterError::InvalidName(spec.name));
         }
@@ -337,6 +474,7 @@ impl Router {
                 spec,
                 handler,
                 metrics,
+                with_context,
             }),
         );
         drop(routes);
@@ -394,6 +532,17 @@ impl Router {
             .cloned()
     }
 
+    pub(crate) fn catalog(&self) -> std::sync::RwLockReadGuard<'_, Catalog> {
+        self.inner.catalog.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn catalog_mut(&self) -> std::sync::RwLockWriteGuard<'_, Catalog> {
+        self.inner
+            .catalog
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Tool calls in flight now.
     pub fn in_flight(&self) -> usize {
         self.inner.in_flight.load(Ordering::Acquire)
@@ -411,14 +560,45 @@ impl Router {
         }
     }
 
+    /// True if tool `name` takes a [`ToolContext`] (and reports its own progress).
+    pub fn takes_context(&self, name: &str) -> bool {
+        self.route(name).is_some_and(|r| r.with_context)
+    }
+
     /// Calls tool `name` with JSON `args`. Retries apply when the tool is read-only or
-    /// idempotent; `cancel` is the caller's cancellation.
+    /// idempotent; `cancel` is the caller's cancellation. A context-aware tool gets a detached
+    /// [`ToolContext`]; a tool answering with content blocks gives the MCP result as JSON.
     pub async fn call(
         &self,
         name: &str,
         args: Value,
         cancel: Option<CancellationToken>,
     ) -> Result<Value, ToolError> {
+        let ctx = ToolContext::detached(cancel.clone().unwrap_or_default());
+        self.call_in(name, args, cancel, ctx)
+            .await
+            .map(ToolOutput::into_value)
+    }
+
+    /// Calls tool `name` with JSON `args` and a [`ToolContext`] whose events the caller serves
+    /// (the MCP handler does this for each `tools/call`).
+    pub async fn call_with_context(
+        &self,
+        name: &str,
+        args: Value,
+        ctx: ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
+        let cancel = Some(ctx.cancellation().clone());
+        self.call_in(name, args, cancel, ctx).await
+    }
+
+    async fn call_in(
+        &self,
+        name: &str,
+        args: Value,
+        cancel: Option<CancellationToken>,
+        ctx: ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
         let route = self
             .route(name)
             .ok_or_else(|| ToolError::UnknownTool(name.to_string()))?;
@@ -430,12 +610,47 @@ impl Router {
         self.inner.in_flight.fetch_add(1, Ordering::AcqRel);
         let _in_flight = InFlight(&self.inner);
         let started = Instant::now();
-        let result = (route.handler)(args, opts).await;
+        let result = (route.handler)(args, opts, ctx).await;
         route.metrics.calls[Outcome::of(&result) as usize].increment(1);
         route
             .metrics
             .duration
             .record(started.elapsed().as_secs_f64());
         result
+    }
+}
+
+/// Sends `make(attempt_cancel, reply)` to the actor in `slot` under `policy`; each attempt of a
+/// retried call builds its own message.
+pub(crate) async fn ask<M, Resp, E, F>(
+    slot: &ActorSlot<M>,
+    policy: &RoutePolicy,
+    opts: CallOptions,
+    make: F,
+) -> Result<Resp, PolicyError<E>>
+where
+    M: Message,
+    Resp: Send + 'static,
+    E: Send + 'static,
+    F: Fn(&CancellationToken, RpcReplyPort<Result<Resp, E>>) -> M,
+{
+    let make = &make;
+    policy
+        .call(opts, |ctx| async move {
+            let cancel = ctx.cancel.clone();
+            match slot.call(&ctx, |reply| make(&cancel, reply)).await {
+                Ok(Ok(resp)) => Ok(resp),
+                Ok(Err(e)) => Err(CallError::Engine(e)),
+                Err(fault) => Err(CallError::Actor(fault)),
+            }
+        })
+        .await
+}
+
+fn policy_error<E: std::fmt::Display>(e: PolicyError<E>) -> ToolError {
+    match e {
+        PolicyError::Engine(e) => ToolError::Engine(e.to_string()),
+        PolicyError::Cancelled { .. } => ToolError::Cancelled,
+        other => ToolError::Runtime(other.to_string()),
     }
 }

@@ -116,6 +116,7 @@ impl RuntimeBuilder {
         // Tools first: a workflow resuming at start calls them. (A host's own tools come
         // later; a resumed step that calls one before it is registered fails as unknown.)
         register_tools(&router, &slots, self.test_tools)?;
+        crate::artifacts::register_artifact_resources(&router, &slots.registry)?;
         let (supervisor, _) = Supervisor::start(spec)
             .await
             .map_err(|e| RuntimeError::Engines(e.to_string()))?;
@@ -172,7 +173,7 @@ impl Runtime {
 
     /// An MCP handler over this runtime's tools.
     pub fn mcp_service(&self) -> McpService {
-        McpService::new(self.router.clone()).with_registry(self.slots.registry.clone())
+        McpService::new(self.router.clone())
     }
 
     /// Serves MCP on stdin/stdout until the client closes the stream.
