@@ -243,12 +243,19 @@ pub fn validate(
         });
     }
     for s in &def.steps {
-        let upstream = if in_cycle.contains(s.id.as_str()) {
-            BTreeSet::new()
-        } else {
+        let refs = references(&s.arguments);
+        // Only steps that use other steps' outputs need their ancestors (a walk of the DAG
+        // per step would make validating a long chain quadratic).
+        let needs_upstream = !in_cycle.contains(s.id.as_str())
+            && refs
+                .iter()
+                .any(|(_, r)| matches!(r, Ok(Reference::StepOutput { .. })));
+        let upstream = if needs_upstream {
             ancestors(def, &s.id)
+        } else {
+            BTreeSet::new()
         };
-        for (text, parsed) in references(&s.arguments) {
+        for (text, parsed) in refs {
             let reason = match parsed {
                 Err(e) => Some(e),
                 Ok(Reference::Param(name)) if !params.contains(&name) => Some(format!(
