@@ -15,8 +15,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ensemble_protocol::execution::{ExecError, SubmitRequest, TaskInfo, TaskState};
 use ensemble_protocol::run::{
     RunError, RunInfo, RunListRequest, RunListResponse, RunRef, RunRequest, RunState, RunSummary,
-    StepInfo, StepState, ValidateWorkflowRequest, ValidateWorkflowResponse,
+    StepInfo, StepState, TemplateGetRequest, TemplateInstantiateRequest,
+    TemplateInstantiateResponse, TemplateListRequest, TemplateListResponse,
+    TemplateRegisterRequest, TemplateRegisterResponse, TemplateSummary, ValidateWorkflowRequest,
+    ValidateWorkflowResponse,
 };
+use ensemble_protocol::template::{self, Template};
 use ensemble_protocol::workflow::{Definition, substitute, validate};
 use ensemble_supervision::{ActorSlot, CancellationToken};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -26,6 +30,7 @@ use serde_json::{Map, Value};
 use crate::execution::ExecMsg;
 use crate::invoke::ToolInvoker;
 use crate::store::{Store, StoreError, Tree};
+use crate::versioned::reply_when_durable;
 
 /// An answer port of the workflow engine.
 pub type Reply<T> = RpcReplyPort<Result<T, RunError>>;
@@ -51,6 +56,26 @@ pub enum WorkflowMsg {
     Cancel(RunRef, CancellationToken, Reply<RunInfo>),
     /// Lists runs (`workflow_list`).
     List(RunListRequest, CancellationToken, Reply<RunListResponse>),
+    /// Registers a template version (`template_register`); answers once it is durable.
+    TemplateRegister(
+        TemplateRegisterRequest,
+        CancellationToken,
+        Reply<TemplateRegisterResponse>,
+    ),
+    /// One template version (`template_get`).
+    TemplateGet(TemplateGetRequest, CancellationToken, Reply<Template>),
+    /// The registered templates (`template_list`).
+    TemplateList(
+        TemplateListRequest,
+        CancellationToken,
+        Reply<TemplateListResponse>,
+    ),
+    /// A template and parameters turned into a definition (`template_instantiate`).
+    TemplateInstantiate(
+        TemplateInstantiateRequest,
+        CancellationToken,
+        Reply<TemplateInstantiateResponse>,
+    ),
     /// Calls `listener` with the run's state after each step ends, and once more at its end.
     Watch(RunRef, RunListener),
     /// The engine's own bookkeeping (step ends, flushes, retries).
@@ -248,6 +273,8 @@ pub struct WorkflowState {
     config: WorkflowConfig,
     runs: BTreeMap<Arc<str>, Run>,
     finished: VecDeque<Arc<str>>,
+    /// Templates by `name@version`.
+    templates: BTreeMap<String, Template>,
     next_id: u64,
     /// Journal entries written since the flush in flight started.
     pending: Vec<AfterFlush>,
@@ -296,7 +323,19 @@ fn store_err(e: StoreError) -> RunError {
 impl WorkflowState {
     fn new(args: WorkflowArgs) -> Result<Self, ActorProcessingErr> {
         let journal = args.store.tree("workflow")?;
+        let mut templates = BTreeMap::new();
+        for entry in journal.scan::<String>(b"tpl/", None) {
+            let (key, json) = entry?;
+            let t: Template = serde_json::from_str(&json).map_err(|e| {
+                format!(
+                    "stored template {} is unreadable: {e}",
+                    String::from_utf8_lossy(&key)
+                )
+            })?;
+            templates.insert(t.key(), t);
+        }
         Ok(Self {
+            templates,
             store: args.store,
             journal,
             exec: args.exec,
@@ -385,17 +424,25 @@ impl WorkflowState {
 
     fn start(&mut self, req: RunRequest, reply: Reply<RunInfo>, myself: &ActorRef<WorkflowMsg>) {
         let (def, template) = match (req.definition, req.template) {
-            (Some(def), None) => (def, None),
+            (Some(def), None) if req.version.is_none() => (def, None),
             (None, Some(name)) => {
-                let _ = reply.send(Err(RunError::BadRequest(format!(
-                    "template `{name}`: this engine runs definitions; instantiate the template \
-                     with template_instantiate and run the definition"
-                ))));
+                match self.instantiate(&name, req.version.as_deref(), &req.params) {
+                    Ok(done) => (done.definition, Some(done.template)),
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            (Some(_), None) => {
+                let _ = reply.send(Err(RunError::BadRequest(
+                    "`version` goes with `template`; a definition has no version".into(),
+                )));
                 return;
             }
             _ => {
                 let _ = reply.send(Err(RunError::BadRequest(
-                    "give either `definition` or `template`".into(),
+                    "give either `definition` or `template` (with `params`)".into(),
                 )));
                 return;
             }
@@ -767,6 +814,87 @@ impl WorkflowState {
         }
     }
 
+    fn template(&self, name: &str, version: Option<&str>) -> Result<&Template, RunError> {
+        template::select(self.templates.values(), name, version).ok_or_else(|| {
+            RunError::UnknownTemplate(match version {
+                Some(v) => format!("{name}@{v}"),
+                None => name.to_string(),
+            })
+        })
+    }
+
+    fn instantiate(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        params: &Map<String, Value>,
+    ) -> Result<TemplateInstantiateResponse, RunError> {
+        let t = self.template(name, version)?;
+        let resolve =
+            |n: &str, v: Option<&str>| template::select(self.templates.values(), n, v).cloned();
+        let definition = t
+            .instantiate(params, &resolve)
+            .map_err(RunError::Template)?;
+        Ok(TemplateInstantiateResponse {
+            template: t.key(),
+            definition,
+        })
+    }
+
+    fn register_template(&mut self, t: Template) -> Result<TemplateRegisterResponse, RunError> {
+        let problems = t.check();
+        if !problems.is_empty() {
+            return Err(RunError::Template(problems));
+        }
+        let key = t.key();
+        if let Some(existing) = self.templates.get(&key) {
+            return if *existing == t {
+                Ok(TemplateRegisterResponse {
+                    name: t.name,
+                    version: t.version,
+                    created: false,
+                })
+            } else {
+                Err(RunError::TemplateConflict(key))
+            };
+        }
+        let json = serde_json::to_string(&t)
+            .map_err(|e| RunError::BadRequest(format!("the template cannot be encoded: {e}")))?;
+        self.journal
+            .insert(format!("tpl/{key}").as_bytes(), &json)
+            .map_err(store_err)?;
+        let answer = TemplateRegisterResponse {
+            name: t.name.clone(),
+            version: t.version.clone(),
+            created: true,
+        };
+        self.templates.insert(key, t);
+        Ok(answer)
+    }
+
+    fn list_templates(&self, req: TemplateListRequest) -> TemplateListResponse {
+        let mut by_name: BTreeMap<&str, Vec<&Template>> = BTreeMap::new();
+        for t in self.templates.values() {
+            if req.prefix.as_deref().is_none_or(|p| t.name.starts_with(p)) {
+                by_name.entry(t.name.as_str()).or_default().push(t);
+            }
+        }
+        let templates = by_name
+            .into_iter()
+            .filter_map(|(name, mut ts)| {
+                ts.sort_by_key(|t| semver::Version::parse(&t.version).ok());
+                let latest = template::select(ts.iter().copied(), name, None)?;
+                Some(TemplateSummary {
+                    name: name.to_string(),
+                    versions: ts.iter().map(|t| t.version.clone()).collect(),
+                    latest: latest.version.clone(),
+                    description: latest.description.clone(),
+                })
+            })
+            .collect();
+        TemplateListResponse { templates }
+    }
+
     fn cancel(&mut self, id: &str, myself: &ActorRef<WorkflowMsg>) -> Result<RunInfo, RunError> {
         let key: Arc<str> = id.into();
         let Some(run) = self.runs.get_mut(&key) else {
@@ -1111,6 +1239,20 @@ impl Actor for WorkflowActor {
             }
             WorkflowMsg::List(req, _, reply) => {
                 let _ = reply.send(state.list(req));
+            }
+            WorkflowMsg::TemplateRegister(req, _, reply) => {
+                let answer = state.register_template(req.template);
+                reply_when_durable(&state.store, reply, answer, store_err);
+            }
+            WorkflowMsg::TemplateGet(req, _, reply) => {
+                let _ = reply.send(state.template(&req.name, req.version.as_deref()).cloned());
+            }
+            WorkflowMsg::TemplateList(req, _, reply) => {
+                let _ = reply.send(Ok(state.list_templates(req)));
+            }
+            WorkflowMsg::TemplateInstantiate(req, _, reply) => {
+                let _ =
+                    reply.send(state.instantiate(&req.name, req.version.as_deref(), &req.params));
             }
             WorkflowMsg::Watch(r, mut listener) => match state.runs.get_mut(r.run_id.as_str()) {
                 Some(run) if !run.state.is_final() => run.watchers.push(listener),

@@ -393,3 +393,147 @@ async fn a_non_idempotent_step_that_was_running_is_reported_interrupted() {
         (1, 1, 0)
     );
 }
+
+async fn ask<T: Send + 'static>(
+    e: &Engines,
+    make: impl FnOnce(ractor::RpcReplyPort<Result<T, RunError>>) -> WorkflowMsg,
+) -> Result<T, RunError> {
+    e.workflow.ask(make).await.expect("engine alive")
+}
+
+#[tokio::test]
+async fn templates_register_instantiate_list_every_parameter_problem_and_run() {
+    use ensemble_protocol::run::{
+        TemplateGetRequest, TemplateInstantiateRequest, TemplateRegisterRequest,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tools = Tools::new();
+    let e = engines(&tools, Store::open(dir.path()).unwrap(), true).await;
+    let fetch: ensemble_protocol::template::Template = serde_json::from_value(json!({
+        "name": "fetch", "version": "1.0.0",
+        "parameters": [{"name": "what", "type": "string", "pattern": "^[a-z]+$"}],
+        "steps": [{"id": "get", "tool": "record", "arguments": {"label": "${what}"}}]
+    }))
+    .unwrap();
+    let pipeline: ensemble_protocol::template::Template = serde_json::from_value(json!({
+        "name": "pipeline", "version": "1.2.0", "description": "fetch then count",
+        "parameters": [
+            {"name": "source", "type": "string"},
+            {"name": "count", "type": "integer", "default": 2},
+            {"name": "flags", "type": "object", "required": false}
+        ],
+        "includes": [{"template": "fetch", "prefix": "in", "params": {"what": "${source}"}}],
+        "steps": [{"id": "use", "tool": "noop", "depends_on": ["in-get"],
+                   "arguments": {"n": "${count}", "got": "${steps.in-get.output.label}"}}]
+    }))
+    .unwrap();
+    for t in [fetch.clone(), pipeline.clone()] {
+        let r = ask(&e, |r| {
+            WorkflowMsg::TemplateRegister(
+                TemplateRegisterRequest { template: t },
+                CancellationToken::new(),
+                r,
+            )
+        })
+        .await
+        .unwrap();
+        assert!(r.created);
+    }
+    // The same again is a no-op; other content under the same version is refused.
+    let again = ask(&e, |r| {
+        WorkflowMsg::TemplateRegister(
+            TemplateRegisterRequest {
+                template: fetch.clone(),
+            },
+            CancellationToken::new(),
+            r,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!again.created);
+    let mut changed = fetch.clone();
+    changed.description = Some("other".into());
+    let conflict = ask(&e, |r| {
+        WorkflowMsg::TemplateRegister(
+            TemplateRegisterRequest { template: changed },
+            CancellationToken::new(),
+            r,
+        )
+    })
+    .await
+    .unwrap_err();
+    assert!(matches!(conflict, RunError::TemplateConflict(_)));
+
+    // Every parameter problem at once.
+    let bad = ask(&e, |r| {
+        WorkflowMsg::TemplateInstantiate(
+            TemplateInstantiateRequest {
+                name: "pipeline".into(),
+                version: None,
+                params: json!({"count": "ten", "flags": [1], "extra": true})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            },
+            CancellationToken::new(),
+            r,
+        )
+    })
+    .await
+    .unwrap_err();
+    let RunError::Template(problems) = &bad else {
+        panic!("{bad:?}")
+    };
+    let text = bad.to_string();
+    // Four of the template's own, and what the missing `source` leaves the include without.
+    assert_eq!(problems.len(), 5, "{text}");
+    for needle in ["source", "count", "flags", "extra", "in include `in`"] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+    // The include's pattern is checked too.
+    let bad = ask(&e, |r| {
+        WorkflowMsg::TemplateInstantiate(
+            TemplateInstantiateRequest {
+                name: "pipeline".into(),
+                version: Some("^1".into()),
+                params: json!({"source": "Not Lower"}).as_object().cloned().unwrap(),
+            },
+            CancellationToken::new(),
+            r,
+        )
+    })
+    .await
+    .unwrap_err();
+    assert!(bad.to_string().contains("what"), "{bad}");
+
+    // Run from the template, after a restart of the engine (templates are durable).
+    crash_workflow_actor(&e).await;
+    let got = ask(&e, |r| {
+        WorkflowMsg::TemplateGet(
+            TemplateGetRequest {
+                name: "pipeline".into(),
+                version: None,
+            },
+            CancellationToken::new(),
+            r,
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(got, pipeline);
+    let mut req = RunRequest::of(
+        Definition { steps: Vec::new() },
+        json!({"source": "abc"}).as_object().cloned().unwrap(),
+    );
+    req.definition = None;
+    req.template = Some("pipeline".into());
+    req.wait = true;
+    let info = run(&e, req).await.unwrap();
+    assert_eq!(info.state, RunState::Completed, "{info:?}");
+    assert_eq!(info.template.as_deref(), Some("pipeline@1.2.0"));
+    assert_eq!(
+        step(&info, "use").output,
+        Some(json!({"ok": true, "args": {"n": 2, "got": "abc"}}))
+    );
+}

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::template::{Template, TemplateProblem};
 use crate::workflow::{Definition, Problem};
 
 /// Checks a definition without running it.
@@ -226,9 +227,111 @@ pub enum RunError {
     /// No such run.
     #[error("no run `{0}`; workflow_list shows the runs")]
     UnknownRun(String),
+    /// The template or its parameters have problems (all of them are listed).
+    #[error("{}", template_problems_text(.0))]
+    Template(Vec<TemplateProblem>),
+    /// No such template (or version).
+    #[error("no template `{0}`; template_list shows the registered templates and versions")]
+    UnknownTemplate(String),
+    /// A template version is immutable.
+    #[error(
+        "template `{0}` is already registered with different content; versions are immutable, register a new version"
+    )]
+    TemplateConflict(String),
     /// The store failed.
     #[error("store: {0}")]
     Store(String),
+}
+
+fn template_problems_text(problems: &[TemplateProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Registers a workflow template version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRegisterRequest {
+    /// The template.
+    pub template: Template,
+}
+
+/// A registered template version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateRegisterResponse {
+    /// Its name.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// False when this exact template was already registered under this version.
+    pub created: bool,
+}
+
+/// Names a template version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateGetRequest {
+    /// The template's name.
+    pub name: String,
+    /// An exact version or a semver requirement (`^1.2`); default the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// Lists templates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateListRequest {
+    /// Only names starting with this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+}
+
+/// A template in a list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateSummary {
+    /// Its name.
+    pub name: String,
+    /// Its versions, lowest first.
+    pub versions: Vec<String>,
+    /// The latest version.
+    pub latest: String,
+    /// The latest version's description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The registered templates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateListResponse {
+    /// Templates by name.
+    pub templates: Vec<TemplateSummary>,
+}
+
+/// Turns a template and parameters into a concrete workflow definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateInstantiateRequest {
+    /// The template's name.
+    pub name: String,
+    /// An exact version or a semver requirement; default the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its parameters.
+    #[serde(default)]
+    pub params: Map<String, Value>,
+}
+
+/// A concrete workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct TemplateInstantiateResponse {
+    /// The template used, as `name@version`.
+    pub template: String,
+    /// The definition, ready for `workflow_run`.
+    pub definition: Definition,
 }
 
 fn problems_text(problems: &[Problem]) -> String {

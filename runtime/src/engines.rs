@@ -391,5 +391,42 @@ fn register_workflow_tools(
         ),
         WorkflowMsg::List,
     )?;
+    router.register_actor(
+        tool(
+            "template_register",
+            "Register a named, semver-versioned workflow template: typed parameters (string, \
+             integer, number, boolean, array, object; required/default/pattern), steps using \
+             `${param}`, and includes of other templates under a prefix. Every problem is \
+             listed; versions are immutable.",
+            Annotations::IDEMPOTENT_WRITE,
+        ),
+        WorkflowMsg::TemplateRegister,
+    )?;
+    router.register_actor(
+        tool(
+            "template_get",
+            "A template version (latest when `version` is absent; a semver requirement such as \
+             ^1.2 picks the highest match).",
+            Annotations::READ_ONLY,
+        ),
+        WorkflowMsg::TemplateGet,
+    )?;
+    router.register_actor(
+        tool(
+            "template_list",
+            "The registered templates with their versions.",
+            Annotations::READ_ONLY,
+        ),
+        WorkflowMsg::TemplateList,
+    )?;
+    router.register_actor(
+        tool(
+            "template_instantiate",
+            "Turn a template and parameters into a concrete workflow definition; every \
+             parameter problem is listed at once.",
+            Annotations::READ_ONLY,
+        ),
+        WorkflowMsg::TemplateInstantiate,
+    )?;
     Ok(())
 }
