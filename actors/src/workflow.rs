@@ -14,8 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ensemble_protocol::execution::{ExecError, SubmitRequest, TaskInfo, TaskState};
 use ensemble_protocol::run::{
-    RunError, RunInfo, RunListRequest, RunListResponse, RunRef, RunRequest, RunState, RunSummary,
-    StepInfo, StepState, TemplateGetRequest, TemplateInstantiateRequest,
+    RunError, RunInfo, RunListRequest, RunListResponse, RunProgress, RunRef, RunRequest, RunState,
+    RunSummary, StepInfo, StepState, TemplateGetRequest, TemplateInstantiateRequest,
     TemplateInstantiateResponse, TemplateListRequest, TemplateListResponse,
     TemplateRegisterRequest, TemplateRegisterResponse, TemplateSummary, ValidateWorkflowRequest,
     ValidateWorkflowResponse,
@@ -35,8 +35,8 @@ use crate::versioned::reply_when_durable;
 /// An answer port of the workflow engine.
 pub type Reply<T> = RpcReplyPort<Result<T, RunError>>;
 
-/// Told a run's state after each step ends, and at the run's end.
-pub type RunListener = Box<dyn FnMut(&RunInfo) + Send>;
+/// Told each time a step of a run ends.
+pub type RunListener = Box<dyn FnMut(&RunProgress) + Send>;
 
 /// The workflow engine's messages.
 pub enum WorkflowMsg {
@@ -49,6 +49,9 @@ pub enum WorkflowMsg {
     /// Starts a run (`workflow_run`); answers at once, or when it ends if `wait` is set.
     /// Cancelling the token stops a wait, not the run (use [`WorkflowMsg::Cancel`]).
     Run(RunRequest, CancellationToken, Reply<RunInfo>),
+    /// Like [`WorkflowMsg::Run`], and `listener` is told each time a step ends (progress for a
+    /// caller that waits).
+    RunWatched(RunRequest, CancellationToken, RunListener, Reply<RunInfo>),
     /// A run's state (`workflow_status`).
     Status(RunRef, CancellationToken, Reply<RunInfo>),
     /// Cancels a run (`workflow_cancel`): running steps are told to stop, pending ones never
@@ -76,7 +79,7 @@ pub enum WorkflowMsg {
         CancellationToken,
         Reply<TemplateInstantiateResponse>,
     ),
-    /// Calls `listener` with the run's state after each step ends, and once more at its end.
+    /// Tells `listener` each time a step of the run ends from now on.
     Watch(RunRef, RunListener),
     /// The engine's own bookkeeping (step ends, flushes, retries).
     Internal(Internal),
@@ -422,7 +425,13 @@ impl WorkflowState {
         }
     }
 
-    fn start(&mut self, req: RunRequest, reply: Reply<RunInfo>, myself: &ActorRef<WorkflowMsg>) {
+    fn start(
+        &mut self,
+        req: RunRequest,
+        listener: Option<RunListener>,
+        reply: Reply<RunInfo>,
+        myself: &ActorRef<WorkflowMsg>,
+    ) {
         let (def, template) = match (req.definition, req.template) {
             (Some(def), None) if req.version.is_none() => (def, None),
             (None, Some(name)) => {
@@ -463,6 +472,7 @@ impl WorkflowState {
         let params: BTreeMap<String, Value> = req.params.into_iter().collect();
         let max_parallel = req.max_parallel.unwrap_or(self.config.max_parallel);
         let mut run = self.build_run(id.clone(), def, params, template, max_parallel, now_ms());
+        run.watchers.extend(listener);
         if req.wait {
             run.waiters.push(reply);
         } else {
@@ -740,7 +750,7 @@ impl WorkflowState {
         } else {
             skip_dependents(run, step);
         }
-        notify_watchers(run);
+        notify_watchers(run, step);
         self.pump(id, myself);
         self.maybe_finish(id, myself);
     }
@@ -797,9 +807,6 @@ impl WorkflowState {
         let info = run.info();
         for w in run.waiters.drain(..) {
             let _ = w.send(Ok(info.clone()));
-        }
-        for w in &mut run.watchers {
-            w(&info);
         }
         run.watchers.clear();
         self.retire(id);
@@ -1160,13 +1167,19 @@ fn final_state(run: &Run) -> RunState {
     }
 }
 
-fn notify_watchers(run: &mut Run) {
+fn notify_watchers(run: &mut Run, step: usize) {
     if run.watchers.is_empty() {
         return;
     }
-    let info = run.info();
+    let event = RunProgress {
+        run_id: run.id.to_string(),
+        step: run.def.steps[step].id.clone(),
+        state: run.steps[step].state,
+        ended: run.ended,
+        total: run.steps.len(),
+    };
     for w in &mut run.watchers {
-        w(&info);
+        w(&event);
     }
 }
 
@@ -1230,7 +1243,10 @@ impl Actor for WorkflowActor {
                     problems,
                 }));
             }
-            WorkflowMsg::Run(req, _, reply) => state.start(req, reply, &myself),
+            WorkflowMsg::Run(req, _, reply) => state.start(req, None, reply, &myself),
+            WorkflowMsg::RunWatched(req, _, listener, reply) => {
+                state.start(req, Some(listener), reply, &myself)
+            }
             WorkflowMsg::Status(r, _, reply) => {
                 let _ = reply.send(state.status(&r.run_id));
             }
@@ -1254,14 +1270,13 @@ impl Actor for WorkflowActor {
                 let _ =
                     reply.send(state.instantiate(&req.name, req.version.as_deref(), &req.params));
             }
-            WorkflowMsg::Watch(r, mut listener) => match state.runs.get_mut(r.run_id.as_str()) {
-                Some(run) if !run.state.is_final() => run.watchers.push(listener),
-                _ => {
-                    if let Ok(info) = state.status(&r.run_id) {
-                        listener(&info);
-                    }
+            WorkflowMsg::Watch(r, listener) => {
+                if let Some(run) = state.runs.get_mut(r.run_id.as_str())
+                    && !run.state.is_final()
+                {
+                    run.watchers.push(listener);
                 }
-            },
+            }
         }
         Ok(())
     }

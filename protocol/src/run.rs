@@ -174,6 +174,21 @@ pub struct RunInfo {
     pub steps: Vec<StepInfo>,
 }
 
+/// A step of a run ended (what a watcher of the run is told).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RunProgress {
+    /// The run.
+    pub run_id: String,
+    /// The step that ended.
+    pub step: String,
+    /// How it ended.
+    pub state: StepState,
+    /// Steps of the run that have ended so far (skipped ones included).
+    pub ended: usize,
+    /// Steps in all.
+    pub total: usize,
+}
+
 /// Lists runs, oldest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -353,7 +353,7 @@ fn register_workflow_tools(
         ),
         WorkflowMsg::Validate,
     )?;
-    router.register_actor(
+    router.register_actor_with_context(
         ActorTool {
             policy: long_call_policy("workflow_run"),
             ..tool(
@@ -361,11 +361,11 @@ fn register_workflow_tools(
                 "Run a workflow (a DAG of tool calls; `${params.x}` and \
                  `${steps.<id>.output.<path>}` in arguments). Answers at once with the run id, \
                  or when the run ends if `wait` is true. Runs are journalled and resume after a \
-                 restart.",
+                 restart. While waiting, each finished step is reported as progress.",
                 Annotations::default(),
             )
         },
-        WorkflowMsg::Run,
+        crate::runs::run_with_progress,
     )?;
     router.register_actor(
         tool(

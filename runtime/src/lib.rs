@@ -10,6 +10,7 @@ pub mod engines;
 pub mod http;
 pub mod mcp;
 pub mod router;
+pub mod runs;
 pub mod runtime;
 pub mod telemetry;
 

@@ -117,6 +117,7 @@ impl RuntimeBuilder {
         // later; a resumed step that calls one before it is registered fails as unknown.)
         register_tools(&router, &slots, self.test_tools)?;
         crate::artifacts::register_artifact_resources(&router, &slots.registry)?;
+        crate::runs::register_run_resources(&router, &slots.workflow)?;
         let (supervisor, _) = Supervisor::start(spec)
             .await
             .map_err(|e| RuntimeError::Engines(e.to_string()))?;

@@ -1,0 +1,167 @@
+//! Workflows over a real MCP session: per-step progress while waiting, runs as resources,
+//! templates from registration to run.
+
+use std::sync::{Arc, Mutex};
+
+use ensemble::runtime::runtime::Runtime;
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ProgressNotificationParam, ReadResourceRequestParams,
+    ResourceContents, object,
+};
+use rmcp::service::{NotificationContext, RoleClient, RunningService};
+use rmcp::{ClientHandler, ServiceExt};
+use serde_json::{Value, json};
+
+/// (progress, total, message) of each notification.
+type Progress = (f64, Option<f64>, Option<String>);
+
+#[derive(Default, Clone)]
+struct Seen {
+    progress: Arc<Mutex<Vec<Progress>>>,
+}
+
+impl ClientHandler for Seen {
+    async fn on_progress(&self, p: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push((p.progress, p.total, p.message));
+    }
+}
+
+async fn session() -> (Runtime, RunningService<RoleClient, Seen>, Seen) {
+    let runtime = Runtime::builder()
+        .in_memory()
+        .test_tools(true)
+        .build()
+        .await
+        .unwrap();
+    let (server_io, client_io) = tokio::io::duplex(1 << 16);
+    let service = runtime.mcp_service();
+    tokio::spawn(async move {
+        if let Ok(running) = service.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let seen = Seen::default();
+    let client = seen.clone().serve(client_io).await.unwrap();
+    (runtime, client, seen)
+}
+
+async fn call(c: &RunningService<RoleClient, Seen>, tool: &str, args: Value) -> CallToolResult {
+    c.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(object(args)))
+        .await
+        .expect("a tool result")
+}
+
+#[tokio::test]
+async fn a_waiting_run_reports_each_step_and_is_a_resource() {
+    let (_rt, client, seen) = session().await;
+    let def = json!({"steps": [
+        {"id": "a", "tool": "debug_sleep", "arguments": {"ms": 5, "label": "a"}},
+        {"id": "b", "tool": "debug_sleep", "depends_on": ["a"], "arguments": {"ms": 5, "label": "b"}},
+        {"id": "c", "tool": "validation_validate", "depends_on": ["b"],
+         "arguments": {"schema": {"type": "string"}, "document": "${steps.b.output.label}"}}
+    ]});
+    let r = call(
+        &client,
+        "workflow_run",
+        json!({"definition": def, "wait": true}),
+    )
+    .await;
+    assert_eq!(r.is_error, Some(false), "{:?}", r.content);
+    let run = r.structured_content.unwrap();
+    assert_eq!(run["state"], "completed");
+    assert_eq!(run["steps"][2]["output"]["valid"], true);
+    let progress = seen.progress.lock().unwrap().clone();
+    let counts: Vec<f64> = progress.iter().map(|p| p.0).collect();
+    assert_eq!(counts, [1.0, 2.0, 3.0], "{progress:?}");
+    assert!(progress.iter().all(|p| p.1 == Some(3.0)));
+    assert!(
+        progress[1]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("step `b` completed")
+    );
+
+    // The run is a resource, listed and readable.
+    let run_id = run["run_id"].as_str().unwrap();
+    let uri = format!("ensemble://workflows/runs/{run_id}");
+    let listed = client.list_all_resources().await.unwrap();
+    assert!(listed.iter().any(|r| r.uri == uri), "{listed:?}");
+    let templates = client.list_all_resource_templates().await.unwrap();
+    assert!(
+        templates
+            .iter()
+            .any(|t| t.uri_template == "ensemble://workflows/runs/{id}")
+    );
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(uri.clone()))
+        .await
+        .unwrap();
+    let ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else {
+        panic!("text contents: {read:?}");
+    };
+    let body: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(body["run_id"], run_id);
+    assert_eq!(body["state"], "completed");
+    let missing = client
+        .read_resource(ReadResourceRequestParams::new(
+            "ensemble://workflows/runs/wf-nope".to_string(),
+        ))
+        .await
+        .unwrap_err();
+    assert!(missing.to_string().contains("workflow_list"), "{missing}");
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn templates_over_mcp_from_registration_to_a_run() {
+    let (_rt, client, _) = session().await;
+    let template = json!({
+        "name": "nap", "version": "1.0.0",
+        "parameters": [{"name": "ms", "type": "integer", "default": 1},
+                       {"name": "tag", "type": "string", "pattern": "^[a-z]+$"}],
+        "steps": [{"id": "sleep", "tool": "debug_sleep", "arguments": {"ms": "${ms}", "label": "${tag}"}}]
+    });
+    let r = call(&client, "template_register", json!({"template": template})).await;
+    assert_eq!(r.is_error, Some(false), "{:?}", r.content);
+    let bad = call(
+        &client,
+        "template_instantiate",
+        json!({"name": "nap", "params": {"ms": "x", "tag": "UPPER"}}),
+    )
+    .await;
+    assert_eq!(bad.is_error, Some(true));
+    let text = format!("{:?}", bad.content);
+    assert!(text.contains("`ms`") && text.contains("`tag`"), "{text}");
+    let def = call(
+        &client,
+        "template_instantiate",
+        json!({"name": "nap", "params": {"tag": "ok"}}),
+    )
+    .await
+    .structured_content
+    .unwrap();
+    assert_eq!(
+        def["definition"]["steps"][0]["arguments"],
+        json!({"ms": 1, "label": "ok"})
+    );
+    let run = call(
+        &client,
+        "workflow_run",
+        json!({"template": "nap", "params": {"tag": "ok", "ms": 2}, "wait": true}),
+    )
+    .await
+    .structured_content
+    .unwrap();
+    assert_eq!(run["state"], "completed", "{run}");
+    assert_eq!(run["template"], "nap@1.0.0");
+    let listed = call(&client, "template_list", json!({})).await;
+    assert_eq!(
+        listed.structured_content.unwrap()["templates"][0]["latest"],
+        "1.0.0"
+    );
+    client.cancel().await.unwrap();
+}
