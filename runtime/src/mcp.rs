@@ -492,10 +492,16 @@ impl ServerHandler for McpService {
         let token = ctx.meta.get_progress_token();
         // A tool that takes a context reports its own progress; others get a heartbeat when
         // the client asked for progress.
-        let mut ticks = (token.is_some() && !self.router.takes_context(&name))
-            .then(|| self.progress.subscribe());
+        let with_context = self.router.takes_context(&name);
+        let mut ticks = (token.is_some() && !with_context).then(|| self.progress.subscribe());
         let every = self.progress.inner.every;
-        let (tool_ctx, mut events) = ToolContext::attached(ctx.ct.clone());
+        // Only a tool that takes a context gets a channel back (no allocation for the rest).
+        let (tool_ctx, mut events) = if with_context {
+            let (c, rx) = ToolContext::attached(ctx.ct.clone());
+            (c, Some(rx))
+        } else {
+            (ToolContext::detached(ctx.ct.clone()), None)
+        };
         let call = self
             .router
             .call_with_context(&name, args, tool_ctx)
@@ -508,7 +514,12 @@ impl ServerHandler for McpService {
         let outcome = loop {
             tokio::select! {
                 biased;
-                Some(event) = events.recv() => {
+                Some(event) = async {
+                    match events.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
                     self.deliver(&ctx, &name, token.as_ref(), event, &mut requests).await;
                 }
                 () = requests.progress() => {}
@@ -537,7 +548,7 @@ impl ServerHandler for McpService {
             }
         };
         // What the actor sent before it answered goes out before the answer.
-        while let Ok(event) = events.try_recv() {
+        while let Some(event) = events.as_mut().and_then(|rx| rx.try_recv().ok()) {
             self.deliver(&ctx, &name, token.as_ref(), event, &mut requests)
                 .await;
         }
