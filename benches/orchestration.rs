@@ -187,7 +187,9 @@ fn chain(n: usize) -> Definition {
         .map(|i| {
             let mut s = json!({"id": format!("s{i}"), "tool": "noop"});
             if i > 0 {
+                // Each step takes its predecessor's output, as a pipeline does.
                 s["depends_on"] = json!([format!("s{}", i - 1)]);
+                s["arguments"] = json!({"input": format!("${{steps.s{}.output}}", i - 1)});
             }
             s
         })

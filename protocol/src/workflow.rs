@@ -242,19 +242,9 @@ pub fn validate(
             steps: steps.clone(),
         });
     }
+    let by_id: HashMap<&str, &Step> = def.steps.iter().map(|s| (s.id.as_str(), s)).collect();
     for s in &def.steps {
         let refs = references(&s.arguments);
-        // Only steps that use other steps' outputs need their ancestors (a walk of the DAG
-        // per step would make validating a long chain quadratic).
-        let needs_upstream = !in_cycle.contains(s.id.as_str())
-            && refs
-                .iter()
-                .any(|(_, r)| matches!(r, Ok(Reference::StepOutput { .. })));
-        let upstream = if needs_upstream {
-            ancestors(def, &s.id)
-        } else {
-            BTreeSet::new()
-        };
         for (text, parsed) in refs {
             let reason = match parsed {
                 Err(e) => Some(e),
@@ -265,7 +255,8 @@ pub fn validate(
                     Some(format!("names step `{step}`, which does not exist"))
                 }
                 Ok(Reference::StepOutput { step, .. })
-                    if !in_cycle.contains(s.id.as_str()) && !upstream.contains(step.as_str()) =>
+                    if !in_cycle.contains(s.id.as_str())
+                        && !depends_on(&by_id, &s.id, step.as_str()) =>
                 {
                     Some(format!(
                         "uses the output of `{step}`, which `{}` does not depend on; add it to depends_on",
@@ -284,6 +275,28 @@ pub fn validate(
         }
     }
     problems
+}
+
+/// Whether `id` depends on `target`, directly or transitively. A search that stops when it
+/// finds `target`: a step usually uses the output of a near ancestor, and a walk of all its
+/// ancestors per reference would make validating a long chain quadratic.
+fn depends_on(by_id: &HashMap<&str, &Step>, id: &str, target: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![id];
+    while let Some(cur) = stack.pop() {
+        let Some(step) = by_id.get(cur) else {
+            continue;
+        };
+        for d in &step.depends_on {
+            if d == target {
+                return true;
+            }
+            if seen.insert(d.as_str()) {
+                stack.push(d.as_str());
+            }
+        }
+    }
+    false
 }
 
 /// Every step `id` depends on, transitively.
