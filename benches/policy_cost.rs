@@ -68,8 +68,9 @@ fn main() {
                 _ => {
                     let r: Result<u64, PolicyError<String>> = policy
                         .call(CallOptions::default(), |ctx| async move {
-                            let t = ctx.cancel.clone();
-                            Ok(slot.call(&ctx, |r| Msg::Work(1, t, r)).await?)
+                            Ok(slot
+                                .call_with_cancel(ctx, |t, r| Msg::Work(1, t, r))
+                                .await?)
                         })
                         .await;
                     black_box(r.expect("answer"));

@@ -122,9 +122,10 @@ fn call_overhead_on(c: &mut Criterion, flavor: &str) {
                         .call(CallOptions::idempotent(), |ctx| {
                             let slot = &slot;
                             async move {
-                                let token = ctx.cancel.clone();
                                 Ok(slot
-                                    .call(&ctx, |reply| Msg::Work(black_box(1), token, reply))
+                                    .call_with_cancel(ctx, |token, reply| {
+                                        Msg::Work(black_box(1), token, reply)
+                                    })
                                     .await?)
                             }
                         })

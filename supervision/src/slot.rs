@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, ActorStatus, Message, MessagingErr, RpcReplyPort};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::fault::ActorFault;
 use crate::policy::CallContext;
@@ -186,17 +187,45 @@ impl<M: Message> ActorSlot<M> {
     /// waits for the restarted actor (the policy's timeout bounds the wait). If the actor dies
     /// while holding the call, the reply port is dropped and the call fails with
     /// [`ActorFault::Failed`].
+    ///
+    /// [`call_with_cancel`](Self::call_with_cancel) does the same and hands the context's
+    /// token to the message without cloning it.
     pub async fn call<T, F>(&self, ctx: &CallContext, build: F) -> Result<T, ActorFault>
     where
         T: Send + 'static,
         F: FnOnce(RpcReplyPort<T>) -> M,
     {
-        let actor = if ctx.is_retry() {
-            self.ready().await
-        } else {
-            self.get()?
-        };
-        self.call_actor(&actor, build).await
+        if ctx.is_retry() {
+            let actor = self.ready().await;
+            return self.call_actor(&actor, build).await;
+        }
+        let answer = self.send_now(build)?;
+        self.await_answer(answer).await
+    }
+
+    /// Like [`call`](Self::call), moving the context's cancellation token into the message:
+    /// `build` gets the token and the reply port.
+    ///
+    /// ```
+    /// # use ensemble_supervision::{ActorFault, ActorSlot, CallContext, CancellationToken};
+    /// # use ractor::RpcReplyPort;
+    /// enum Msg { Work(u64, CancellationToken, RpcReplyPort<u64>) }
+    /// async fn work(slot: &ActorSlot<Msg>, ctx: CallContext) -> Result<u64, ActorFault> {
+    ///     slot.call_with_cancel(ctx, |cancel, reply| Msg::Work(1, cancel, reply)).await
+    /// }
+    /// ```
+    pub async fn call_with_cancel<T, F>(&self, ctx: CallContext, build: F) -> Result<T, ActorFault>
+    where
+        T: Send + 'static,
+        F: FnOnce(CancellationToken, RpcReplyPort<T>) -> M,
+    {
+        let CallContext { attempt, cancel } = ctx;
+        if attempt > 0 {
+            let actor = self.ready().await;
+            return self.call_actor(&actor, |reply| build(cancel, reply)).await;
+        }
+        let answer = self.send_now(|reply| build(cancel, reply))?;
+        self.await_answer(answer).await
     }
 
     /// Like [`call`](Self::call) for a first attempt, without a context.
@@ -205,8 +234,65 @@ impl<M: Message> ActorSlot<M> {
         T: Send + 'static,
         F: FnOnce(RpcReplyPort<T>) -> M,
     {
-        let actor = self.get()?;
-        self.call_actor(&actor, build).await
+        let answer = self.send_now(build)?;
+        self.await_answer(answer).await
+    }
+
+    /// Sends the request to the live actor while looking at the slot, so that the call needs no
+    /// reference of its own to the actor; fails fast when there is none.
+    fn send_now<T, F>(&self, build: F) -> Result<oneshot::Receiver<T>, ActorFault>
+    where
+        T: Send + 'static,
+        F: FnOnce(RpcReplyPort<T>) -> M,
+    {
+        let state = self.inner.state.borrow();
+        let SlotState::Running { actor, .. } = &*state else {
+            drop(state);
+            return Err(self.get().err().unwrap_or_else(|| self.unavailable()));
+        };
+        if !is_alive(actor) {
+            drop(state);
+            return Err(self.get().err().unwrap_or_else(|| self.unavailable()));
+        }
+        let (tx, rx) = oneshot::channel();
+        match actor.send_message(build(tx.into())) {
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                drop(state);
+                Err(self.send_error(e))
+            }
+        }
+    }
+
+    async fn await_answer<T>(&self, answer: oneshot::Receiver<T>) -> Result<T, ActorFault> {
+        answer.await.map_err(|_| self.stopped_before_answering())
+    }
+
+    fn unavailable(&self) -> ActorFault {
+        ActorFault::Unavailable {
+            actor: self.name().to_string(),
+            retry_after: Some(Duration::ZERO),
+        }
+    }
+
+    fn stopped_before_answering(&self) -> ActorFault {
+        ActorFault::Failed {
+            actor: self.name().to_string(),
+            reason: "it stopped before answering".to_string(),
+        }
+    }
+
+    fn send_error(&self, e: MessagingErr<M>) -> ActorFault {
+        match e {
+            MessagingErr::SendErr(_) | MessagingErr::ChannelClosed => ActorFault::Unavailable {
+                actor: self.name().to_string(),
+                retry_after: None,
+            },
+            MessagingErr::InvalidActorType => ActorFault::Failed {
+                actor: self.name().to_string(),
+                reason: "the slot holds an actor of another message type".to_string(),
+            },
+        }
     }
 
     async fn call_actor<T, F>(&self, actor: &ActorRef<M>, build: F) -> Result<T, ActorFault>
@@ -216,24 +302,12 @@ impl<M: Message> ActorSlot<M> {
     {
         match actor.call(build, None).await {
             Ok(CallResult::Success(v)) => Ok(v),
-            Ok(CallResult::SenderError) => Err(ActorFault::Failed {
-                actor: self.name().to_string(),
-                reason: "it stopped before answering".to_string(),
-            }),
+            Ok(CallResult::SenderError) => Err(self.stopped_before_answering()),
             Ok(CallResult::Timeout) => Err(ActorFault::Failed {
                 actor: self.name().to_string(),
                 reason: "no answer in time".to_string(),
             }),
-            Err(MessagingErr::SendErr(_) | MessagingErr::ChannelClosed) => {
-                Err(ActorFault::Unavailable {
-                    actor: self.name().to_string(),
-                    retry_after: None,
-                })
-            }
-            Err(MessagingErr::InvalidActorType) => Err(ActorFault::Failed {
-                actor: self.name().to_string(),
-                reason: "the slot holds an actor of another message type".to_string(),
-            }),
+            Err(e) => Err(self.send_error(e)),
         }
     }
 

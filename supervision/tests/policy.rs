@@ -405,3 +405,98 @@ async fn slow_calls_open_the_breaker() {
     }
     assert_eq!(policy.breaker().unwrap().state(), BreakerState::Closed);
 }
+
+#[tokio::test]
+async fn call_with_cancel_hands_the_calls_token_to_the_actor() {
+    let (sup, slot, control) = supervised("slow").await;
+    let policy = RoutePolicy::builder("slow")
+        .timeout(Duration::from_millis(50))
+        .build();
+    let err = policy
+        .call(CallOptions::default(), |ctx| {
+            let slot = &slot;
+            async move {
+                Ok::<_, CallError<String>>(
+                    slot.call_with_cancel(ctx, |cancel, r| {
+                        WorkerMsg::Slow(Duration::from_secs(30), cancel, r)
+                    })
+                    .await?,
+                )
+            }
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PolicyError::Timeout { .. }), "{err:?}");
+    let r = tokio::time::timeout(Duration::from_secs(5), slot.ask(|r| WorkerMsg::Work(1, r))).await;
+    assert_eq!(r.unwrap(), Ok(2));
+    assert!(control.saw_cancel.load(Ordering::SeqCst));
+
+    // A quick call answers.
+    let r = policy
+        .call(CallOptions::default(), |ctx| {
+            let slot = &slot;
+            async move {
+                Ok::<_, CallError<String>>(
+                    slot.call_with_cancel(ctx, |cancel, r| {
+                        WorkerMsg::Slow(Duration::ZERO, cancel, r)
+                    })
+                    .await?,
+                )
+            }
+        })
+        .await;
+    assert_eq!(r, Ok(true));
+    sup.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn call_with_cancel_retries_once_the_child_is_back() {
+    let (sup, slot, control) = supervised("w").await;
+    let policy = RoutePolicy::builder("w")
+        .timeout(Duration::from_secs(10))
+        .retry(RetryPolicy {
+            max_attempts: 3,
+            backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
+            budget: Arc::new(RetryBudget::new(0.2, 10)),
+        })
+        .build();
+    control.failing.store(true, Ordering::SeqCst);
+    let flip = {
+        let control = control.clone();
+        let slot = slot.clone();
+        async move {
+            slot.next_generation(1).await;
+            control.failing.store(false, Ordering::SeqCst);
+        }
+    };
+    let call = policy.call(CallOptions::idempotent(), |ctx| {
+        let slot = &slot;
+        async move {
+            // The token moves into the message; Work does not carry one, so drop it here.
+            Ok::<_, CallError<String>>(
+                slot.call_with_cancel(ctx, |_cancel, r| WorkerMsg::Work(1, r))
+                    .await?,
+            )
+        }
+    });
+    let (r, ()) = tokio::join!(call, flip);
+    assert_eq!(r, Ok(2));
+    assert_eq!(control.handled.load(Ordering::SeqCst), 2);
+    sup.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_to_a_slot_with_no_actor_fails_fast() {
+    let slot: ActorSlot<WorkerMsg> = ActorSlot::new("nobody");
+    let r = slot.ask(|r| WorkerMsg::Work(1, r)).await;
+    assert!(
+        matches!(
+            r,
+            Err(ActorFault::Unavailable {
+                retry_after: None,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}

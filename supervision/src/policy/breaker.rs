@@ -351,6 +351,10 @@ struct Shared {
     /// The core's epoch while it is closed, [`NOT_CLOSED`] otherwise; written under the lock at
     /// every transition, so a closed breaker admits a call without taking the lock.
     closed_epoch: AtomicU64,
+    /// The core's epoch while it is closed with a full window of calls that all succeeded in
+    /// time, [`NOT_CLOSED`] otherwise; written under the lock after every change. Another
+    /// success changes nothing in such a window, so it is recorded without taking the lock.
+    clean_epoch: AtomicU64,
     state_tx: watch::Sender<BreakerState>,
     gauge: metrics::Gauge,
 }
@@ -368,6 +372,7 @@ impl CircuitBreaker {
                 route,
                 core: Mutex::new(BreakerCore::new(cfg)),
                 closed_epoch: AtomicU64::new(0),
+                clean_epoch: AtomicU64::new(NOT_CLOSED),
                 state_tx: watch::Sender::new(BreakerState::Closed),
                 gauge,
             }),
@@ -437,6 +442,20 @@ impl CircuitBreaker {
             _ => NOT_CLOSED,
         };
         self.inner.closed_epoch.store(epoch, Ordering::Release);
+        self.publish_clean(core);
+    }
+
+    /// Mirrors whether a success would leave the window as it is (call with the lock held).
+    fn publish_clean(&self, core: &BreakerCore) {
+        let w = &core.window;
+        let clean = core.state() == BreakerState::Closed
+            && w.len == w.ring.len()
+            && w.failures == 0
+            && w.slow == 0;
+        let epoch = if clean { core.epoch } else { NOT_CLOSED };
+        if self.inner.clean_epoch.load(Ordering::Relaxed) != epoch {
+            self.inner.clean_epoch.store(epoch, Ordering::Release);
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, BreakerCore> {
@@ -488,11 +507,22 @@ impl BreakerPermit<'_> {
     /// Records whether the call failed and whether it was slow.
     pub fn record_outcome(mut self, failed: bool, slow: bool) {
         if let Some(permit) = self.permit.take() {
+            // A success pushed into a closed window of successes leaves it as it was. A failure
+            // recorded concurrently clears `clean_epoch` under the lock; this success then counts
+            // as recorded just before it.
+            if !failed
+                && !slow
+                && self.breaker.inner.clean_epoch.load(Ordering::Acquire) == permit.epoch
+            {
+                return;
+            }
             let t = {
                 let mut core = self.breaker.lock();
                 let t = core.on_outcome(permit, failed, slow, Instant::now);
                 if t.is_some() {
                     self.breaker.publish(&core);
+                } else {
+                    self.breaker.publish_clean(&core);
                 }
                 t
             };
@@ -617,6 +647,45 @@ mod tests {
         assert!(b.try_acquire(later).0.is_err());
         b.release(p1);
         assert!(b.try_acquire(later).0.is_ok());
+    }
+
+    #[tokio::test]
+    async fn successes_recorded_without_the_lock_still_dilute_failures() {
+        let b = CircuitBreaker::new("dilute", cfg());
+        let record = |failed: bool| {
+            b.try_acquire_untimed()
+                .unwrap()
+                .record_outcome(failed, false)
+        };
+        // A full window of successes: further successes take the lock-free path.
+        for _ in 0..10 {
+            record(false);
+        }
+        assert_eq!(b.inner.clean_epoch.load(Ordering::Relaxed), 0);
+        record(true);
+        assert_eq!(b.inner.clean_epoch.load(Ordering::Relaxed), NOT_CLOSED);
+        assert_eq!(b.state(), BreakerState::Closed, "1 failure in 4");
+        // Three successes push the failure out of the window of four.
+        for _ in 0..3 {
+            record(false);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        record(false);
+        assert_eq!(b.inner.clean_epoch.load(Ordering::Relaxed), 0);
+        record(true);
+        assert_eq!(b.state(), BreakerState::Closed, "1 failure in 4");
+        record(true);
+        assert_eq!(b.state(), BreakerState::Open, "2 failures in 4");
+        assert_eq!(b.inner.clean_epoch.load(Ordering::Relaxed), NOT_CLOSED);
+        // A slow success is not clean either.
+        let b = CircuitBreaker::new("slow", cfg());
+        for _ in 0..4 {
+            b.try_acquire_untimed()
+                .unwrap()
+                .record_outcome(false, false);
+        }
+        b.try_acquire_untimed().unwrap().record_outcome(false, true);
+        assert_eq!(b.inner.clean_epoch.load(Ordering::Relaxed), NOT_CLOSED);
     }
 
     #[derive(Debug, Clone)]
