@@ -165,3 +165,117 @@ async fn templates_over_mcp_from_registration_to_a_run() {
     );
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn long_calls_are_mcp_tasks_for_clients_that_negotiate_them() {
+    use rmcp::model::{
+        CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig, GetTaskParams,
+        Implementation, TaskPayload, TaskStatus,
+    };
+    let runtime = Runtime::builder()
+        .in_memory()
+        .test_tools(true)
+        .build()
+        .await
+        .unwrap();
+    let (server_io, client_io) = tokio::io::duplex(1 << 16);
+    let service = runtime.mcp_service();
+    tokio::spawn(async move {
+        if let Ok(running) = service.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = ClientConfig::new(
+        ClientCapabilities::builder().enable_tasks().build(),
+        Implementation::from_build_env(),
+    )
+    .serve(client_io)
+    .await
+    .unwrap();
+
+    let def = json!({"steps": [
+        {"id": "a", "tool": "debug_sleep", "arguments": {"ms": 80, "label": "a"}},
+        {"id": "b", "tool": "debug_sleep", "depends_on": ["a"], "arguments": {"ms": 80, "label": "b"}},
+        {"id": "c", "tool": "debug_sleep", "depends_on": ["b"], "arguments": {"ms": 80, "label": "c"}}
+    ]});
+    let response = client
+        .call_tool_once(
+            CallToolRequestParams::new("workflow_run")
+                .with_arguments(object(json!({"definition": def, "wait": true}))),
+        )
+        .await
+        .unwrap();
+    let CallToolResponse::Task(created) = response else {
+        panic!("a task: {response:?}");
+    };
+    let id = created.task.task_id.clone();
+    let mut messages = Vec::new();
+    let done = loop {
+        let info = client
+            .peer()
+            .get_task(GetTaskParams::new(id.clone()))
+            .await
+            .unwrap();
+        if let Some(m) = &info.task.task.status_message
+            && messages.last() != Some(m)
+        {
+            messages.push(m.clone());
+        }
+        if info.task.status().is_terminal() {
+            break info.task;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    let TaskPayload::Completed { result } = done.payload else {
+        panic!("completed: {:?}", done.payload);
+    };
+    let result: rmcp::model::CallToolResult =
+        serde_json::from_value(Value::Object(result)).unwrap();
+    assert_eq!(
+        result.structured_content.unwrap()["state"],
+        "completed",
+        "{messages:?}"
+    );
+    // The steps' progress became the task's status.
+    assert!(
+        messages.iter().any(|m| m.contains("step `a` completed")),
+        "{messages:?}"
+    );
+
+    // tasks/cancel stops the work.
+    let response = client
+        .call_tool_once(
+            CallToolRequestParams::new("debug_sleep")
+                .with_arguments(object(json!({"ms": 60000, "label": "long"}))),
+        )
+        .await
+        .unwrap();
+    let CallToolResponse::Task(created) = response else {
+        panic!("a task: {response:?}");
+    };
+    let id = created.task.task_id.clone();
+    client
+        .peer()
+        .cancel_task(CancelTaskParams::new(id.clone()))
+        .await
+        .unwrap();
+    let status = loop {
+        let info = client
+            .peer()
+            .get_task(GetTaskParams::new(id.clone()))
+            .await
+            .unwrap();
+        if info.task.status().is_terminal() {
+            break info.task.status();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
+    assert_eq!(status, TaskStatus::Cancelled);
+    // Short tools are not tasks.
+    let r = client
+        .call_tool(CallToolRequestParams::new("queue_stats").with_arguments(object(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false));
+    client.cancel().await.unwrap();
+}

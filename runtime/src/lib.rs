@@ -12,6 +12,7 @@ pub mod mcp;
 pub mod router;
 pub mod runs;
 pub mod runtime;
+pub mod tasks;
 pub mod telemetry;
 
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeError};

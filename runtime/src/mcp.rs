@@ -30,7 +30,7 @@ use crate::context::{ContextError, ContextEvent, ToolContext};
 use crate::router::{BoxFuture, Router, ToolError, ToolOutput, ToolSpec};
 
 /// The rmcp handler. Cheap to clone: the HTTP transport makes one per session or request.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct McpService {
     router: Router,
     name: Arc<str>,
@@ -39,6 +39,22 @@ pub struct McpService {
     /// The session's `resources/subscribe` URIs.
     subscriptions: Arc<Mutex<HashSet<String>>>,
     progress: ProgressClock,
+    /// Tools offered as MCP tasks to clients that negotiated the tasks extension.
+    task_tools: Arc<HashSet<String>>,
+    /// The tasks of every session (cloned handles share them: a stateless client polls on
+    /// another request than the one that started its task).
+    tasks: rmcp::task_manager::TaskManager,
+}
+
+impl std::fmt::Debug for McpService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpService")
+            .field("name", &self.name)
+            .field("router", &self.router)
+            .field("task_tools", &self.task_tools)
+            .field("running_tasks", &self.tasks.running_task_count())
+            .finish()
+    }
 }
 
 /// One ticker shared by all calls of a service that asked for progress: rmcp's client asks on
@@ -128,7 +144,21 @@ impl McpService {
             log_level: Arc::new(Mutex::new(None)),
             subscriptions: Arc::new(Mutex::new(HashSet::new())),
             progress: ProgressClock::new(PROGRESS_EVERY),
+            task_tools: Arc::new(HashSet::new()),
+            tasks: rmcp::task_manager::TaskManager::new(),
         }
+    }
+
+    /// Offers these tools as MCP tasks to clients that negotiated the tasks extension (others
+    /// call them as usual): the call answers with a task id at once, progress becomes the
+    /// task's status message, and `tasks/cancel` stops the work.
+    pub fn with_task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.task_tools = Arc::new(tools.into_iter().map(Into::into).collect());
+        self
     }
 
     /// A copy for a new session: same router, its own logging level and subscriptions.
@@ -277,6 +307,7 @@ impl ServerHandler for McpService {
                 .enable_prompts()
                 .enable_completions()
                 .enable_logging()
+                .enable_tasks()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -480,6 +511,32 @@ impl ServerHandler for McpService {
         self.router.spec(name).as_ref().map(to_mcp_tool)
     }
 
+    async fn get_task(
+        &self,
+        req: rmcp::model::GetTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        Ok(rmcp::model::GetTaskResult::new(
+            self.tasks.get_task(&req.task_id)?,
+        ))
+    }
+
+    async fn update_task(
+        &self,
+        req: rmcp::model::UpdateTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.update_task(&req.task_id, req.input_responses)
+    }
+
+    async fn cancel_task(
+        &self,
+        req: rmcp::model::CancelTaskParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.tasks.cancel_task(&req.task_id)
+    }
+
     async fn call_tool(
         &self,
         req: CallToolRequestParams,
@@ -487,6 +544,17 @@ impl ServerHandler for McpService {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = req.name.to_string();
         let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
+        if self.task_tools.contains(&name)
+            && ctx
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks())
+            && self.router.annotations(&name).is_some()
+        {
+            let task = crate::tasks::spawn(&self.tasks, self.router.clone(), name, args);
+            return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
+                task,
+            )));
+        }
         let span = tracing::info_span!("tool_call", tool = %name, request_id = %ctx.id);
         let started = std::time::Instant::now();
         let token = ctx.meta.get_progress_token();

@@ -174,7 +174,8 @@ impl Runtime {
 
     /// An MCP handler over this runtime's tools.
     pub fn mcp_service(&self) -> McpService {
-        McpService::new(self.router.clone())
+        // Waiting workflow runs (and the test engine's sleeps) are what runs long.
+        McpService::new(self.router.clone()).with_task_tools(["workflow_run", "debug_sleep"])
     }
 
     /// Serves MCP on stdin/stdout until the client closes the stream.
