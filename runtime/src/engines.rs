@@ -35,6 +35,29 @@ pub struct EngineSlots {
     pub debug: ActorSlot<DebugMsg>,
 }
 
+impl EngineSlots {
+    /// The engines that are not running now (restarting, or not started), for `/ready`.
+    pub fn not_running(&self) -> Vec<&'static str> {
+        fn up<M: ractor::Message>(slot: &ActorSlot<M>) -> bool {
+            matches!(slot.state(), ensemble_supervision::SlotState::Running { .. })
+        }
+        let mut down = Vec::new();
+        if !up(&self.registry) {
+            down.push("registry");
+        }
+        if !up(&self.validation) {
+            down.push("validation");
+        }
+        if !up(&self.execution) {
+            down.push("execution");
+        }
+        if !up(&self.workflow) {
+            down.push("workflow");
+        }
+        down
+    }
+}
+
 /// How the engines run.
 #[derive(Debug, Clone, Default)]
 pub struct EngineConfig {

@@ -9,7 +9,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use ensemble_supervision::SlotState;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -75,13 +74,7 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let mut down = Vec::new();
-    if !matches!(state.slots.registry.state(), SlotState::Running { .. }) {
-        down.push("registry");
-    }
-    if !matches!(state.slots.validation.state(), SlotState::Running { .. }) {
-        down.push("validation");
-    }
+    let down = state.slots.not_running();
     if down.is_empty() {
         (StatusCode::OK, "ready\n".to_string())
     } else {
