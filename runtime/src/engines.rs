@@ -39,7 +39,10 @@ impl EngineSlots {
     /// The engines that are not running now (restarting, or not started), for `/ready`.
     pub fn not_running(&self) -> Vec<&'static str> {
         fn up<M: ractor::Message>(slot: &ActorSlot<M>) -> bool {
-            matches!(slot.state(), ensemble_supervision::SlotState::Running { .. })
+            matches!(
+                slot.state(),
+                ensemble_supervision::SlotState::Running { .. }
+            )
         }
         let mut down = Vec::new();
         if !up(&self.registry) {
