@@ -41,6 +41,8 @@ pub struct McpService {
     progress: ProgressClock,
     /// Tools offered as MCP tasks to clients that negotiated the tasks extension.
     task_tools: Arc<HashSet<String>>,
+    /// Names this handler's session in logs when the transport has no session id (stdio).
+    session: Arc<str>,
     /// The tasks of every session (cloned handles share them: a stateless client polls on
     /// another request than the one that started its task).
     tasks: rmcp::task_manager::TaskManager,
@@ -55,6 +57,26 @@ impl std::fmt::Debug for McpService {
             .field("running_tasks", &self.tasks.running_task_count())
             .finish()
     }
+}
+
+/// A process-unique name for a session without a transport session id.
+fn next_session_name() -> Arc<str> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    format!(
+        "local-{}",
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+    .into()
+}
+
+/// The session a request belongs to: the Streamable HTTP `Mcp-Session-Id`, else the handler's
+/// own name for its session (stdio, stateless HTTP).
+fn session_of<'a>(ctx: &'a RequestContext<RoleServer>, own: &'a str) -> &'a str {
+    ctx.extensions
+        .get::<axum::http::request::Parts>()
+        .and_then(|p| p.headers.get("mcp-session-id"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or(own)
 }
 
 /// One ticker shared by all calls of a service that asked for progress: rmcp's client asks on
@@ -146,6 +168,7 @@ impl McpService {
             progress: ProgressClock::new(PROGRESS_EVERY),
             task_tools: Arc::new(HashSet::new()),
             tasks: rmcp::task_manager::TaskManager::new(),
+            session: next_session_name(),
         }
     }
 
@@ -164,6 +187,7 @@ impl McpService {
     /// A copy for a new session: same router, its own logging level and subscriptions.
     pub fn for_new_session(&self) -> Self {
         Self {
+            session: next_session_name(),
             log_level: Arc::new(Mutex::new(None)),
             subscriptions: Arc::new(Mutex::new(HashSet::new())),
             ..self.clone()
@@ -555,7 +579,12 @@ impl ServerHandler for McpService {
                 task,
             )));
         }
-        let span = tracing::info_span!("tool_call", tool = %name, request_id = %ctx.id);
+        let span = tracing::info_span!(
+            "tool_call",
+            tool = %name,
+            request_id = %ctx.id,
+            session_id = %session_of(&ctx, &self.session)
+        );
         let started = std::time::Instant::now();
         let token = ctx.meta.get_progress_token();
         // A tool that takes a context reports its own progress; others get a heartbeat when
@@ -573,7 +602,7 @@ impl ServerHandler for McpService {
         let call = self
             .router
             .call_with_context(&name, args, tool_ctx)
-            .instrument(span);
+            .instrument(span.clone());
         let mut call = std::pin::pin!(call);
         let mut requests = Outstanding::default();
         // Everything the actor sends goes out from this future: rmcp then puts it on this
@@ -620,6 +649,14 @@ impl ServerHandler for McpService {
             self.deliver(&ctx, &name, token.as_ref(), event, &mut requests)
                 .await;
         }
+        span.in_scope(|| {
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            match &outcome {
+                Ok(_) => tracing::debug!(ms, "tool call answered"),
+                Err(ToolError::Runtime(e)) => tracing::warn!(ms, error = %e, "tool call failed"),
+                Err(e) => tracing::info!(ms, error = %e, "tool call refused"),
+            }
+        });
         match &outcome {
             Ok(_) => {
                 self.log(
