@@ -1,8 +1,9 @@
 //! Deterministic cost of the policy stack, for callgrind (wall-clock numbers on a shared 2-core
 //! machine swing by ±30% between runs; instruction counts do not).
 //!
-//! `MODE` is `bare` (a ractor call), `slot` (the same through an `ActorSlot`), or `stack`
-//! (slot + bulkhead + breaker + timeout). Run each for two counts and take the difference:
+//! `MODE` is `bare` (a ractor call), `slot` (the same through an `ActorSlot`), `stack`
+//! (slot + bulkhead + breaker + timeout), or `retry` (the stack with a retry policy, for an
+//! idempotent call). Run each for two counts and take the difference:
 //!
 //! Set `WITH_TIMER=1` to keep one idle timer armed in the runtime, as a server always has: the
 //! route's deadline reaper is a timer, and the first armed timer makes every scheduler park
@@ -10,8 +11,8 @@
 //!
 //! ```sh
 //! cargo build --release --bench policy_cost
-//! bin=$(ls -t target/release/deps/policy_cost-* | grep -v '\.d$' | head -1)
-//! for m in bare slot stack; do
+//! bin=$(ls -t ${CARGO_TARGET_DIR:-target}/release/deps/policy_cost-* | grep -v '\.d$' | head -1)
+//! for m in bare slot stack retry; do
 //!   a=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $bin $m 10000 2>&1 | awk '/Collected/{print $4}')
 //!   b=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null $bin $m 20000 2>&1 | awk '/Collected/{print $4}')
 //!   echo "$m $(( (b - a) / 10000 )) instructions per call"
@@ -43,11 +44,15 @@ fn main() {
         let slot = ActorSlot::new("echo");
         let spec = SupervisorSpec::new("bench").child(ChildSpec::actor(&slot, || (Echo, ())));
         let (sup, _) = Supervisor::start(spec).await.expect("supervisor");
-        let policy = RoutePolicy::builder("echo")
+        let builder = RoutePolicy::builder("echo")
             .bulkhead(1024)
             .breaker(BreakerConfig::default())
-            .timeout(Duration::from_secs(30))
-            .build();
+            .timeout(Duration::from_secs(30));
+        let idempotent = mode == "retry";
+        let policy = match idempotent {
+            true => builder.retry(RetryPolicy::default()).build(),
+            false => builder.build(),
+        };
         let actor = slot.get().expect("running");
         let slot = &slot;
         for _ in 0..n {
@@ -67,11 +72,17 @@ fn main() {
                 }
                 _ => {
                     let r: Result<u64, PolicyError<String>> = policy
-                        .call(CallOptions::default(), |ctx| async move {
-                            Ok(slot
-                                .call_with_cancel(ctx, |t, r| Msg::Work(1, t, r))
-                                .await?)
-                        })
+                        .call(
+                            CallOptions {
+                                idempotent,
+                                ..CallOptions::default()
+                            },
+                            |ctx| async move {
+                                Ok(slot
+                                    .call_with_cancel(ctx, |t, r| Msg::Work(1, t, r))
+                                    .await?)
+                            },
+                        )
                         .await;
                     black_box(r.expect("answer"));
                 }

@@ -1,5 +1,6 @@
 //! Retries with exponential backoff, full jitter and a retry budget.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -51,14 +52,11 @@ pub struct RetryBudget {
     /// Thousandths of a token refilled per millisecond (= tokens per second).
     min_per_second: u64,
     max_milli: u64,
-    state: Mutex<BudgetState>,
-}
-
-#[derive(Debug)]
-struct BudgetState {
-    /// Thousandths of a token: integers keep the arithmetic exact.
-    balance_milli: u64,
-    refilled_at: Instant,
+    /// Thousandths of a token: integers keep the arithmetic exact. An atomic, so that a deposit
+    /// (every idempotent call) takes no lock, and costs one load once the bucket is full.
+    balance_milli: AtomicU64,
+    /// When the floor last refilled the bucket; only retries look at it.
+    refilled_at: Mutex<Instant>,
 }
 
 const TOKEN: u64 = 1000;
@@ -83,10 +81,8 @@ impl RetryBudget {
             ratio_milli,
             min_per_second,
             max_milli,
-            state: Mutex::new(BudgetState {
-                balance_milli: min_per_second * TOKEN,
-                refilled_at: Instant::now(),
-            }),
+            balance_milli: AtomicU64::new(min_per_second * TOKEN),
+            refilled_at: Mutex::new(Instant::now()),
         }
     }
 
@@ -95,28 +91,42 @@ impl RetryBudget {
         if self.ratio_milli == 0 {
             return;
         }
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.balance_milli = (s.balance_milli + self.ratio_milli).min(self.max_milli);
+        self.credit(self.ratio_milli);
+    }
+
+    /// Adds `milli` to the balance, up to the cap.
+    fn credit(&self, milli: u64) {
+        let mut balance = self.balance_milli.load(Ordering::Relaxed);
+        while balance < self.max_milli {
+            let next = balance.saturating_add(milli).min(self.max_milli);
+            match self.balance_milli.compare_exchange_weak(
+                balance,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(now) => balance = now,
+            }
+        }
     }
 
     /// Takes one retry from the budget; `false` when the budget is spent.
     pub fn try_withdraw(&self) -> bool {
-        let now = Instant::now();
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let elapsed_ms = now.saturating_duration_since(s.refilled_at).as_millis() as u64;
-        if elapsed_ms > 0 {
-            s.refilled_at = now;
-            s.balance_milli = s
-                .balance_milli
-                .saturating_add(elapsed_ms.saturating_mul(self.min_per_second))
-                .min(self.max_milli);
+        if self.min_per_second > 0 {
+            let now = Instant::now();
+            let mut refilled_at = self.refilled_at.lock().unwrap_or_else(|p| p.into_inner());
+            let elapsed_ms = now.saturating_duration_since(*refilled_at).as_millis() as u64;
+            if elapsed_ms > 0 {
+                *refilled_at = now;
+                self.credit(elapsed_ms.saturating_mul(self.min_per_second));
+            }
         }
-        if s.balance_milli >= TOKEN {
-            s.balance_milli -= TOKEN;
-            true
-        } else {
-            false
-        }
+        self.balance_milli
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |b| {
+                b.checked_sub(TOKEN)
+            })
+            .is_ok()
     }
 }
 
@@ -134,6 +144,17 @@ mod tests {
                 retries += 1;
             }
         }
+        assert_eq!(retries, 100);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deposits_stop_at_the_cap() {
+        // Ratio 1: the bucket holds a hundred calls' worth.
+        let budget = RetryBudget::new(1.0, 0);
+        for _ in 0..500 {
+            budget.deposit();
+        }
+        let retries = (0..500).filter(|_| budget.try_withdraw()).count();
         assert_eq!(retries, 100);
     }
 
