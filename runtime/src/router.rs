@@ -371,12 +371,15 @@ impl Router {
                     })?;
                 let answer = policy
                     .call(opts, |ctx| {
-                        let slot = slot.clone();
+                        let slot = &slot;
                         // Each attempt sends its own copy: a retry must not find it consumed.
                         let req = req.clone();
                         async move {
-                            let cancel = ctx.cancel.clone();
-                            match slot.call(&ctx, |reply| make(req, cancel, reply)).await {
+                            // The attempt's token moves into the message (no clone per call).
+                            match slot
+                                .call_with_cancel(ctx, |cancel, reply| make(req, cancel, reply))
+                                .await
+                            {
                                 Ok(Ok(resp)) => Ok(resp),
                                 Ok(Err(e)) => Err(CallError::Engine(e.to_string())),
                                 Err(fault) => Err(CallError::Actor(fault)),
