@@ -10,7 +10,7 @@
 //!    step is still running (a counting allocator).
 //!
 //! `cargo bench --bench orchestration` (`-- --tasks N` to change the task count, default
-//! 200000). `DAG_ONLY=1` runs only the in-memory DAGs, on a 2-thread and a current-thread
+//! 200000). `MEM_ONLY=1` runs only the memory figure; `DAG_ONLY=1` runs only the in-memory DAGs, on a 2-thread and a current-thread
 //! runtime.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -22,7 +22,7 @@ use ensemble::actors::execution::{ExecArgs, ExecConfig, ExecMsg, ExecutionActor}
 use ensemble::actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits};
 use ensemble::actors::store::Store;
 use ensemble::actors::workflow::{WorkflowActor, WorkflowArgs, WorkflowConfig, WorkflowMsg};
-use ensemble::protocol::execution::{SchedulingPolicy, SubmitRequest};
+use ensemble::protocol::execution::{QueueStatsRequest, SchedulingPolicy, SubmitRequest};
 use ensemble::protocol::run::{RunRequest, RunState};
 use ensemble::protocol::workflow::Definition;
 use ensemble::supervision::{ActorSlot, CancellationToken, ChildSpec, Supervisor, SupervisorSpec};
@@ -286,8 +286,22 @@ async fn memory_per_run(runs: usize) -> (f64, f64) {
                 .expect("engine alive")
                 .expect("accepted");
         }
-        // Let every first step reach its (blocked) tool.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Every first step has reached its (blocked) tool: the runs are truly in flight.
+        let exec = e.exec.ready().await;
+        loop {
+            let stats = ractor::call!(
+                exec,
+                ExecMsg::Stats,
+                QueueStatsRequest {},
+                CancellationToken::new()
+            )
+            .expect("engine alive")
+            .expect("stats");
+            if stats.running > runs {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let after = LIVE.load(Ordering::Relaxed);
         out.push((after - before) as f64 / runs as f64);
         tools.release.notify_waiters();
@@ -312,6 +326,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if std::env::var_os("MEM_ONLY").is_some() {
+        let (mem, disk) = rt.block_on(memory_per_run(2000));
+        println!("heap bytes per in-flight run: in memory {mem:.0}, durable {disk:.0}");
+        return;
+    }
     if std::env::var_os("DAG_ONLY").is_some() {
         for (label, rt) in [("multi_thread(2)", &rt), ("current_thread", &single)] {
             rt.block_on(async {
