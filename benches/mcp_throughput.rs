@@ -30,6 +30,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+/// The allocator the `ensemble` binary ships with, so that both servers run as they would in
+/// production (they share this process, hence this allocator).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 // ---- the tool, twice ------------------------------------------------------------------------
 
 #[derive(Clone, Deserialize, JsonSchema)]

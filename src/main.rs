@@ -7,6 +7,11 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use ensemble::runtime::Runtime;
 
+/// The binary's allocator (mimalloc): under concurrent load glibc's malloc serialises threads on
+/// its arena locks, and a server allocates on every request.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const USAGE: &str = "\
 usage: ensemble <command> [options]
 

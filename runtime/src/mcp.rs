@@ -41,8 +41,10 @@ pub struct McpService {
     progress: ProgressClock,
     /// Tools offered as MCP tasks to clients that negotiated the tasks extension.
     task_tools: Arc<HashSet<String>>,
-    /// Names this handler's session in logs when the transport has no session id (stdio).
-    session: Arc<str>,
+    /// Names this handler's session in logs (`local-N`) when the transport has no session id
+    /// (stdio). A number, formatted only when a span is recorded: stateless HTTP makes a
+    /// handler per request.
+    session: u64,
     /// The tasks of every session (cloned handles share them: a stateless client polls on
     /// another request than the one that started its task).
     tasks: rmcp::task_manager::TaskManager,
@@ -59,24 +61,29 @@ impl std::fmt::Debug for McpService {
     }
 }
 
-/// A process-unique name for a session without a transport session id.
-fn next_session_name() -> Arc<str> {
+/// A process-unique number for a session without a transport session id.
+fn next_session_name() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    format!(
-        "local-{}",
-        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
-    .into()
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// The session a request belongs to: the Streamable HTTP `Mcp-Session-Id`, else the handler's
 /// own name for its session (stdio, stateless HTTP).
-fn session_of<'a>(ctx: &'a RequestContext<RoleServer>, own: &'a str) -> &'a str {
-    ctx.extensions
-        .get::<axum::http::request::Parts>()
-        .and_then(|p| p.headers.get("mcp-session-id"))
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or(own)
+struct SessionOf<'a>(&'a RequestContext<RoleServer>, u64);
+
+impl std::fmt::Display for SessionOf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self
+            .0
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(id) => f.write_str(id),
+            None => write!(f, "local-{}", self.1),
+        }
+    }
 }
 
 /// One ticker shared by all calls of a service that asked for progress: rmcp's client asks on
@@ -583,13 +590,20 @@ impl ServerHandler for McpService {
             "tool_call",
             tool = %name,
             request_id = %ctx.id,
-            session_id = %session_of(&ctx, &self.session)
+            session_id = %SessionOf(&ctx, self.session)
         );
         let started = std::time::Instant::now();
         let token = ctx.meta.get_progress_token();
         // A tool that takes a context reports its own progress; others get a heartbeat when
         // the client asked for progress.
-        let with_context = self.router.takes_context(&name);
+        // Looked up once for the whole call.
+        let Some(route) = self.router.route(&name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool `{name}`; tools/list shows the tools this server has"),
+                Some(serde_json::json!({ "tool": name })),
+            ));
+        };
+        let with_context = route.takes_context();
         let mut ticks = (token.is_some() && !with_context).then(|| self.progress.subscribe());
         let every = self.progress.inner.every;
         // Only a tool that takes a context gets a channel back (no allocation for the rest).
@@ -601,7 +615,12 @@ impl ServerHandler for McpService {
         };
         let call = self
             .router
-            .call_with_context(&name, args, tool_ctx)
+            .call_route(
+                &route,
+                args,
+                Some(tool_ctx.cancellation().clone()),
+                tool_ctx,
+            )
             .instrument(span.clone());
         let mut call = std::pin::pin!(call);
         let mut requests = Outstanding::default();

@@ -115,12 +115,20 @@ type Handler = dyn Fn(Value, CallOptions, ToolContext) -> BoxFuture<Result<ToolO
     + Send
     + Sync;
 
-struct Route {
+/// A registered tool: its spec, handler and metrics.
+pub(crate) struct Route {
     spec: ToolSpec,
     handler: Arc<Handler>,
     metrics: RouteMetrics,
     /// The actor takes a [`ToolContext`] and reports its own progress.
     with_context: bool,
+}
+
+impl Route {
+    /// The actor takes a [`ToolContext`] and reports its own progress.
+    pub(crate) fn takes_context(&self) -> bool {
+        self.with_context
+    }
 }
 
 /// What a tool answered.
@@ -526,7 +534,7 @@ impl Router {
         self.inner.changed.subscribe()
     }
 
-    fn route(&self, name: &str) -> Option<Arc<Route>> {
+    pub(crate) fn route(&self, name: &str) -> Option<Arc<Route>> {
         self.inner
             .routes
             .read()
@@ -565,7 +573,7 @@ impl Router {
 
     /// True if tool `name` takes a [`ToolContext`] (and reports its own progress).
     pub fn takes_context(&self, name: &str) -> bool {
-        self.route(name).is_some_and(|r| r.with_context)
+        self.route(name).is_some_and(|r| r.takes_context())
     }
 
     /// Calls tool `name` with JSON `args`. Retries apply when the tool is read-only or
@@ -605,6 +613,17 @@ impl Router {
         let route = self
             .route(name)
             .ok_or_else(|| ToolError::UnknownTool(name.to_string()))?;
+        self.call_route(&route, args, cancel, ctx).await
+    }
+
+    /// Calls a route already looked up (the MCP handler looks it up once per call).
+    pub(crate) async fn call_route(
+        &self,
+        route: &Route,
+        args: Value,
+        cancel: Option<CancellationToken>,
+        ctx: ToolContext,
+    ) -> Result<ToolOutput, ToolError> {
         let opts = CallOptions {
             idempotent: route.spec.annotations.retryable(),
             timeout: None,
