@@ -39,6 +39,12 @@ async fn call(s: &Server, tool: &str, args: Value) -> Value {
     r.structured_content.expect("structured result")
 }
 
+/// The data dir and the test log inside `dir`.
+fn paths(dir: &tempfile::TempDir) -> (String, String) {
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    (path("data"), path("executions.log"))
+}
+
 /// Lines of the test log: one label per started execution.
 fn executions(log: &str) -> Vec<String> {
     std::fs::read_to_string(log)
@@ -55,13 +61,7 @@ fn count(log: &str, label: &str) -> usize {
 #[tokio::test]
 async fn a_run_killed_mid_way_resumes_without_rerunning_finished_steps() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data").to_str().unwrap().to_string();
-    let log = dir
-        .path()
-        .join("executions.log")
-        .to_str()
-        .unwrap()
-        .to_string();
+    let (data, log) = paths(&dir);
     let steps = ["s1", "s2", "s3", "s4", "s5"];
     // A chain of slow steps, plus one that depends on the first only.
     let mut defs: Vec<Value> = steps
@@ -143,13 +143,7 @@ async fn a_run_killed_mid_way_resumes_without_rerunning_finished_steps() {
 #[tokio::test]
 async fn tasks_over_mcp_submit_wait_and_report() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data").to_str().unwrap().to_string();
-    let log = dir
-        .path()
-        .join("executions.log")
-        .to_str()
-        .unwrap()
-        .to_string();
+    let (data, log) = paths(&dir);
     let s = start(&data, &log).await;
     let put = call(
         &s,

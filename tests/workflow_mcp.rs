@@ -29,7 +29,10 @@ impl ClientHandler for Seen {
     }
 }
 
-async fn session() -> (Runtime, RunningService<RoleClient, Seen>, Seen) {
+/// An in-memory runtime with test tools, serving MCP on a pipe whose other end `client` takes.
+async fn connect<C: rmcp::service::Service<RoleClient>>(
+    client: C,
+) -> (Runtime, RunningService<RoleClient, C>) {
     let runtime = Runtime::builder()
         .in_memory()
         .test_tools(true)
@@ -43,8 +46,13 @@ async fn session() -> (Runtime, RunningService<RoleClient, Seen>, Seen) {
             let _ = running.waiting().await;
         }
     });
+    let client = client.serve(client_io).await.unwrap();
+    (runtime, client)
+}
+
+async fn session() -> (Runtime, RunningService<RoleClient, Seen>, Seen) {
     let seen = Seen::default();
-    let client = seen.clone().serve(client_io).await.unwrap();
+    let (runtime, client) = connect(seen.clone()).await;
     (runtime, client, seen)
 }
 
@@ -172,26 +180,11 @@ async fn long_calls_are_mcp_tasks_for_clients_that_negotiate_them() {
         CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig, GetTaskParams,
         Implementation, TaskPayload, TaskStatus,
     };
-    let runtime = Runtime::builder()
-        .in_memory()
-        .test_tools(true)
-        .build()
-        .await
-        .unwrap();
-    let (server_io, client_io) = tokio::io::duplex(1 << 16);
-    let service = runtime.mcp_service();
-    tokio::spawn(async move {
-        if let Ok(running) = service.serve(server_io).await {
-            let _ = running.waiting().await;
-        }
-    });
-    let client = ClientConfig::new(
+    let (_runtime, client) = connect(ClientConfig::new(
         ClientCapabilities::builder().enable_tasks().build(),
         Implementation::from_build_env(),
-    )
-    .serve(client_io)
-    .await
-    .unwrap();
+    ))
+    .await;
 
     let def = json!({"steps": [
         {"id": "a", "tool": "debug_sleep", "arguments": {"ms": 80, "label": "a"}},

@@ -322,24 +322,29 @@ async fn crash_workflow_actor(e: &Engines) {
     e.workflow.next_generation(generation).await;
 }
 
+/// A durable engine pair on `dir` and a run of `steps` started on it (not waited for).
+async fn durable_run(tools: &Tools, dir: &std::path::Path, steps: Value) -> (Engines, RunInfo) {
+    let e = engines(tools, Store::open(dir).unwrap(), true).await;
+    let started = run(&e, RunRequest::of(def(steps), Default::default()))
+        .await
+        .unwrap();
+    (e, started)
+}
+
 #[tokio::test]
 async fn a_crashed_engine_resumes_without_repeating_finished_steps() {
     let dir = tempfile::tempdir().unwrap();
     let tools = Tools::new();
-    let e = engines(&tools, Store::open(dir.path()).unwrap(), true).await;
-    let started = run(
-        &e,
-        RunRequest::of(
-            def(json!([
-                {"id": "a", "tool": "record", "arguments": {"label": "a"}},
-                {"id": "b", "tool": "gate", "depends_on": ["a"], "arguments": {"label": "b"}},
-                {"id": "c", "tool": "record", "depends_on": ["b"], "arguments": {"label": "c"}},
-            ])),
-            Default::default(),
-        ),
+    let (e, started) = durable_run(
+        &tools,
+        dir.path(),
+        json!([
+            {"id": "a", "tool": "record", "arguments": {"label": "a"}},
+            {"id": "b", "tool": "gate", "depends_on": ["a"], "arguments": {"label": "b"}},
+            {"id": "c", "tool": "record", "depends_on": ["b"], "arguments": {"label": "c"}},
+        ]),
     )
-    .await
-    .unwrap();
+    .await;
     tools.started(2).await;
     crash_workflow_actor(&e).await;
     // The resumed run starts `b` again (idempotent); `a` is in the journal.
@@ -359,21 +364,17 @@ async fn a_crashed_engine_resumes_without_repeating_finished_steps() {
 async fn a_non_idempotent_step_that_was_running_is_reported_interrupted() {
     let dir = tempfile::tempdir().unwrap();
     let tools = Tools::new();
-    let e = engines(&tools, Store::open(dir.path()).unwrap(), true).await;
-    let started = run(
-        &e,
-        RunRequest::of(
-            def(json!([
-                {"id": "x", "tool": "record", "arguments": {"label": "x"}},
-                {"id": "y", "tool": "once", "depends_on": ["x"], "arguments": {"label": "y"}},
-                {"id": "z", "tool": "record", "depends_on": ["y"], "arguments": {"label": "z"}},
-                {"id": "w", "tool": "record", "depends_on": ["x"], "arguments": {"label": "w"}},
-            ])),
-            Default::default(),
-        ),
+    let (e, started) = durable_run(
+        &tools,
+        dir.path(),
+        json!([
+            {"id": "x", "tool": "record", "arguments": {"label": "x"}},
+            {"id": "y", "tool": "once", "depends_on": ["x"], "arguments": {"label": "y"}},
+            {"id": "z", "tool": "record", "depends_on": ["y"], "arguments": {"label": "z"}},
+            {"id": "w", "tool": "record", "depends_on": ["x"], "arguments": {"label": "w"}},
+        ]),
     )
-    .await
-    .unwrap();
+    .await;
     tools.started(3).await;
     crash_workflow_actor(&e).await;
     let info = ended(&e, &started.run_id).await;

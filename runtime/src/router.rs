@@ -339,6 +339,28 @@ pub struct ActorTool<M: Message> {
     pub policy: RoutePolicy,
 }
 
+/// A tool's spec: its input schema from `Req`, its output schema as given.
+fn tool_spec<Req: JsonSchema, M: Message>(
+    tool: &ActorTool<M>,
+    output_schema: Option<Map<String, Value>>,
+) -> ToolSpec {
+    ToolSpec {
+        name: tool.name.to_string(),
+        description: tool.description.to_string(),
+        input_schema: schema_of::<Req>(),
+        output_schema,
+        annotations: tool.annotations,
+    }
+}
+
+/// The arguments as the tool's typed request, or what to fix.
+fn decode<Req: DeserializeOwned>(tool: &str, args: Value) -> Result<Req, ToolError> {
+    serde_json::from_value(args).map_err(|e| ToolError::InvalidArguments {
+        tool: tool.to_string(),
+        message: e.to_string(),
+    })
+}
+
 impl Router {
     /// An empty router.
     pub fn new() -> Self {
@@ -358,13 +380,7 @@ impl Router {
         Resp: Serialize + JsonSchema + Send + 'static,
         E: std::fmt::Display + Send + 'static,
     {
-        let spec = ToolSpec {
-            name: tool.name.to_string(),
-            description: tool.description.to_string(),
-            input_schema: schema_of::<Req>(),
-            output_schema: Some(schema_of::<Resp>()),
-            annotations: tool.annotations,
-        };
+        let spec = tool_spec::<Req, M>(&tool, Some(schema_of::<Resp>()));
         let (slot, policy, name) = (tool.slot, tool.policy, tool.name);
         let handler = move |args: Value,
                             opts: CallOptions,
@@ -372,11 +388,7 @@ impl Router {
               -> BoxFuture<Result<ToolOutput, ToolError>> {
             let (slot, policy) = (slot.clone(), policy.clone());
             Box::pin(async move {
-                let req: Req =
-                    serde_json::from_value(args).map_err(|e| ToolError::InvalidArguments {
-                        tool: name.to_string(),
-                        message: e.to_string(),
-                    })?;
+                let req: Req = decode(name, args)?;
                 let answer = policy
                     .call(opts, |ctx| {
                         let slot = &slot;
@@ -433,13 +445,7 @@ impl Router {
         Resp: IntoToolOutput,
         E: std::fmt::Display + Send + 'static,
     {
-        let spec = ToolSpec {
-            name: tool.name.to_string(),
-            description: tool.description.to_string(),
-            input_schema: schema_of::<Req>(),
-            output_schema: Resp::output_schema(),
-            annotations: tool.annotations,
-        };
+        let spec = tool_spec::<Req, M>(&tool, Resp::output_schema());
         let (slot, policy, name) = (tool.slot, tool.policy, tool.name);
         let handler = move |args: Value,
                             opts: CallOptions,
@@ -447,11 +453,7 @@ impl Router {
               -> BoxFuture<Result<ToolOutput, ToolError>> {
             let (slot, policy) = (slot.clone(), policy.clone());
             Box::pin(async move {
-                let req: Req =
-                    serde_json::from_value(args).map_err(|e| ToolError::InvalidArguments {
-                        tool: name.to_string(),
-                        message: e.to_string(),
-                    })?;
+                let req: Req = decode(name, args)?;
                 let answer = ask(&slot, &policy, opts, move |attempt, reply| {
                     make(req.clone(), ctx.with_cancel(attempt.clone()), reply)
                 })
