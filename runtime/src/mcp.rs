@@ -215,14 +215,20 @@ impl McpService {
         logger: &str,
         data: serde_json::Value,
     ) {
-        let wanted = *self.log_level.lock().unwrap_or_else(|p| p.into_inner());
-        if wanted.is_some_and(|w| rank(level) >= w) {
+        if self.logs(level) {
             let _ = peer
                 .notify_logging_message(
                     LoggingMessageNotificationParam::new(level, data).with_logger(logger),
                 )
                 .await;
         }
+    }
+
+    /// Whether the session's `logging/setLevel` lets a message of `level` through (checked
+    /// before a message is built: most sessions never set a level).
+    fn logs(&self, level: LoggingLevel) -> bool {
+        let wanted = *self.log_level.lock().unwrap_or_else(|p| p.into_inner());
+        wanted.is_some_and(|w| rank(level) >= w)
     }
 
     fn subscribed(&self, uri: &str) -> bool {
@@ -668,15 +674,20 @@ impl ServerHandler for McpService {
             self.deliver(&ctx, &name, token.as_ref(), event, &mut requests)
                 .await;
         }
-        span.in_scope(|| {
-            let ms = started.elapsed().as_secs_f64() * 1e3;
-            match &outcome {
-                Ok(_) => tracing::debug!(ms, "tool call answered"),
-                Err(ToolError::Runtime(e)) => tracing::warn!(ms, error = %e, "tool call failed"),
-                Err(e) => tracing::info!(ms, error = %e, "tool call refused"),
-            }
-        });
+        if !span.is_disabled() {
+            span.in_scope(|| {
+                let ms = started.elapsed().as_secs_f64() * 1e3;
+                match &outcome {
+                    Ok(_) => tracing::debug!(ms, "tool call answered"),
+                    Err(ToolError::Runtime(e)) => {
+                        tracing::warn!(ms, error = %e, "tool call failed")
+                    }
+                    Err(e) => tracing::info!(ms, error = %e, "tool call refused"),
+                }
+            });
+        }
         match &outcome {
+            Ok(_) if !self.logs(LoggingLevel::Debug) => {}
             Ok(_) => {
                 self.log(
                     &ctx.peer,
