@@ -540,12 +540,11 @@ impl ServerHandler for McpService {
         _params: Option<PaginatedRequestParams>,
         _ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = self.router.list().iter().map(to_mcp_tool).collect();
-        Ok(ListToolsResult::with_all_items(tools))
+        Ok(ListToolsResult::with_all_items(self.router.mcp_tools()))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        self.router.spec(name).as_ref().map(to_mcp_tool)
+        self.router.mcp_tool(name)
     }
 
     async fn get_task(

@@ -118,6 +118,10 @@ type Handler = dyn Fn(Value, CallOptions, ToolContext) -> BoxFuture<Result<ToolO
 /// A registered tool: its spec, handler and metrics.
 pub(crate) struct Route {
     spec: ToolSpec,
+    /// The spec as rmcp's `Tool`, built once: rmcp asks for it on every HTTP `tools/call`
+    /// (to check `Mcp-Param-*` headers), and a copy of the schemas each time costs more than
+    /// the call.
+    tool: rmcp::model::Tool,
     handler: Arc<Handler>,
     metrics: RouteMetrics,
     /// The actor takes a [`ToolContext`] and reports its own progress.
@@ -484,6 +488,7 @@ impl Router {
         routes.insert(
             spec.name.clone(),
             Arc::new(Route {
+                tool: crate::mcp::to_mcp_tool(&spec),
                 spec,
                 handler,
                 metrics,
@@ -524,6 +529,22 @@ impl Router {
     /// One tool's spec.
     pub fn spec(&self, name: &str) -> Option<ToolSpec> {
         self.route(name).map(|r| r.spec.clone())
+    }
+
+    /// One tool as rmcp describes it (schemas shared, not copied).
+    pub fn mcp_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
+        self.route(name).map(|r| r.tool.clone())
+    }
+
+    /// Every tool as rmcp describes it, ordered by name.
+    pub fn mcp_tools(&self) -> Vec<rmcp::model::Tool> {
+        self.inner
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|r| r.tool.clone())
+            .collect()
     }
 
     /// One tool's annotations (cheaper than [`Router::spec`], which copies the schemas).
