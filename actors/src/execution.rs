@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ensemble_protocol::execution::{
     CacheFigures, CacheInvalidateRequest, CacheInvalidateResponse, ExecError, QueueStats,
@@ -24,6 +24,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
 
 use crate::cache::{CacheLimits, Invalidate, ResultCache};
+use crate::clock::unix_ms;
 use crate::invoke::{InvokeError, ToolInvoker};
 use crate::scheduler::{Policy, Popped, ReadyQueue, Task};
 use crate::store::Store;
@@ -237,13 +238,6 @@ pub struct ExecState {
     metrics: Metrics,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn queue_policy(p: SchedulingPolicy) -> Policy {
     match p {
         SchedulingPolicy::Fifo => Policy::Fifo,
@@ -273,7 +267,7 @@ impl ExecState {
             blocked: 0,
             // Ids start from the clock so that a task id from before a restart is not
             // mistaken for a new task (1000 ids per millisecond of uptime).
-            next_id: now_ms().saturating_mul(1000).max(1),
+            next_id: unix_ms().saturating_mul(1000).max(1),
             counters: Counters {
                 submitted: 0,
                 completed: 0,
@@ -336,7 +330,7 @@ impl ExecState {
                 ));
             }
         }
-        let now = now_ms();
+        let now = unix_ms();
         let id = self.next_id;
         let mut record = Record {
             tool: req.tool,
@@ -399,7 +393,7 @@ impl ExecState {
         // Blockers that have not finished lift to this task's priority; one that ended badly
         // fails this task at once.
         let mut failed_blocker = None;
-        for &b in &record.wait_for.clone() {
+        for &b in &record.wait_for {
             let Some(blocker) = self.tasks.get_mut(&b) else {
                 continue;
             };
@@ -421,7 +415,7 @@ impl ExecState {
                 TaskState::Failed,
                 Err(format!(
                     "task {b} that this task waits for ended as {}",
-                    state_name(state)
+                    state.as_str()
                 )),
             );
             return Ok(SubmitResponse {
@@ -458,7 +452,7 @@ impl ExecState {
     /// Starts tasks while workers are free.
     fn pump(&mut self, myself: &ActorRef<ExecMsg>) {
         while self.running < self.config.max_concurrent {
-            let Some(popped) = self.queue.pop(now_ms()) else {
+            let Some(popped) = self.queue.pop(unix_ms()) else {
                 break;
             };
             match popped {
@@ -495,7 +489,7 @@ impl ExecState {
         let started = Instant::now();
         r.state = TaskState::Running;
         r.started = Some(started);
-        r.timings.started_at_ms = Some(now_ms());
+        r.timings.started_at_ms = Some(unix_ms());
         r.timings.queued_us = Some(micros(started - r.submitted));
         r.holds_worker = true;
         self.running += 1;
@@ -573,7 +567,7 @@ impl ExecState {
             }
             let now = Instant::now();
             r.state = state;
-            r.timings.finished_at_ms = Some(now_ms());
+            r.timings.finished_at_ms = Some(unix_ms());
             match r.started {
                 Some(s) => r.timings.run_us = Some(micros(now - s)),
                 None => r.timings.queued_us = Some(micros(now - r.submitted)),
@@ -582,7 +576,7 @@ impl ExecState {
             match result {
                 Ok(v) => {
                     if let (Some(ttl), Some(args), false) = (r.cache_ttl_ms, &args, r.cached) {
-                        self.cache.put(&r.tool, args, v.clone(), now_ms(), ttl);
+                        self.cache.put(&r.tool, args, v.clone(), unix_ms(), ttl);
                     }
                     r.result = Some(v);
                 }
@@ -628,7 +622,7 @@ impl ExecState {
                         TaskState::Failed,
                         Err(format!(
                             "task {id} that this task waits for ended as {}",
-                            state_name(state)
+                            state.as_str()
                         )),
                     ));
                 }
@@ -764,17 +758,6 @@ impl ExecState {
             .invalidate(&what)
             .map_err(|e| ExecError::Store(e.to_string()))?;
         Ok(CacheInvalidateResponse { removed })
-    }
-}
-
-fn state_name(s: TaskState) -> &'static str {
-    match s {
-        TaskState::Queued => "queued",
-        TaskState::Running => "running",
-        TaskState::Completed => "completed",
-        TaskState::Failed => "failed",
-        TaskState::Cancelled => "cancelled",
-        TaskState::Expired => "expired",
     }
 }
 

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+mod clock;
 pub mod debug;
 pub mod execution;
 pub mod invoke;

@@ -11,6 +11,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clock::unix_ms;
 use crate::store::{Store, StoreError, Tree};
 use crate::versioned::{VersionIndex, reply_when_durable, version_key};
 
@@ -67,13 +68,6 @@ fn sha256(bytes: &[u8]) -> String {
     out
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn store_err(e: StoreError) -> RegistryError {
     RegistryError::Store(e.to_string())
 }
@@ -116,7 +110,7 @@ impl RegistryState {
             labels: req.labels,
             json,
             content,
-            created_at_ms: now_ms(),
+            created_at_ms: unix_ms(),
         };
         let created = match self
             .artifacts

@@ -10,7 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ensemble_protocol::execution::{ExecError, SubmitRequest, TaskInfo, TaskState};
 use ensemble_protocol::run::{
@@ -27,6 +27,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::clock::unix_ms;
 use crate::execution::ExecMsg;
 use crate::invoke::ToolInvoker;
 use crate::store::{Store, StoreError, Tree};
@@ -206,9 +207,7 @@ impl Run {
             .iter()
             .zip(&self.steps)
             .map(|(s, rt)| {
-                *counts
-                    .entry(step_state_name(rt.state).to_string())
-                    .or_insert(0) += 1;
+                *counts.entry(rt.state.as_str().to_string()).or_insert(0) += 1;
                 StepInfo {
                     id: s.id.clone(),
                     tool: s.tool.clone(),
@@ -292,25 +291,6 @@ struct Metrics {
     active: metrics::Gauge,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn step_state_name(s: StepState) -> &'static str {
-    match s {
-        StepState::Pending => "pending",
-        StepState::Running => "running",
-        StepState::Completed => "completed",
-        StepState::Failed => "failed",
-        StepState::Skipped => "skipped",
-        StepState::Cancelled => "cancelled",
-        StepState::Interrupted => "interrupted",
-    }
-}
-
 fn run_key(id: &str) -> Vec<u8> {
     format!("run/{id}").into_bytes()
 }
@@ -347,7 +327,7 @@ impl WorkflowState {
             runs: BTreeMap::new(),
             finished: VecDeque::new(),
             // From the clock, so ids keep increasing across restarts (and sort as they came).
-            next_id: now_ms().saturating_mul(1000),
+            next_id: unix_ms().saturating_mul(1000),
             pending: Vec::new(),
             flushing: None,
             metrics: Metrics {
@@ -471,7 +451,7 @@ impl WorkflowState {
         let id: Arc<str> = format!("wf-{:016x}", self.next_id).into();
         let params: BTreeMap<String, Value> = req.params.into_iter().collect();
         let max_parallel = req.max_parallel.unwrap_or(self.config.max_parallel);
-        let mut run = self.build_run(id.clone(), def, params, template, max_parallel, now_ms());
+        let mut run = self.build_run(id.clone(), def, params, template, max_parallel, unix_ms());
         run.watchers.extend(listener);
         if req.wait {
             run.waiters.push(reply);
@@ -564,7 +544,7 @@ impl WorkflowState {
             run.running += 1;
             let rt = &mut run.steps[step];
             rt.state = StepState::Running;
-            rt.started_at_ms.get_or_insert_with(now_ms);
+            rt.started_at_ms.get_or_insert_with(unix_ms);
             if self.config.durable && !rt.repeatable {
                 // Its start must be on disk before it runs: after a crash it is reported
                 // interrupted, never run twice.
@@ -698,7 +678,7 @@ impl WorkflowState {
         self.metrics.steps.increment(1);
         run.running = run.running.saturating_sub(1);
         let rt = &mut run.steps[step];
-        rt.finished_at_ms = Some(now_ms());
+        rt.finished_at_ms = Some(unix_ms());
         let output = match outcome {
             Ok(v) => {
                 rt.state = StepState::Completed;
@@ -763,7 +743,7 @@ impl WorkflowState {
             return;
         }
         run.state = final_state(run);
-        run.finished_at_ms = Some(now_ms());
+        run.finished_at_ms = Some(unix_ms());
         self.metrics.active.decrement(1.0);
         if self.config.durable {
             match self.journal.insert(&run_key(id), &run.record()) {
@@ -795,7 +775,7 @@ impl WorkflowState {
             }
         }
         run.state = RunState::Failed;
-        run.finished_at_ms = Some(now_ms());
+        run.finished_at_ms = Some(unix_ms());
         self.metrics.active.decrement(1.0);
     }
 
@@ -912,7 +892,7 @@ impl WorkflowState {
             for rt in &mut run.steps {
                 if !rt.state.is_final() {
                     rt.state = StepState::Cancelled;
-                    rt.finished_at_ms = Some(now_ms());
+                    rt.finished_at_ms = Some(unix_ms());
                 }
             }
             run.ended = run.steps.len();

@@ -32,6 +32,18 @@ impl TaskState {
     pub fn is_final(self) -> bool {
         !matches!(self, TaskState::Queued | TaskState::Running)
     }
+
+    /// Its name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Queued => "queued",
+            TaskState::Running => "running",
+            TaskState::Completed => "completed",
+            TaskState::Failed => "failed",
+            TaskState::Cancelled => "cancelled",
+            TaskState::Expired => "expired",
+        }
+    }
 }
 
 /// The order in which queued tasks run.

@@ -126,6 +126,19 @@ impl StepState {
     pub fn is_final(self) -> bool {
         !matches!(self, StepState::Pending | StepState::Running)
     }
+
+    /// Its name, as in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Pending => "pending",
+            StepState::Running => "running",
+            StepState::Completed => "completed",
+            StepState::Failed => "failed",
+            StepState::Skipped => "skipped",
+            StepState::Cancelled => "cancelled",
+            StepState::Interrupted => "interrupted",
+        }
+    }
 }
 
 /// One step of a run.
