@@ -324,6 +324,28 @@ fn error_result(message: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message)])
 }
 
+/// The JSON-RPC error for a tool this server does not have (-32602).
+pub(crate) fn unknown_tool(name: &str) -> ErrorData {
+    ErrorData::invalid_params(
+        ToolError::UnknownTool(name.to_string()).to_string(),
+        Some(serde_json::json!({ "tool": name })),
+    )
+}
+
+/// A call's outcome as a tool result: the answer, or a failure of the tool or the runtime
+/// (`isError: true` with what to do). An unknown tool and a cancelled call are not results;
+/// they come back as they are for the caller to answer in its own way.
+pub(crate) fn into_call_result(
+    outcome: Result<ToolOutput, ToolError>,
+) -> Result<CallToolResult, ToolError> {
+    match outcome {
+        Ok(ToolOutput::Structured(value)) => Ok(CallToolResult::structured(value)),
+        Ok(ToolOutput::Content(result)) => Ok(result),
+        Err(e @ (ToolError::UnknownTool(_) | ToolError::Cancelled)) => Err(e),
+        Err(e) => Ok(error_result(e.to_string())),
+    }
+}
+
 impl ServerHandler for McpService {
     async fn set_level(
         &self,
@@ -603,10 +625,7 @@ impl ServerHandler for McpService {
         // the client asked for progress.
         // Looked up once for the whole call.
         let Some(route) = self.router.route(&name) else {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool `{name}`; tools/list shows the tools this server has"),
-                Some(serde_json::json!({ "tool": name })),
-            ));
+            return Err(unknown_tool(&name));
         };
         let with_context = route.takes_context();
         let mut ticks = (token.is_some() && !with_context).then(|| self.progress.subscribe());
@@ -710,18 +729,13 @@ impl ServerHandler for McpService {
                 .await
             }
         }
-        match outcome {
-            Ok(ToolOutput::Structured(value)) => Ok(CallToolResult::structured(value).into()),
-            Ok(ToolOutput::Content(result)) => Ok(result.into()),
-            Err(ToolError::UnknownTool(tool)) => Err(ErrorData::invalid_params(
-                format!("unknown tool `{tool}`; tools/list shows the tools this server has"),
-                Some(serde_json::json!({ "tool": tool })),
-            )),
-            Err(ToolError::Cancelled) => Err(ErrorData::internal_error(
+        match into_call_result(outcome) {
+            Ok(result) => Ok(result.into()),
+            Err(ToolError::UnknownTool(tool)) => Err(unknown_tool(&tool)),
+            Err(_) => Err(ErrorData::internal_error(
                 "the request was cancelled".to_string(),
                 None,
             )),
-            Err(e) => Ok(error_result(e.to_string()).into()),
         }
     }
 }

@@ -594,11 +594,6 @@ impl Router {
         }
     }
 
-    /// True if tool `name` takes a [`ToolContext`] (and reports its own progress).
-    pub fn takes_context(&self, name: &str) -> bool {
-        self.route(name).is_some_and(|r| r.takes_context())
-    }
-
     /// Calls tool `name` with JSON `args`. Retries apply when the tool is read-only or
     /// idempotent; `cancel` is the caller's cancellation. A context-aware tool gets a detached
     /// [`ToolContext`]; a tool answering with content blocks gives the MCP result as JSON.

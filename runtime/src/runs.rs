@@ -3,7 +3,7 @@
 
 use ensemble_actors::workflow::{RunListener, WorkflowMsg};
 use ensemble_protocol::run::{
-    RunError, RunInfo, RunListRequest, RunListResponse, RunProgress, RunRef, RunRequest, StepState,
+    RunError, RunInfo, RunListRequest, RunListResponse, RunProgress, RunRef, RunRequest,
 };
 use ensemble_supervision::{ActorSlot, CancellationToken};
 use ractor::RpcReplyPort;
@@ -16,7 +16,7 @@ use crate::catalog::{
 };
 use crate::context::ToolContext;
 use crate::engines::default_policy;
-use crate::router::{IntoToolOutput, RegisterError, Router, ToolOutput, schema_of};
+use crate::router::{IntoToolOutput, RegisterError, Router, Structured, ToolOutput};
 
 /// Runs are resources at `ensemble://workflows/runs/{id}`.
 pub const RUN_URI_PREFIX: &str = "ensemble://workflows/runs/";
@@ -107,25 +107,14 @@ impl IntoResourcePage for RunListResponse {
     }
 }
 
+/// The workflow engine answers `RunInfo` itself (its reply type is fixed by its message); it
+/// reaches the client as structured JSON, as any [`Structured`] answer does.
 impl IntoToolOutput for RunInfo {
     fn output_schema() -> Option<Map<String, Value>> {
-        Some(schema_of::<RunInfo>())
+        Structured::<RunInfo>::output_schema()
     }
     fn into_output(self) -> Result<ToolOutput, String> {
-        serde_json::to_value(self)
-            .map(ToolOutput::Structured)
-            .map_err(|e| format!("could not encode the run: {e}"))
-    }
-}
-
-fn state_word(s: StepState) -> &'static str {
-    match s {
-        StepState::Completed => "completed",
-        StepState::Failed => "failed",
-        StepState::Skipped => "skipped",
-        StepState::Cancelled => "cancelled",
-        StepState::Interrupted => "interrupted",
-        StepState::Pending | StepState::Running => "running",
+        Structured(self).into_output()
     }
 }
 
@@ -145,7 +134,7 @@ pub fn run_with_progress(
                 Some(format!(
                     "step `{}` {} ({}/{} steps done)",
                     p.step,
-                    state_word(p.state),
+                    p.state.as_str(),
                     p.ended,
                     p.total
                 )),

@@ -3,14 +3,14 @@
 //! `tasks/get`; the tool's progress becomes the task's status message; `tasks/cancel` reaches the
 //! actor through the call's cancellation token.
 
-use rmcp::ErrorData;
-use rmcp::model::{CallToolResult, ContentBlock, Task};
+use rmcp::model::{CallToolResult, Task};
 use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{ContextError, ContextEvent, ToolContext};
-use crate::router::{Router, ToolError, ToolOutput};
+use crate::mcp::{into_call_result, unknown_tool};
+use crate::router::{Router, ToolError};
 
 /// How often a task's client is told to poll.
 const POLL_INTERVAL_MS: u64 = 500;
@@ -62,16 +62,9 @@ async fn run(
             r = &mut call => break r,
         }
     };
-    match outcome {
-        Ok(ToolOutput::Structured(v)) => Ok(CallToolResult::structured(v)),
-        Ok(ToolOutput::Content(r)) => Ok(r),
-        Err(ToolError::Cancelled) => Err(TaskExit::Cancelled),
-        Err(ToolError::UnknownTool(t)) => Err(TaskExit::Error(ErrorData::invalid_params(
-            format!("unknown tool `{t}`; tools/list shows the tools this server has"),
-            None,
-        ))),
-        Err(e) => Ok(CallToolResult::error(vec![ContentBlock::text(
-            e.to_string(),
-        )])),
+    match into_call_result(outcome) {
+        Ok(result) => Ok(result),
+        Err(ToolError::UnknownTool(t)) => Err(TaskExit::Error(unknown_tool(&t))),
+        Err(_) => Err(TaskExit::Cancelled),
     }
 }
