@@ -18,14 +18,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ensemble::actors::execution::{ExecArgs, ExecConfig, ExecMsg, ExecutionActor};
+use ensemble::actors::execution::{ExecConfig, ExecMsg};
 use ensemble::actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits};
 use ensemble::actors::store::Store;
-use ensemble::actors::workflow::{WorkflowActor, WorkflowArgs, WorkflowConfig, WorkflowMsg};
+use ensemble::actors::workflow::{WorkflowConfig, WorkflowMsg};
 use ensemble::protocol::execution::{QueueStatsRequest, SchedulingPolicy, SubmitRequest};
 use ensemble::protocol::run::{RunRequest, RunState};
 use ensemble::protocol::workflow::Definition;
-use ensemble::supervision::{ActorSlot, CancellationToken, ChildSpec, Supervisor, SupervisorSpec};
+use ensemble::runtime::engines::EngineConfig;
+use ensemble::supervision::{ActorSlot, CancellationToken, EventBus, Supervisor};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
@@ -94,41 +95,32 @@ async fn engines(tools: &Tools, max_concurrent: usize, durable: bool) -> Engines
         Some(d) => Store::open(d.path()).expect("store"),
         None => Store::temporary().expect("store"),
     };
-    let exec = ActorSlot::new("execution");
-    let workflow = ActorSlot::new("workflow");
-    let invoker: Arc<dyn ToolInvoker> = Arc::new(tools.clone());
-    let ea = ExecArgs {
-        store: store.clone(),
-        invoker: invoker.clone(),
-        config: ExecConfig {
+    // The runtime's own engines supervisor, with the bench's tools behind the invoker.
+    let config = EngineConfig {
+        execution: ExecConfig {
             policy: SchedulingPolicy::Fifo,
             max_concurrent,
             capacity: 10_000_000,
             retain_finished: 10_000,
             ..ExecConfig::default()
         },
-    };
-    let wa = WorkflowArgs {
-        store: store.clone(),
-        exec: exec.clone(),
-        invoker,
-        config: WorkflowConfig {
+        workflow: WorkflowConfig {
             durable,
             max_parallel: 64,
             retain_finished: 16,
         },
+        ..EngineConfig::default()
     };
-    let spec = SupervisorSpec::new("bench")
-        .child(ChildSpec::actor(&exec, move || {
-            (ExecutionActor, ea.clone())
-        }))
-        .child(ChildSpec::actor(&workflow, move || {
-            (WorkflowActor, wa.clone())
-        }));
+    let (spec, slots) = ensemble::runtime::engines::engines(
+        &store,
+        &EventBus::default(),
+        Arc::new(tools.clone()),
+        &config,
+    );
     let (sup, _) = Supervisor::start(spec).await.expect("engines");
     Engines {
-        exec,
-        workflow,
+        exec: slots.execution,
+        workflow: slots.workflow,
         store,
         _sup: sup,
         _dir: dir,
