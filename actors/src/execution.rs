@@ -446,7 +446,7 @@ impl ExecState {
         if let Err(e) = self.queue.push(task) {
             tracing::error!(task = id, error = %e, "could not queue a task");
         }
-        self.metrics.queued.set(self.queue.len() as f64);
+        // The queue-depth gauge is set by `pump`, which follows every enqueue.
     }
 
     /// Starts tasks while workers are free.
