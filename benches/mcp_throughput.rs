@@ -2,10 +2,14 @@
 //! actor and its policy stack) against a bare rmcp server with the same tool, in the same run.
 //!
 //! Modes: Streamable HTTP with legacy sessions (SSE replies), Streamable HTTP stateless
-//! 2026-07-28 (JSON replies), and stdio (an in-process pipe). Concurrency 1, 16 and 64.
+//! 2026-07-28 (JSON replies), stdio as a client runs a server (each server a child process of
+//! this one, on its own stdin/stdout pipes and its own tokio runtime, as `ensemble serve` runs),
+//! and stdio through an in-process pipe (server and client share one two-worker runtime: no
+//! process boundary, so the server's own cost is the largest share of a call). Concurrency 1,
+//! 16 and 64.
 //!
 //! Run: `cargo bench --bench mcp_throughput` (`-- --secs N` per cell, default 3; `--mode
-//! http-sse|http-json|stdio` and `--concurrency N` run one row).
+//! http-sse|http-json|stdio|stdio-inproc` and `--concurrency N` run one row).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -346,18 +350,70 @@ async fn http_load(
     (all, started.elapsed())
 }
 
+/// Which server a child process of this bench serves on its stdin/stdout.
+const SERVE_ENV: &str = "ENSEMBLE_BENCH_SERVE";
+
+/// The child's side: serve `bare` or `ensemble` on stdio until the client closes the pipe, on
+/// a runtime built as the `ensemble` binary builds its own.
+fn serve_child(which: &str) {
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    rt.block_on(async {
+        match which {
+            "bare" => {
+                let running = Bare.serve(rmcp::transport::stdio()).await.expect("serve");
+                let _ = running.waiting().await;
+            }
+            _ => {
+                let (runtime, sup) = ensemble_runtime().await;
+                let _ = runtime.serve_stdio().await;
+                let _ = sup.stop_and_wait(None, None).await;
+            }
+        }
+    });
+}
+
+/// Where a stdio server runs.
+enum Stdio<'a, S> {
+    /// A child process serving on its stdin/stdout.
+    Child(&'a str),
+    /// In this process, through an in-memory pipe.
+    InProcess(&'a S),
+}
+
+impl<S> Clone for Stdio<'_, S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S> Copy for Stdio<'_, S> {}
+
 async fn stdio_load<S: ServerHandler + Clone>(
-    server: S,
+    server: Stdio<'_, S>,
     concurrency: usize,
     secs: f64,
 ) -> (Vec<Duration>, Duration) {
-    let (server_io, client_io) = tokio::io::duplex(1 << 20);
-    tokio::spawn(async move {
-        if let Ok(running) = server.serve(server_io).await {
-            let _ = running.waiting().await;
+    let client = match server {
+        Stdio::Child(which) => {
+            let mut cmd = tokio::process::Command::new(std::env::current_exe().expect("exe"));
+            cmd.env(SERVE_ENV, which);
+            let (transport, _) = rmcp::transport::TokioChildProcess::builder(cmd)
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .expect("spawn server");
+            ().serve(transport).await.expect("client")
         }
-    });
-    let client = Arc::new(().serve(client_io).await.expect("client"));
+        Stdio::InProcess(server) => {
+            let (server_io, client_io) = tokio::io::duplex(1 << 20);
+            let server = server.clone();
+            tokio::spawn(async move {
+                if let Ok(running) = server.serve(server_io).await {
+                    let _ = running.waiting().await;
+                }
+            });
+            ().serve(client_io).await.expect("client")
+        }
+    };
+    let client = Arc::new(client);
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
@@ -407,6 +463,9 @@ fn row(mode: &str, c: usize, bare: &Cell, ens: &Cell) {
 }
 
 fn main() {
+    if let Ok(which) = std::env::var(SERVE_ENV) {
+        return serve_child(&which);
+    }
     let mut args = std::env::args().skip(1);
     let mut secs = 3.0;
     let mut only_mode: Option<String> = None;
@@ -446,16 +505,24 @@ fn main() {
                 row(name, c, &merge(bare), &merge(ens));
             }
         }
-        for c in [1, 16, 64] {
-            if !wanted("stdio", c) {
-                continue;
+        let service = runtime.mcp_service();
+        for (name, key) in [("stdio (child process)", "stdio"), ("stdio (in-process pipe)", "stdio-inproc")] {
+            for c in [1, 16, 64] {
+                if !wanted(key, c) {
+                    continue;
+                }
+                let (bare, ens) = if key == "stdio" {
+                    (Stdio::<Bare>::Child("bare"), Stdio::<ensemble::runtime::mcp::McpService>::Child("ensemble"))
+                } else {
+                    (Stdio::InProcess(&Bare), Stdio::InProcess(&service))
+                };
+                let (mut b, mut e) = (Vec::new(), Vec::new());
+                for _ in 0..ROUNDS {
+                    b.push(stdio_load(bare, c, secs / ROUNDS as f64).await);
+                    e.push(stdio_load(ens, c, secs / ROUNDS as f64).await);
+                }
+                row(name, c, &merge(b), &merge(e));
             }
-            let (mut bare, mut ens) = (Vec::new(), Vec::new());
-            for _ in 0..ROUNDS {
-                bare.push(stdio_load(Bare, c, secs / ROUNDS as f64).await);
-                ens.push(stdio_load(runtime.mcp_service(), c, secs / ROUNDS as f64).await);
-            }
-            row("stdio", c, &merge(bare), &merge(ens));
         }
         let _ = sup.stop_and_wait(None, None).await;
     });
