@@ -2,14 +2,20 @@
 //! actor and its policy stack) against a bare rmcp server with the same tool, in the same run.
 //!
 //! Modes: Streamable HTTP with legacy sessions (SSE replies), Streamable HTTP stateless
-//! 2026-07-28 (JSON replies), stdio as a client runs a server (each server a child process of
-//! this one, on its own stdin/stdout pipes and its own tokio runtime, as `ensemble serve` runs),
-//! and stdio through an in-process pipe (server and client share one two-worker runtime: no
-//! process boundary, so the server's own cost is the largest share of a call). Concurrency 1,
-//! 16 and 64.
+//! 2026-07-28 (JSON replies), and stdio three ways:
+//! - `stdio`: as a client runs a server — each server a child process of this one, on its own
+//!   stdin/stdout pipes and its own tokio runtime; bare rmcp with `rmcp::transport::stdio()`
+//!   (tokio's stdin/stdout, every read and write on the blocking pool), Ensemble as
+//!   `ensemble serve` runs (`Runtime::serve_stdio`: the pipes polled by the reactor);
+//! - `stdio-polled`: the same, with the bare server also on Ensemble's polled pipes
+//!   (`ensemble::runtime::stdio::stdio()`), so both sides differ only in the server;
+//! - `stdio-inproc`: an in-process pipe, server and client sharing one two-worker runtime: no
+//!   process boundary, so the server's own cost is the largest share of a call.
+//!
+//! Concurrency 1, 16 and 64.
 //!
 //! Run: `cargo bench --bench mcp_throughput` (`-- --secs N` per cell, default 3; `--mode
-//! http-sse|http-json|stdio|stdio-inproc` and `--concurrency N` run one row).
+//! http-sse|http-json|stdio|stdio-polled|stdio-inproc` and `--concurrency N` run one row).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -363,6 +369,13 @@ fn serve_child(which: &str) {
                 let running = Bare.serve(rmcp::transport::stdio()).await.expect("serve");
                 let _ = running.waiting().await;
             }
+            "bare-polled" => {
+                let running = Bare
+                    .serve(ensemble::runtime::stdio::stdio())
+                    .await
+                    .expect("serve");
+                let _ = running.waiting().await;
+            }
             _ => {
                 let (runtime, sup) = ensemble_runtime().await;
                 let _ = runtime.serve_stdio().await;
@@ -506,13 +519,20 @@ fn main() {
             }
         }
         let service = runtime.mcp_service();
-        for (name, key) in [("stdio (child process)", "stdio"), ("stdio (in-process pipe)", "stdio-inproc")] {
+        for (name, key) in [
+            ("stdio (child process)", "stdio"),
+            ("stdio (child process, both on polled pipes)", "stdio-polled"),
+            ("stdio (in-process pipe)", "stdio-inproc"),
+        ] {
             for c in [1, 16, 64] {
                 if !wanted(key, c) {
                     continue;
                 }
+                let ens = Stdio::<ensemble::runtime::mcp::McpService>::Child("ensemble");
                 let (bare, ens) = if key == "stdio" {
-                    (Stdio::<Bare>::Child("bare"), Stdio::<ensemble::runtime::mcp::McpService>::Child("ensemble"))
+                    (Stdio::<Bare>::Child("bare"), ens)
+                } else if key == "stdio-polled" {
+                    (Stdio::<Bare>::Child("bare-polled"), ens)
                 } else {
                     (Stdio::InProcess(&Bare), Stdio::InProcess(&service))
                 };

@@ -218,3 +218,82 @@ async fn artifacts_are_resources() {
     assert!(err.to_string().contains("not found"), "{err}");
     client.cancel().await.unwrap();
 }
+
+/// Node's `child_process` (libuv) gives a child socketpairs, not pipes, for its stdio: the
+/// server polls those too.
+#[tokio::test]
+async fn serves_over_a_socketpair() {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    let stdin = std::os::fd::OwnedFd::from(theirs.try_clone().expect("clone"));
+    let stdout = std::os::fd::OwnedFd::from(theirs);
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["serve", "--in-memory"])
+        .stdin(std::process::Stdio::from(stdin))
+        .stdout(std::process::Stdio::from(stdout))
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ensemble");
+    ours.set_nonblocking(true).expect("nonblocking");
+    let (read, write) = tokio::net::UnixStream::from_std(ours)
+        .expect("socket")
+        .into_split();
+    let client = ().serve((read, write)).await.expect("MCP handshake");
+    let r = call(
+        &client,
+        "validation_validate",
+        json!({"schema": {"type": "integer"}, "document": "seven"}),
+    )
+    .await;
+    assert_eq!(r.structured_content.as_ref().unwrap()["valid"], false);
+    let tools = client.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "registry_put"));
+    client.cancel().await.expect("close");
+    let status = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait())
+        .await
+        .expect("the server exits when the client closes the socket")
+        .expect("status");
+    assert!(status.success(), "{status:?}");
+}
+
+/// stdin that is a regular file (no polling possible) is read the portable way, to its end.
+#[tokio::test]
+async fn reads_requests_from_a_file_on_stdin() {
+    use std::io::{Seek, Write};
+    let mut file = tempfile::tempfile().expect("temp file");
+    for line in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "file", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+            "name": "validation_validate",
+            "arguments": {"schema": {"type": "integer"}, "document": 3}}}),
+    ] {
+        writeln!(file, "{line}").expect("write request");
+    }
+    file.rewind().expect("rewind");
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["serve", "--in-memory"])
+        .stdin(std::process::Stdio::from(file))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ensemble");
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("the server exits at the end of its input")
+        .expect("output");
+    let replies: Vec<Value> = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON-RPC message per line"))
+        .collect();
+    let answer = replies
+        .iter()
+        .find(|r| r["id"] == 2)
+        .unwrap_or_else(|| panic!("no answer to the tool call in {replies:?}"));
+    assert_eq!(
+        answer["result"]["structuredContent"]["valid"], true,
+        "{answer}"
+    );
+}

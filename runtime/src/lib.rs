@@ -12,6 +12,7 @@ pub mod mcp;
 pub mod router;
 pub mod runs;
 pub mod runtime;
+pub mod stdio;
 pub mod tasks;
 pub mod telemetry;
 

@@ -182,7 +182,7 @@ impl Runtime {
     pub async fn serve_stdio(&self) -> Result<(), RuntimeError> {
         let running = self
             .mcp_service()
-            .serve(rmcp::transport::stdio())
+            .serve(crate::stdio::stdio())
             .await
             .map_err(|e| RuntimeError::Transport(e.to_string()))?;
         running

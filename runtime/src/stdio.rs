@@ -1,0 +1,339 @@
+//! stdin and stdout for the stdio transport, read and written by the runtime's own I/O driver
+//! when they are pipes or sockets, which is what an MCP client gives a server it spawns.
+//!
+//! tokio's `Stdin` and `Stdout` hand every read and every write to the blocking thread pool
+//! (the portable way to do I/O on a descriptor that may be a terminal or a file), so each
+//! message crosses threads twice more on its way in and out. A pipe or a socket can be
+//! polled like any other descriptor instead: it is switched to non-blocking mode and
+//! registered with the reactor, and put back in blocking mode when dropped, so the process that
+//! shares it finds it as it was. A terminal or a regular file keeps tokio's portable path.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileTypeExt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::UnixStream;
+use tokio::net::unix::pipe;
+
+/// The server's stdin as an [`AsyncRead`].
+#[derive(Debug)]
+pub struct Input(In);
+
+/// The server's stdout as an [`AsyncWrite`].
+#[derive(Debug)]
+pub struct Output(Out);
+
+#[derive(Debug)]
+enum In {
+    // `Option` so that `Drop` can take the end back out and restore blocking mode.
+    Pipe(Option<pipe::Receiver>),
+    Socket(Option<UnixStream>),
+    Std(tokio::io::Stdin),
+}
+
+#[derive(Debug)]
+enum Out {
+    Pipe(Option<pipe::Sender>),
+    Socket(Option<UnixStream>),
+    Std(tokio::io::Stdout),
+}
+
+/// stdin and stdout for an rmcp transport (`service.serve(stdio())`), each polled by the
+/// reactor when it is a pipe or a socket. Must be called within a tokio runtime with I/O
+/// enabled.
+pub fn stdio() -> (Input, Output) {
+    let input = polled_input(io::stdin().as_fd()).unwrap_or_else(|| In::Std(tokio::io::stdin()));
+    let output =
+        polled_output(io::stdout().as_fd()).unwrap_or_else(|| Out::Std(tokio::io::stdout()));
+    tracing::debug!(
+        stdin = input.kind(),
+        stdout = output.kind(),
+        "stdio transport"
+    );
+    (Input(input), Output(output))
+}
+
+/// What a descriptor is, as far as polling it goes.
+enum Kind {
+    Pipe,
+    Socket,
+    Other,
+}
+
+/// A duplicate of `fd` (same open file, its own descriptor number) and what it is.
+fn duplicate(fd: BorrowedFd<'_>) -> Option<(OwnedFd, Kind)> {
+    let file = File::from(fd.try_clone_to_owned().ok()?);
+    let kind = file.metadata().ok()?.file_type();
+    let kind = if kind.is_fifo() {
+        Kind::Pipe
+    } else if kind.is_socket() {
+        Kind::Socket
+    } else {
+        Kind::Other
+    };
+    Some((file.into(), kind))
+}
+
+fn socket(fd: OwnedFd) -> Option<UnixStream> {
+    let stream = std::os::unix::net::UnixStream::from(fd);
+    stream.set_nonblocking(true).ok()?;
+    UnixStream::from_std(stream).ok()
+}
+
+/// A pipe or socket at `fd` registered with the reactor; `None` for anything else, or when the
+/// descriptor cannot be used that way (the caller then falls back to the portable path).
+fn polled_input(fd: BorrowedFd<'_>) -> Option<In> {
+    match duplicate(fd)? {
+        (fd, Kind::Pipe) => pipe::Receiver::from_owned_fd(fd)
+            .ok()
+            .map(|p| In::Pipe(Some(p))),
+        (fd, Kind::Socket) => socket(fd).map(|s| In::Socket(Some(s))),
+        (_, Kind::Other) => None,
+    }
+}
+
+fn polled_output(fd: BorrowedFd<'_>) -> Option<Out> {
+    match duplicate(fd)? {
+        (fd, Kind::Pipe) => pipe::Sender::from_owned_fd(fd)
+            .ok()
+            .map(|p| Out::Pipe(Some(p))),
+        (fd, Kind::Socket) => socket(fd).map(|s| Out::Socket(Some(s))),
+        (_, Kind::Other) => None,
+    }
+}
+
+impl In {
+    fn kind(&self) -> &'static str {
+        match self {
+            In::Pipe(_) => "pipe (polled)",
+            In::Socket(_) => "socket (polled)",
+            In::Std(_) => "blocking pool",
+        }
+    }
+}
+
+impl Out {
+    fn kind(&self) -> &'static str {
+        match self {
+            Out::Pipe(_) => "pipe (polled)",
+            Out::Socket(_) => "socket (polled)",
+            Out::Std(_) => "blocking pool",
+        }
+    }
+}
+
+/// Puts a socket back in blocking mode.
+fn restore_socket(stream: UnixStream) {
+    if let Ok(stream) = stream.into_std() {
+        let _ = stream.set_nonblocking(false);
+    }
+}
+
+impl Drop for Input {
+    fn drop(&mut self) {
+        match &mut self.0 {
+            In::Pipe(p) => {
+                if let Some(p) = p.take() {
+                    let _ = p.into_blocking_fd();
+                }
+            }
+            In::Socket(s) => {
+                if let Some(s) = s.take() {
+                    restore_socket(s);
+                }
+            }
+            In::Std(_) => {}
+        }
+    }
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        match &mut self.0 {
+            Out::Pipe(p) => {
+                if let Some(p) = p.take() {
+                    let _ = p.into_blocking_fd();
+                }
+            }
+            Out::Socket(s) => {
+                if let Some(s) = s.take() {
+                    restore_socket(s);
+                }
+            }
+            Out::Std(_) => {}
+        }
+    }
+}
+
+/// The end was taken out by `Drop`; no poll can follow that.
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::BrokenPipe, "stdio end already released")
+}
+
+impl AsyncRead for Input {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            In::Pipe(Some(p)) => Pin::new(p).poll_read(cx, buf),
+            In::Socket(Some(s)) => Pin::new(s).poll_read(cx, buf),
+            In::Std(s) => Pin::new(s).poll_read(cx, buf),
+            In::Pipe(None) | In::Socket(None) => Poll::Ready(Err(gone())),
+        }
+    }
+}
+
+impl AsyncWrite for Output {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.get_mut().0 {
+            Out::Pipe(Some(p)) => Pin::new(p).poll_write(cx, buf),
+            Out::Socket(Some(s)) => Pin::new(s).poll_write(cx, buf),
+            Out::Std(s) => Pin::new(s).poll_write(cx, buf),
+            Out::Pipe(None) | Out::Socket(None) => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Out::Pipe(Some(p)) => Pin::new(p).poll_flush(cx),
+            Out::Socket(Some(s)) => Pin::new(s).poll_flush(cx),
+            Out::Std(s) => Pin::new(s).poll_flush(cx),
+            Out::Pipe(None) | Out::Socket(None) => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match &mut self.get_mut().0 {
+            Out::Pipe(Some(p)) => Pin::new(p).poll_shutdown(cx),
+            Out::Socket(Some(s)) => Pin::new(s).poll_shutdown(cx),
+            Out::Std(s) => Pin::new(s).poll_shutdown(cx),
+            Out::Pipe(None) | Out::Socket(None) => Poll::Ready(Err(gone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Whether a read on `r` with nothing written would wait (blocking mode) rather than fail at
+    /// once with `WouldBlock` (non-blocking mode). `w` writes one byte 50 ms later either way,
+    /// and the byte is consumed, so the stream is empty again afterwards.
+    fn blocks(r: &mut impl Read, w: impl Write + Send + 'static) -> bool {
+        let mut w = w;
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            w.write_all(b"x").expect("write");
+        });
+        let mut byte = [0u8; 1];
+        let blocked = match r.read(&mut byte) {
+            Ok(1) => true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+            other => panic!("unexpected read result {other:?}"),
+        };
+        writer.join().expect("writer");
+        while !blocked && r.read(&mut byte).is_err() {
+            std::thread::yield_now();
+        }
+        blocked
+    }
+
+    #[tokio::test]
+    async fn pipes_are_polled_and_put_back_in_blocking_mode() {
+        let (mut r, w) = std::io::pipe().expect("pipe");
+        let (mut r_back, w_back) = std::io::pipe().expect("pipe");
+
+        let mut input = Input(polled_input(r.as_fd()).expect("a pipe is polled"));
+        let mut output = Output(polled_output(w_back.as_fd()).expect("a pipe is polled"));
+        assert_eq!(input.0.kind(), "pipe (polled)");
+        assert_eq!(output.0.kind(), "pipe (polled)");
+
+        // Bytes go through both ends.
+        (&w).write_all(b"{\"jsonrpc\":\"2.0\"}\n").expect("write");
+        let mut buf = [0u8; 18];
+        input.read_exact(&mut buf).await.expect("read");
+        assert_eq!(&buf, b"{\"jsonrpc\":\"2.0\"}\n");
+        output.write_all(b"answer\n").await.expect("write");
+        output.flush().await.expect("flush");
+        let mut back = [0u8; 7];
+        r_back.read_exact(&mut back).expect("read back");
+        assert_eq!(&back, b"answer\n");
+
+        // While polled, the shared open file is non-blocking; after drop, blocking again.
+        let clone = |w: &std::io::PipeWriter| w.try_clone().expect("clone writer");
+        assert!(
+            !blocks(&mut r, clone(&w)),
+            "the pipe should be non-blocking while polled"
+        );
+        drop(input);
+        drop(output);
+        assert!(
+            blocks(&mut r, clone(&w)),
+            "dropping should restore blocking mode"
+        );
+        assert!(blocks(&mut r_back, clone(&w_back)));
+    }
+
+    #[tokio::test]
+    async fn sockets_are_polled() {
+        let (mut ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let mut input = Input(polled_input(ours.as_fd()).expect("a socket is polled"));
+        let mut output = Output(polled_output(ours.as_fd()).expect("a socket is polled"));
+        assert_eq!(input.0.kind(), "socket (polled)");
+        let clone = |s: &std::os::unix::net::UnixStream| s.try_clone().expect("clone socket");
+        assert!(
+            !blocks(&mut ours, clone(&theirs)),
+            "the socket should be non-blocking while polled"
+        );
+        theirs.write_all(b"ping\n").expect("write");
+        let mut buf = [0u8; 5];
+        input.read_exact(&mut buf).await.expect("read");
+        assert_eq!(&buf, b"ping\n");
+        output.write_all(b"pong\n").await.expect("write");
+        drop(input);
+        drop(output);
+        let mut back = [0u8; 5];
+        theirs.read_exact(&mut back).expect("read back");
+        assert_eq!(&back, b"pong\n");
+        assert!(
+            blocks(&mut ours, clone(&theirs)),
+            "dropping should restore blocking mode"
+        );
+    }
+
+    #[tokio::test]
+    async fn regular_files_keep_the_portable_path() {
+        let file = tempfile_in_target();
+        assert!(polled_input(file.as_fd()).is_none());
+        assert!(polled_output(file.as_fd()).is_none());
+    }
+
+    fn tempfile_in_target() -> File {
+        let path = std::env::temp_dir().join(format!(
+            "ensemble-stdio-test-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let file = File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("temp file");
+        let _ = std::fs::remove_file(&path);
+        file
+    }
+}
