@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use ensemble_protocol::codec::{self, CodecError};
 use serde::Serialize;
@@ -103,13 +104,25 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) the store in `path`.
+    ///
+    /// A directory still locked is retried for up to [`LOCK_WAIT`]: after the last handle on a
+    /// store in this process is dropped, sled's background threads can hold the file lock a
+    /// moment longer, and reopening at once (a host restarting its runtime, a test) would
+    /// otherwise be refused. Another live process keeps it locked, and is reported as such.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let db = sled::Config::new()
-            .path(&path)
-            .open()
-            .map_err(|e| open_error(&path, e))?;
-        Ok(Self::with_db(db, path))
+        let started = std::time::Instant::now();
+        loop {
+            match sled::Config::new().path(&path).open() {
+                Ok(db) => return Ok(Self::with_db(db, path)),
+                Err(e) => match open_error(&path, e) {
+                    StoreError::Locked { .. } if started.elapsed() < LOCK_WAIT => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    e => return Err(e),
+                },
+            }
+        }
     }
 
     /// A store in a temporary directory, removed when the last clone is dropped (for tests and
@@ -228,6 +241,9 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
         },
     }
 }
+
+/// How long [`Store::open`] waits for a locked data directory before reporting it in use.
+pub const LOCK_WAIT: Duration = Duration::from_millis(1000);
 
 /// One engine's tree of typed records.
 #[derive(Clone, Debug)]
