@@ -29,17 +29,60 @@ pub struct Output(Out);
 
 #[derive(Debug)]
 enum In {
-    // `Option` so that `Drop` can take the end back out and restore blocking mode.
-    Pipe(Option<pipe::Receiver>),
-    Socket(Option<UnixStream>),
+    Pipe(Polled<pipe::Receiver>),
+    Socket(Polled<UnixStream>),
     Std(tokio::io::Stdin),
 }
 
 #[derive(Debug)]
 enum Out {
-    Pipe(Option<pipe::Sender>),
-    Socket(Option<UnixStream>),
+    Pipe(Polled<pipe::Sender>),
+    Socket(Polled<UnixStream>),
     Std(tokio::io::Stdout),
+}
+
+/// A descriptor end registered with the reactor, put back in blocking mode when dropped.
+#[derive(Debug)]
+struct Polled<T: Restore>(Option<T>);
+
+/// Deregisters an end and puts its descriptor back in blocking mode.
+trait Restore: Sized {
+    fn restore(self);
+}
+
+impl Restore for pipe::Receiver {
+    fn restore(self) {
+        let _ = self.into_blocking_fd();
+    }
+}
+
+impl Restore for pipe::Sender {
+    fn restore(self) {
+        let _ = self.into_blocking_fd();
+    }
+}
+
+impl Restore for UnixStream {
+    fn restore(self) {
+        if let Ok(stream) = self.into_std() {
+            let _ = stream.set_nonblocking(false);
+        }
+    }
+}
+
+impl<T: Restore> Drop for Polled<T> {
+    fn drop(&mut self) {
+        if let Some(end) = self.0.take() {
+            end.restore();
+        }
+    }
+}
+
+impl<T: Restore + Unpin> Polled<T> {
+    fn end(&mut self) -> Pin<&mut T> {
+        // Only `Drop` takes the end out, and nothing polls after it.
+        Pin::new(self.0.as_mut().expect("polled end present until drop"))
+    }
 }
 
 /// stdin and stdout for an rmcp transport (`service.serve(stdio())`), each polled by the
@@ -90,8 +133,8 @@ fn polled_input(fd: BorrowedFd<'_>) -> Option<In> {
     match duplicate(fd)? {
         (fd, Kind::Pipe) => pipe::Receiver::from_owned_fd(fd)
             .ok()
-            .map(|p| In::Pipe(Some(p))),
-        (fd, Kind::Socket) => socket(fd).map(|s| In::Socket(Some(s))),
+            .map(|p| In::Pipe(Polled(Some(p)))),
+        (fd, Kind::Socket) => socket(fd).map(|s| In::Socket(Polled(Some(s)))),
         (_, Kind::Other) => None,
     }
 }
@@ -100,8 +143,8 @@ fn polled_output(fd: BorrowedFd<'_>) -> Option<Out> {
     match duplicate(fd)? {
         (fd, Kind::Pipe) => pipe::Sender::from_owned_fd(fd)
             .ok()
-            .map(|p| Out::Pipe(Some(p))),
-        (fd, Kind::Socket) => socket(fd).map(|s| Out::Socket(Some(s))),
+            .map(|p| Out::Pipe(Polled(Some(p)))),
+        (fd, Kind::Socket) => socket(fd).map(|s| Out::Socket(Polled(Some(s)))),
         (_, Kind::Other) => None,
     }
 }
@@ -126,54 +169,6 @@ impl Out {
     }
 }
 
-/// Puts a socket back in blocking mode.
-fn restore_socket(stream: UnixStream) {
-    if let Ok(stream) = stream.into_std() {
-        let _ = stream.set_nonblocking(false);
-    }
-}
-
-impl Drop for Input {
-    fn drop(&mut self) {
-        match &mut self.0 {
-            In::Pipe(p) => {
-                if let Some(p) = p.take() {
-                    let _ = p.into_blocking_fd();
-                }
-            }
-            In::Socket(s) => {
-                if let Some(s) = s.take() {
-                    restore_socket(s);
-                }
-            }
-            In::Std(_) => {}
-        }
-    }
-}
-
-impl Drop for Output {
-    fn drop(&mut self) {
-        match &mut self.0 {
-            Out::Pipe(p) => {
-                if let Some(p) = p.take() {
-                    let _ = p.into_blocking_fd();
-                }
-            }
-            Out::Socket(s) => {
-                if let Some(s) = s.take() {
-                    restore_socket(s);
-                }
-            }
-            Out::Std(_) => {}
-        }
-    }
-}
-
-/// The end was taken out by `Drop`; no poll can follow that.
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::BrokenPipe, "stdio end already released")
-}
-
 impl AsyncRead for Input {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -181,10 +176,9 @@ impl AsyncRead for Input {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match &mut self.get_mut().0 {
-            In::Pipe(Some(p)) => Pin::new(p).poll_read(cx, buf),
-            In::Socket(Some(s)) => Pin::new(s).poll_read(cx, buf),
+            In::Pipe(p) => p.end().poll_read(cx, buf),
+            In::Socket(s) => s.end().poll_read(cx, buf),
             In::Std(s) => Pin::new(s).poll_read(cx, buf),
-            In::Pipe(None) | In::Socket(None) => Poll::Ready(Err(gone())),
         }
     }
 }
@@ -196,28 +190,25 @@ impl AsyncWrite for Output {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match &mut self.get_mut().0 {
-            Out::Pipe(Some(p)) => Pin::new(p).poll_write(cx, buf),
-            Out::Socket(Some(s)) => Pin::new(s).poll_write(cx, buf),
+            Out::Pipe(p) => p.end().poll_write(cx, buf),
+            Out::Socket(s) => s.end().poll_write(cx, buf),
             Out::Std(s) => Pin::new(s).poll_write(cx, buf),
-            Out::Pipe(None) | Out::Socket(None) => Poll::Ready(Err(gone())),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().0 {
-            Out::Pipe(Some(p)) => Pin::new(p).poll_flush(cx),
-            Out::Socket(Some(s)) => Pin::new(s).poll_flush(cx),
+            Out::Pipe(p) => p.end().poll_flush(cx),
+            Out::Socket(s) => s.end().poll_flush(cx),
             Out::Std(s) => Pin::new(s).poll_flush(cx),
-            Out::Pipe(None) | Out::Socket(None) => Poll::Ready(Err(gone())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.get_mut().0 {
-            Out::Pipe(Some(p)) => Pin::new(p).poll_shutdown(cx),
-            Out::Socket(Some(s)) => Pin::new(s).poll_shutdown(cx),
+            Out::Pipe(p) => p.end().poll_shutdown(cx),
+            Out::Socket(s) => s.end().poll_shutdown(cx),
             Out::Std(s) => Pin::new(s).poll_shutdown(cx),
-            Out::Pipe(None) | Out::Socket(None) => Poll::Ready(Err(gone())),
         }
     }
 }
