@@ -192,28 +192,39 @@ async fn dropping_the_call_future_cancels_the_work() {
     sup.stop_and_wait(None, None).await.unwrap();
 }
 
-#[tokio::test]
-async fn idempotent_calls_are_retried_once_the_child_is_back() {
-    let (sup, slot, control) = supervised("w").await;
-    let policy = RoutePolicy::builder("w")
+/// A route that retries idempotent calls up to three attempts, with a short backoff.
+fn retrying_policy() -> RoutePolicy {
+    RoutePolicy::builder("w")
         .timeout(Duration::from_secs(10))
         .retry(RetryPolicy {
             max_attempts: 3,
             backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
             budget: Arc::new(RetryBudget::new(0.2, 10)),
         })
-        .build();
+        .build()
+}
+
+/// Makes the actor fail its next call; the returned future, once the supervisor has restarted
+/// it, makes it healthy again.
+fn fail_until_restarted(
+    slot: &ActorSlot<WorkerMsg>,
+    control: &Arc<Control>,
+) -> impl std::future::Future<Output = ()> + use<> {
+    control.failing.store(true, Ordering::SeqCst);
+    let (slot, control) = (slot.clone(), control.clone());
+    async move {
+        slot.next_generation(1).await;
+        control.failing.store(false, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn idempotent_calls_are_retried_once_the_child_is_back() {
+    let (sup, slot, control) = supervised("w").await;
+    let policy = retrying_policy();
 
     // The actor dies on the first call; it is restarted healthy.
-    control.failing.store(true, Ordering::SeqCst);
-    let flip = {
-        let control = control.clone();
-        let slot = slot.clone();
-        async move {
-            slot.next_generation(1).await;
-            control.failing.store(false, Ordering::SeqCst);
-        }
-    };
+    let flip = fail_until_restarted(&slot, &control);
     let (r, ()) = tokio::join!(work(&policy, &slot, CallOptions::idempotent()), flip);
     assert_eq!(r, Ok(2));
     assert_eq!(
@@ -452,23 +463,8 @@ async fn call_with_cancel_hands_the_calls_token_to_the_actor() {
 #[tokio::test]
 async fn call_with_cancel_retries_once_the_child_is_back() {
     let (sup, slot, control) = supervised("w").await;
-    let policy = RoutePolicy::builder("w")
-        .timeout(Duration::from_secs(10))
-        .retry(RetryPolicy {
-            max_attempts: 3,
-            backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
-            budget: Arc::new(RetryBudget::new(0.2, 10)),
-        })
-        .build();
-    control.failing.store(true, Ordering::SeqCst);
-    let flip = {
-        let control = control.clone();
-        let slot = slot.clone();
-        async move {
-            slot.next_generation(1).await;
-            control.failing.store(false, Ordering::SeqCst);
-        }
-    };
+    let policy = retrying_policy();
+    let flip = fail_until_restarted(&slot, &control);
     let call = policy.call(CallOptions::idempotent(), |ctx| {
         let slot = &slot;
         async move {
