@@ -28,6 +28,9 @@ serve options:
   --scheduling-policy P  FIFO, PRIORITY, DEADLINE or PRIORITY_DEADLINE (default) for tasks
   --max-concurrent N   tasks running at once (default 16)
   --queue-capacity N   tasks waiting at most; more are refused (default 10000)
+
+environment:
+  ENSEMBLE_LOG         log filter (tracing EnvFilter syntax; default info,rmcp=warn)
 ";
 
 /// `ensemble serve` options.
@@ -99,8 +102,9 @@ fn parse_serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<Serve> 
 }
 
 fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ENSEMBLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ENSEMBLE_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(ensemble::runtime::telemetry::DEFAULT_LOG_FILTER)
+    });
     // stdout is the protocol channel in stdio mode: logs always go to stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

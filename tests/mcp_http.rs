@@ -12,6 +12,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Server {
     child: Child,
     addr: String,
+    /// What the server wrote to stderr after its "listening" line, read until it exits.
+    log: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Server {
+    /// Stops the server as an operator would (SIGTERM, graceful drain) and returns its log.
+    fn stop(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let exit = self.child.wait().expect("wait for ensemble");
+        assert!(exit.success(), "ensemble exited with {exit}");
+        self.log.take().expect("log").join().expect("stderr reader")
+    }
 }
 
 impl Drop for Server {
@@ -44,8 +60,12 @@ fn start(extra_env: &[(&str, &str)]) -> Server {
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.lines() {});
-    Server { child, addr }
+    let log = std::thread::spawn(move || lines.lines().map_while(Result::ok).collect());
+    Server {
+        child,
+        addr,
+        log: Some(log),
+    }
 }
 
 /// One HTTP/1.1 exchange; returns the status, the headers (lower-cased names) and the body.
@@ -235,4 +255,49 @@ async fn host_and_origin_checks_and_the_body_limit_hold() {
     assert_eq!(status, 413);
     let (status, _, health) = http(&server.addr, "GET", "/health", &[], "").await;
     assert_eq!((status, health.trim()), (200, "ok"));
+}
+
+#[tokio::test]
+async fn stateless_requests_do_not_log_a_line_each_at_the_default_level() {
+    // rmcp serves each 2026-07-28 request as a new session and logs its start and end at
+    // `info`; at the default filter a busy stateless client must not fill the log.
+    let server = start(&[]);
+    for id in 1..=5 {
+        let (status, _, body) = http(
+            &server.addr,
+            "POST",
+            "/mcp",
+            &[
+                ("Content-Type", "application/json"),
+                ("Accept", "application/json, text/event-stream"),
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "tools/call"),
+                ("Mcp-Name", "registry_list"),
+            ],
+            &json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+            "name": "registry_list", "arguments": {},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {}
+            }}})
+            .to_string(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            message(&body)["result"]["structuredContent"],
+            json!({"items": []}),
+            "{body}"
+        );
+    }
+    let log = server.stop();
+    let per_request: Vec<_> = log.iter().filter(|l| l.contains("rmcp")).collect();
+    assert!(
+        per_request.is_empty(),
+        "rmcp lifecycle lines at the default level: {per_request:#?}"
+    );
+    assert!(
+        log.len() < 5,
+        "a line or more per request in the default log: {log:#?}"
+    );
 }
