@@ -1,8 +1,16 @@
 //! tools/call throughput and latency: Ensemble (a read-only tool routed through a supervised
 //! actor and its policy stack) against a bare rmcp server with the same tool, in the same run.
 //!
-//! Modes: Streamable HTTP with legacy sessions (SSE replies), Streamable HTTP stateless
-//! 2026-07-28 (JSON replies), and stdio three ways:
+//! Modes: Streamable HTTP with legacy sessions (SSE replies) and Streamable HTTP stateless
+//! 2026-07-28 (JSON replies), each two ways:
+//! - `http-sse`, `http-json`: as a client reaches a server — each server a child process of
+//!   this one, listening on loopback on its own tokio runtime (built as the `ensemble` binary
+//!   builds its own), Ensemble with the axum app `ensemble serve --http` serves;
+//! - `http-sse-inproc`, `http-json-inproc`: both servers in this process, sharing one
+//!   two-worker runtime with the load generator, so client and server tasks take turns on the
+//!   same scheduler;
+//!
+//! and stdio three ways:
 //! - `stdio`: as a client runs a server — each server a child process of this one, on its own
 //!   stdin/stdout pipes and its own tokio runtime; bare rmcp with `rmcp::transport::stdio()`
 //!   (tokio's stdin/stdout, every read and write on the blocking pool), Ensemble as
@@ -15,7 +23,8 @@
 //! Concurrency 1, 16 and 64.
 //!
 //! Run: `cargo bench --bench mcp_throughput` (`-- --secs N` per cell, default 3; `--mode
-//! http-sse|http-json|stdio|stdio-polled|stdio-inproc` and `--concurrency N` run one row).
+//! http-sse|http-json|http-sse-inproc|http-json-inproc|stdio|stdio-polled|stdio-inproc` and
+//! `--concurrency N` run one row).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -359,12 +368,24 @@ async fn http_load(
 /// Which server a child process of this bench serves on its stdin/stdout.
 const SERVE_ENV: &str = "ENSEMBLE_BENCH_SERVE";
 
-/// The child's side: serve `bare` or `ensemble` on stdio until the client closes the pipe, on
-/// a runtime built as the `ensemble` binary builds its own.
+/// The child's side, on a runtime built as the `ensemble` binary builds its own: serve `bare`
+/// or `ensemble` on stdio until the client closes the pipe, or `bare-http` or `ensemble-http`
+/// on a loopback port (written to stdout) until the parent closes our stdin.
 fn serve_child(which: &str) {
+    logs_as_ensemble_serve();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     rt.block_on(async {
         match which {
+            "bare-http" => {
+                println!("{}", bare_http().await);
+                wait_for_eof().await;
+            }
+            "ensemble-http" => {
+                let (runtime, sup) = ensemble_runtime().await;
+                println!("{}", ensemble_http(&runtime).await);
+                wait_for_eof().await;
+                let _ = sup.stop_and_wait(None, None).await;
+            }
             "bare" => {
                 let running = Bare.serve(rmcp::transport::stdio()).await.expect("serve");
                 let _ = running.waiting().await;
@@ -383,6 +404,58 @@ fn serve_child(which: &str) {
             }
         }
     });
+}
+
+/// The log subscriber `ensemble serve` installs by default, for both servers: at level `info`
+/// each call's spans are recorded (rmcp's `serve_inner` per session or stateless request,
+/// Ensemble's `tool_call`), which is part of what a server with logs costs. Logs go to stderr,
+/// as the binary's do: a line per call would show in the bench's output. `ENSEMBLE_LOG` sets
+/// the filter, as for the binary.
+fn logs_as_ensemble_serve() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ENSEMBLE_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(ensemble::runtime::telemetry::DEFAULT_LOG_FILTER)
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+async fn wait_for_eof() {
+    let mut rest = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut rest).await;
+}
+
+/// An HTTP server in a child process of this bench; killed when dropped.
+struct HttpChild {
+    _child: tokio::process::Child,
+    addr: SocketAddr,
+}
+
+impl HttpChild {
+    /// Starts `bare-http` or `ensemble-http` and reads the address it listens on.
+    async fn spawn(which: &str) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(std::env::current_exe().expect("exe"))
+            .env(SERVE_ENV, which)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn server");
+        let mut line = String::new();
+        tokio::io::BufReader::new(child.stdout.take().expect("child stdout"))
+            .read_line(&mut line)
+            .await
+            .expect("child address");
+        let addr = line.trim().parse().expect("child address");
+        Self {
+            _child: child,
+            addr,
+        }
+    }
 }
 
 /// Where a stdio server runs.
@@ -505,19 +578,38 @@ fn main() {
         let ens_addr = ensemble_http(&runtime).await;
         println!("\n| mode | concurrency | bare rmcp calls/s | ensemble calls/s | throughput ratio | bare p50 / p99 | ensemble p50 / p99 | p99 ratio |");
         println!("|---|---|---|---|---|---|---|---|");
-        for (name, mode) in [("http legacy+SSE", HttpMode::LegacySse), ("http stateless+JSON", HttpMode::StatelessJson)] {
+        let http_rows = [
+            ("http legacy+SSE (child process)", "http-sse", HttpMode::LegacySse, false),
+            ("http stateless+JSON (child process)", "http-json", HttpMode::StatelessJson, false),
+            ("http legacy+SSE (in-process)", "http-sse-inproc", HttpMode::LegacySse, true),
+            ("http stateless+JSON (in-process)", "http-json-inproc", HttpMode::StatelessJson, true),
+        ];
+        let mut children: Option<(HttpChild, HttpChild)> = None;
+        for (name, key, mode, in_process) in http_rows {
             for c in [1, 16, 64] {
-                if !wanted(if mode == HttpMode::LegacySse { "http-sse" } else { "http-json" }, c) {
+                if !wanted(key, c) {
                     continue;
                 }
+                let (bare_at, ens_at) = if in_process {
+                    (bare_addr, ens_addr)
+                } else {
+                    if children.is_none() {
+                        children = Some((
+                            HttpChild::spawn("bare-http").await,
+                            HttpChild::spawn("ensemble-http").await,
+                        ));
+                    }
+                    children.as_ref().map(|(b, e)| (b.addr, e.addr)).expect("children")
+                };
                 let (mut bare, mut ens) = (Vec::new(), Vec::new());
                 for _ in 0..ROUNDS {
-                    bare.push(http_load(bare_addr, mode, c, secs / ROUNDS as f64).await);
-                    ens.push(http_load(ens_addr, mode, c, secs / ROUNDS as f64).await);
+                    bare.push(http_load(bare_at, mode, c, secs / ROUNDS as f64).await);
+                    ens.push(http_load(ens_at, mode, c, secs / ROUNDS as f64).await);
                 }
                 row(name, c, &merge(bare), &merge(ens));
             }
         }
+        drop(children);
         let service = runtime.mcp_service();
         for (name, key) in [
             ("stdio (child process)", "stdio"),
