@@ -600,6 +600,21 @@ impl ServerHandler for McpService {
         req: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // Boxed: the call's state is ~3 KB, and rmcp's request future — which holds the
+        // largest handler future inline — is moved several times on its way into each spawned
+        // request task. One allocation costs less than those copies.
+        Box::pin(self.serve_call(req, ctx)).await
+    }
+}
+
+impl McpService {
+    /// `tools/call`: a task for task-capable clients, else the call through the router with
+    /// the actor's context events delivered on the way.
+    async fn serve_call(
+        &self,
+        req: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
         let name = req.name.to_string();
         let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
         if self.task_tools.contains(&name)
@@ -738,9 +753,7 @@ impl ServerHandler for McpService {
             )),
         }
     }
-}
 
-impl McpService {
     /// Turns one event from a tool's context into what the client sees.
     async fn deliver(
         &self,
