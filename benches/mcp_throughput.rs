@@ -413,11 +413,7 @@ fn serve_child(which: &str) {
 /// the filter, as for the binary.
 fn logs_as_ensemble_serve() {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("ENSEMBLE_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(ensemble::runtime::telemetry::DEFAULT_LOG_FILTER)
-            }),
-        )
+        .with_env_filter(ensemble::log_filter())
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();

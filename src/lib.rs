@@ -12,3 +12,18 @@ pub use ensemble_actors as actors;
 pub use ensemble_protocol as protocol;
 pub use ensemble_runtime as runtime;
 pub use ensemble_supervision as supervision;
+
+/// The log filter `ensemble serve` uses when `ENSEMBLE_LOG` is not set: `info`, except rmcp's
+/// own lifecycle events. rmcp logs "Service initialized" (with the client's whole initialize
+/// parameters), "input stream terminated" and "serve finished" at `info` each time it serves a
+/// session, and a stateless HTTP client is served afresh on every request: three lines per
+/// tool call, formatted and written on the call's path. rmcp's warnings and errors still show;
+/// `ENSEMBLE_LOG=info,rmcp=info` brings the lifecycle events back.
+pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
+
+/// The log filter of `ensemble serve`: `ENSEMBLE_LOG` (tracing's `EnvFilter` syntax) when set,
+/// else [`DEFAULT_LOG_FILTER`].
+pub fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("ENSEMBLE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER))
+}

@@ -102,9 +102,7 @@ fn parse_serve(mut args: impl Iterator<Item = String>) -> anyhow::Result<Serve> 
 }
 
 fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("ENSEMBLE_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(ensemble::runtime::telemetry::DEFAULT_LOG_FILTER)
-    });
+    let filter = ensemble::log_filter();
     // stdout is the protocol channel in stdio mode: logs always go to stderr.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,4 +1,4 @@
-//! The Prometheus recorder behind `/metrics`, and the default log filter.
+//! The Prometheus recorder behind `/metrics`.
 //!
 //! The `metrics` facade has one recorder per process, so this one is installed once and shared
 //! by every runtime in the process. It must be in place before the routes are built: a metric
@@ -7,14 +7,6 @@
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-
-/// The log filter `ensemble serve` uses when `ENSEMBLE_LOG` is not set: `info`, except rmcp's
-/// own lifecycle events. rmcp logs "Service initialized" (with the client's whole initialize
-/// parameters), "input stream terminated" and "serve finished" at `info` each time it serves a
-/// session, and a stateless HTTP client is served afresh on every request: three lines per
-/// tool call, formatted and written on the call's path. rmcp's warnings and errors still show;
-/// `ENSEMBLE_LOG=info,rmcp=info` brings the lifecycle events back.
-pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
