@@ -517,13 +517,7 @@ impl Router {
 
     /// Every tool, ordered by name.
     pub fn list(&self) -> Vec<ToolSpec> {
-        self.inner
-            .routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .map(|r| r.spec.clone())
-            .collect()
+        self.each_route(|r| r.spec.clone())
     }
 
     /// One tool's spec.
@@ -538,12 +532,17 @@ impl Router {
 
     /// Every tool as rmcp describes it, ordered by name.
     pub fn mcp_tools(&self) -> Vec<rmcp::model::Tool> {
+        self.each_route(|r| r.tool.clone())
+    }
+
+    /// `f` of every route, ordered by tool name.
+    fn each_route<T>(&self, mut f: impl FnMut(&Route) -> T) -> Vec<T> {
         self.inner
             .routes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .values()
-            .map(|r| r.tool.clone())
+            .map(|r| f(r))
             .collect()
     }
 
