@@ -56,6 +56,30 @@ async fn session() -> (Runtime, RunningService<RoleClient, Seen>, Seen) {
     (runtime, client, seen)
 }
 
+/// Polls task `id` until it ends; returns it and each distinct status message seen on the way.
+async fn until_terminal<C: rmcp::service::Service<RoleClient>>(
+    client: &RunningService<RoleClient, C>,
+    id: &str,
+) -> (rmcp::model::DetailedTask, Vec<String>) {
+    let mut messages = Vec::new();
+    loop {
+        let info = client
+            .peer()
+            .get_task(rmcp::model::GetTaskParams::new(id.to_string()))
+            .await
+            .unwrap();
+        if let Some(m) = &info.task.task.status_message
+            && messages.last() != Some(m)
+        {
+            messages.push(m.clone());
+        }
+        if info.task.status().is_terminal() {
+            return (info.task, messages);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 async fn call(c: &RunningService<RoleClient, Seen>, tool: &str, args: Value) -> CallToolResult {
     c.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(object(args)))
         .await
@@ -177,8 +201,8 @@ async fn templates_over_mcp_from_registration_to_a_run() {
 #[tokio::test]
 async fn long_calls_are_mcp_tasks_for_clients_that_negotiate_them() {
     use rmcp::model::{
-        CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig, GetTaskParams,
-        Implementation, TaskPayload, TaskStatus,
+        CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig, Implementation,
+        TaskPayload, TaskStatus,
     };
     let (_runtime, client) = connect(ClientConfig::new(
         ClientCapabilities::builder().enable_tasks().build(),
@@ -202,23 +226,7 @@ async fn long_calls_are_mcp_tasks_for_clients_that_negotiate_them() {
         panic!("a task: {response:?}");
     };
     let id = created.task.task_id.clone();
-    let mut messages = Vec::new();
-    let done = loop {
-        let info = client
-            .peer()
-            .get_task(GetTaskParams::new(id.clone()))
-            .await
-            .unwrap();
-        if let Some(m) = &info.task.task.status_message
-            && messages.last() != Some(m)
-        {
-            messages.push(m.clone());
-        }
-        if info.task.status().is_terminal() {
-            break info.task;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    };
+    let (done, messages) = until_terminal(&client, &id).await;
     let TaskPayload::Completed { result } = done.payload else {
         panic!("completed: {:?}", done.payload);
     };
@@ -252,18 +260,8 @@ async fn long_calls_are_mcp_tasks_for_clients_that_negotiate_them() {
         .cancel_task(CancelTaskParams::new(id.clone()))
         .await
         .unwrap();
-    let status = loop {
-        let info = client
-            .peer()
-            .get_task(GetTaskParams::new(id.clone()))
-            .await
-            .unwrap();
-        if info.task.status().is_terminal() {
-            break info.task.status();
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    };
-    assert_eq!(status, TaskStatus::Cancelled);
+    let (cancelled, _) = until_terminal(&client, &id).await;
+    assert_eq!(cancelled.status(), TaskStatus::Cancelled);
     // Short tools are not tasks.
     let r = client
         .call_tool(CallToolRequestParams::new("queue_stats").with_arguments(object(json!({}))))
