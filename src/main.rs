@@ -148,10 +148,21 @@ async fn serve(opts: Serve) -> anyhow::Result<()> {
             tokio::select! {
                 r = runtime.serve_stdio() => r?,
                 _ = shutdown_signal() => tracing::info!("shutting down"),
+                _ = runtime.gone() => {}
             }
         }
     }
+    let gone = runtime.is_gone();
     runtime.shutdown().await?;
+    if gone {
+        // Never a live process that serves nothing: exit non-zero so that systemd, Kubernetes
+        // or the MCP client starts a fresh one.
+        bail!(
+            "the engines gave up for good (the top-level restart budget is spent; see the log \
+             above for the engine and its failures); exiting so that a service manager restarts \
+             ensemble"
+        );
+    }
     Ok(())
 }
 

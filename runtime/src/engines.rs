@@ -1,6 +1,7 @@
 //! The engines supervisor: each engine is a child actor published in a slot, and its tools are
 //! routed to it.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,8 @@ use ensemble_actors::store::Store;
 use ensemble_actors::validation::{ValidationActor, ValidationMsg};
 use ensemble_actors::workflow::{WorkflowActor, WorkflowArgs, WorkflowConfig, WorkflowMsg};
 use ensemble_supervision::{
-    ActorSlot, BreakerConfig, CancellationToken, ChildSpec, EventBus, RetryPolicy, RoutePolicy,
-    SupervisorSpec,
+    ActorSlot, Backoff, BreakerConfig, CancellationToken, ChildSpec, EventBus, Intensity,
+    RetryPolicy, RoutePolicy, SlotState, SupervisorMsg, SupervisorSpec,
 };
 use serde_json::Value;
 
@@ -33,31 +34,146 @@ pub struct EngineSlots {
     pub workflow: ActorSlot<WorkflowMsg>,
     /// Test-only tools (when the runtime serves them).
     pub debug: ActorSlot<DebugMsg>,
+    /// Each engine's own supervisor, by engine name (for its children and their states).
+    pub supervisors: BTreeMap<&'static str, ActorSlot<SupervisorMsg>>,
+}
+
+/// An engine as operators see it: serving, restarting (its actor or its whole subtree), or
+/// stopped. The value of the `ensemble_engine_state{engine}` gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineState {
+    /// Serving calls.
+    Running,
+    /// Not serving now, coming back (starting, or waiting for a restart).
+    Restarting,
+    /// Not serving, and nothing will restart it (its tree stopped or gave up).
+    Stopped,
+}
+
+impl EngineState {
+    /// The gauge value: 0 running, 1 restarting, 2 stopped.
+    pub fn gauge_value(self) -> f64 {
+        match self {
+            EngineState::Running => 0.0,
+            EngineState::Restarting => 1.0,
+            EngineState::Stopped => 2.0,
+        }
+    }
+
+    /// Lower-case name, as in logs and `/ready`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineState::Running => "running",
+            EngineState::Restarting => "restarting",
+            EngineState::Stopped => "stopped",
+        }
+    }
+
+    fn of<M: ractor::Message>(state: &SlotState<M>) -> Self {
+        match state {
+            SlotState::Running { .. } => EngineState::Running,
+            // A stopped slot under a live tree is between its exit and its scheduled restart.
+            SlotState::Starting | SlotState::Restarting { .. } | SlotState::Stopped => {
+                EngineState::Restarting
+            }
+            SlotState::Gone => EngineState::Stopped,
+        }
+    }
 }
 
 impl EngineSlots {
+    /// Every built-in engine's state, by name (the test-only engine when it runs).
+    pub fn states(&self) -> Vec<(&'static str, EngineState)> {
+        fn of<M: ractor::Message>(slot: &ActorSlot<M>) -> EngineState {
+            EngineState::of(&slot.state())
+        }
+        let mut states = vec![
+            ("registry", of(&self.registry)),
+            ("validation", of(&self.validation)),
+            ("execution", of(&self.execution)),
+            ("workflow", of(&self.workflow)),
+        ];
+        if self.supervisors.contains_key("debug") {
+            states.push(("debug", of(&self.debug)));
+        }
+        states
+    }
+
     /// The engines that are not running now (restarting, or not started), for `/ready`.
     pub fn not_running(&self) -> Vec<&'static str> {
-        fn up<M: ractor::Message>(slot: &ActorSlot<M>) -> bool {
-            matches!(
-                slot.state(),
-                ensemble_supervision::SlotState::Running { .. }
-            )
+        self.states()
+            .into_iter()
+            .filter(|(_, s)| *s != EngineState::Running)
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Keeps `ensemble_engine_state{engine}` equal to each engine's state, until the slots
+    /// are dropped.
+    pub(crate) fn export_states(&self) {
+        fn watch<M: ractor::Message>(name: &'static str, slot: &ActorSlot<M>) {
+            let gauge = metrics::gauge!("ensemble_engine_state", "engine" => name);
+            let mut rx = slot.subscribe();
+            gauge.set(EngineState::of(&rx.borrow_and_update()).gauge_value());
+            tokio::spawn(async move {
+                while rx.changed().await.is_ok() {
+                    gauge.set(EngineState::of(&rx.borrow_and_update()).gauge_value());
+                }
+            });
         }
-        let mut down = Vec::new();
-        if !up(&self.registry) {
-            down.push("registry");
+        watch("registry", &self.registry);
+        watch("validation", &self.validation);
+        watch("execution", &self.execution);
+        watch("workflow", &self.workflow);
+        if self.supervisors.contains_key("debug") {
+            watch("debug", &self.debug);
         }
-        if !up(&self.validation) {
-            down.push("validation");
+    }
+}
+
+/// The shape of the engines' supervision tree: each engine under a supervisor of its own, all
+/// of them under the one-for-one `engines` supervisor.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TreeConfig {
+    /// Restarts an engine's supervisor allows its actor within a period before it gives up.
+    pub engine_intensity: Intensity,
+    /// The same, for named engines.
+    pub engine_overrides: BTreeMap<String, Intensity>,
+    /// Delay between consecutive restarts of an engine's actor.
+    pub engine_backoff: Backoff,
+    /// The top-level budget: restarts of given-up engines that the `engines` supervisor allows
+    /// within a period. Past it the runtime is gone for good ([`crate::runtime::Runtime::gone`]);
+    /// `ensemble serve` then drains and exits non-zero, for a service manager to restart it.
+    pub budget: Intensity,
+    /// Delay before a given-up engine's subtree restarts; doubles with each give-up in a row.
+    pub subtree_backoff: Backoff,
+    /// A subtree that stayed up this long starts its backoff again from the base delay.
+    pub subtree_backoff_reset_after: Duration,
+}
+
+impl Default for TreeConfig {
+    fn default() -> Self {
+        Self {
+            engine_intensity: Intensity::default(),
+            engine_overrides: BTreeMap::new(),
+            engine_backoff: Backoff::new(Duration::from_millis(5), Duration::from_secs(5)),
+            budget: Intensity {
+                max_restarts: 10,
+                period: Duration::from_secs(600),
+            },
+            subtree_backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            subtree_backoff_reset_after: Duration::from_secs(60),
         }
-        if !up(&self.execution) {
-            down.push("execution");
-        }
-        if !up(&self.workflow) {
-            down.push("workflow");
-        }
-        down
+    }
+}
+
+impl TreeConfig {
+    /// The restart intensity of engine `name`.
+    pub fn intensity(&self, name: &str) -> Intensity {
+        self.engine_overrides
+            .get(name)
+            .copied()
+            .unwrap_or(self.engine_intensity)
     }
 }
 
@@ -72,6 +188,8 @@ pub struct EngineConfig {
     pub test_tools: bool,
     /// Where the test-only engine logs each sleep's label.
     pub test_log: Option<PathBuf>,
+    /// The supervision tree's intensities, budget and backoffs.
+    pub tree: TreeConfig,
 }
 
 /// Per-route policy defaults: a bulkhead, a breaker, a deadline, and retries for idempotent
@@ -114,20 +232,23 @@ impl ToolInvoker for Router {
     }
 }
 
-/// The engines supervisor's spec and the slots of its children. The orchestration engines
-/// call tools through `invoker` (the runtime's router).
+/// The engines supervisor's spec and the slots of its children: each engine runs under a
+/// supervisor of its own (its own restart intensity), and the one-for-one `engines`
+/// supervisor restarts a given-up engine after a growing backoff, within the top-level budget.
+/// The orchestration engines call tools through `invoker` (the runtime's router).
 pub fn engines(
     store: &Store,
     events: &EventBus,
     invoker: Arc<dyn ToolInvoker>,
     config: &EngineConfig,
 ) -> (SupervisorSpec, EngineSlots) {
-    let slots = EngineSlots {
+    let mut slots = EngineSlots {
         registry: ActorSlot::new("registry"),
         validation: ActorSlot::new("validation"),
         execution: ActorSlot::new("execution"),
         workflow: ActorSlot::new("workflow"),
         debug: ActorSlot::new("debug"),
+        supervisors: BTreeMap::new(),
     };
     let (s1, s2) = (store.clone(), store.clone());
     let exec_args = ExecArgs {
@@ -141,25 +262,51 @@ pub fn engines(
         invoker,
         config: config.workflow,
     };
-    let mut spec = SupervisorSpec::new("engines")
-        .events(events.clone())
-        .child(ChildSpec::actor(&slots.registry, move || {
-            (RegistryActor, s1.clone())
-        }))
-        .child(ChildSpec::actor(&slots.validation, move || {
-            (ValidationActor, s2.clone())
-        }))
-        .child(ChildSpec::actor(&slots.execution, move || {
-            (ExecutionActor, exec_args.clone())
-        }))
-        .child(ChildSpec::actor(&slots.workflow, move || {
-            (WorkflowActor, workflow_args.clone())
-        }));
+    let tree = &config.tree;
+    let mut children = vec![
+        (
+            "registry",
+            ChildSpec::actor(&slots.registry, move || (RegistryActor, s1.clone())),
+        ),
+        (
+            "validation",
+            ChildSpec::actor(&slots.validation, move || (ValidationActor, s2.clone())),
+        ),
+        (
+            "execution",
+            ChildSpec::actor(&slots.execution, move || {
+                (ExecutionActor, exec_args.clone())
+            }),
+        ),
+        (
+            "workflow",
+            ChildSpec::actor(&slots.workflow, move || {
+                (WorkflowActor, workflow_args.clone())
+            }),
+        ),
+    ];
     if config.test_tools {
         let log = config.test_log.clone();
-        spec = spec.child(ChildSpec::actor(&slots.debug, move || {
-            (DebugActor, log.clone())
-        }));
+        children.push((
+            "debug",
+            ChildSpec::actor(&slots.debug, move || (DebugActor, log.clone())),
+        ));
+    }
+    let mut spec = SupervisorSpec::new("engines")
+        .events(events.clone())
+        .intensity(tree.budget.max_restarts, tree.budget.period)
+        .backoff(tree.subtree_backoff)
+        .backoff_reset_after(tree.subtree_backoff_reset_after);
+    for (name, child) in children {
+        let intensity = tree.intensity(name);
+        let engine = SupervisorSpec::new(name)
+            .events(events.clone())
+            .intensity(intensity.max_restarts, intensity.period)
+            .backoff(tree.engine_backoff)
+            .child(child);
+        let slot = ActorSlot::new(name);
+        spec = spec.child(ChildSpec::supervisor(engine, &slot));
+        slots.supervisors.insert(name, slot);
     }
     (spec, slots)
 }

@@ -34,6 +34,7 @@ pub const MAX_BODY_BYTES: usize = 4 << 20;
 #[derive(Clone)]
 struct AppState {
     slots: EngineSlots,
+    gone: CancellationToken,
 }
 
 /// The axum app for `runtime`; `shutdown` ends MCP sessions and streams.
@@ -65,16 +66,36 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
     );
     axum::Router::new()
         .nest_service("/mcp", mcp)
-        .route("/health", get(|| async { "ok\n" }))
+        .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
         .with_state(AppState {
             slots: runtime.engines().clone(),
+            gone: runtime.gone_token(),
         })
 }
 
+/// Alive unless the engines are gone for good (the top-level restart budget is spent): a
+/// liveness probe then restarts the process, which is exiting anyway.
+async fn health(State(state): State<AppState>) -> impl IntoResponse {
+    if state.gone.is_cancelled() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "gone: the engines gave up for good and the process is exiting\n",
+        )
+    } else {
+        (StatusCode::OK, "ok\n")
+    }
+}
+
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let down = state.slots.not_running();
+    let down: Vec<String> = state
+        .slots
+        .states()
+        .into_iter()
+        .filter(|(_, s)| *s != crate::engines::EngineState::Running)
+        .map(|(name, s)| format!("{name} ({})", s.as_str()))
+        .collect();
     if down.is_empty() {
         (StatusCode::OK, "ready\n".to_string())
     } else {
@@ -95,7 +116,8 @@ async fn metrics() -> impl IntoResponse {
     )
 }
 
-/// Serves until `shutdown` completes, then drains in-flight requests.
+/// Serves until `shutdown` completes or the runtime's engines are gone for good, then drains
+/// in-flight requests.
 pub async fn serve(
     runtime: &Runtime,
     opts: HttpOptions,
@@ -121,9 +143,13 @@ pub async fn serve(
     });
     let drain = sessions.clone();
     let router = runtime.router().clone();
+    let gone = runtime.gone_token();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown.await;
+            tokio::select! {
+                _ = shutdown => {}
+                _ = gone.cancelled() => {}
+            }
             let in_flight = router.in_flight();
             tracing::info!(in_flight, "shutting down: draining in-flight tool calls");
             // In-flight calls answer before the MCP streams are cut (bounded).

@@ -2,13 +2,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use ensemble_actors::store::{Store, StoreError};
 use ensemble_supervision::{EventBus, Supervisor, SupervisorMsg};
 use ractor::ActorRef;
 use rmcp::ServiceExt;
+use tokio_util::sync::CancellationToken;
 
-use crate::engines::{EngineConfig, EngineSlots, engines, register_tools};
+use crate::engines::{EngineConfig, EngineSlots, TreeConfig, engines, register_tools};
 use crate::mcp::McpService;
 use crate::router::Router;
 use ensemble_actors::execution::ExecConfig;
@@ -48,6 +50,7 @@ pub struct RuntimeBuilder {
     test_tools: bool,
     test_log: Option<PathBuf>,
     execution: ExecConfig,
+    tree: TreeConfig,
     events: Option<EventBus>,
 }
 
@@ -82,6 +85,12 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The supervision tree's per-engine restart intensities, top-level budget and backoffs.
+    pub fn supervision(mut self, tree: TreeConfig) -> Self {
+        self.tree = tree;
+        self
+    }
+
     /// Send supervisor events to `events`.
     pub fn events(mut self, events: EventBus) -> Self {
         self.events = Some(events);
@@ -111,6 +120,7 @@ impl RuntimeBuilder {
             },
             test_tools: self.test_tools,
             test_log: self.test_log,
+            tree: self.tree,
         };
         let (spec, slots) = engines(&store, &events, Arc::new(router.clone()), &config);
         // Tools first: a workflow resuming at start calls them. (A host's own tools come
@@ -118,15 +128,32 @@ impl RuntimeBuilder {
         register_tools(&router, &slots, self.test_tools)?;
         crate::artifacts::register_artifact_resources(&router, &slots.registry)?;
         crate::runs::register_run_resources(&router, &slots.workflow)?;
-        let (supervisor, _) = Supervisor::start(spec)
+        let (supervisor, stopped) = Supervisor::start(spec)
             .await
             .map_err(|e| RuntimeError::Engines(e.to_string()))?;
+        slots.export_states();
+        let gone = CancellationToken::new();
+        let stopping = Arc::new(AtomicBool::new(false));
+        {
+            let (gone, stopping) = (gone.clone(), stopping.clone());
+            tokio::spawn(async move {
+                let _ = stopped.await;
+                if !stopping.load(Ordering::Acquire) {
+                    tracing::error!(
+                        "the engines are gone for good: the top-level restart budget is spent"
+                    );
+                    gone.cancel();
+                }
+            });
+        }
         Ok(Runtime {
             router,
             store,
             supervisor,
             slots,
             events,
+            gone,
+            stopping,
         })
     }
 }
@@ -139,6 +166,9 @@ pub struct Runtime {
     supervisor: ActorRef<SupervisorMsg>,
     slots: EngineSlots,
     events: EventBus,
+    /// Cancelled when the engines supervisor stopped without being asked to.
+    gone: CancellationToken,
+    stopping: Arc<AtomicBool>,
 }
 
 impl Runtime {
@@ -172,6 +202,24 @@ impl Runtime {
         &self.supervisor
     }
 
+    /// Completes when the engines are gone for good: the `engines` supervisor spent its
+    /// top-level restart budget and stopped everything. A runtime in that state serves nothing;
+    /// its host should drain and exit (so that a service manager restarts it), as
+    /// `ensemble serve` does.
+    pub async fn gone(&self) {
+        self.gone.cancelled().await
+    }
+
+    /// True once the engines are gone for good (see [`gone`](Self::gone)).
+    pub fn is_gone(&self) -> bool {
+        self.gone.is_cancelled()
+    }
+
+    /// A token cancelled when the engines are gone for good, for tasks that outlive a borrow.
+    pub fn gone_token(&self) -> CancellationToken {
+        self.gone.clone()
+    }
+
     /// An MCP handler over this runtime's tools.
     pub fn mcp_service(&self) -> McpService {
         // Waiting workflow runs (and the test engine's sleeps) are what runs long.
@@ -194,6 +242,7 @@ impl Runtime {
 
     /// Stops the engines gracefully (newest first) and flushes the store.
     pub async fn shutdown(self) -> Result<(), RuntimeError> {
+        self.stopping.store(true, Ordering::Release);
         let _ = self.supervisor.stop_and_wait(None, None).await;
         self.store.flush().await?;
         Ok(())

@@ -24,6 +24,10 @@ pub enum ActorFault {
         actor: String,
         /// What the failure said, as far as it is known.
         reason: String,
+        /// The generation (start count) of the actor that died holding the call, when the call
+        /// died with it. Every call that dies with one crash carries the same generation, so a
+        /// circuit breaker counts the crash once, not once per call.
+        crashed: Option<u64>,
     },
 }
 

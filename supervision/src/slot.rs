@@ -31,6 +31,9 @@ pub enum SlotState<M: Message> {
     },
     /// Down for good unless a parent supervisor restarts the whole subtree.
     Stopped,
+    /// Its supervision tree has stopped (shut down, or its root gave up): nothing will start
+    /// it again. Calls fail at once instead of waiting for a restart.
+    Gone,
 }
 
 impl<M: Message> std::fmt::Debug for SlotState<M> {
@@ -44,6 +47,7 @@ impl<M: Message> std::fmt::Debug for SlotState<M> {
                 .finish(),
             SlotState::Restarting { at } => f.debug_struct("Restarting").field("at", at).finish(),
             SlotState::Stopped => f.write_str("Stopped"),
+            SlotState::Gone => f.write_str("Gone"),
         }
     }
 }
@@ -58,6 +62,7 @@ impl<M: Message> Clone for SlotState<M> {
             },
             SlotState::Restarting { at } => SlotState::Restarting { at: *at },
             SlotState::Stopped => SlotState::Stopped,
+            SlotState::Gone => SlotState::Gone,
         }
     }
 }
@@ -136,10 +141,12 @@ impl<M: Message> ActorSlot<M> {
                 actor: self.name().to_string(),
                 retry_after: Some(at.saturating_duration_since(Instant::now())),
             }),
-            SlotState::Starting | SlotState::Stopped => Err(ActorFault::Unavailable {
-                actor: self.name().to_string(),
-                retry_after: None,
-            }),
+            SlotState::Starting | SlotState::Stopped | SlotState::Gone => {
+                Err(ActorFault::Unavailable {
+                    actor: self.name().to_string(),
+                    retry_after: None,
+                })
+            }
         }
     }
 
@@ -155,6 +162,29 @@ impl<M: Message> ActorSlot<M> {
             }
             if rx.changed().await.is_err() {
                 // The sender lives as long as this slot: unreachable, but never spin.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Like [`ready`](Self::ready) for a retry: the live actor and its generation, or an error
+    /// at once when the slot is [`SlotState::Gone`] (nothing will restart it).
+    async fn ready_for_retry(&self) -> Result<(ActorRef<M>, u64), ActorFault> {
+        let mut rx = self.inner.state.subscribe();
+        loop {
+            match &*rx.borrow_and_update() {
+                SlotState::Running { actor, generation } if is_alive(actor) => {
+                    return Ok((actor.clone(), *generation));
+                }
+                SlotState::Gone => {
+                    return Err(ActorFault::Unavailable {
+                        actor: self.name().to_string(),
+                        retry_after: None,
+                    });
+                }
+                _ => {}
+            }
+            if rx.changed().await.is_err() {
                 std::future::pending::<()>().await;
             }
         }
@@ -196,8 +226,8 @@ impl<M: Message> ActorSlot<M> {
         F: FnOnce(RpcReplyPort<T>) -> M,
     {
         if ctx.is_retry() {
-            let actor = self.ready().await;
-            return self.call_actor(&actor, build).await;
+            let (actor, generation) = self.ready_for_retry().await?;
+            return self.call_actor(&actor, generation, build).await;
         }
         let answer = self.send_now(build)?;
         self.await_answer(answer).await
@@ -221,8 +251,10 @@ impl<M: Message> ActorSlot<M> {
     {
         let CallContext { attempt, cancel } = ctx;
         if attempt > 0 {
-            let actor = self.ready().await;
-            return self.call_actor(&actor, |reply| build(cancel, reply)).await;
+            let (actor, generation) = self.ready_for_retry().await?;
+            return self
+                .call_actor(&actor, generation, |reply| build(cancel, reply))
+                .await;
         }
         let answer = self.send_now(|reply| build(cancel, reply))?;
         self.await_answer(answer).await
@@ -240,13 +272,13 @@ impl<M: Message> ActorSlot<M> {
 
     /// Sends the request to the live actor while looking at the slot, so that the call needs no
     /// reference of its own to the actor; fails fast when there is none.
-    fn send_now<T, F>(&self, build: F) -> Result<oneshot::Receiver<T>, ActorFault>
+    fn send_now<T, F>(&self, build: F) -> Result<Pending<T>, ActorFault>
     where
         T: Send + 'static,
         F: FnOnce(RpcReplyPort<T>) -> M,
     {
         let state = self.inner.state.borrow();
-        let SlotState::Running { actor, .. } = &*state else {
+        let SlotState::Running { actor, generation } = &*state else {
             drop(state);
             return Err(self.get().err().unwrap_or_else(|| self.unavailable()));
         };
@@ -256,7 +288,10 @@ impl<M: Message> ActorSlot<M> {
         }
         let (tx, rx) = oneshot::channel();
         match actor.send_message(build(tx.into())) {
-            Ok(()) => Ok(rx),
+            Ok(()) => Ok(Pending {
+                answer: rx,
+                generation: *generation,
+            }),
             Err(e) => {
                 drop(state);
                 Err(self.send_error(e))
@@ -264,8 +299,11 @@ impl<M: Message> ActorSlot<M> {
         }
     }
 
-    async fn await_answer<T>(&self, answer: oneshot::Receiver<T>) -> Result<T, ActorFault> {
-        answer.await.map_err(|_| self.stopped_before_answering())
+    async fn await_answer<T>(&self, pending: Pending<T>) -> Result<T, ActorFault> {
+        let Pending { answer, generation } = pending;
+        answer
+            .await
+            .map_err(|_| self.stopped_before_answering(generation))
     }
 
     fn unavailable(&self) -> ActorFault {
@@ -275,10 +313,11 @@ impl<M: Message> ActorSlot<M> {
         }
     }
 
-    fn stopped_before_answering(&self) -> ActorFault {
+    fn stopped_before_answering(&self, generation: u64) -> ActorFault {
         ActorFault::Failed {
             actor: self.name().to_string(),
             reason: "it stopped before answering".to_string(),
+            crashed: Some(generation),
         }
     }
 
@@ -291,21 +330,28 @@ impl<M: Message> ActorSlot<M> {
             MessagingErr::InvalidActorType => ActorFault::Failed {
                 actor: self.name().to_string(),
                 reason: "the slot holds an actor of another message type".to_string(),
+                crashed: None,
             },
         }
     }
 
-    async fn call_actor<T, F>(&self, actor: &ActorRef<M>, build: F) -> Result<T, ActorFault>
+    async fn call_actor<T, F>(
+        &self,
+        actor: &ActorRef<M>,
+        generation: u64,
+        build: F,
+    ) -> Result<T, ActorFault>
     where
         T: Send + 'static,
         F: FnOnce(RpcReplyPort<T>) -> M,
     {
         match actor.call(build, None).await {
             Ok(CallResult::Success(v)) => Ok(v),
-            Ok(CallResult::SenderError) => Err(self.stopped_before_answering()),
+            Ok(CallResult::SenderError) => Err(self.stopped_before_answering(generation)),
             Ok(CallResult::Timeout) => Err(ActorFault::Failed {
                 actor: self.name().to_string(),
                 reason: "no answer in time".to_string(),
+                crashed: None,
             }),
             Err(e) => Err(self.send_error(e)),
         }
@@ -319,6 +365,12 @@ impl<M: Message> ActorSlot<M> {
     }
 }
 
+/// A request sent to the actor of `generation`, awaiting its answer.
+struct Pending<T> {
+    answer: oneshot::Receiver<T>,
+    generation: u64,
+}
+
 /// False once the actor has left its message loop: it may still be published in the slot for
 /// the moment it takes its supervisor to hear of the exit.
 fn is_alive<M: Message>(actor: &ActorRef<M>) -> bool {
@@ -328,6 +380,8 @@ fn is_alive<M: Message>(actor: &ActorRef<M>) -> bool {
 /// Type-erased view of a slot that a supervisor uses to mark its child down.
 pub(crate) trait SlotControl: Send + Sync {
     fn mark_down(&self, restart_at: Option<Instant>);
+    /// Nothing will start the child again (its tree stopped).
+    fn mark_gone(&self);
 }
 
 impl<M: Message> SlotControl for SlotInner<M> {
@@ -336,6 +390,10 @@ impl<M: Message> SlotControl for SlotInner<M> {
             Some(at) => SlotState::Restarting { at },
             None => SlotState::Stopped,
         });
+    }
+
+    fn mark_gone(&self) {
+        self.state.send_replace(SlotState::Gone);
     }
 }
 

@@ -29,6 +29,9 @@ pub struct ChildSpec {
     name: Arc<str>,
     start: Arc<StartFn>,
     slot: Option<Arc<dyn SlotControl>>,
+    /// For a nested supervisor: the slots of everything under it, marked down with it so that
+    /// callers of its engines learn when the subtree restarts.
+    descendants: Vec<Arc<dyn SlotControl>>,
     restart: RestartType,
     shutdown: Duration,
 }
@@ -77,13 +80,15 @@ impl ChildSpec {
             name: slot.name().into(),
             start: Arc::new(start),
             slot: Some(slot.control()),
+            descendants: Vec::new(),
             restart: RestartType::Permanent,
             shutdown: Duration::from_secs(5),
         }
     }
 
     /// A nested supervisor, published in `slot`. When it gives up, it fails, and this
-    /// supervisor applies its own strategy and intensity to it.
+    /// supervisor applies its own strategy, intensity and backoff to it: while the subtree
+    /// waits for its restart, the slots under it say when it is due.
     pub fn supervisor(spec: SupervisorSpec, slot: &ActorSlot<SupervisorMsg>) -> Self {
         // A nested supervisor stops its own children one by one: give it the time they need.
         let shutdown = spec
@@ -92,7 +97,15 @@ impl ChildSpec {
             .map(|c| c.shutdown)
             .sum::<Duration>()
             .max(Duration::from_secs(5));
-        Self::actor(slot, move || (Supervisor, spec.clone())).shutdown(shutdown)
+        let descendants = spec
+            .children
+            .iter()
+            .flat_map(|c| c.slot.iter().chain(c.descendants.iter()).cloned())
+            .collect();
+        Self {
+            descendants,
+            ..Self::actor(slot, move || (Supervisor, spec.clone())).shutdown(shutdown)
+        }
     }
 
     /// A child started by a function of its own: it must spawn the child linked to the
@@ -105,6 +118,7 @@ impl ChildSpec {
             name: name.into(),
             start: Arc::new(start),
             slot: None,
+            descendants: Vec::new(),
             restart: RestartType::Permanent,
             shutdown: Duration::from_secs(5),
         }
@@ -145,6 +159,11 @@ pub struct SupervisorSpec {
     pub children: Vec<ChildSpec>,
     /// Where events go.
     pub events: EventBus,
+    /// Set by [`Supervisor::start`]: nothing above restarts this supervisor, so when it stops
+    /// (shut down, or gave up) its children's slots are marked [`SlotState::Gone`].
+    ///
+    /// [`SlotState::Gone`]: crate::SlotState::Gone
+    root: bool,
 }
 
 impl SupervisorSpec {
@@ -158,6 +177,7 @@ impl SupervisorSpec {
             backoff_reset_after: Duration::from_secs(30),
             children: Vec::new(),
             events: EventBus::default(),
+            root: false,
         }
     }
 
@@ -264,7 +284,7 @@ impl Supervisor {
     pub async fn start(
         spec: SupervisorSpec,
     ) -> Result<(ActorRef<SupervisorMsg>, tokio::task::JoinHandle<()>), SpawnErr> {
-        Actor::spawn(None, Supervisor, spec).await
+        Actor::spawn(None, Supervisor, SupervisorSpec { root: true, ..spec }).await
     }
 
     /// The children of a running supervisor.
@@ -293,10 +313,26 @@ struct Child {
 }
 
 impl Child {
+    fn slots(&self) -> impl Iterator<Item = &Arc<dyn SlotControl>> {
+        self.spec.slot.iter().chain(self.spec.descendants.iter())
+    }
+
+    /// Marks the child, and everything under it, down until `restart_at` (or stopped).
     fn mark_down(&self, restart_at: Option<Instant>) {
-        if let Some(slot) = &self.spec.slot {
+        for slot in self.slots() {
             slot.mark_down(restart_at);
         }
+    }
+
+    /// Marks the child, and everything under it, as never coming back.
+    fn mark_gone(&self) {
+        for slot in self.slots() {
+            slot.mark_gone();
+        }
+    }
+
+    fn is_supervisor(&self) -> bool {
+        !self.spec.descendants.is_empty()
     }
 }
 
@@ -311,6 +347,7 @@ pub struct SupervisorState {
     intensity: Intensity,
     children: Vec<Child>,
     by_id: HashMap<ActorId, usize>,
+    root: bool,
 }
 
 enum Work {
@@ -342,6 +379,7 @@ impl SupervisorState {
                 })
                 .collect(),
             by_id: HashMap::new(),
+            root: spec.root,
         }
     }
 
@@ -402,7 +440,8 @@ impl SupervisorState {
         self.emit(idx, EventKind::Stopped);
     }
 
-    /// Stops every child in reverse start order and cancels pending restarts.
+    /// Stops every child in reverse start order and cancels pending restarts. A root's
+    /// children are gone for good: nothing above it will start them again.
     async fn stop_all(&mut self, reason: &str) {
         for idx in (0..self.children.len()).rev() {
             self.stop_child(idx, reason).await;
@@ -411,7 +450,11 @@ impl SupervisorState {
             if matches!(child.status, Status::Restarting) {
                 child.status = Status::Stopped;
             }
-            child.mark_down(None);
+            if self.root {
+                child.mark_gone();
+            } else {
+                child.mark_down(None);
+            }
         }
     }
 
@@ -432,7 +475,11 @@ impl SupervisorState {
         match exit {
             ExitKind::Abnormal => {
                 let reason = reason.unwrap_or_else(|| "unknown".to_string());
-                tracing::error!(supervisor = &*self.name, child = &*child.spec.name, %reason, "child failed");
+                // A nested supervisor that gave up has said so itself; what follows here is
+                // the restart this supervisor schedules for it.
+                if !child.is_supervisor() {
+                    tracing::error!(supervisor = &*self.name, child = &*child.spec.name, %reason, "child failed");
+                }
                 self.emit(idx, EventKind::Failed { reason });
             }
             ExitKind::Normal => {
@@ -505,6 +552,8 @@ impl SupervisorState {
         let now = Instant::now();
         if !self.history.record(now) {
             let restarts = self.history.recent();
+            metrics::counter!("ensemble_supervisor_giveups_total", "supervisor" => self.name.to_string())
+                .increment(1);
             self.emit(
                 idx,
                 EventKind::GaveUp {
@@ -550,6 +599,17 @@ impl SupervisorState {
                 (j, c.epoch)
             })
             .collect();
+        if self.children[idx].is_supervisor() {
+            tracing::warn!(
+                supervisor = &*self.name,
+                child = &*self.children[idx].spec.name,
+                delay = %crate::fault::human_duration(delay),
+                attempt,
+                "restarting `{}` and everything under it in {} (restart {attempt} in a row)",
+                self.children[idx].spec.name,
+                crate::fault::human_duration(delay),
+            );
+        }
         self.emit(idx, EventKind::RestartScheduled { delay, attempt });
         if delay.is_zero() {
             return Ok(Some(group));

@@ -44,6 +44,9 @@ async fn breaker_opens_rejects_fast_half_opens_and_closes() {
             failure_rate_threshold: 50.0,
             wait_in_open: Duration::from_secs(5),
             permitted_calls_in_half_open: 2,
+            // The failure-rate rule alone (crashes are counted by their own rule, tested in
+            // tests/tree.rs).
+            crash_threshold: 0,
             ..BreakerConfig::default()
         })
         .build();
@@ -200,6 +203,7 @@ fn retrying_policy() -> RoutePolicy {
             max_attempts: 3,
             backoff: Backoff::new(Duration::from_millis(1), Duration::from_millis(5)),
             budget: Arc::new(RetryBudget::new(0.2, 10)),
+            ..RetryPolicy::default()
         })
         .build()
 }
@@ -254,6 +258,7 @@ async fn retries_stop_at_max_attempts_and_when_the_budget_is_spent() {
             max_attempts: 3,
             backoff: Backoff::ZERO,
             budget: budget.clone(),
+            ..RetryPolicy::default()
         })
         .build();
     // An empty budget: no retry at all, however many attempts are allowed.
@@ -266,6 +271,7 @@ async fn retries_stop_at_max_attempts_and_when_the_budget_is_spent() {
             max_attempts: 3,
             backoff: Backoff::ZERO,
             budget: Arc::new(RetryBudget::new(1.0, 100)),
+            ..RetryPolicy::default()
         })
         .build();
     let r = work(&policy, &slot, CallOptions::idempotent()).await;

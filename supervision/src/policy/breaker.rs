@@ -27,6 +27,12 @@ pub struct BreakerConfig {
     pub wait_in_open: Duration,
     /// Probe calls let through while half-open; their outcome closes or reopens the breaker.
     pub permitted_calls_in_half_open: u32,
+    /// Crashes of the engine (calls that died with their actor, counted once per crash) within
+    /// the window that open the breaker at once, before `minimum_calls` is reached; a crash
+    /// while half-open reopens it at once. Each crash is a restart, and restarts are limited
+    /// by the engine's restart intensity: this keeps one crash-looping tool from exhausting it.
+    /// 0 turns the rule off. Not in resilience4j, which knows nothing of actors.
+    pub crash_threshold: u32,
 }
 
 impl Default for BreakerConfig {
@@ -39,6 +45,7 @@ impl Default for BreakerConfig {
             slow_call_duration: Duration::from_secs(10),
             wait_in_open: Duration::from_secs(10),
             permitted_calls_in_half_open: 5,
+            crash_threshold: 3,
         }
     }
 }
@@ -100,12 +107,13 @@ pub struct Transition {
 /// A ring of the last `size` outcomes with running counts.
 #[derive(Debug, Clone)]
 struct Window {
-    /// Bit 0: failed, bit 1: slow.
+    /// Bit 0: failed, bit 1: slow, bit 2: crashed.
     ring: Vec<u8>,
     next: usize,
     len: usize,
     failures: u32,
     slow: u32,
+    crashes: u32,
 }
 
 impl Window {
@@ -116,21 +124,24 @@ impl Window {
             len: 0,
             failures: 0,
             slow: 0,
+            crashes: 0,
         }
     }
 
-    fn push(&mut self, failed: bool, slow: bool) {
+    fn push(&mut self, failed: bool, slow: bool, crashed: bool) {
         let cap = self.ring.len();
         if self.len == cap {
             let old = self.ring[self.next];
             self.failures -= u32::from(old & 1);
-            self.slow -= u32::from(old >> 1);
+            self.slow -= u32::from((old >> 1) & 1);
+            self.crashes -= u32::from(old >> 2);
         } else {
             self.len += 1;
         }
-        self.ring[self.next] = u8::from(failed) | (u8::from(slow) << 1);
+        self.ring[self.next] = u8::from(failed) | (u8::from(slow) << 1) | (u8::from(crashed) << 2);
         self.failures += u32::from(failed);
         self.slow += u32::from(slow);
+        self.crashes += u32::from(crashed);
         self.next += 1;
         if self.next == cap {
             self.next = 0;
@@ -142,6 +153,7 @@ impl Window {
         self.len = 0;
         self.failures = 0;
         self.slow = 0;
+        self.crashes = 0;
     }
 }
 
@@ -174,6 +186,9 @@ pub struct BreakerCore {
     half_open_done: u32,
     half_open_failures: u32,
     half_open_slow: u32,
+    /// The generation of the last actor whose crash was recorded: the other calls that died
+    /// with it are the same failure.
+    last_crash: Option<u64>,
 }
 
 impl BreakerCore {
@@ -189,6 +204,7 @@ impl BreakerCore {
             half_open_done: 0,
             half_open_failures: 0,
             half_open_slow: 0,
+            last_crash: None,
         }
     }
 
@@ -264,12 +280,46 @@ impl BreakerCore {
         slow: bool,
         now: impl FnOnce() -> Instant,
     ) -> Option<Transition> {
+        self.record(permit, failed, slow, false, now)
+    }
+
+    /// Records a call that died with its actor, the actor of `generation`. The first call to
+    /// report a given crash records a failure that counts toward
+    /// [`crash_threshold`](BreakerConfig::crash_threshold); the others that died with the same
+    /// actor record nothing (their permit is given back).
+    pub fn on_crash(
+        &mut self,
+        permit: Permit,
+        generation: u64,
+        slow: bool,
+        now: impl FnOnce() -> Instant,
+    ) -> Option<Transition> {
+        if self.last_crash == Some(generation) {
+            self.release(permit);
+            return None;
+        }
+        self.last_crash = Some(generation);
+        self.record(permit, true, slow, true, now)
+    }
+
+    fn record(
+        &mut self,
+        permit: Permit,
+        failed: bool,
+        slow: bool,
+        crashed: bool,
+        now: impl FnOnce() -> Instant,
+    ) -> Option<Transition> {
         if permit.epoch != self.epoch {
             return None;
         }
+        let crash_limit = self.cfg.crash_threshold;
         match self.state {
             BreakerState::Closed => {
-                self.window.push(failed, slow);
+                self.window.push(failed, slow, crashed);
+                if crashed && crash_limit > 0 && self.window.crashes >= crash_limit {
+                    return Some(self.transition(BreakerState::Open, now()));
+                }
                 let needed = self
                     .cfg
                     .minimum_calls
@@ -283,6 +333,10 @@ impl BreakerCore {
                 None
             }
             BreakerState::HalfOpen => {
+                if crashed && crash_limit > 0 {
+                    // A probe that crashes the engine proves it is still sick.
+                    return Some(self.transition(BreakerState::Open, now()));
+                }
                 self.half_open_done += 1;
                 self.half_open_failures += u32::from(failed);
                 self.half_open_slow += u32::from(slow);
@@ -533,6 +587,28 @@ impl BreakerPermit<'_> {
     }
 }
 
+impl BreakerPermit<'_> {
+    /// Records a call that died with its actor, the actor of `generation`; see
+    /// [`BreakerCore::on_crash`].
+    pub fn record_crash(mut self, generation: u64, slow: bool) {
+        if let Some(permit) = self.permit.take() {
+            let t = {
+                let mut core = self.breaker.lock();
+                let t = core.on_crash(permit, generation, slow, Instant::now);
+                if t.is_some() {
+                    self.breaker.publish(&core);
+                } else {
+                    self.breaker.publish_clean(&core);
+                }
+                t
+            };
+            if let Some(t) = t {
+                self.breaker.announce(t);
+            }
+        }
+    }
+}
+
 impl Drop for BreakerPermit<'_> {
     fn drop(&mut self) {
         if let Some(permit) = self.permit.take() {
@@ -555,6 +631,7 @@ mod tests {
             slow_call_duration: Duration::from_secs(1),
             wait_in_open: Duration::from_secs(5),
             permitted_calls_in_half_open: 2,
+            crash_threshold: 2,
         }
     }
 
@@ -649,6 +726,70 @@ mod tests {
         assert!(b.try_acquire(later).0.is_ok());
     }
 
+    fn crash(b: &mut BreakerCore, now: Instant, generation: u64) -> Option<Transition> {
+        let p = b.try_acquire(now).0.expect("permitted");
+        b.on_crash(p, generation, false, || now)
+    }
+
+    #[test]
+    fn crashes_open_before_the_minimum_calls() {
+        let t = Instant::now();
+        let mut b = BreakerCore::new(BreakerConfig {
+            minimum_calls: 10,
+            sliding_window_size: 10,
+            ..cfg()
+        });
+        assert_eq!(crash(&mut b, t, 1), None);
+        let tr = crash(&mut b, t, 2).expect("the second crash opens");
+        assert_eq!(tr.to, BreakerState::Open);
+    }
+
+    #[test]
+    fn calls_that_die_with_one_crash_count_once() {
+        let t = Instant::now();
+        let mut b = BreakerCore::new(BreakerConfig {
+            minimum_calls: 10,
+            sliding_window_size: 10,
+            ..cfg()
+        });
+        // Eight calls die with the actor of generation 1: one crash.
+        let permits: Vec<Permit> = (0..8).map(|_| b.try_acquire(t).0.unwrap()).collect();
+        for p in permits {
+            assert_eq!(b.on_crash(p, 1, false, || t), None);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+        assert_eq!(b.window.len, 1);
+        assert_eq!(b.window.crashes, 1);
+        // The next actor's crash is the second.
+        assert!(crash(&mut b, t, 2).is_some());
+    }
+
+    #[test]
+    fn a_probe_that_crashes_reopens_at_once() {
+        let t = Instant::now();
+        let mut b = BreakerCore::new(cfg());
+        crash(&mut b, t, 1);
+        crash(&mut b, t, 2);
+        let later = t + Duration::from_secs(5);
+        let p1 = b.try_acquire(later).0.expect("probe");
+        let _p2 = b.try_acquire(later).0.expect("probe");
+        let tr = b.on_crash(p1, 3, false, || later).expect("reopens");
+        assert_eq!(tr.to, BreakerState::Open);
+    }
+
+    #[test]
+    fn a_zero_crash_threshold_counts_crashes_as_plain_failures() {
+        let t = Instant::now();
+        let mut b = BreakerCore::new(BreakerConfig {
+            crash_threshold: 0,
+            ..cfg()
+        });
+        for g in 0..3 {
+            assert_eq!(crash(&mut b, t, g), None);
+        }
+        assert!(crash(&mut b, t, 3).is_some(), "4 failures of 4");
+    }
+
     #[tokio::test]
     async fn successes_recorded_without_the_lock_still_dilute_failures() {
         let b = CircuitBreaker::new("dilute", cfg());
@@ -696,6 +837,10 @@ mod tests {
             failed: bool,
             slow: bool,
         },
+        Crash {
+            which: usize,
+            generation: u64,
+        },
         Cancel {
             which: usize,
         },
@@ -709,6 +854,7 @@ mod tests {
             3 => Just(Op::Start),
             3 => (any::<usize>(), any::<bool>(), any::<bool>())
                 .prop_map(|(which, failed, slow)| Op::Finish { which, failed, slow }),
+            2 => (any::<usize>(), 0u64..4).prop_map(|(which, generation)| Op::Crash { which, generation }),
             1 => any::<usize>().prop_map(|which| Op::Cancel { which }),
             1 => (0u64..8_000).prop_map(|ms| Op::Wait { ms }),
         ]
@@ -720,7 +866,7 @@ mod tests {
         #[test]
         fn breaker_invariants(ops in proptest::collection::vec(op(), 1..200),
                               window in 1u32..10, min in 1u32..10, half in 1u32..4,
-                              threshold in 1u32..=100) {
+                              threshold in 1u32..=100, crash_limit in 0u32..4) {
             let cfg = BreakerConfig {
                 sliding_window_size: window,
                 minimum_calls: min,
@@ -729,14 +875,17 @@ mod tests {
                 slow_call_duration: Duration::from_millis(100),
                 wait_in_open: Duration::from_secs(5),
                 permitted_calls_in_half_open: half,
+                crash_threshold: crash_limit,
             };
             let t0 = Instant::now();
             let mut now = t0;
             let mut b = BreakerCore::new(cfg);
             let mut in_flight: Vec<Permit> = Vec::new();
             let mut opened_at: Option<Instant> = None;
-            // Reference model of the closed state's window: (failed, slow) of counted calls.
-            let mut model: std::collections::VecDeque<(bool, bool)> = Default::default();
+            // Reference model of the closed state's window: (failed, slow, crashed) of counted
+            // calls, and the last crash recorded.
+            let mut model: std::collections::VecDeque<(bool, bool, bool)> = Default::default();
+            let mut last_crash: Option<u64> = None;
             let needed = min.min(window) as usize;
             for op in ops {
                 let before = b.state();
@@ -760,7 +909,7 @@ mod tests {
                         let counted = b.state() == BreakerState::Closed && p.epoch == b.epoch;
                         let t = b.on_result(p, failed, elapsed, now);
                         if counted {
-                            model.push_back((failed, slow));
+                            model.push_back((failed, slow, false));
                             if model.len() > window as usize { model.pop_front(); }
                             let fails = model.iter().filter(|m| m.0).count() as f32;
                             let slows = model.iter().filter(|m| m.1).count() as f32;
@@ -768,6 +917,29 @@ mod tests {
                             let should_open = model.len() >= needed
                                 && (fails * 100.0 / n >= threshold as f32 || slows * 100.0 / n >= 100.0);
                             prop_assert_eq!(t.map(|t| t.to), should_open.then_some(BreakerState::Open));
+                        }
+                    }
+                    Op::Crash { which, generation } if !in_flight.is_empty() => {
+                        let p = in_flight.swap_remove(which % in_flight.len());
+                        let duplicate = last_crash == Some(generation);
+                        let current = p.epoch == b.epoch;
+                        let state = b.state();
+                        let t = b.on_crash(p, generation, false, || now);
+                        last_crash = Some(generation);
+                        if duplicate || !current {
+                            // The same crash again, or a call from an earlier state: no change.
+                            prop_assert_eq!(t, None);
+                        } else if state == BreakerState::Closed {
+                            model.push_back((true, false, true));
+                            if model.len() > window as usize { model.pop_front(); }
+                            let fails = model.iter().filter(|m| m.0).count() as f32;
+                            let crashes = model.iter().filter(|m| m.2).count() as u32;
+                            let n = model.len() as f32;
+                            let should_open = (crash_limit > 0 && crashes >= crash_limit)
+                                || (model.len() >= needed && fails * 100.0 / n >= threshold as f32);
+                            prop_assert_eq!(t.map(|t| t.to), should_open.then_some(BreakerState::Open));
+                        } else if state == BreakerState::HalfOpen && crash_limit > 0 {
+                            prop_assert_eq!(t.map(|t| t.to), Some(BreakerState::Open));
                         }
                     }
                     Op::Cancel { which } if !in_flight.is_empty() => {

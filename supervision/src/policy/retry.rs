@@ -17,6 +17,9 @@ pub struct RetryPolicy {
     pub backoff: Backoff,
     /// Shared limit on how many retries the route may add.
     pub budget: Arc<RetryBudget>,
+    /// A fault whose engine restarts later than this is not retried: the caller is told at
+    /// once when to come back, instead of holding the call through a long restart backoff.
+    pub max_restart_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -25,6 +28,7 @@ impl Default for RetryPolicy {
             max_attempts: 3,
             backoff: Backoff::new(Duration::from_millis(10), Duration::from_secs(1)),
             budget: Arc::new(RetryBudget::default()),
+            max_restart_wait: Duration::from_secs(2),
         }
     }
 }

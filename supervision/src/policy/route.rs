@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::deadline::{PRECISE_BELOW, Tracker};
 use super::{BreakerConfig, Bulkhead, CircuitBreaker, RetryPolicy};
 use crate::backoff::random_fraction;
-use crate::fault::{CallError, PolicyError};
+use crate::fault::{ActorFault, CallError, PolicyError};
 
 /// Per-call choices of the caller.
 #[derive(Debug, Clone, Default)]
@@ -294,7 +294,11 @@ impl RoutePolicy {
                 };
                 current.set(None);
                 match retry {
-                    Some(r) if attempt + 1 < r.max_attempts && r.budget.try_withdraw() => {
+                    Some(r)
+                        if attempt + 1 < r.max_attempts
+                            && fault.retry_after().is_none_or(|d| d <= r.max_restart_wait)
+                            && r.budget.try_withdraw() =>
+                    {
                         let delay = r.backoff.full_jitter(attempt, random_fraction());
                         tracing::debug!(route = &*inner.route, attempt, ?delay, %fault, "retrying");
                         metrics::counter!("ensemble_retries_total", "route" => inner.route.to_string())
@@ -338,6 +342,10 @@ impl RoutePolicy {
             match &result {
                 Ok(_) | Err(PolicyError::Engine(_)) => permit.record_outcome(false, slow),
                 Err(PolicyError::Cancelled { .. }) => drop(permit),
+                Err(PolicyError::Actor(ActorFault::Failed {
+                    crashed: Some(generation),
+                    ..
+                })) => permit.record_crash(*generation, slow),
                 Err(_) => permit.record_outcome(true, slow),
             }
         }
