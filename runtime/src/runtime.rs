@@ -1,14 +1,16 @@
 //! The runtime: the store, the supervised engines, the router, and the transports.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ensemble_actors::store::{Store, StoreError};
+use ensemble_actors::store::{Store, StoreError, StoreOptions};
 use ensemble_supervision::{EventBus, Supervisor, SupervisorMsg};
 use ractor::ActorRef;
 use rmcp::ServiceExt;
 
-use crate::engines::{EngineConfig, EngineSlots, engines, register_tools};
+use crate::config::{Config, RoutePolicies};
+use crate::engines::{EngineConfig, EngineSlots, engines, register_tools_with};
 use crate::mcp::McpService;
 use crate::router::Router;
 use ensemble_actors::execution::ExecConfig;
@@ -49,6 +51,9 @@ pub struct RuntimeBuilder {
     test_log: Option<PathBuf>,
     execution: ExecConfig,
     events: Option<EventBus>,
+    store_options: StoreOptions,
+    policies: RoutePolicies,
+    restart: BTreeMap<String, ensemble_supervision::Intensity>,
 }
 
 impl RuntimeBuilder {
@@ -82,6 +87,19 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Everything a [`Config`] sets: the store (`[store]`), the execution engine
+    /// (`[execution]`), the engines' and tools' policies and restart intensities
+    /// (`[engines.*]`, `[tools.*]`). `[server]` is the transports' business, not the builder's.
+    pub fn config(mut self, config: &Config) -> Self {
+        self.data_dir = Some(config.store.data_dir.clone());
+        self.in_memory = config.store.in_memory;
+        self.store_options = config.store.options();
+        self.execution = config.execution.exec_config();
+        self.policies = RoutePolicies::from_config(config);
+        self.restart = config.restart_intensities();
+        self
+    }
+
     /// Send supervisor events to `events`.
     pub fn events(mut self, events: EventBus) -> Self {
         self.events = Some(events);
@@ -93,11 +111,12 @@ impl RuntimeBuilder {
         // Before any route takes its metric handles.
         crate::telemetry::prometheus();
         let store = if self.in_memory {
-            Store::temporary()?
+            Store::temporary_with(&self.store_options)?
         } else {
-            Store::open(
+            Store::open_with(
                 self.data_dir
                     .unwrap_or_else(|| PathBuf::from("ensemble-data")),
+                &self.store_options,
             )?
         };
         let events = self.events.unwrap_or_default();
@@ -111,11 +130,13 @@ impl RuntimeBuilder {
             },
             test_tools: self.test_tools,
             test_log: self.test_log,
+            policies: self.policies,
+            restart: self.restart,
         };
         let (spec, slots) = engines(&store, &events, Arc::new(router.clone()), &config);
         // Tools first: a workflow resuming at start calls them. (A host's own tools come
         // later; a resumed step that calls one before it is registered fails as unknown.)
-        register_tools(&router, &slots, self.test_tools)?;
+        register_tools_with(&router, &slots, self.test_tools, &config.policies)?;
         crate::artifacts::register_artifact_resources(&router, &slots.registry)?;
         crate::runs::register_run_resources(&router, &slots.workflow)?;
         let (supervisor, _) = Supervisor::start(spec)
