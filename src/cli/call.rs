@@ -55,7 +55,11 @@ impl CallArgs {
             None => Map::new(),
             Some((from, text)) => match serde_json::from_str::<Value>(&text) {
                 Ok(Value::Object(map)) => map,
-                Ok(_) => return Err(format!("{from}: give a JSON object, like {{\"name\": \"x\"}}")),
+                Ok(_) => {
+                    return Err(format!(
+                        "{from}: give a JSON object, like {{\"name\": \"x\"}}"
+                    ));
+                }
                 Err(e) => return Err(format!("{from}: not JSON ({e})")),
             },
         };
@@ -127,7 +131,9 @@ async fn in_process(
             let _ = client.cancel().await;
             Ok(answer)
         }
-        Err(e) => Err(Failure::Usage(format!("the in-process MCP session failed: {e}"))),
+        Err(e) => Err(Failure::Usage(format!(
+            "the in-process MCP session failed: {e}"
+        ))),
     };
     // The client is gone, so the server's session ends; then the engines stop and the store
     // is flushed before the process exits.

@@ -314,6 +314,10 @@ fn load_config(file: Option<PathBuf>, flags: Vec<FlagValue>) -> Result<Loaded, F
     config::load(&sources).map_err(Failure::Config)
 }
 
+/// The default log filter of `tools` and `call`: their output is the answer, so only
+/// warnings; rmcp's own warning about an unknown tool repeats what the command reports.
+const ONE_SHOT_LOG_FILTER: &str = "warn,rmcp=error";
+
 /// Logs on stderr (stdout is the protocol channel in stdio mode, and the answer for `call`).
 fn init_logs(format: config::LogFormat, default_filter: &str) {
     let builder = tracing_subscriber::fmt()
@@ -353,7 +357,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Tools { format } => {
             let loaded = load_config(cli.config, Vec::new())?;
-            init_logs(loaded.config.server.log_format, "warn");
+            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER);
             tools::print(&loaded.config, format, test_tools()).await
         }
         Command::Call(args) => {
@@ -367,7 +371,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let mut flags = Vec::new();
             args.runtime.flags(&mut flags);
             let loaded = load_config(cli.config, flags)?;
-            init_logs(loaded.config.server.log_format, "warn");
+            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER);
             call::call(&loaded.config, args, test_tools()).await
         }
         Command::Config(ConfigCommand::Check { file }) => {
@@ -389,7 +393,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "ensemble", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "ensemble",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Command::Version => {

@@ -114,10 +114,20 @@ fn one_type(root: &Map<String, Value>, schema: &Value, t: &str, depth: usize) ->
 /// An example value for `schema`: its example, default, const or first enum value when it
 /// has one; else a value of its type, with an object's required properties filled in.
 pub fn example(root: &Map<String, Value>, schema: &Value) -> Value {
-    example_at(root, schema, 0)
+    example_at(root, schema, "", 0)
 }
 
-fn example_at(root: &Map<String, Value>, schema: &Value, depth: usize) -> Value {
+/// A string for a property called `name`: a version looks like one, a tool is a real tool.
+fn example_string(name: &str) -> Value {
+    match name {
+        "version" => json!("1.0.0"),
+        "tool" => json!("registry_list"),
+        n if n.ends_with("name") => json!("example"),
+        _ => json!("text"),
+    }
+}
+
+fn example_at(root: &Map<String, Value>, schema: &Value, name: &str, depth: usize) -> Value {
     if depth > DEPTH {
         return Value::Null;
     }
@@ -143,7 +153,7 @@ fn example_at(root: &Map<String, Value>, schema: &Value, depth: usize) -> Value 
                 .iter()
                 .find(|v| v.get("type").and_then(Value::as_str) != Some("null"))
                 .or(variants.first());
-            return pick.map_or(Value::Null, |v| example_at(root, v, depth + 1));
+            return pick.map_or(Value::Null, |v| example_at(root, v, name, depth + 1));
         }
     }
     let t = match schema.get("type") {
@@ -154,19 +164,20 @@ fn example_at(root: &Map<String, Value>, schema: &Value, depth: usize) -> Value 
             .find(|t| *t != "null")
             .unwrap_or("null"),
         _ if schema.get("properties").is_some() => "object",
-        _ => return json!("…"),
+        // Any JSON value.
+        _ => return json!({}),
     };
     match t {
         "string" => match schema.get("format").and_then(Value::as_str) {
             Some("date-time") => json!("2025-01-01T00:00:00Z"),
             Some("uri") => json!("https://example.com"),
-            _ => json!("text"),
+            _ => example_string(name),
         },
         "integer" => schema.get("minimum").cloned().unwrap_or(json!(1)),
         "number" => schema.get("minimum").cloned().unwrap_or(json!(1.5)),
         "boolean" => json!(true),
         "array" => match schema.get("items") {
-            Some(items) => json!([example_at(root, items, depth + 1)]),
+            Some(items) => json!([example_at(root, items, name, depth + 1)]),
             None => json!([]),
         },
         "object" => {
@@ -176,7 +187,7 @@ fn example_at(root: &Map<String, Value>, schema: &Value, depth: usize) -> Value 
             if let (Some(props), Some(required)) = (props, required) {
                 for name in required.iter().filter_map(Value::as_str) {
                     if let Some(p) = props.get(name) {
-                        out.insert(name.to_string(), example_at(root, p, depth + 1));
+                        out.insert(name.to_string(), example_at(root, p, name, depth + 1));
                     }
                 }
             }
@@ -263,12 +274,15 @@ mod tests {
         let schema = Value::Object(root.clone());
         assert_eq!(
             example(&root, &schema),
-            json!({"name": "text", "policy": "FIFO", "n": 2})
+            json!({"name": "example", "policy": "FIFO", "n": 2})
         );
         assert_eq!(
             type_words(&root, &root["properties"]["policy"]),
             "\"FIFO\" | \"PRIORITY\""
         );
-        assert_eq!(type_words(&root, &root["properties"]["n"]), "integer ≥ 2 or null");
+        assert_eq!(
+            type_words(&root, &root["properties"]["n"]),
+            "integer ≥ 2 or null"
+        );
     }
 }

@@ -199,7 +199,13 @@ pub fn markdown(specs: &[ToolSpec]) -> String {
          idempotent tools are retried after an engine restart; the others are not.\n\n",
     );
     for t in specs {
-        let _ = writeln!(out, "- [`{}`](#{}) — {}", t.name, t.name, truncate(&t.description, 90));
+        let _ = writeln!(
+            out,
+            "- [`{}`](#{}) — {}",
+            t.name,
+            t.name,
+            truncate(&t.description, 90)
+        );
     }
     for t in specs {
         let _ = write!(out, "\n## {}\n\n{}\n\n", t.name, t.description);

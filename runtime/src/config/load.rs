@@ -402,6 +402,11 @@ impl FileWalk<'_> {
         }
         let mut out = toml::Table::new();
         self.table(doc.get_ref(), &mut Vec::new(), &mut out);
+        // Tables iterate in key order; report in the order of the file.
+        self.problems.sort_by_key(|p| match p.origin {
+            Origin::File { line, .. } => line.unwrap_or(0),
+            _ => 0,
+        });
         out
     }
 
