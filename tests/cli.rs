@@ -237,6 +237,21 @@ fn call_usage_and_protocol_errors_exit_2() {
     assert_eq!(no_tool.code, Some(2));
 }
 
+#[test]
+fn a_tools_policy_setting_takes_effect() {
+    // `debug_sleep` (a test-only tool) with a 100 ms deadline set by a variable.
+    let r = run(ensemble()
+        .args(["call", "debug_sleep", "ms=5000", "--in-memory"])
+        .env("ENSEMBLE_TEST_TOOLS", "1")
+        .env("ENSEMBLE_TOOLS_DEBUG_SLEEP_TIMEOUT_MS", "100"));
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("did not answer within 100ms"),
+        "{}",
+        r.stderr
+    );
+}
+
 struct Server {
     child: Child,
     url: String,
