@@ -408,6 +408,29 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_small_page_cache_still_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = StoreOptions {
+            cache_capacity_bytes: 64 * 1024,
+        };
+        {
+            let store = Store::open_with(dir.path(), &small).unwrap();
+            let t = store.tree("registry").unwrap();
+            for i in 0..2_000u32 {
+                t.insert(&i.to_be_bytes(), &vec![7u8; 100]).unwrap();
+            }
+            store.flush().await.unwrap();
+        }
+        let store = Store::open_with(dir.path(), &small).unwrap();
+        let t = store.tree("registry").unwrap();
+        assert_eq!(t.len(), 2_000);
+        assert_eq!(
+            t.get::<Vec<u8>>(&1_999u32.to_be_bytes()).unwrap(),
+            Some(vec![7u8; 100])
+        );
+    }
+
+    #[tokio::test]
     async fn records_survive_a_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
