@@ -265,8 +265,13 @@ impl Drop for Server {
 }
 
 fn serve_http() -> Server {
+    serve_with(&["--in-memory", "--http", "127.0.0.1:0"])
+}
+
+fn serve_with(args: &[&str]) -> Server {
     let mut child = ensemble()
-        .args(["serve", "--in-memory", "--http", "127.0.0.1:0"])
+        .arg("serve")
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -321,6 +326,21 @@ fn call_reaches_a_running_server_with_url() {
 }
 
 #[test]
+fn serve_takes_its_settings_from_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ensemble.toml");
+    std::fs::write(
+        &file,
+        "[server]\nhttp = \"127.0.0.1:0\"\n\n[store]\nin_memory = true\n",
+    )
+    .unwrap();
+    let server = serve_with(&["--config", file.to_str().unwrap()]);
+    let r = run(ensemble().args(["call", "registry_list", "--url", &server.url]));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(json_of(&r)["artifacts"].is_array(), "{}", r.stdout);
+}
+
+#[test]
 fn call_without_a_server_says_so() {
     // A port nothing listens on: bind one, then free it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -337,6 +357,13 @@ fn call_without_a_server_says_so() {
     assert!(
         r.stderr
             .contains("is `ensemble serve --http` running there?"),
+        "{}",
+        r.stderr
+    );
+    let r = run(ensemble().args(["call", "queue_stats", "--url", "127.0.0.1:7300"]));
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("like http://127.0.0.1:7300/mcp"),
         "{}",
         r.stderr
     );

@@ -28,7 +28,8 @@ pub struct CallArgs {
     /// Arguments from a file holding a JSON object ("-" for stdin).
     #[arg(long, value_name = "FILE")]
     pub args_file: Option<PathBuf>,
-    /// Call a running server's Streamable HTTP endpoint, e.g. http://127.0.0.1:7300/mcp.
+    /// Call a running server's Streamable HTTP endpoint, e.g. http://127.0.0.1:7300/mcp
+    /// (plain HTTP).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     #[command(flatten)]
@@ -91,7 +92,15 @@ pub async fn call(config: &Config, args: CallArgs, test_tools: bool) -> Result<(
 type Answer = Result<CallToolResult, ServiceError>;
 
 async fn remote(url: &str, params: CallToolRequestParams) -> Result<Answer, Failure> {
-    if !(url.starts_with("http://") || url.starts_with("https://")) {
+    if url.starts_with("https://") {
+        // No TLS stack is built in (it would be most of the client's size): `ensemble serve`
+        // itself speaks plain HTTP, usually on loopback.
+        return Err(Failure::Usage(format!(
+            "--url {url:?}: this client speaks plain HTTP only; call the server's http:// \
+             address (ensemble serve --http listens on plain HTTP)"
+        )));
+    }
+    if !url.starts_with("http://") {
         return Err(Failure::Usage(format!(
             "--url {url:?}: give the server's MCP endpoint, like http://127.0.0.1:7300/mcp"
         )));
