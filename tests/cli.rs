@@ -337,7 +337,7 @@ fn serve_takes_its_settings_from_the_file() {
     let server = serve_with(&["--config", file.to_str().unwrap()]);
     let r = run(ensemble().args(["call", "registry_list", "--url", &server.url]));
     assert_eq!(r.code, Some(0), "{}", r.stderr);
-    assert!(json_of(&r)["artifacts"].is_array(), "{}", r.stdout);
+    assert!(json_of(&r)["items"].is_array(), "{}", r.stdout);
 }
 
 #[test]
