@@ -300,16 +300,10 @@ fn load_config(file: Option<PathBuf>, flags: Vec<FlagValue>) -> Result<Loaded, F
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     });
-    // Variables that are not Unicode cannot be ENSEMBLE_* keys' values we accept; skip them
-    // rather than fail on an unrelated variable.
-    let env = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .collect();
     let sources = Sources {
-        file,
-        env,
         flags,
         known_tools: Some(ensemble::runtime::engines::builtin_tool_names(test_tools())),
+        ..Sources::with_process_env(file)
     };
     config::load(&sources).map_err(Failure::Config)
 }

@@ -40,11 +40,13 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// `file`, this process's environment, and no flags.
+    /// `file`, this process's environment (its Unicode variables), and no flags.
     pub fn with_process_env(file: Option<PathBuf>) -> Self {
         Self {
             file,
-            env: std::env::vars().collect(),
+            env: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
             ..Self::default()
         }
     }
