@@ -9,14 +9,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
-use toml::de::{DeTable, DeValue};
 
 use super::Config;
-use super::keys::{self, ENGINE, ENGINES, KEYS, TOOL};
+use super::env::env_layer;
+use super::file::FileWalk;
+use super::keys::{self, ENGINES};
 
 /// `ENSEMBLE_*` variables that are not configuration keys.
 pub const NOT_KEYS: &[&str] = &[
@@ -320,7 +321,7 @@ fn leaf_paths(value: &toml::Value, path: &mut Vec<String>, out: &mut Vec<String>
 }
 
 /// Sets `value` at `path` in `table`, making the tables on the way.
-fn insert(table: &mut toml::Table, path: &[&str], value: toml::Value) {
+pub(super) fn insert(table: &mut toml::Table, path: &[&str], value: toml::Value) {
     let Some((last, init)) = path.split_last() else {
         return;
     };
@@ -341,7 +342,7 @@ fn insert(table: &mut toml::Table, path: &[&str], value: toml::Value) {
 }
 
 /// Why a name under `engines` or `tools` is refused, if it is.
-fn name_problem(segs: &[&str], known_tools: Option<&[String]>) -> Option<String> {
+pub(super) fn name_problem(segs: &[&str], known_tools: Option<&[String]>) -> Option<String> {
     match segs {
         ["engines", name, ..] if !ENGINES.contains(name) => Some(format!(
             "there is no engine `{name}`{}; engines with settings: {}",
@@ -359,224 +360,14 @@ fn name_problem(segs: &[&str], known_tools: Option<&[String]>) -> Option<String>
     }
 }
 
-fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+pub(super) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
     match keys::nearest(word, candidates) {
         Some(c) => format!(" (did you mean `{c}`?)"),
         None => String::new(),
     }
-}
-
-struct FileWalk<'a> {
-    path: &'a Path,
-    text: &'a str,
-    known: Option<&'a [String]>,
-    problems: &'a mut Vec<Problem>,
-    lines: &'a mut BTreeMap<String, usize>,
-}
-
-impl FileWalk<'_> {
-    fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())]
-            .bytes()
-            .filter(|b| *b == b'\n')
-            .count()
-            + 1
-    }
-
-    fn problem(&mut self, line: Option<usize>, key: String, message: String) {
-        self.problems.push(Problem {
-            origin: Origin::File {
-                path: self.path.to_path_buf(),
-                line,
-            },
-            key,
-            message,
-        });
-    }
-
-    /// The document's valid keys, normalised; every problem recorded.
-    fn document(&mut self) -> toml::Table {
-        let (doc, errors) = DeTable::parse_recoverable(self.text);
-        for e in errors {
-            let line = e.span().map(|s| self.line(s.start));
-            let message = format!("{} (TOML syntax)", e.message().trim_end());
-            self.problem(line, String::new(), message);
-        }
-        let mut out = toml::Table::new();
-        self.table(doc.get_ref(), &mut Vec::new(), &mut out);
-        // Tables iterate in key order; report in the order of the file.
-        self.problems.sort_by_key(|p| match p.origin {
-            Origin::File { line, .. } => line.unwrap_or(0),
-            _ => 0,
-        });
-        out
-    }
-
-    fn table<'i>(&mut self, table: &DeTable<'i>, segs: &mut Vec<String>, out: &mut toml::Table) {
-        for (k, v) in table.iter() {
-            let line = self.line(k.span().start);
-            segs.push(k.get_ref().to_string());
-            self.entry(v.get_ref(), line, segs, out);
-            segs.pop();
-        }
-    }
-
-    fn entry(
-        &mut self,
-        value: &DeValue<'_>,
-        line: usize,
-        segs: &mut Vec<String>,
-        out: &mut toml::Table,
-    ) {
-        let refs: Vec<&str> = segs.iter().map(String::as_str).collect();
-        let path = refs.join(".");
-        if let Some(message) = name_problem(&refs, self.known) {
-            if refs.len() == 2 {
-                self.problem(Some(line), path, message);
-            }
-            return;
-        }
-        let pattern = keys::pattern_of(&refs);
-        if let Some(key) = keys::find(&pattern) {
-            let checked = plain(value).and_then(|v| key.accepts.check(&v));
-            match checked {
-                Ok(v) => {
-                    insert(out, &refs, v);
-                    self.lines.insert(path, line);
-                }
-                Err(message) => self.problem(Some(line), path, message),
-            }
-            return;
-        }
-        let below = keys::children(&pattern);
-        if !below.is_empty() {
-            match value {
-                DeValue::Table(t) => self.table(t, segs, out),
-                _ => self.problem(
-                    Some(line),
-                    path.clone(),
-                    format!("is a table: write it as [{path}] with its keys below"),
-                ),
-            }
-            return;
-        }
-        let (parent, name) = refs.split_at(refs.len() - 1);
-        let siblings = keys::children(&keys::pattern_of(parent));
-        let where_ = if parent.is_empty() {
-            "at the top".to_string()
-        } else {
-            format!("in [{}]", parent.join("."))
-        };
-        let message = format!(
-            "unknown key{}; known {where_}: {}",
-            did_you_mean(name[0], siblings.iter().copied()),
-            siblings.join(", ")
-        );
-        self.problem(Some(line), path, message);
-    }
-}
-
-/// A value as `toml::Value`, or why it cannot be one.
-fn plain(value: &DeValue<'_>) -> Result<toml::Value, String> {
-    use toml::Value as V;
-    Ok(match value {
-        DeValue::String(s) => V::String(s.to_string()),
-        DeValue::Integer(i) => V::Integer(
-            i64::from_str_radix(i.as_str(), i.radix())
-                .map_err(|_| format!("{i} is too large for a TOML integer"))?,
-        ),
-        DeValue::Float(f) => V::Float(
-            f.as_str()
-                .replace('_', "")
-                .parse::<f64>()
-                .map_err(|_| format!("{f} is not a number"))?,
-        ),
-        DeValue::Boolean(b) => V::Boolean(*b),
-        DeValue::Datetime(d) => V::Datetime(*d),
-        DeValue::Array(a) => V::Array(
-            a.iter()
-                .map(|v| plain(v.get_ref()))
-                .collect::<Result<_, _>>()?,
-        ),
-        DeValue::Table(t) => V::Table(
-            t.iter()
-                .map(|(k, v)| Ok((k.get_ref().to_string(), plain(v.get_ref())?)))
-                .collect::<Result<_, String>>()?,
-        ),
-    })
-}
-
-/// The `ENSEMBLE_*` variables that name keys, checked; every problem recorded.
-fn env_layer(
-    env: &[(String, String)],
-    known: Option<&[String]>,
-    problems: &mut Vec<Problem>,
-) -> toml::Table {
-    let mut out = toml::Table::new();
-    let mut vars: Vec<&(String, String)> = env
-        .iter()
-        .filter(|(name, _)| name.starts_with("ENSEMBLE_") && !NOT_KEYS.contains(&name.as_str()))
-        .collect();
-    vars.sort();
-    for (name, text) in vars {
-        let problem = |message| Problem {
-            origin: Origin::Env(name.clone()),
-            key: String::new(),
-            message,
-        };
-        let Some(path) = keys::path_of_env(name) else {
-            let all = all_env_names(known);
-            problems.push(problem(format!(
-                "is not a configuration variable{}; each key `a.b` is ENSEMBLE_A_B \
-                 (`ensemble config show` lists the keys)",
-                did_you_mean(name, all.iter().map(String::as_str))
-            )));
-            continue;
-        };
-        let segs: Vec<&str> = path.split('.').collect();
-        if let Some(message) = name_problem(&segs, known) {
-            problems.push(Problem {
-                key: path.clone(),
-                ..problem(message)
-            });
-            continue;
-        }
-        let Some(key) = keys::find(&keys::pattern_of(&segs)) else {
-            continue;
-        };
-        match key.accepts.parse(text) {
-            Ok(v) => insert(&mut out, &segs, v),
-            Err(message) => problems.push(Problem {
-                key: path.clone(),
-                ..problem(message)
-            }),
-        }
-    }
-    out
-}
-
-/// Every variable name a key has (tools only when they are known).
-fn all_env_names(known: Option<&[String]>) -> Vec<String> {
-    let mut out = Vec::new();
-    for k in KEYS {
-        if k.path.contains(ENGINE) {
-            out.extend(
-                ENGINES
-                    .iter()
-                    .map(|e| keys::env_name(&k.path.replace(ENGINE, e))),
-            );
-        } else if k.path.contains(TOOL) {
-            out.extend(
-                known
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|t| keys::env_name(&k.path.replace(TOOL, t))),
-            );
-        } else {
-            out.push(keys::env_name(k.path));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -27,6 +27,8 @@
 //! Sections still to come (`[governance]`, `[learning.<name>]`, `[retrieval]`, `[cluster]`,
 //! `[dashboard]`) are a field of [`Config`] and their keys in [`keys::KEYS`].
 
+mod env;
+mod file;
 pub mod keys;
 mod load;
 mod show;
