@@ -6,7 +6,7 @@
 //! - [`supervision`]: supervisor trees, restart strategies, circuit breaking, retries, timeouts
 //!   and bulkheads;
 //! - [`actors`]: the engines and learning servers;
-//! - [`runtime`]: the runtime builder, tool router, MCP service and HTTP server.
+//! - [`runtime`]: the runtime builder, configuration, tool router, MCP service and HTTP server.
 
 pub use ensemble_actors as actors;
 pub use ensemble_protocol as protocol;
@@ -24,6 +24,12 @@ pub const DEFAULT_LOG_FILTER: &str = "info,rmcp=warn";
 /// The log filter of `ensemble serve`: `ENSEMBLE_LOG` (tracing's `EnvFilter` syntax) when set,
 /// else [`DEFAULT_LOG_FILTER`].
 pub fn log_filter() -> tracing_subscriber::EnvFilter {
+    log_filter_or(DEFAULT_LOG_FILTER)
+}
+
+/// `ENSEMBLE_LOG` when set, else `default` (the one-shot commands, `ensemble tools` and
+/// `ensemble call`, log only warnings by default: their output is the answer).
+pub fn log_filter_or(default: &str) -> tracing_subscriber::EnvFilter {
     tracing_subscriber::EnvFilter::try_from_env("ENSEMBLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
 }

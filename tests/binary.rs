@@ -14,6 +14,12 @@ fn version_prints_the_package_version() {
     let out = ensemble(&["version"]);
     assert!(out.status.success());
     assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().next(),
+        Some(format!("ensemble {}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    let out = ensemble(&["--version"]);
+    assert!(out.status.success());
+    assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         format!("ensemble {}", env!("CARGO_PKG_VERSION"))
     );
@@ -24,8 +30,11 @@ fn an_unknown_command_is_refused_with_the_usage() {
     let out = ensemble(&["serv"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("unknown command `serv`"), "{err}");
-    assert!(err.contains("serve"), "{err}");
+    assert!(err.contains("unrecognized subcommand 'serv'"), "{err}");
+    assert!(
+        err.contains("a similar subcommand exists: 'serve'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -35,7 +44,13 @@ fn serve_refuses_bad_options_with_what_to_fix() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not an address like 127.0.0.1:7300"), "{err}");
     let out = ensemble(&["serve", "--log-format", "xml"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("use text or json"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("[possible values: text, json]"), "{err}");
+    let out = ensemble(&["serve", "--max-concurrent", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("0 is not in 1.."), "{err}");
 }
 
 #[test]

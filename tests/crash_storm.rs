@@ -25,6 +25,8 @@ struct Server {
     child: Child,
     url: String,
     base: String,
+    /// The server's stderr lines after "listening" (echoed when CRASH_STORM_LOG is set).
+    log: Arc<std::sync::Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
@@ -35,11 +37,16 @@ impl Drop for Server {
     }
 }
 
-fn start() -> Server {
+/// `ensemble serve --http` on a fresh data dir, with `config` as its configuration file.
+fn start(config: &str) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("ensemble.toml");
+    std::fs::write(&file, config).expect("write the configuration");
     let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
         .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
+        .arg("--config")
+        .arg(&file)
         .env("ENSEMBLE_TEST_TOOLS", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -58,11 +65,17 @@ fn start() -> Server {
             break rest.to_string();
         }
     };
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = log.clone();
     std::thread::spawn(move || {
         let echo = std::env::var_os("CRASH_STORM_LOG").is_some();
         for line in lines.lines().map_while(Result::ok) {
             if echo {
                 eprintln!("server: {line}");
+            }
+            // Panic backtraces are long and say nothing the tests look for.
+            if !line.starts_with(' ') {
+                kept.lock().expect("log").push(line);
             }
         }
     });
@@ -71,6 +84,7 @@ fn start() -> Server {
         child,
         url,
         base,
+        log,
         _dir: dir,
     }
 }
@@ -167,9 +181,22 @@ impl Tally {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_crash_loop_in_one_engine_leaves_the_others_serving_and_comes_back() {
-    let server = start();
+/// What a storm did.
+struct Figures {
+    validation: Arc<Tally>,
+    registry: Arc<Tally>,
+    crash_calls: u64,
+    crashed: u64,
+    crashes_refused: u64,
+    crash_hung: u64,
+    restarts: f64,
+    giveups: f64,
+}
+
+/// 8 clients validate, 8 put and list artifacts, each over its own session; after a calm phase
+/// one more client calls `registry_debug_crash` ten times a second. Then every engine must serve
+/// a new client again within a few seconds.
+async fn storm(server: &Server) -> Figures {
     let calm_phase = Duration::from_secs(2);
     let storm_phase = Duration::from_secs(4);
 
@@ -301,6 +328,16 @@ async fn a_crash_loop_in_one_engine_leaves_the_others_serving_and_comes_back() {
         "actor=\"registry\"",
     );
     let giveups = metric(&metrics, "ensemble_supervisor_giveups_total", "");
+    let figures = Figures {
+        validation: validation.clone(),
+        registry: registry.clone(),
+        crash_calls,
+        crashed,
+        crashes_refused,
+        crash_hung,
+        restarts,
+        giveups,
+    };
     let calm_rate = validation.calm.load(Ordering::Relaxed) as f64 / calm_phase.as_secs_f64();
     let storm_rate = validation.storm.load(Ordering::Relaxed) as f64 / storm_phase.as_secs_f64();
     println!(
@@ -313,28 +350,90 @@ async fn a_crash_loop_in_one_engine_leaves_the_others_serving_and_comes_back() {
         registry.tool_errors.load(Ordering::Relaxed),
     );
 
-    // The engine that never failed answered every call, during the storm too.
+    figures
+}
+
+/// The engine that never failed answered every call, during the storm too, and nothing hung.
+fn assert_isolated(f: &Figures) {
+    let v = &f.validation;
     assert_eq!(
         (
-            validation.tool_errors.load(Ordering::Relaxed),
-            validation.protocol_errors.load(Ordering::Relaxed),
-            validation.hung.load(Ordering::Relaxed),
+            v.tool_errors.load(Ordering::Relaxed),
+            v.protocol_errors.load(Ordering::Relaxed),
+            v.hung.load(Ordering::Relaxed),
         ),
         (0, 0, 0),
         "validation failed during the storm: {:?}",
-        validation.first_error.lock().expect("lock")
+        v.first_error.lock().expect("lock")
     );
-    assert!(validation.storm.load(Ordering::Relaxed) > 0);
-    // Nothing hangs, not even in the crashing engine.
-    assert_eq!(registry.hung.load(Ordering::Relaxed), 0);
-    assert_eq!(registry.protocol_errors.load(Ordering::Relaxed), 0);
-    assert_eq!(crash_hung, 0);
-    // The crash loop was refused fast rather than fed: the breaker opened on the engine's
-    // third crash, within the engine's restart intensity (5 in 10 s), so it never gave up.
+    assert!(v.storm.load(Ordering::Relaxed) > 0);
+    assert_eq!(f.registry.hung.load(Ordering::Relaxed), 0);
+    assert_eq!(f.registry.protocol_errors.load(Ordering::Relaxed), 0);
+    assert_eq!(f.crash_hung, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_loop_is_refused_fast_before_it_spends_the_engines_intensity() {
+    let server = start("");
+    let f = storm(&server).await;
+    assert_isolated(&f);
+    // The breaker opened on the engine's third crash, within its restart intensity (5 in
+    // 10 s): the engine never gave up, and the other crash calls never reached it.
     assert!(
-        crashed <= 3,
-        "{crashed} of {crash_calls} crash calls reached the engine"
+        f.crashed <= 3,
+        "{} of {} crash calls reached the engine",
+        f.crashed,
+        f.crash_calls
     );
-    assert_eq!(crashes_refused + crashed, crash_calls);
-    assert_eq!(giveups, 0.0);
+    assert_eq!(f.crashes_refused + f.crashed, f.crash_calls);
+    assert_eq!(f.giveups, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_engine_that_gives_up_is_restarted_alone_while_the_others_serve() {
+    // Without the breaker's crash rule the crash loop spends the registry's intensity.
+    let server = start(
+        "[supervision]\nrestart_backoff_ms = 300\n\n\
+         [tools.registry_debug_crash.breaker]\ncrash_threshold = 0\n",
+    );
+    let f = storm(&server).await;
+    assert_isolated(&f);
+    assert!(
+        f.giveups >= 1.0,
+        "the registry never gave up: {} give-ups",
+        f.giveups
+    );
+    assert!(f.restarts >= 6.0, "{} restarts", f.restarts);
+    // Calls arriving while the subtree waited for its restart were refused fast.
+    assert!(f.crashes_refused > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_top_level_budget_ends_the_process_non_zero() {
+    let mut server =
+        start("[supervision]\nmax_restarts = 0\n\n[engines.registry.restart]\nmax_restarts = 1\n");
+    let c = connect(&server.url).await;
+    for _ in 0..2 {
+        let r = call(&c, "registry_debug_crash", json!({}))
+            .await
+            .expect("answered")
+            .expect("a result");
+        assert_eq!(r.is_error, Some(true));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The registry gave up, the budget allows no restart: the process drains and exits.
+    let deadline = Instant::now() + Duration::from_secs(35);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 35 s after the budget was spent"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(1), "{status}");
+    let log = server.log.lock().expect("log").join("\n");
+    assert!(log.contains("gave up for good"), "{log}");
 }

@@ -9,15 +9,15 @@ use ensemble::runtime::engines::{EngineState, TreeConfig};
 use ensemble::supervision::{Backoff, EventKind, Intensity};
 use serde_json::json;
 
-/// The registry tolerates one restart a minute; a given-up engine is back after 1.5–3 s (longer
-/// than a retry waits for a restart, so that its callers are refused fast meanwhile).
+/// The registry tolerates one restart a minute; a given-up engine is back after 2.5–5 s (longer
+/// than a retry waits for a restart, 2 s, so that its callers are refused fast meanwhile).
 fn tree(budget: u32) -> TreeConfig {
     let mut tree = TreeConfig {
         budget: Intensity {
             max_restarts: budget,
             period: Duration::from_secs(600),
         },
-        subtree_backoff: Backoff::new(Duration::from_secs(3), Duration::from_secs(5)),
+        subtree_backoff: Backoff::new(Duration::from_secs(5), Duration::from_secs(5)),
         ..TreeConfig::default()
     };
     tree.engine_overrides.insert(

@@ -77,6 +77,28 @@ pub enum StoreError {
     },
 }
 
+/// How a store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// sled's page cache, in bytes (sled's default: 1 GiB). The cache holds pages read or
+    /// written; a smaller one keeps the process smaller at the cost of more disk reads.
+    pub cache_capacity_bytes: u64,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            cache_capacity_bytes: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+impl StoreOptions {
+    fn sled(&self) -> sled::Config {
+        sled::Config::new().cache_capacity(self.cache_capacity_bytes)
+    }
+}
+
 /// One sled database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -110,10 +132,15 @@ impl Store {
     /// moment longer, and reopening at once (a host restarting its runtime, a test) would
     /// otherwise be refused. Another live process keeps it locked, and is reported as such.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, &StoreOptions::default())
+    }
+
+    /// Opens (or creates) the store in `path` with these options (see [`Store::open`]).
+    pub fn open_with(path: impl AsRef<Path>, options: &StoreOptions) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         let started = std::time::Instant::now();
         loop {
-            match sled::Config::new().path(&path).open() {
+            match options.sled().path(&path).open() {
                 Ok(db) => return Ok(Self::with_db(db, path)),
                 Err(e) => match open_error(&path, e) {
                     StoreError::Locked { .. } if started.elapsed() < LOCK_WAIT => {
@@ -128,8 +155,14 @@ impl Store {
     /// A store in a temporary directory, removed when the last clone is dropped (for tests and
     /// `--in-memory` runs).
     pub fn temporary() -> Result<Self, StoreError> {
+        Self::temporary_with(&StoreOptions::default())
+    }
+
+    /// A temporary store with these options (see [`Store::temporary`]).
+    pub fn temporary_with(options: &StoreOptions) -> Result<Self, StoreError> {
         let path = PathBuf::from("<temporary>");
-        let db = sled::Config::new()
+        let db = options
+            .sled()
             .temporary(true)
             .open()
             .map_err(|e| open_error(&path, e))?;
@@ -373,6 +406,29 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_small_page_cache_still_keeps_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = StoreOptions {
+            cache_capacity_bytes: 64 * 1024,
+        };
+        {
+            let store = Store::open_with(dir.path(), &small).unwrap();
+            let t = store.tree("registry").unwrap();
+            for i in 0..2_000u32 {
+                t.insert(&i.to_be_bytes(), &vec![7u8; 100]).unwrap();
+            }
+            store.flush().await.unwrap();
+        }
+        let store = Store::open_with(dir.path(), &small).unwrap();
+        let t = store.tree("registry").unwrap();
+        assert_eq!(t.len(), 2_000);
+        assert_eq!(
+            t.get::<Vec<u8>>(&1_999u32.to_be_bytes()).unwrap(),
+            Some(vec![7u8; 100])
+        );
+    }
 
     #[tokio::test]
     async fn records_survive_a_reopen() {

@@ -1,4 +1,5 @@
-//! The engines supervisor: each engine is a child actor published in a slot, and its tools are
+//! The engines supervisor: each engine runs under a supervisor of its own, its actor published in
+//! a slot, and its tools are
 //! routed to it.
 
 use std::collections::BTreeMap;
@@ -14,11 +15,12 @@ use ensemble_actors::store::Store;
 use ensemble_actors::validation::{ValidationActor, ValidationMsg};
 use ensemble_actors::workflow::{WorkflowActor, WorkflowArgs, WorkflowConfig, WorkflowMsg};
 use ensemble_supervision::{
-    ActorSlot, Backoff, BreakerConfig, CancellationToken, ChildSpec, EventBus, Intensity,
-    RetryPolicy, RoutePolicy, SlotState, SupervisorMsg, SupervisorSpec,
+    ActorSlot, Backoff, CancellationToken, ChildSpec, EventBus, Intensity, RoutePolicy, SlotState,
+    SupervisorMsg, SupervisorSpec,
 };
 use serde_json::Value;
 
+use crate::config::{PolicySettings, RoutePolicies};
 use crate::router::{ActorTool, Annotations, RegisterError, Router, ToolError};
 
 /// The slots of the built-in engines, for hosts that call them with typed messages.
@@ -190,23 +192,22 @@ pub struct EngineConfig {
     pub test_log: Option<PathBuf>,
     /// The supervision tree's intensities, budget and backoffs.
     pub tree: TreeConfig,
+    /// The policy settings of the engines' tools (`[engines.<name>]`, `[tools.<name>]`).
+    pub policies: RoutePolicies,
 }
 
 /// Per-route policy defaults: a bulkhead, a breaker, a deadline, and retries for idempotent
 /// tools.
 pub fn default_policy(route: &str) -> RoutePolicy {
-    RoutePolicy::builder(route)
-        .bulkhead(256)
-        .breaker(BreakerConfig::default())
-        .timeout(Duration::from_secs(30))
-        .retry(RetryPolicy::default())
-        .build()
+    PolicySettings::default().route_policy(route)
 }
 
 /// The policy of a call that may legitimately take long (a waiting `workflow_run`): a
 /// bulkhead only; a deadline or a slow-call breaker would punish it for doing its job.
-fn long_call_policy(route: &str) -> RoutePolicy {
-    RoutePolicy::builder(route).bulkhead(256).build()
+fn long_call_policy(route: &str, settings: &PolicySettings) -> RoutePolicy {
+    RoutePolicy::builder(route)
+        .bulkhead(settings.bulkhead)
+        .build()
 }
 
 impl ToolInvoker for Router {
@@ -311,31 +312,42 @@ pub fn engines(
     (spec, slots)
 }
 
-/// A tool of the engine in `slot`, with the default policy stack.
+/// A tool of the engine in `slot`, with its engine's (or its own) policy stack.
 fn engine_tool<M: ractor::Message>(
     slot: &ActorSlot<M>,
     name: &'static str,
     description: &'static str,
     annotations: Annotations,
+    policies: &RoutePolicies,
 ) -> ActorTool<M> {
     ActorTool {
         name,
         description,
         annotations,
         slot: slot.clone(),
-        policy: default_policy(name),
+        policy: policies.route_policy(slot.name(), name),
     }
 }
 
-/// Registers the built-in engines' tools; `test_tools` adds tools that exist only to exercise
-/// failure handling (`registry_debug_crash`).
+/// Registers the built-in engines' tools with the default policies; `test_tools` adds tools
+/// that exist only to exercise failure handling (`registry_debug_crash`).
 pub fn register_tools(
     router: &Router,
     slots: &EngineSlots,
     test_tools: bool,
 ) -> Result<(), RegisterError> {
+    register_tools_with(router, slots, test_tools, &RoutePolicies::default())
+}
+
+/// [`register_tools`] with each route's policy from `policies`.
+pub fn register_tools_with(
+    router: &Router,
+    slots: &EngineSlots,
+    test_tools: bool,
+    policies: &RoutePolicies,
+) -> Result<(), RegisterError> {
     let reg = |name, description, annotations| {
-        engine_tool(&slots.registry, name, description, annotations)
+        engine_tool(&slots.registry, name, description, annotations, policies)
     };
     router.register_actor(
         reg(
@@ -383,7 +395,7 @@ pub fn register_tools(
         RegistryMsg::Versions,
     )?;
     let val = |name, description, annotations| {
-        engine_tool(&slots.validation, name, description, annotations)
+        engine_tool(&slots.validation, name, description, annotations, policies)
     };
     router.register_actor(
         val(
@@ -411,8 +423,8 @@ pub fn register_tools(
         ),
         ValidationMsg::List,
     )?;
-    register_execution_tools(router, &slots.execution)?;
-    register_workflow_tools(router, &slots.workflow)?;
+    register_execution_tools(router, &slots.execution, policies)?;
+    register_workflow_tools(router, &slots.workflow, policies)?;
     if test_tools {
         router.register_actor(
             engine_tool(
@@ -421,6 +433,7 @@ pub fn register_tools(
                 "Test only: sleeps `ms` milliseconds (cancellable), recording `label` when it \
                  starts.",
                 Annotations::IDEMPOTENT_WRITE,
+                policies,
             ),
             DebugMsg::Sleep,
         )?;
@@ -437,8 +450,11 @@ const CANCEL: Annotations = Annotations {
 fn register_execution_tools(
     router: &Router,
     slot: &ActorSlot<ExecMsg>,
+    policies: &RoutePolicies,
 ) -> Result<(), RegisterError> {
-    let tool = |name, description, annotations| engine_tool(slot, name, description, annotations);
+    let tool = |name, description, annotations| {
+        engine_tool(slot, name, description, annotations, policies)
+    };
     router.register_actor(
         tool(
             "task_submit",
@@ -515,8 +531,11 @@ fn register_execution_tools(
 fn register_workflow_tools(
     router: &Router,
     slot: &ActorSlot<WorkflowMsg>,
+    policies: &RoutePolicies,
 ) -> Result<(), RegisterError> {
-    let tool = |name, description, annotations| engine_tool(slot, name, description, annotations);
+    let tool = |name, description, annotations| {
+        engine_tool(slot, name, description, annotations, policies)
+    };
     router.register_actor(
         tool(
             "workflow_validate",
@@ -528,7 +547,10 @@ fn register_workflow_tools(
     )?;
     router.register_actor_with_context(
         ActorTool {
-            policy: long_call_policy("workflow_run"),
+            policy: long_call_policy(
+                "workflow_run",
+                &policies.settings(slot.name(), "workflow_run"),
+            ),
             ..tool(
                 "workflow_run",
                 "Run a workflow (a DAG of tool calls; `${params.x}` and \
@@ -602,4 +624,21 @@ fn register_workflow_tools(
         WorkflowMsg::TemplateInstantiate,
     )?;
     Ok(())
+}
+
+/// The names of the built-in tools (with the test-only ones when `test_tools`), for checking a
+/// configuration's `[tools.<name>]` before any engine starts.
+pub fn builtin_tool_names(test_tools: bool) -> Vec<String> {
+    let router = Router::new();
+    let slots = EngineSlots {
+        registry: ActorSlot::new("registry"),
+        validation: ActorSlot::new("validation"),
+        execution: ActorSlot::new("execution"),
+        workflow: ActorSlot::new("workflow"),
+        debug: ActorSlot::new("debug"),
+        supervisors: BTreeMap::new(),
+    };
+    // Registration only fails on a duplicate name, which the built-in set has not.
+    let _ = register_tools(&router, &slots, test_tools);
+    router.list().into_iter().map(|t| t.name).collect()
 }

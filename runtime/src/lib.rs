@@ -5,6 +5,7 @@
 
 pub mod artifacts;
 pub mod catalog;
+pub mod config;
 pub mod context;
 pub mod engines;
 pub mod http;

@@ -4,13 +4,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ensemble_actors::store::{Store, StoreError};
+use ensemble_actors::store::{Store, StoreError, StoreOptions};
 use ensemble_supervision::{EventBus, Supervisor, SupervisorMsg};
 use ractor::ActorRef;
 use rmcp::ServiceExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::engines::{EngineConfig, EngineSlots, TreeConfig, engines, register_tools};
+use crate::config::{Config, RoutePolicies};
+use crate::engines::{EngineConfig, EngineSlots, TreeConfig, engines, register_tools_with};
 use crate::mcp::McpService;
 use crate::router::Router;
 use ensemble_actors::execution::ExecConfig;
@@ -52,6 +53,8 @@ pub struct RuntimeBuilder {
     execution: ExecConfig,
     tree: TreeConfig,
     events: Option<EventBus>,
+    store_options: StoreOptions,
+    policies: RoutePolicies,
 }
 
 impl RuntimeBuilder {
@@ -91,6 +94,19 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Everything a [`Config`] sets: the store (`[store]`), the execution engine
+    /// (`[execution]`), the engines' and tools' policies and restart intensities
+    /// (`[engines.*]`, `[tools.*]`). `[server]` is the transports' business, not the builder's.
+    pub fn config(mut self, config: &Config) -> Self {
+        self.data_dir = Some(config.store.data_dir.clone());
+        self.in_memory = config.store.in_memory;
+        self.store_options = config.store.options();
+        self.execution = config.execution.exec_config();
+        self.policies = RoutePolicies::from_config(config);
+        self.tree = config.tree();
+        self
+    }
+
     /// Send supervisor events to `events`.
     pub fn events(mut self, events: EventBus) -> Self {
         self.events = Some(events);
@@ -102,11 +118,12 @@ impl RuntimeBuilder {
         // Before any route takes its metric handles.
         crate::telemetry::prometheus();
         let store = if self.in_memory {
-            Store::temporary()?
+            Store::temporary_with(&self.store_options)?
         } else {
-            Store::open(
+            Store::open_with(
                 self.data_dir
                     .unwrap_or_else(|| PathBuf::from("ensemble-data")),
+                &self.store_options,
             )?
         };
         let events = self.events.unwrap_or_default();
@@ -121,11 +138,12 @@ impl RuntimeBuilder {
             test_tools: self.test_tools,
             test_log: self.test_log,
             tree: self.tree,
+            policies: self.policies,
         };
         let (spec, slots) = engines(&store, &events, Arc::new(router.clone()), &config);
         // Tools first: a workflow resuming at start calls them. (A host's own tools come
         // later; a resumed step that calls one before it is registered fails as unknown.)
-        register_tools(&router, &slots, self.test_tools)?;
+        register_tools_with(&router, &slots, self.test_tools, &config.policies)?;
         crate::artifacts::register_artifact_resources(&router, &slots.registry)?;
         crate::runs::register_run_resources(&router, &slots.workflow)?;
         let (supervisor, stopped) = Supervisor::start(spec)

@@ -168,8 +168,9 @@ impl<M: Message> ActorSlot<M> {
     }
 
     /// Like [`ready`](Self::ready) for a retry: the live actor and its generation, or an error
-    /// at once when the slot is [`SlotState::Gone`] (nothing will restart it).
-    async fn ready_for_retry(&self) -> Result<(ActorRef<M>, u64), ActorFault> {
+    /// at once when the slot is [`SlotState::Gone`] (nothing will restart it) or its restart is
+    /// due later than `limit` from now.
+    async fn ready_for_retry(&self, limit: Duration) -> Result<(ActorRef<M>, u64), ActorFault> {
         let mut rx = self.inner.state.subscribe();
         loop {
             match &*rx.borrow_and_update() {
@@ -181,6 +182,15 @@ impl<M: Message> ActorSlot<M> {
                         actor: self.name().to_string(),
                         retry_after: None,
                     });
+                }
+                SlotState::Restarting { at } => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    if wait > limit {
+                        return Err(ActorFault::Unavailable {
+                            actor: self.name().to_string(),
+                            retry_after: Some(wait),
+                        });
+                    }
                 }
                 _ => {}
             }
@@ -226,7 +236,7 @@ impl<M: Message> ActorSlot<M> {
         F: FnOnce(RpcReplyPort<T>) -> M,
     {
         if ctx.is_retry() {
-            let (actor, generation) = self.ready_for_retry().await?;
+            let (actor, generation) = self.ready_for_retry(ctx.restart_wait).await?;
             return self.call_actor(&actor, generation, build).await;
         }
         let answer = self.send_now(build)?;
@@ -249,9 +259,13 @@ impl<M: Message> ActorSlot<M> {
         T: Send + 'static,
         F: FnOnce(CancellationToken, RpcReplyPort<T>) -> M,
     {
-        let CallContext { attempt, cancel } = ctx;
+        let CallContext {
+            attempt,
+            cancel,
+            restart_wait,
+        } = ctx;
         if attempt > 0 {
-            let (actor, generation) = self.ready_for_retry().await?;
+            let (actor, generation) = self.ready_for_retry(restart_wait).await?;
             return self
                 .call_actor(&actor, generation, |reply| build(cancel, reply))
                 .await;

@@ -43,6 +43,10 @@ pub struct CallContext {
     /// Cancelled when the call times out, the caller cancels, or the call's future is dropped.
     /// The actor checks it in long work and stops.
     pub cancel: CancellationToken,
+    /// How far ahead a retry waits for its restarted actor: a restart due later than this
+    /// fails the attempt at once, with the time to come back
+    /// ([`RetryPolicy::max_restart_wait`](super::RetryPolicy::max_restart_wait)).
+    pub restart_wait: Duration,
 }
 
 impl CallContext {
@@ -256,6 +260,7 @@ impl RoutePolicy {
         // Only short deadlines pay for a timer of their own.
         let mut timer = precise.map(|after| Box::pin(tokio::time::sleep(after)));
         let retry = inner.retry.as_ref().filter(|_| opts.idempotent);
+        let restart_wait = retry.map_or(Duration::MAX, |r| r.max_restart_wait);
         if let Some(r) = retry {
             r.budget.deposit();
         }
@@ -266,6 +271,7 @@ impl RoutePolicy {
         let mut current = pin!(Some(op(CallContext {
             attempt,
             cancel: token.clone(),
+            restart_wait,
         })));
         let mut backoff: Option<Pin<Box<tokio::time::Sleep>>> = None;
         let mut caller_cancel = pin!(opts.cancel.as_ref().map(|_| token.cancelled()));
@@ -279,6 +285,7 @@ impl RoutePolicy {
                     current.set(Some(op(CallContext {
                         attempt,
                         cancel: token.clone(),
+                        restart_wait,
                     })));
                 }
                 let Some(fut) = current.as_mut().as_pin_mut() else {
