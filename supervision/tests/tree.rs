@@ -327,3 +327,133 @@ async fn calls_that_die_with_one_crash_are_one_breaker_failure() {
     assert_eq!(breaker.state(), BreakerState::Open);
     sup.stop_and_wait(None, None).await.unwrap();
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Engine `i` tolerates `INTENSITY[i]` restarts within a minute.
+    const INTENSITY: [u32; 3] = [0, 1, 2];
+
+    /// What the model says a script of crashes does: give-ups per engine, and whether the root
+    /// spent its budget (and after which step).
+    fn model(script: &[usize], budget: u32) -> ([u32; 3], Option<usize>) {
+        let mut crashes = [0u32; 3];
+        let mut giveups = [0u32; 3];
+        for (step, &e) in script.iter().enumerate() {
+            crashes[e] += 1;
+            // A fresh subtree after each give-up: its history starts empty.
+            if crashes[e] == INTENSITY[e] + 1 {
+                crashes[e] = 0;
+                giveups[e] += 1;
+                if giveups.iter().sum::<u32>() > budget {
+                    return (giveups, Some(step));
+                }
+            }
+        }
+        (giveups, None)
+    }
+
+    async fn run(script: Vec<usize>, budget: u32) -> Result<(), TestCaseError> {
+        let log = Log::default();
+        let events = EventBus::default();
+        let mut rx = events.subscribe();
+        let engines: Vec<Engine> = (0..3)
+            .map(|i| engine(&format!("e{i}"), &log, &events, INTENSITY[i]))
+            .collect();
+        // A fourth engine that never crashes.
+        let calm = engine("calm", &log, &events, 0);
+        let mut spec = root(&events, budget);
+        for e in &engines {
+            spec = spec.child(e.child.clone());
+        }
+        let (sup, stopped) = Supervisor::start(spec.child(calm.child.clone()))
+            .await
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut calm_states = calm.slot.subscribe();
+        let (expected, final_step) = model(&script, budget);
+        for (step, &e) in script.iter().enumerate() {
+            let e = &engines[e];
+            let mut rx = e.slot.subscribe();
+            let (actor, seen) = match rx
+                .wait_for(|s| matches!(s, SlotState::Running { .. }))
+                .await
+                .map(|s| match &*s {
+                    SlotState::Running { actor, generation } => (actor.clone(), *generation),
+                    _ => unreachable!(),
+                }) {
+                Ok(v) => v,
+                Err(_) => return Err(TestCaseError::fail("slot closed")),
+            };
+            let _ = actor.cast(WorkerMsg::Panic);
+            if Some(step) == final_step {
+                break;
+            }
+            let _ = rx
+                .wait_for(
+                    |s| !matches!(s, SlotState::Running { generation, .. } if *generation == seen),
+                )
+                .await;
+            // The calm engine never left its first actor.
+            let calm_running = matches!(
+                &*calm_states.borrow_and_update(),
+                SlotState::Running { generation: 1, .. }
+            );
+            prop_assert!(calm_running, "the calm engine was disturbed");
+        }
+        if final_step.is_some() {
+            tokio::time::timeout(Duration::from_secs(120), stopped)
+                .await
+                .map_err(|_| TestCaseError::fail("the root did not stop"))?
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert!(matches!(calm.slot.state(), SlotState::Gone));
+        } else {
+            // Every engine comes back; nothing more gave up than the model says.
+            for e in &engines {
+                tokio::time::timeout(Duration::from_secs(120), e.slot.ready())
+                    .await
+                    .map_err(|_| TestCaseError::fail("an engine did not come back"))?;
+            }
+            prop_assert_eq!(calm.slot.generation(), Some(1));
+            sup.stop_and_wait(None, None)
+                .await
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        }
+        let mut giveups = [0u32; 3];
+        let mut root_gave_up = false;
+        while let Ok(ev) = rx.try_recv() {
+            if let EventKind::GaveUp { .. } = ev.kind {
+                match &*ev.supervisor {
+                    "engines" => root_gave_up = true,
+                    name => {
+                        let i: usize = name[1..].parse().map_err(|_| {
+                            TestCaseError::fail(format!("unexpected give-up of {name}"))
+                        })?;
+                        giveups[i] += 1;
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(giveups, expected);
+        prop_assert_eq!(root_gave_up, final_step.is_some());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        /// For any sequence of crashes across three engines: each engine's supervisor gives up
+        /// exactly when its own intensity says, the root restarts only that engine (an engine
+        /// that never crashed keeps its first actor), and the root gives up exactly when the
+        /// give-ups exceed the top-level budget, leaving every engine gone.
+        #[test]
+        fn the_tree_decides_as_the_model(script in proptest::collection::vec(0usize..3, 0..14),
+                                         budget in 0u32..4) {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .start_paused(true)
+                .build()
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            rt.block_on(run(script, budget))?;
+        }
+    }
+}
