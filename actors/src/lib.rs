@@ -8,6 +8,7 @@ mod clock;
 pub mod debug;
 pub mod execution;
 pub mod invoke;
+pub mod learning;
 pub mod registry;
 pub mod scheduler;
 pub mod store;

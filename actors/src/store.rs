@@ -393,6 +393,36 @@ impl Tree {
         }
     }
 
+    /// Writes and removes several records as one atomic batch: after a crash either all of
+    /// them are there or none (durable after [`Store::flush`]).
+    pub fn apply<'a, T: Serialize + 'a>(
+        &self,
+        changes: impl IntoIterator<Item = (&'a [u8], Option<&'a T>)>,
+    ) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in changes {
+            match value {
+                Some(v) => {
+                    let bytes = codec::encode(v).map_err(|source| self.codec_error(key, source))?;
+                    batch.insert(key, bytes);
+                }
+                None => batch.remove(key),
+            }
+        }
+        self.tree.apply_batch(batch).map_err(|e| self.store.io(e))
+    }
+
+    /// Every record, decoded, in key order.
+    pub fn iter<T: DeserializeOwned>(
+        &self,
+    ) -> impl Iterator<Item = Result<(Vec<u8>, T), StoreError>> + '_ {
+        self.tree.iter().map(move |r| {
+            let (k, v) = r.map_err(|e| self.store.io(e))?;
+            let value = self.decode(&k, &v)?;
+            Ok((k.to_vec(), value))
+        })
+    }
+
     /// Writes raw bytes, bypassing the codec (tests use it to plant damaged records).
     #[doc(hidden)]
     pub fn insert_raw(&self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {

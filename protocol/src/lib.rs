@@ -7,8 +7,10 @@
 pub mod codec;
 pub mod debug;
 pub mod execution;
+pub mod learning;
 pub mod registry;
 pub mod run;
+pub mod shell;
 pub mod template;
 pub mod validation;
 pub mod workflow;

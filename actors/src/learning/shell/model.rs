@@ -1,0 +1,399 @@
+//! The shell learner's patterns, and how it learns and suggests.
+
+use std::collections::HashMap;
+
+use ensemble_protocol::shell::*;
+use ensemble_supervision::CancellationToken;
+use serde::{Deserialize, Serialize};
+
+use crate::learning::{Cx, GCounter, InstanceId, LearnError, Model, Pattern, Patterns, Reply};
+
+/// The longest context: the user's last three commands.
+const ORDER: usize = 3;
+
+/// Interpolation weights of the contexts of one, two and three commands, and of the plain
+/// command frequencies (order 0). Chosen on the development users (`examples/learning_eval.rs`).
+const WEIGHTS: [f64; ORDER + 1] = [0.05, 1.0, 1.0, 1.0];
+
+/// A command longer than this is learned into the history but never suggested or used as a
+/// context: a suggestion is something to type again, not a pasted script.
+const MAX_TOKEN_BYTES: usize = 1024;
+
+/// Observations of a user's order-1 context after which the prior weighs half as much as the
+/// user's own history.
+const PRIOR_HALF_LIFE: f64 = 8.0;
+
+/// What the shell learner stores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ShellPattern {
+    /// The commands that followed a context, with their counts.
+    Next(Successors),
+    /// A user's last commands: the context of their next one.
+    Recent(Recent),
+}
+
+/// The commands that followed one context.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Successors {
+    /// Command and its count, sorted by command.
+    next: Vec<(String, GCounter)>,
+    last_seen: u64,
+}
+
+/// A user's last commands, oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Recent {
+    last: Vec<String>,
+    /// Wall clock (Unix ms) of the last one: instances' observation clocks do not compare, and
+    /// the latest history across instances is the one that wins a merge.
+    at_ms: u64,
+}
+
+impl Successors {
+    fn add(&mut self, command: &str, instance: InstanceId, clock: u64) {
+        match self.next.binary_search_by(|(c, _)| c.as_str().cmp(command)) {
+            Ok(i) => self.next[i].1.add(instance, 1),
+            Err(i) => {
+                let mut n = GCounter::default();
+                n.add(instance, 1);
+                self.next.insert(i, (command.to_string(), n));
+            }
+        }
+        self.last_seen = self.last_seen.max(clock);
+    }
+
+    fn total(&self) -> u64 {
+        self.next.iter().map(|(_, n)| n.total()).sum()
+    }
+}
+
+impl Pattern for ShellPattern {
+    fn heap_bytes(&self) -> usize {
+        match self {
+            ShellPattern::Next(s) => {
+                s.next.capacity() * std::mem::size_of::<(String, GCounter)>()
+                    + s.next
+                        .iter()
+                        .map(|(c, n)| c.capacity() + n.heap_bytes())
+                        .sum::<usize>()
+            }
+            ShellPattern::Recent(r) => {
+                r.last.capacity() * std::mem::size_of::<String>()
+                    + r.last.iter().map(String::capacity).sum::<usize>()
+            }
+        }
+    }
+
+    /// A context is worth the observations it holds; a user's recent commands are kept.
+    fn worth(&self) -> u64 {
+        match self {
+            ShellPattern::Next(s) => s.total(),
+            ShellPattern::Recent(_) => u64::MAX,
+        }
+    }
+
+    fn last_seen(&self) -> u64 {
+        match self {
+            ShellPattern::Next(s) => s.last_seen,
+            ShellPattern::Recent(r) => r.at_ms,
+        }
+    }
+
+    fn merge(&mut self, other: &Self) -> bool {
+        match (self, other) {
+            (ShellPattern::Next(a), ShellPattern::Next(b)) => {
+                let mut changed = false;
+                for (command, count) in &b.next {
+                    match a.next.binary_search_by(|(c, _)| c.cmp(command)) {
+                        Ok(i) => changed |= a.next[i].1.merge(count),
+                        Err(i) => {
+                            a.next.insert(i, (command.clone(), count.clone()));
+                            changed = true;
+                        }
+                    }
+                }
+                if b.last_seen > a.last_seen {
+                    a.last_seen = b.last_seen;
+                    changed = true;
+                }
+                changed
+            }
+            // The later history wins; equal clocks are ordered by content, so the merge is
+            // still commutative.
+            (ShellPattern::Recent(a), ShellPattern::Recent(b))
+                if (b.at_ms, &b.last) > (a.at_ms, &a.last) =>
+            {
+                *a = b.clone();
+                true
+            }
+            (ShellPattern::Recent(_), ShellPattern::Recent(_)) => false,
+            // Keys say which kind a pattern is: two kinds under one key cannot come from a
+            // snapshot of this learner. Keep ours.
+            _ => false,
+        }
+    }
+}
+
+/// The shell learner's own requests.
+pub enum ShellMsg {
+    /// Ranked next commands for a user.
+    Suggest(SuggestRequest, CancellationToken, Reply<SuggestResponse>),
+}
+
+/// The shell learner.
+#[derive(Debug, Default)]
+pub struct ShellModel {
+    /// Observations whose command was the first suggestion made just before it.
+    hits: u64,
+    /// Observations that had a suggestion to judge.
+    trials: u64,
+}
+
+/// Whose patterns: one user's, or everyone's (the prior).
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    User(&'a str),
+    Prior,
+}
+
+fn next_key(scope: Scope<'_>, context: &[&str]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(64);
+    key.push(b'n');
+    match scope {
+        Scope::User(u) => {
+            key.push(b'u');
+            key.extend_from_slice(u.as_bytes());
+        }
+        Scope::Prior => key.push(b'*'),
+    }
+    key.push(0);
+    key.push(context.len() as u8);
+    for c in context {
+        key.push(0);
+        key.extend_from_slice(c.as_bytes());
+    }
+    key
+}
+
+fn recent_key(user: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user.len() + 1);
+    key.push(b'r');
+    key.extend_from_slice(user.as_bytes());
+    key
+}
+
+/// The command as a suggestion: trimmed, runs of blanks as one space. `None` when it is too
+/// long to be worth suggesting.
+fn token(command: &str) -> Option<String> {
+    let t = command.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!t.is_empty() && t.len() <= MAX_TOKEN_BYTES).then_some(t)
+}
+
+fn check_user(user: &str) -> Result<(), LearnError> {
+    if user.trim().is_empty() {
+        return Err(LearnError::BadInput(
+            "`user` is empty: give a stable name for whoever runs the commands".into(),
+        ));
+    }
+    if user.len() > MAX_USER_BYTES || user.contains('\0') {
+        return Err(LearnError::BadInput(format!(
+            "`user` must be at most {MAX_USER_BYTES} bytes without NUL characters"
+        )));
+    }
+    Ok(())
+}
+
+impl ShellModel {
+    fn recent<'a>(patterns: &'a Patterns<ShellPattern>, user: &str) -> &'a [String] {
+        match patterns.get(&recent_key(user)) {
+            Some(ShellPattern::Recent(r)) => &r.last,
+            _ => &[],
+        }
+    }
+
+    /// Interpolated scores of the commands that may follow `recent` in `scope`, and how much
+    /// evidence the order-1 context had.
+    fn scores(
+        patterns: &Patterns<ShellPattern>,
+        scope: Scope<'_>,
+        recent: &[String],
+        into: &mut HashMap<String, f64>,
+        weight: f64,
+    ) -> u64 {
+        let mut evidence = 0;
+        let recent: Vec<&str> = recent.iter().map(String::as_str).collect();
+        for (order, w) in WEIGHTS.iter().enumerate() {
+            if order > recent.len() {
+                break;
+            }
+            let context = &recent[recent.len() - order..];
+            let Some(ShellPattern::Next(s)) = patterns.get(&next_key(scope, context)) else {
+                continue;
+            };
+            let total = s.total();
+            if total == 0 {
+                continue;
+            }
+            if order == 1 {
+                evidence = total;
+            }
+            let scale = weight * w / total as f64;
+            for (command, n) in &s.next {
+                *into.entry(command.clone()).or_default() += scale * n.total() as f64;
+            }
+        }
+        evidence
+    }
+
+    /// Ranked suggestions for `user`, best first.
+    fn suggest(
+        patterns: &Patterns<ShellPattern>,
+        user: &str,
+        prefix: Option<&str>,
+        limit: usize,
+    ) -> Vec<Suggestion> {
+        let recent = Self::recent(patterns, user);
+        let mut own = HashMap::new();
+        let evidence = Self::scores(patterns, Scope::User(user), recent, &mut own, 1.0);
+        // The prior speaks for a user whose own history is short.
+        let prior_weight = 1.0 / (1.0 + evidence as f64 / PRIOR_HALF_LIFE);
+        let mut prior = HashMap::new();
+        Self::scores(patterns, Scope::Prior, recent, &mut prior, prior_weight);
+        let norm = WEIGHTS.iter().sum::<f64>() * (1.0 + prior_weight);
+        let mut ranked: Vec<Suggestion> = own
+            .keys()
+            .chain(prior.keys())
+            .collect::<std::collections::HashSet<_>>()
+            .into_iter()
+            .filter(|c| prefix.is_none_or(|p| c.starts_with(p)))
+            .map(|c| {
+                let (u, p) = (
+                    own.get(c).copied().unwrap_or(0.0),
+                    prior.get(c).copied().unwrap_or(0.0),
+                );
+                Suggestion {
+                    command: c.clone(),
+                    score: ((u + p) / norm).clamp(0.0, 1.0),
+                    source: if u >= p { "user" } else { "prior" }.to_string(),
+                }
+            })
+            .collect();
+        ranked.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.command.cmp(&b.command))
+        });
+        ranked.truncate(limit);
+        ranked
+    }
+
+    fn learn(cx: &mut Cx<'_, ShellPattern>, user: &str, command: String) {
+        let (instance, clock) = (cx.instance, cx.clock);
+        let recent = Self::recent(cx.patterns, user).to_vec();
+        let context: Vec<&str> = recent.iter().map(String::as_str).collect();
+        for order in 0..=ORDER.min(context.len()) {
+            let ctx = &context[context.len() - order..];
+            for scope in [Scope::User(user), Scope::Prior] {
+                cx.patterns.update(
+                    &next_key(scope, ctx),
+                    || ShellPattern::Next(Successors::default()),
+                    |p| {
+                        if let ShellPattern::Next(s) = p {
+                            s.add(&command, instance, clock);
+                        }
+                    },
+                );
+            }
+        }
+        cx.patterns.update(
+            &recent_key(user),
+            || ShellPattern::Recent(Recent::default()),
+            |p| {
+                if let ShellPattern::Recent(r) = p {
+                    r.last.push(command);
+                    if r.last.len() > ORDER {
+                        r.last.remove(0);
+                    }
+                    r.at_ms = crate::clock::unix_ms();
+                }
+            },
+        );
+    }
+}
+
+impl Model for ShellModel {
+    const NAME: &'static str = "shell";
+    type Pattern = ShellPattern;
+    type Observation = ObserveRequest;
+    type Msg = ShellMsg;
+
+    fn open(_patterns: &Patterns<ShellPattern>, _instance: InstanceId) -> Self {
+        Self::default()
+    }
+
+    fn observe(
+        &mut self,
+        cx: &mut Cx<'_, ShellPattern>,
+        obs: ObserveRequest,
+    ) -> Result<(), LearnError> {
+        check_user(&obs.user)?;
+        if obs.command.len() > MAX_COMMAND_BYTES {
+            return Err(LearnError::BadInput(format!(
+                "`command` is {} bytes; the shell learner takes commands up to {MAX_COMMAND_BYTES} bytes",
+                obs.command.len()
+            )));
+        }
+        let Some(command) = token(&obs.command) else {
+            if obs.command.trim().is_empty() {
+                return Err(LearnError::BadInput(
+                    "`command` is empty: give the command line as typed".into(),
+                ));
+            }
+            // Too long to suggest again: acknowledged, not learned.
+            return Ok(());
+        };
+        // Judge the suggestion this observation answers before learning from it.
+        if !Self::recent(cx.patterns, &obs.user).is_empty() {
+            let first = Self::suggest(cx.patterns, &obs.user, None, 1);
+            if let Some(s) = first.first() {
+                self.trials += 1;
+                if s.command == command {
+                    self.hits += 1;
+                }
+            }
+        }
+        Self::learn(cx, &obs.user, command);
+        Ok(())
+    }
+
+    fn handle(&mut self, cx: &mut Cx<'_, ShellPattern>, msg: ShellMsg) {
+        match msg {
+            ShellMsg::Suggest(req, cancel, reply) => {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                let answer = check_user(&req.user).map(|()| {
+                    let limit = req.limit.unwrap_or(5).clamp(1, 50) as usize;
+                    SuggestResponse {
+                        suggestions: Self::suggest(
+                            cx.patterns,
+                            &req.user,
+                            req.prefix.as_deref(),
+                            limit,
+                        ),
+                    }
+                });
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    /// A user's recent commands are the context of their next one: never evicted.
+    fn keep(key: &[u8]) -> bool {
+        key.first() == Some(&b'r')
+    }
+
+    fn accuracy(&self) -> Option<f64> {
+        (self.trials > 0).then(|| self.hits as f64 / self.trials as f64)
+    }
+}
