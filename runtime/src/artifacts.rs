@@ -12,7 +12,7 @@ use crate::catalog::{
     ActorResource, ActorResourceList, IntoContents, IntoResourcePage, ListResources, ReadResource,
     ResourceError, ResourcePage,
 };
-use crate::engines::default_policy;
+use crate::config::default_policy;
 use crate::router::{RegisterError, Router};
 
 /// Artifacts are resources at `ensemble://registry/{name}/{version}`.

@@ -14,8 +14,8 @@ use crate::catalog::{
     ActorResource, ActorResourceList, IntoContents, IntoResourcePage, ListResources, ReadResource,
     ResourceError, ResourcePage,
 };
+use crate::config::default_policy;
 use crate::context::ToolContext;
-use crate::engines::default_policy;
 use crate::router::{IntoToolOutput, RegisterError, Router, Structured, ToolOutput};
 
 /// Runs are resources at `ensemble://workflows/runs/{id}`.
