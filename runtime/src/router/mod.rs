@@ -24,6 +24,7 @@ mod resources;
 mod spec;
 
 use ask::policy_error;
+
 pub(crate) use ask::{BoxFuture, ask};
 use catalog::Catalog;
 pub use output::{IntoToolOutput, Structured, ToolOutput};
