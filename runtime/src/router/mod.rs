@@ -24,7 +24,6 @@ mod resources;
 mod spec;
 
 use ask::policy_error;
-
 pub(crate) use ask::{BoxFuture, ask};
 use catalog::Catalog;
 pub use output::{IntoToolOutput, Structured, ToolOutput};
