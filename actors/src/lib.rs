@@ -3,15 +3,17 @@
 
 #![warn(missing_docs)]
 
-pub mod cache;
 mod clock;
 pub mod debug;
 pub mod execution;
 pub mod invoke;
 pub mod learning;
 pub mod registry;
-pub mod scheduler;
 pub mod store;
 pub mod validation;
 pub mod versioned;
 pub mod workflow;
+
+// The execution engine's queue and result cache, at the paths they had before the engine
+// had a folder.
+pub use execution::{cache, scheduler};

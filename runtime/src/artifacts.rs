@@ -8,11 +8,11 @@ use ensemble_supervision::{ActorSlot, CancellationToken};
 use ractor::RpcReplyPort;
 use rmcp::model::{Resource, ResourceContents};
 
-use crate::catalog::{
+use crate::config::default_policy;
+use crate::router::catalog::{
     ActorResource, ActorResourceList, IntoContents, IntoResourcePage, ListResources, ReadResource,
     ResourceError, ResourcePage,
 };
-use crate::engines::default_policy;
 use crate::router::{RegisterError, Router};
 
 /// Artifacts are resources at `ensemble://registry/{name}/{version}`.

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ensemble_actors::debug::{DebugActor, DebugMsg};
 use ensemble_actors::execution::{ExecArgs, ExecConfig, ExecMsg, ExecutionActor};
@@ -15,12 +14,13 @@ use ensemble_actors::store::Store;
 use ensemble_actors::validation::{ValidationActor, ValidationMsg};
 use ensemble_actors::workflow::{WorkflowActor, WorkflowArgs, WorkflowConfig, WorkflowMsg};
 use ensemble_supervision::{
-    ActorSlot, Backoff, CancellationToken, ChildSpec, EventBus, Intensity, RoutePolicy, SlotState,
-    SupervisorMsg, SupervisorSpec,
+    ActorSlot, CancellationToken, ChildSpec, EventBus, RoutePolicy, SlotState, SupervisorMsg,
+    SupervisorSpec,
 };
 use serde_json::Value;
 
 use crate::config::{PolicySettings, RoutePolicies};
+pub use crate::config::{TreeConfig, default_policy};
 use crate::router::{ActorTool, Annotations, RegisterError, Router, ToolError};
 
 /// The slots of the built-in engines, for hosts that call them with typed messages.
@@ -133,52 +133,6 @@ impl EngineSlots {
     }
 }
 
-/// The shape of the engines' supervision tree: each engine under a supervisor of its own, all
-/// of them under the one-for-one `engines` supervisor.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TreeConfig {
-    /// Restarts an engine's supervisor allows its actor within a period before it gives up.
-    pub engine_intensity: Intensity,
-    /// The same, for named engines.
-    pub engine_overrides: BTreeMap<String, Intensity>,
-    /// Delay between consecutive restarts of an engine's actor.
-    pub engine_backoff: Backoff,
-    /// The top-level budget: restarts of given-up engines that the `engines` supervisor allows
-    /// within a period. Past it the runtime is gone for good ([`crate::runtime::Runtime::gone`]);
-    /// `ensemble serve` then drains and exits non-zero, for a service manager to restart it.
-    pub budget: Intensity,
-    /// Delay before a given-up engine's subtree restarts; doubles with each give-up in a row.
-    pub subtree_backoff: Backoff,
-    /// A subtree that stayed up this long starts its backoff again from the base delay.
-    pub subtree_backoff_reset_after: Duration,
-}
-
-impl Default for TreeConfig {
-    fn default() -> Self {
-        Self {
-            engine_intensity: Intensity::default(),
-            engine_overrides: BTreeMap::new(),
-            engine_backoff: Backoff::new(Duration::from_millis(5), Duration::from_secs(5)),
-            budget: Intensity {
-                max_restarts: 10,
-                period: Duration::from_secs(600),
-            },
-            subtree_backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
-            subtree_backoff_reset_after: Duration::from_secs(60),
-        }
-    }
-}
-
-impl TreeConfig {
-    /// The restart intensity of engine `name`.
-    pub fn intensity(&self, name: &str) -> Intensity {
-        self.engine_overrides
-            .get(name)
-            .copied()
-            .unwrap_or(self.engine_intensity)
-    }
-}
-
 /// How the engines run.
 #[derive(Debug, Clone, Default)]
 pub struct EngineConfig {
@@ -194,12 +148,6 @@ pub struct EngineConfig {
     pub tree: TreeConfig,
     /// The policy settings of the engines' tools (`[engines.<name>]`, `[tools.<name>]`).
     pub policies: RoutePolicies,
-}
-
-/// Per-route policy defaults: a bulkhead, a breaker, a deadline, and retries for idempotent
-/// tools.
-pub fn default_policy(route: &str) -> RoutePolicy {
-    PolicySettings::default().route_policy(route)
 }
 
 /// The policy of a call that may legitimately take long (a waiting `workflow_run`): a

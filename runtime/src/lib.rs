@@ -4,9 +4,9 @@
 #![warn(missing_docs)]
 
 pub mod artifacts;
-pub mod catalog;
 pub mod config;
 pub mod context;
+mod convert;
 pub mod engines;
 pub mod http;
 pub mod mcp;
@@ -16,5 +16,7 @@ pub mod runtime;
 pub mod stdio;
 pub mod tasks;
 pub mod telemetry;
+
+pub use router::catalog;
 
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeError};

@@ -13,21 +13,23 @@ use std::task::Poll;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientResult, CompleteRequestParams,
-    CompleteResult, CompletionInfo, ContentBlock, GetPromptRequestParams, GetPromptResponse,
-    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, LoggingLevel, LoggingMessageNotificationParam, PaginatedRequestParams,
-    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Reference, ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, ServerRequest,
-    SetLevelRequestParams, SubscribeRequestParams, Tool, ToolAnnotations, UnsubscribeRequestParams,
+    CallToolRequestParams, CallToolResponse, ClientResult, CompleteRequestParams, CompleteResult,
+    CompletionInfo, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
+    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, ServerRequest,
+    SetLevelRequestParams, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tracing::Instrument;
 
-use crate::catalog::{Complete, CompletionTarget, PromptError, ResourceError};
 use crate::context::{ContextError, ContextEvent, ToolContext};
-use crate::router::{BoxFuture, Router, ToolError, ToolOutput, ToolSpec};
+pub use crate::convert::to_mcp_tool;
+use crate::convert::{into_call_result, resource_error, unknown_tool};
+use crate::router::catalog::{Complete, CompletionTarget, PromptError, ResourceError};
+use crate::router::{BoxFuture, Router, ToolError};
 
 /// The rmcp handler. Cheap to clone: the HTTP transport makes one per session or request.
 #[derive(Clone)]
@@ -291,59 +293,6 @@ async fn serve_request(
             .map_err(|e| ContextError::Client(e.to_string())),
     };
     let _ = answer.send(result);
-}
-
-fn resource_error(e: ResourceError, uri: &str) -> ErrorData {
-    let data = Some(serde_json::json!({ "uri": uri }));
-    match e {
-        ResourceError::NotFound(m) => ErrorData::resource_not_found(m, data),
-        ResourceError::Failed(m) => ErrorData::internal_error(m, data),
-    }
-}
-
-/// An rmcp `Tool` from a router spec.
-pub fn to_mcp_tool(spec: &ToolSpec) -> Tool {
-    let mut tool = Tool::new(
-        spec.name.clone(),
-        spec.description.clone(),
-        Arc::new(spec.input_schema.clone()),
-    );
-    if let Some(out) = &spec.output_schema {
-        tool = tool.with_raw_output_schema(Arc::new(out.clone()));
-    }
-    let a = spec.annotations;
-    tool.with_annotations(
-        ToolAnnotations::new()
-            .read_only(a.read_only)
-            .destructive(a.destructive)
-            .idempotent(a.idempotent),
-    )
-}
-
-fn error_result(message: String) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(message)])
-}
-
-/// The JSON-RPC error for a tool this server does not have (-32602).
-pub(crate) fn unknown_tool(name: &str) -> ErrorData {
-    ErrorData::invalid_params(
-        ToolError::UnknownTool(name.to_string()).to_string(),
-        Some(serde_json::json!({ "tool": name })),
-    )
-}
-
-/// A call's outcome as a tool result: the answer, or a failure of the tool or the runtime
-/// (`isError: true` with what to do). An unknown tool and a cancelled call are not results;
-/// they come back as they are for the caller to answer in its own way.
-pub(crate) fn into_call_result(
-    outcome: Result<ToolOutput, ToolError>,
-) -> Result<CallToolResult, ToolError> {
-    match outcome {
-        Ok(ToolOutput::Structured(value)) => Ok(CallToolResult::structured(value)),
-        Ok(ToolOutput::Content(result)) => Ok(result),
-        Err(e @ (ToolError::UnknownTool(_) | ToolError::Cancelled)) => Err(e),
-        Err(e) => Ok(error_result(e.to_string())),
-    }
 }
 
 impl ServerHandler for McpService {

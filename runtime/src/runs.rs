@@ -10,12 +10,12 @@ use ractor::RpcReplyPort;
 use rmcp::model::{Resource, ResourceContents};
 use serde_json::{Map, Value};
 
-use crate::catalog::{
+use crate::config::default_policy;
+use crate::context::ToolContext;
+use crate::router::catalog::{
     ActorResource, ActorResourceList, IntoContents, IntoResourcePage, ListResources, ReadResource,
     ResourceError, ResourcePage,
 };
-use crate::context::ToolContext;
-use crate::engines::default_policy;
 use crate::router::{IntoToolOutput, RegisterError, Router, Structured, ToolOutput};
 
 /// Runs are resources at `ensemble://workflows/runs/{id}`.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{ContextError, ContextEvent, ToolContext};
-use crate::mcp::{into_call_result, unknown_tool};
+use crate::convert::{into_call_result, unknown_tool};
 use crate::router::{Router, ToolError};
 
 /// How often a task's client is told to poll.

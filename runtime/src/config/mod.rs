@@ -32,6 +32,7 @@ mod file;
 pub mod keys;
 mod load;
 mod show;
+mod tree;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -42,10 +43,10 @@ use ensemble_actors::execution::ExecConfig;
 use ensemble_protocol::execution::SchedulingPolicy;
 use ensemble_supervision::{Backoff, BreakerConfig, Intensity, RetryPolicy, RoutePolicy};
 
-use crate::engines::TreeConfig;
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, FlagValue, Loaded, Origin, Problem, Sources, load};
+pub use tree::TreeConfig;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -462,6 +463,12 @@ impl Default for PolicySettings {
             retry: RetrySettings::default(),
         }
     }
+}
+
+/// Per-route policy defaults: a bulkhead, a breaker, a deadline, and retries for idempotent
+/// tools.
+pub fn default_policy(route: &str) -> RoutePolicy {
+    PolicySettings::default().route_policy(route)
 }
 
 impl PolicySettings {

@@ -9,6 +9,9 @@
 //! A worker is a tokio task that calls the tool through the [`ToolInvoker`] and reports back to
 //! the actor with a message; the actor never waits on a tool.
 
+pub mod cache;
+pub mod scheduler;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,11 +26,11 @@ use ensemble_supervision::CancellationToken;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::Value;
 
-use crate::cache::{CacheLimits, Invalidate, ResultCache};
 use crate::clock::unix_ms;
 use crate::invoke::{InvokeError, ToolInvoker};
-use crate::scheduler::{Policy, Popped, ReadyQueue, Task};
 use crate::store::Store;
+use cache::{CacheLimits, Invalidate, ResultCache};
+use scheduler::{Policy, Popped, ReadyQueue, Task};
 
 /// An answer port of the execution engine.
 pub type Reply<T> = RpcReplyPort<Result<T, ExecError>>;

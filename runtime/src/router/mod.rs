@@ -3,125 +3,46 @@
 //! never see JSON.
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use ensemble_supervision::{
-    ActorSlot, CallError, CallOptions, CancellationToken, PolicyError, RoutePolicy,
-};
+use ensemble_supervision::{ActorSlot, CallError, CallOptions, CancellationToken, RoutePolicy};
 use ractor::{Message, RpcReplyPort};
-use rmcp::model::CallToolResult;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
-use crate::catalog::Catalog;
 use crate::context::ToolContext;
 
-/// Hints a client may use (MCP tool annotations).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Annotations {
-    /// The tool changes nothing.
-    pub read_only: bool,
-    /// The tool may delete or overwrite data.
-    pub destructive: bool,
-    /// Calling it twice with the same arguments has the effect of calling it once.
-    pub idempotent: bool,
-}
+mod ask;
+pub mod catalog;
+mod output;
+mod resources;
+mod spec;
 
-impl Annotations {
-    /// A read-only (hence idempotent) tool.
-    pub const READ_ONLY: Annotations = Annotations {
-        read_only: true,
-        destructive: false,
-        idempotent: true,
-    };
-    /// A tool that adds data and is safe to repeat.
-    pub const IDEMPOTENT_WRITE: Annotations = Annotations {
-        read_only: false,
-        destructive: false,
-        idempotent: true,
-    };
+use ask::policy_error;
+pub(crate) use ask::{BoxFuture, ask};
+use catalog::Catalog;
+pub use output::{IntoToolOutput, Structured, ToolOutput};
+pub(crate) use spec::valid_name;
+pub use spec::{Annotations, RegisterError, ToolError, ToolSpec, schema_of};
 
-    /// Whether the policy stack may retry the call.
-    pub fn retryable(&self) -> bool {
-        self.read_only || self.idempotent
-    }
-}
-
-/// A tool as clients see it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ToolSpec {
-    /// `<engine>_<verb>`, matching `^[a-zA-Z0-9_-]{1,64}$`.
-    pub name: String,
-    /// What it does, for people and models.
-    pub description: String,
-    /// JSON Schema of the arguments (an object schema).
-    pub input_schema: Map<String, Value>,
-    /// JSON Schema of the structured result.
-    pub output_schema: Option<Map<String, Value>>,
-    /// Behaviour hints.
-    pub annotations: Annotations,
-}
-
-/// Why a tool call did not produce a result.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ToolError {
-    /// No tool by that name (a protocol error: JSON-RPC -32602).
-    #[error("unknown tool `{0}`; tools/list shows the tools this server has")]
-    UnknownTool(String),
-    /// The arguments do not fit the tool's input schema.
-    #[error("invalid arguments for `{tool}`: {message}")]
-    InvalidArguments {
-        /// The tool.
-        tool: String,
-        /// What to fix.
-        message: String,
-    },
-    /// The engine answered with an error of its domain.
-    #[error("{0}")]
-    Engine(String),
-    /// The runtime could not get an answer (overload, breaker, timeout, crash, cancel).
-    #[error("{0}")]
-    Runtime(String),
-    /// The caller cancelled: MCP sends no response.
-    #[error("cancelled")]
-    Cancelled,
-}
-
-/// Why a tool could not be registered.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RegisterError {
-    /// The name breaks the rule clients enforce.
-    #[error("tool name {0:?} must match ^[a-zA-Z0-9_-]{{1,64}}$")]
-    InvalidName(String),
-    /// A tool, prompt or resource with that name or URI exists.
-    #[error("`{0}` is already registered")]
-    Duplicate(String),
-    /// A resource URI or URI template is malformed.
-    #[error(
-        "resource URI {0:?} is malformed: use `{{name}}` for a template variable, with a literal between two variables"
-    )]
-    InvalidUri(String),
-}
-
-pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 type Handler = dyn Fn(Value, CallOptions, ToolContext) -> BoxFuture<Result<ToolOutput, ToolError>>
     + Send
     + Sync;
 
 /// A registered tool: its spec, handler and metrics.
 pub(crate) struct Route {
-    spec: ToolSpec,
-    /// The spec as rmcp's `Tool`, built once: rmcp asks for it on every HTTP `tools/call`
-    /// (to check `Mcp-Param-*` headers), and a copy of the schemas each time costs more than
-    /// the call.
-    tool: rmcp::model::Tool,
+    pub(crate) spec: ToolSpec,
+    /// The spec's schemas, shared: the MCP service describes the tool on every HTTP
+    /// `tools/call` (to check `Mcp-Param-*` headers), and a copy of the schemas each time
+    /// costs more than the call.
+    pub(crate) input_schema: Arc<Map<String, Value>>,
+    /// The output schema, shared likewise.
+    pub(crate) output_schema: Option<Arc<Map<String, Value>>>,
     handler: Arc<Handler>,
     metrics: RouteMetrics,
     /// The actor takes a [`ToolContext`] and reports its own progress.
@@ -132,63 +53,6 @@ impl Route {
     /// The actor takes a [`ToolContext`] and reports its own progress.
     pub(crate) fn takes_context(&self) -> bool {
         self.with_context
-    }
-}
-
-/// What a tool answered.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ToolOutput {
-    /// JSON matching the tool's output schema: MCP `structuredContent`, plus the same JSON as a
-    /// text block.
-    Structured(Value),
-    /// A complete MCP tool result: any content blocks (text, images, audio, embedded
-    /// resources), `isError` when the tool reports a failure in its own words.
-    Content(CallToolResult),
-}
-
-impl ToolOutput {
-    /// The answer as JSON: the structured value, or the MCP result object.
-    pub fn into_value(self) -> Value {
-        match self {
-            ToolOutput::Structured(v) => v,
-            ToolOutput::Content(r) => serde_json::to_value(r).unwrap_or(Value::Null),
-        }
-    }
-}
-
-/// A reply type a context-aware tool actor may answer with.
-///
-/// Implemented for [`Structured<T>`] (any serializable, schema-described value) and for rmcp's
-/// [`CallToolResult`] (content blocks). Implement it for an actor's own reply type to decide how
-/// it reaches the client.
-pub trait IntoToolOutput: Send + 'static {
-    /// The JSON Schema of the structured result, if the tool has one.
-    fn output_schema() -> Option<Map<String, Value>>;
-    /// The answer, or why it could not be encoded.
-    fn into_output(self) -> Result<ToolOutput, String>;
-}
-
-/// A structured tool answer: `T`'s JSON Schema is the tool's `outputSchema`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Structured<T>(pub T);
-
-impl<T: Serialize + JsonSchema + Send + 'static> IntoToolOutput for Structured<T> {
-    fn output_schema() -> Option<Map<String, Value>> {
-        Some(schema_of::<T>())
-    }
-    fn into_output(self) -> Result<ToolOutput, String> {
-        serde_json::to_value(self.0)
-            .map(ToolOutput::Structured)
-            .map_err(|e| format!("could not encode the answer: {e}"))
-    }
-}
-
-impl IntoToolOutput for CallToolResult {
-    fn output_schema() -> Option<Map<String, Value>> {
-        None
-    }
-    fn into_output(self) -> Result<ToolOutput, String> {
-        Ok(ToolOutput::Content(self))
     }
 }
 
@@ -304,31 +168,6 @@ impl std::fmt::Debug for Router {
     }
 }
 
-/// The JSON Schema of `T` as an object map, as MCP wants it.
-pub fn schema_of<T: JsonSchema>() -> Map<String, Value> {
-    match serde_json::to_value(schemars::schema_for!(T)) {
-        Ok(Value::Object(mut m)) => {
-            // MCP clients want an object schema at the top; `$schema` is noise to them.
-            m.remove("$schema");
-            m.entry("type")
-                .or_insert_with(|| Value::String("object".into()));
-            m
-        }
-        _ => {
-            let mut m = Map::new();
-            m.insert("type".into(), Value::String("object".into()));
-            m
-        }
-    }
-}
-
-pub(crate) fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// A tool served by a supervised actor, before registration.
 pub struct ActorTool<M: Message> {
     /// Name, `<engine>_<verb>`.
@@ -428,7 +267,7 @@ impl Router {
     /// `make(req, ctx, reply)`. Through the context the actor checks cancellation, reports
     /// progress, sends log messages and asks the client to sample or elicit; the MCP handler
     /// serving the call delivers them. The actor answers `Result<Resp, E>`: `Ok` is the result
-    /// ([`Structured`] JSON or a [`CallToolResult`] with content blocks), `Err` becomes a tool
+    /// ([`Structured`] JSON or an MCP `CallToolResult` with content blocks), `Err` becomes a tool
     /// result with `isError: true` and `E`'s message.
     ///
     /// A context-aware tool reports its own progress, so the runtime does not add its periodic
@@ -488,7 +327,8 @@ impl Router {
         routes.insert(
             spec.name.clone(),
             Arc::new(Route {
-                tool: crate::mcp::to_mcp_tool(&spec),
+                input_schema: Arc::new(spec.input_schema.clone()),
+                output_schema: spec.output_schema.clone().map(Arc::new),
                 spec,
                 handler,
                 metrics,
@@ -525,18 +365,8 @@ impl Router {
         self.route(name).map(|r| r.spec.clone())
     }
 
-    /// One tool as rmcp describes it (schemas shared, not copied).
-    pub fn mcp_tool(&self, name: &str) -> Option<rmcp::model::Tool> {
-        self.route(name).map(|r| r.tool.clone())
-    }
-
-    /// Every tool as rmcp describes it, ordered by name.
-    pub fn mcp_tools(&self) -> Vec<rmcp::model::Tool> {
-        self.each_route(|r| r.tool.clone())
-    }
-
     /// `f` of every route, ordered by tool name.
-    fn each_route<T>(&self, mut f: impl FnMut(&Route) -> T) -> Vec<T> {
+    pub(crate) fn each_route<T>(&self, mut f: impl FnMut(&Route) -> T) -> Vec<T> {
         self.inner
             .routes
             .read()
@@ -656,40 +486,5 @@ impl Router {
             .duration
             .record(started.elapsed().as_secs_f64());
         result
-    }
-}
-
-/// Sends `make(attempt_cancel, reply)` to the actor in `slot` under `policy`; each attempt of a
-/// retried call builds its own message.
-pub(crate) async fn ask<M, Resp, E, F>(
-    slot: &ActorSlot<M>,
-    policy: &RoutePolicy,
-    opts: CallOptions,
-    make: F,
-) -> Result<Resp, PolicyError<E>>
-where
-    M: Message,
-    Resp: Send + 'static,
-    E: Send + 'static,
-    F: Fn(&CancellationToken, RpcReplyPort<Result<Resp, E>>) -> M,
-{
-    let make = &make;
-    policy
-        .call(opts, |ctx| async move {
-            let cancel = ctx.cancel.clone();
-            match slot.call(&ctx, |reply| make(&cancel, reply)).await {
-                Ok(Ok(resp)) => Ok(resp),
-                Ok(Err(e)) => Err(CallError::Engine(e)),
-                Err(fault) => Err(CallError::Actor(fault)),
-            }
-        })
-        .await
-}
-
-fn policy_error<E: std::fmt::Display>(e: PolicyError<E>) -> ToolError {
-    match e {
-        PolicyError::Engine(e) => ToolError::Engine(e.to_string()),
-        PolicyError::Cancelled { .. } => ToolError::Cancelled,
-        other => ToolError::Runtime(other.to_string()),
     }
 }

@@ -1,0 +1,273 @@
+//! The journal: its keys, the group flush (one in flight, what ends meanwhile batched), and
+//! reading runs back (status, listing, recovery after a restart).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ensemble_protocol::run::{
+    RunError, RunListRequest, RunListResponse, RunState, RunSummary, StepState,
+};
+use ensemble_protocol::workflow::Definition;
+use ractor::ActorRef;
+use serde_json::Value;
+
+use crate::store::StoreError;
+
+use super::msg::{Event, Internal, WorkflowMsg};
+use super::run::{Run, RunRecord, StepRecord, skip_dependents};
+use super::state::{AfterFlush, WorkflowState};
+
+pub(super) fn run_key(id: &str) -> Vec<u8> {
+    format!("run/{id}").into_bytes()
+}
+
+pub(super) fn step_key(id: &str, step: usize) -> Vec<u8> {
+    format!("step/{id}/{step:06}").into_bytes()
+}
+
+pub(super) fn store_err(e: StoreError) -> RunError {
+    RunError::Store(e.to_string())
+}
+
+impl WorkflowState {
+    /// Queues `what` behind the journal's next flush; starts one if none is in flight.
+    pub(super) fn after_flush(&mut self, what: AfterFlush, myself: &ActorRef<WorkflowMsg>) {
+        self.pending.push(what);
+        if self.flushing.is_none() {
+            self.start_flush(myself);
+        }
+    }
+
+    pub(super) fn start_flush(&mut self, myself: &ActorRef<WorkflowMsg>) {
+        if self.pending.is_empty() {
+            return;
+        }
+        self.flushing = Some(std::mem::take(&mut self.pending));
+        self.metrics.flushes.increment(1);
+        let (store, me) = (self.store.clone(), myself.clone());
+        tokio::spawn(async move {
+            let result = store.flush().await.map_err(|e| e.to_string());
+            let _ = me.cast(WorkflowMsg::Internal(Internal(Event::Flushed(result))));
+        });
+    }
+
+    pub(super) fn on_flushed(
+        &mut self,
+        result: Result<(), String>,
+        myself: &ActorRef<WorkflowMsg>,
+    ) {
+        let batch = self.flushing.take().unwrap_or_default();
+        if let Err(e) = &result {
+            // The journal is not durable: stop the runs it concerns instead of pretending.
+            tracing::error!(error = %e, "workflow journal flush failed");
+        }
+        for what in batch {
+            match (what, &result) {
+                (AfterFlush::Start(id), Ok(())) => self.schedule_initial(&id, myself),
+                (AfterFlush::Dispatch(id, step), Ok(())) => self.submit(&id, step, myself),
+                (AfterFlush::Release(id, step), Ok(())) => self.release(&id, step, myself),
+                (AfterFlush::Finish(id), _) => self.answer(&id),
+                (AfterFlush::Start(id), Err(e))
+                | (AfterFlush::Dispatch(id, _), Err(e))
+                | (AfterFlush::Release(id, _), Err(e)) => {
+                    self.abort(&id, format!("the journal could not be made durable: {e}"));
+                    self.answer(&id);
+                }
+            }
+        }
+        self.start_flush(myself);
+    }
+
+    /// Reads a run and its journal back from the store.
+    pub(super) fn load(&self, id: &str) -> Result<Run, RunError> {
+        if !self.config.durable {
+            return Err(RunError::UnknownRun(id.to_string()));
+        }
+        let record: RunRecord = self
+            .journal
+            .get(&run_key(id))
+            .map_err(store_err)?
+            .ok_or_else(|| RunError::UnknownRun(id.to_string()))?;
+        self.restore(id.into(), record)
+    }
+
+    pub(super) fn restore(&self, id: Arc<str>, record: RunRecord) -> Result<Run, RunError> {
+        let def: Definition = serde_json::from_str(&record.definition)
+            .map_err(|e| RunError::Store(format!("run {id}: its definition is unreadable: {e}")))?;
+        let params: BTreeMap<String, Value> =
+            serde_json::from_str(&record.params).map_err(|e| {
+                RunError::Store(format!("run {id}: its parameters are unreadable: {e}"))
+            })?;
+        let mut run = self.build_run(
+            id.clone(),
+            def,
+            params,
+            record.template.clone(),
+            record.max_parallel as usize,
+            record.created_at_ms,
+        );
+        run.state = record.state;
+        run.finished_at_ms = record.finished_at_ms;
+        let prefix = format!("step/{id}/");
+        for entry in self.journal.scan::<StepRecord>(prefix.as_bytes(), None) {
+            let (key, rec) = entry.map_err(store_err)?;
+            let Some(step) = std::str::from_utf8(&key)
+                .ok()
+                .and_then(|k| k.rsplit('/').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&i| i < run.steps.len())
+            else {
+                continue;
+            };
+            let rt = &mut run.steps[step];
+            rt.state = rec.state;
+            rt.attempts = rec.attempts;
+            rt.error = rec.error;
+            rt.started_at_ms = rec.started_at_ms;
+            rt.finished_at_ms = rec.finished_at_ms;
+            if let Some(out) = rec.output.and_then(|o| serde_json::from_str(&o).ok()) {
+                run.outputs.insert(run.def.steps[step].id.clone(), out);
+            }
+        }
+        if run.state.is_final() {
+            // Steps that never ran before the run ended were not journalled.
+            let never = match run.state {
+                RunState::Cancelled => StepState::Cancelled,
+                _ => StepState::Skipped,
+            };
+            for rt in &mut run.steps {
+                if !rt.state.is_final() {
+                    rt.state = never;
+                }
+            }
+        }
+        Ok(run)
+    }
+
+    /// After a restart: runs that were running go on from their journal.
+    pub(super) fn recover(&mut self, myself: &ActorRef<WorkflowMsg>) -> Result<(), StoreError> {
+        if !self.config.durable {
+            return Ok(());
+        }
+        let mut live = Vec::new();
+        for entry in self.journal.scan::<RunRecord>(b"run/", None) {
+            let (key, record) = entry?;
+            let id = String::from_utf8_lossy(&key["run/".len()..]).into_owned();
+            if let Some(n) = id
+                .strip_prefix("wf-")
+                .and_then(|h| u64::from_str_radix(h, 16).ok())
+            {
+                self.next_id = self.next_id.max(n);
+            }
+            if record.state == RunState::Running {
+                live.push((id, record));
+            }
+        }
+        for (id, record) in live {
+            let id: Arc<str> = id.into();
+            let mut run = match self.restore(id.clone(), record) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(run = %id, error = %e, "a journalled run cannot resume");
+                    continue;
+                }
+            };
+            let mut resumed = 0usize;
+            for i in 0..run.steps.len() {
+                let rt = &mut run.steps[i];
+                match rt.state {
+                    StepState::Running if rt.repeatable => {
+                        rt.state = StepState::Pending;
+                        resumed += 1;
+                    }
+                    StepState::Running => {
+                        rt.state = StepState::Interrupted;
+                        rt.error = Some(
+                            "the process stopped while this step ran; its tool is not \
+                             idempotent, so it was not run again: check its effect, then run \
+                             the workflow again"
+                                .into(),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            // Re-derive what is waiting, ready, skipped, from the steps' journalled states.
+            for i in 0..run.steps.len() {
+                let s = run.steps[i].state;
+                if s.is_final() {
+                    run.ended += 1;
+                    let ok = s == StepState::Completed || run.def.steps[i].continue_on_error;
+                    if ok {
+                        for d in run.dependents[i].clone() {
+                            run.steps[d].waiting_on = run.steps[d].waiting_on.saturating_sub(1);
+                        }
+                    }
+                }
+            }
+            for i in 0..run.steps.len() {
+                let s = run.steps[i].state;
+                if s.is_final() && s != StepState::Completed && !run.def.steps[i].continue_on_error
+                {
+                    skip_dependents(&mut run, i);
+                }
+            }
+            tracing::info!(run = %id, resumed, "resuming a workflow run after a restart");
+            self.metrics.active.increment(1.0);
+            self.runs.insert(id.clone(), run);
+            self.schedule_initial(&id, myself);
+        }
+        Ok(())
+    }
+
+    pub(super) fn list(&self, req: RunListRequest) -> Result<RunListResponse, RunError> {
+        let limit = req.limit.unwrap_or(100).clamp(1, 1000);
+        let mut runs = Vec::new();
+        let mut next_cursor = None;
+        let mut push = |s: RunSummary| -> bool {
+            if req.state.is_some_and(|st| st != s.state) {
+                return true;
+            }
+            if runs.len() == limit {
+                next_cursor = runs.last().map(|r: &RunSummary| r.run_id.clone());
+                return false;
+            }
+            runs.push(s);
+            true
+        };
+        if self.config.durable {
+            let after = req.cursor.as_deref().map(run_key);
+            for entry in self.journal.scan::<RunRecord>(b"run/", after.as_deref()) {
+                let (key, record) = entry.map_err(store_err)?;
+                let id = String::from_utf8_lossy(&key["run/".len()..]).into_owned();
+                // Live runs are newer in memory than on disk.
+                let summary = match self.runs.get(id.as_str()) {
+                    Some(run) => run.summary(),
+                    None => RunSummary {
+                        steps: serde_json::from_str::<Definition>(&record.definition)
+                            .map(|d| d.steps.len())
+                            .unwrap_or(0),
+                        run_id: id,
+                        state: record.state,
+                        template: record.template,
+                        created_at_ms: record.created_at_ms,
+                    },
+                };
+                if !push(summary) {
+                    break;
+                }
+            }
+        } else {
+            let from = req.cursor.clone().unwrap_or_default();
+            for (id, run) in &self.runs {
+                if req.cursor.is_some() && **id <= *from {
+                    continue;
+                }
+                if !push(run.summary()) {
+                    break;
+                }
+            }
+        }
+        Ok(RunListResponse { runs, next_cursor })
+    }
+}
