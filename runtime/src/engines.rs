@@ -9,6 +9,8 @@ use std::sync::Arc;
 use ensemble_actors::debug::{DebugActor, DebugMsg};
 use ensemble_actors::execution::{ExecArgs, ExecConfig, ExecMsg, ExecutionActor};
 use ensemble_actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits};
+use ensemble_actors::learning::shell::{ShellLearner, ShellModel, ShellMsg};
+use ensemble_actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg};
 use ensemble_actors::registry::{RegistryActor, RegistryMsg};
 use ensemble_actors::store::Store;
 use ensemble_actors::validation::{ValidationActor, ValidationMsg};
@@ -36,6 +38,8 @@ pub struct EngineSlots {
     pub workflow: ActorSlot<WorkflowMsg>,
     /// Test-only tools (when the runtime serves them).
     pub debug: ActorSlot<DebugMsg>,
+    /// The shell learner (command history, next-command suggestions).
+    pub shell: ActorSlot<LearnerMsg<ShellModel>>,
     /// Each engine's own supervisor, by engine name (for its children and their states).
     pub supervisors: BTreeMap<&'static str, ActorSlot<SupervisorMsg>>,
 }
@@ -94,6 +98,7 @@ impl EngineSlots {
             ("validation", of(&self.validation)),
             ("execution", of(&self.execution)),
             ("workflow", of(&self.workflow)),
+            ("shell", of(&self.shell)),
         ];
         if self.supervisors.contains_key("debug") {
             states.push(("debug", of(&self.debug)));
@@ -127,6 +132,7 @@ impl EngineSlots {
         watch("validation", &self.validation);
         watch("execution", &self.execution);
         watch("workflow", &self.workflow);
+        watch("shell", &self.shell);
         if self.supervisors.contains_key("debug") {
             watch("debug", &self.debug);
         }
@@ -148,6 +154,8 @@ pub struct EngineConfig {
     pub tree: TreeConfig,
     /// The policy settings of the engines' tools (`[engines.<name>]`, `[tools.<name>]`).
     pub policies: RoutePolicies,
+    /// The shell learner's flush interval and memory budget (`[learning.shell]`).
+    pub shell: LearnerConfig,
 }
 
 /// The policy of a call that may legitimately take long (a waiting `workflow_run`): a
@@ -197,9 +205,15 @@ pub fn engines(
         execution: ActorSlot::new("execution"),
         workflow: ActorSlot::new("workflow"),
         debug: ActorSlot::new("debug"),
+        shell: ActorSlot::new("shell"),
         supervisors: BTreeMap::new(),
     };
     let (s1, s2) = (store.clone(), store.clone());
+    let shell_args = LearnerArgs {
+        store: store.clone(),
+        invoker: invoker.clone(),
+        config: config.shell,
+    };
     let exec_args = ExecArgs {
         store: store.clone(),
         invoker: invoker.clone(),
@@ -231,6 +245,12 @@ pub fn engines(
             "workflow",
             ChildSpec::actor(&slots.workflow, move || {
                 (WorkflowActor, workflow_args.clone())
+            }),
+        ),
+        (
+            "shell",
+            ChildSpec::actor(&slots.shell, move || {
+                (ShellLearner::default(), shell_args.clone())
             }),
         ),
     ];
@@ -373,6 +393,7 @@ pub fn register_tools_with(
     )?;
     register_execution_tools(router, &slots.execution, policies)?;
     register_workflow_tools(router, &slots.workflow, policies)?;
+    register_learning_tools(router, &slots.shell, policies)?;
     if test_tools {
         router.register_actor(
             engine_tool(
@@ -584,9 +605,70 @@ pub fn builtin_tool_names(test_tools: bool) -> Vec<String> {
         execution: ActorSlot::new("execution"),
         workflow: ActorSlot::new("workflow"),
         debug: ActorSlot::new("debug"),
+        shell: ActorSlot::new("shell"),
         supervisors: BTreeMap::new(),
     };
     // Registration only fails on a duplicate name, which the built-in set has not.
     let _ = register_tools(&router, &slots, test_tools);
     router.list().into_iter().map(|t| t.name).collect()
+}
+
+type Shell = LearnerMsg<ShellModel>;
+
+fn register_learning_tools(
+    router: &Router,
+    slot: &ActorSlot<Shell>,
+    policies: &RoutePolicies,
+) -> Result<(), RegisterError> {
+    let tool = |name, description, annotations| {
+        engine_tool(slot, name, description, annotations, policies)
+    };
+    router.register_actor(
+        tool(
+            "shell_observe",
+            "Learn one command a user ran: {user, command, cwd?, exit_code?}. Acknowledged at \
+             once; on disk within the learner's flush interval (1 s by default).",
+            Annotations::default(),
+        ),
+        Shell::Observe,
+    )?;
+    router.register_actor(
+        tool(
+            "shell_suggest",
+            "The commands a user is likely to run next, best first, with scores: from their own \
+             history (the last 1–3 commands), and for a new user from everyone's. `prefix` keeps \
+             the commands that start with it.",
+            Annotations::READ_ONLY,
+        ),
+        |req, cancel, reply| Shell::Model(ShellMsg::Suggest(req, cancel, reply)),
+    )?;
+    router.register_actor(
+        tool(
+            "learning_stats",
+            "A learner's figures: observations, queries, patterns, memory against its budget, \
+             evictions, and its own running accuracy.",
+            Annotations::READ_ONLY,
+        ),
+        Shell::Stats,
+    )?;
+    router.register_actor(
+        tool(
+            "learning_export",
+            "Write a snapshot of what a learner learned as a registry artifact \
+             (`learning/<learner>/<instance>`, a new version per export), for other instances to \
+             import.",
+            Annotations::default(),
+        ),
+        Shell::Export,
+    )?;
+    router.register_actor(
+        tool(
+            "learning_import",
+            "Merge a snapshot that another instance exported (`artifact`: name or name@version). \
+             Counts are kept per instance, so importing the same snapshot twice counts it once.",
+            Annotations::IDEMPOTENT_WRITE,
+        ),
+        Shell::Import,
+    )?;
+    Ok(())
 }

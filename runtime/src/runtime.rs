@@ -55,6 +55,7 @@ pub struct RuntimeBuilder {
     events: Option<EventBus>,
     store_options: StoreOptions,
     policies: RoutePolicies,
+    shell: ensemble_actors::learning::LearnerConfig,
 }
 
 impl RuntimeBuilder {
@@ -82,6 +83,12 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The shell learner's flush interval and memory budget.
+    pub fn shell_learner(mut self, config: ensemble_actors::learning::LearnerConfig) -> Self {
+        self.shell = config;
+        self
+    }
+
     /// The execution engine's scheduling policy, workers and queue capacity.
     pub fn execution(mut self, config: ExecConfig) -> Self {
         self.execution = config;
@@ -103,6 +110,7 @@ impl RuntimeBuilder {
         self.store_options = config.store.options();
         self.execution = config.execution.exec_config();
         self.policies = RoutePolicies::from_config(config);
+        self.shell = config.learning.shell.learner_config();
         self.tree = config.tree();
         self
     }
@@ -139,6 +147,7 @@ impl RuntimeBuilder {
             test_log: self.test_log,
             tree: self.tree,
             policies: self.policies,
+            shell: self.shell,
         };
         let (spec, slots) = engines(&store, &events, Arc::new(router.clone()), &config);
         // Tools first: a workflow resuming at start calls them. (A host's own tools come

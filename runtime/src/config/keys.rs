@@ -363,6 +363,17 @@ pub const KEYS: &[Key] = &[
         U32,
         "as engines.<engine>.retry.max_attempts, for this tool",
     ),
+    key(
+        "learning.shell.flush_interval_ms",
+        int(1),
+        "the shell learner writes observations to disk at least this often (ms); a kill -9 \
+         loses at most this much",
+    ),
+    key(
+        "learning.shell.memory_budget_bytes",
+        int(4096),
+        "memory the shell learner's patterns may take; past it the least valuable are evicted",
+    ),
 ];
 
 /// The key whose pattern is `pattern`.
@@ -515,7 +526,8 @@ mod tests {
                 "execution",
                 "supervision",
                 "engines",
-                "tools"
+                "tools",
+                "learning"
             ]
         );
         assert_eq!(

@@ -65,6 +65,46 @@ pub struct Config {
     /// `[tools.<name>]`: one tool's call policy, over its engine's.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tools: BTreeMap<String, ToolPolicy>,
+    /// `[learning.<name>]`: each learner's flush interval and memory budget.
+    pub learning: LearningConfig,
+}
+
+/// `[learning.<name>]`, one per learner.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LearningConfig {
+    /// The shell learner.
+    pub shell: LearnerSettings,
+}
+
+/// One learner's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LearnerSettings {
+    /// Observations reach the disk at least this often (ms); a kill -9 loses at most this much.
+    pub flush_interval_ms: u64,
+    /// Memory its patterns may take; past it the least valuable are evicted.
+    pub memory_budget_bytes: u64,
+}
+
+impl Default for LearnerSettings {
+    fn default() -> Self {
+        let d = ensemble_actors::learning::LearnerConfig::default();
+        Self {
+            flush_interval_ms: millis(d.flush_interval),
+            memory_budget_bytes: d.memory_budget_bytes as u64,
+        }
+    }
+}
+
+impl LearnerSettings {
+    /// The learner actor's configuration.
+    pub fn learner_config(&self) -> ensemble_actors::learning::LearnerConfig {
+        ensemble_actors::learning::LearnerConfig {
+            flush_interval: Duration::from_millis(self.flush_interval_ms),
+            memory_budget_bytes: usize::try_from(self.memory_budget_bytes).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// `[server]`.
