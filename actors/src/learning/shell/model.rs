@@ -11,8 +11,9 @@ use crate::learning::{Cx, GCounter, InstanceId, LearnError, Model, Pattern, Patt
 /// The longest context: the user's last three commands.
 const ORDER: usize = 3;
 
-/// Interpolation weights of the contexts of one, two and three commands, and of the plain
-/// command frequencies (order 0). Chosen on the development users (`examples/learning_eval.rs`).
+/// Interpolation weights of the contexts of none (the plain command frequencies), one, two and
+/// three commands. Chosen on the development users (`examples/learning_eval.rs`): the
+/// frequencies only fill the list when the contexts name fewer commands than asked for.
 const WEIGHTS: [f64; ORDER + 1] = [0.05, 1.0, 1.0, 1.0];
 
 /// A command longer than this is learned into the history but never suggested or used as a
@@ -211,18 +212,20 @@ impl ShellModel {
         }
     }
 
-    /// Interpolated scores of the commands that may follow `recent` in `scope`, and how much
-    /// evidence the order-1 context had.
-    fn scores(
-        patterns: &Patterns<ShellPattern>,
+    /// Adds the interpolated scores of the commands that may follow `recent` in `scope` (times
+    /// `weight`) into `into`; returns how much evidence the order-1 context had.
+    fn scores<'a>(
+        patterns: &'a Patterns<ShellPattern>,
         scope: Scope<'_>,
         recent: &[String],
-        into: &mut HashMap<String, f64>,
+        into: &mut HashMap<&'a str, [f64; 2]>,
+        slot: usize,
         weight: f64,
+        fill: bool,
     ) -> u64 {
         let mut evidence = 0;
         let recent: Vec<&str> = recent.iter().map(String::as_str).collect();
-        for (order, w) in WEIGHTS.iter().enumerate() {
+        for (order, w) in WEIGHTS.iter().enumerate().skip(usize::from(!fill)) {
             if order > recent.len() {
                 break;
             }
@@ -239,10 +242,32 @@ impl ShellModel {
             }
             let scale = weight * w / total as f64;
             for (command, n) in &s.next {
-                *into.entry(command.clone()).or_default() += scale * n.total() as f64;
+                if order == 0 && !into.contains_key(command.as_str()) {
+                    // Frequencies fill the list; they do not re-rank what the contexts say.
+                    continue;
+                }
+                into.entry(command.as_str()).or_default()[slot] += scale * n.total() as f64;
             }
         }
         evidence
+    }
+
+    /// The commands of `scope`'s frequency table not yet in `into`, with their scores.
+    fn fill<'a>(
+        patterns: &'a Patterns<ShellPattern>,
+        scope: Scope<'_>,
+        into: &mut HashMap<&'a str, [f64; 2]>,
+        slot: usize,
+        weight: f64,
+    ) {
+        let Some(ShellPattern::Next(s)) = patterns.get(&next_key(scope, &[])) else {
+            return;
+        };
+        let total = s.total().max(1) as f64;
+        for (command, n) in &s.next {
+            into.entry(command.as_str()).or_default()[slot] +=
+                weight * WEIGHTS[0] * n.total() as f64 / total;
+        }
     }
 
     /// Ranked suggestions for `user`, best first.
@@ -253,38 +278,55 @@ impl ShellModel {
         limit: usize,
     ) -> Vec<Suggestion> {
         let recent = Self::recent(patterns, user);
-        let mut own = HashMap::new();
-        let evidence = Self::scores(patterns, Scope::User(user), recent, &mut own, 1.0);
+        // Per command: [the user's own score, the prior's].
+        let mut scores: HashMap<&str, [f64; 2]> = HashMap::new();
+        let evidence = Self::scores(
+            patterns,
+            Scope::User(user),
+            recent,
+            &mut scores,
+            0,
+            1.0,
+            false,
+        );
         // The prior speaks for a user whose own history is short.
         let prior_weight = 1.0 / (1.0 + evidence as f64 / PRIOR_HALF_LIFE);
-        let mut prior = HashMap::new();
-        Self::scores(patterns, Scope::Prior, recent, &mut prior, prior_weight);
+        Self::scores(
+            patterns,
+            Scope::Prior,
+            recent,
+            &mut scores,
+            1,
+            prior_weight,
+            false,
+        );
+        let wanted = |c: &str| prefix.is_none_or(|p| c.starts_with(p));
+        if scores.keys().filter(|c| wanted(c)).count() < limit {
+            // Too few after the contexts: the user's and everyone's most frequent commands.
+            Self::fill(patterns, Scope::User(user), &mut scores, 0, 1.0);
+            Self::fill(patterns, Scope::Prior, &mut scores, 1, prior_weight);
+        }
         let norm = WEIGHTS.iter().sum::<f64>() * (1.0 + prior_weight);
-        let mut ranked: Vec<Suggestion> = own
-            .keys()
-            .chain(prior.keys())
-            .collect::<std::collections::HashSet<_>>()
-            .into_iter()
-            .filter(|c| prefix.is_none_or(|p| c.starts_with(p)))
-            .map(|c| {
-                let (u, p) = (
-                    own.get(c).copied().unwrap_or(0.0),
-                    prior.get(c).copied().unwrap_or(0.0),
-                );
-                Suggestion {
-                    command: c.clone(),
-                    score: ((u + p) / norm).clamp(0.0, 1.0),
-                    source: if u >= p { "user" } else { "prior" }.to_string(),
-                }
-            })
-            .collect();
-        ranked.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| a.command.cmp(&b.command))
-        });
-        ranked.truncate(limit);
+        let mut ranked: Vec<(&str, [f64; 2])> =
+            scores.into_iter().filter(|(c, _)| wanted(c)).collect();
+        let by_score = |a: &(&str, [f64; 2]), b: &(&str, [f64; 2])| {
+            (b.1[0] + b.1[1])
+                .total_cmp(&(a.1[0] + a.1[1]))
+                .then_with(|| a.0.cmp(b.0))
+        };
+        if ranked.len() > limit {
+            ranked.select_nth_unstable_by(limit - 1, by_score);
+            ranked.truncate(limit);
+        }
+        ranked.sort_unstable_by(by_score);
         ranked
+            .into_iter()
+            .map(|(command, [u, p])| Suggestion {
+                command: command.to_string(),
+                score: ((u + p) / norm).clamp(0.0, 1.0),
+                source: if u >= p { "user" } else { "prior" }.to_string(),
+            })
+            .collect()
     }
 
     fn learn(cx: &mut Cx<'_, ShellPattern>, user: &str, command: String) {
