@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ParamType;
+use super::model::ParamType;
 use crate::workflow::Problem;
 
 /// Where in a template a reference was found.

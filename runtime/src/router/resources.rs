@@ -18,7 +18,9 @@ use super::catalog::{
     PromptError, PromptRoute, ReadResource, ResourceError, ResourcePage, ResourceRoute,
     match_template, parse_template,
 };
-use super::{BoxFuture, RegisterError, Router, ask, schema_of, valid_name};
+use super::Router;
+use super::ask::{BoxFuture, ask};
+use super::spec::{RegisterError, schema_of, valid_name};
 
 fn read_options(cancel: CancellationToken) -> CallOptions {
     CallOptions {
