@@ -1,10 +1,10 @@
 //! Workflow templates: named, semver-versioned, parameterised workflows that can include one
 //! another.
 //!
-//! A [`Template`] declares typed [`Parameter`]s and carries [`Step`]s of the same shape as a
-//! workflow [`Definition`]. [`instantiate`] checks the parameters a caller gives (every problem
-//! at once), applies defaults, substitutes them, expands [`Include`]s and returns a plain
-//! [`Definition`].
+//! A [`Template`] declares typed [`Parameter`]s and carries [`Step`](crate::workflow::Step)s of
+//! the same shape as a workflow [`Definition`](crate::workflow::Definition). [`instantiate`]
+//! checks the parameters a caller gives (every problem at once), applies defaults, substitutes
+//! them, expands [`Include`]s and returns a plain [`Definition`](crate::workflow::Definition).
 //!
 //! # References
 //!

@@ -170,14 +170,14 @@ pub enum TemplateProblem {
         /// The chain of templates.
         chain: Vec<String>,
     },
-    /// Includes nest deeper than [`MAX_INCLUDE_DEPTH`].
+    /// Includes nest deeper than [`MAX_INCLUDE_DEPTH`](super::MAX_INCLUDE_DEPTH).
     IncludeTooDeep {
         /// The chain of templates, `name@version`.
         chain: Vec<String>,
         /// The limit.
         limit: usize,
     },
-    /// The expansion would have more than [`MAX_STEPS`] steps or expand more includes.
+    /// The expansion would have more than [`MAX_STEPS`](super::MAX_STEPS) steps or expand more includes.
     TooManySteps {
         /// The limit.
         limit: usize,
