@@ -5,6 +5,7 @@
 
 mod clock;
 pub mod debug;
+pub mod engine;
 pub mod execution;
 pub mod invoke;
 pub mod learning;

@@ -1,10 +1,10 @@
 //! What the engines that keep named, semver-versioned, immutable records share: the record key,
-//! the per-name version index, the choice of "latest", and answering a write once it is durable.
+//! the per-name version index and the choice of "latest". (Answering a write once it is durable
+//! is part of every engine's shape: [`crate::engine`], re-exported here.)
 
-use ractor::RpcReplyPort;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Store, StoreError};
+pub use crate::engine::reply_when_durable;
 
 /// The key of `name@version`: the name, a NUL, the version (names cannot contain NUL).
 pub fn version_key(name: &str, version: &str) -> Vec<u8> {
@@ -42,30 +42,6 @@ impl VersionIndex {
             .filter(|v| parsed(v).is_some_and(|p| p.pre.is_empty()))
             .max_by_key(|v| parsed(v))
             .or_else(|| self.versions.iter().max_by_key(|v| parsed(v)))
-    }
-}
-
-/// Answers a write: a refusal at once; a success once every write made so far is durable,
-/// without holding the actor's mailbox, so concurrent writes share one flush (group commit).
-pub fn reply_when_durable<T, E>(
-    store: &Store,
-    reply: RpcReplyPort<Result<T, E>>,
-    answer: Result<T, E>,
-    on_error: fn(StoreError) -> E,
-) where
-    T: Send + 'static,
-    E: Send + 'static,
-{
-    match answer {
-        Ok(answer) => {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let _ = reply.send(store.flush().await.map(|_| answer).map_err(on_error));
-            });
-        }
-        Err(refused) => {
-            let _ = reply.send(Err(refused));
-        }
     }
 }
 

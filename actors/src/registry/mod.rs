@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::clock::unix_ms;
+use crate::engine::{self, StoreBacked};
 use crate::store::{Store, StoreError, Tree};
-use crate::versioned::{VersionIndex, reply_when_durable, version_key};
+use crate::versioned::{VersionIndex, version_key};
 
 /// The registry's answer to one request.
 pub type Reply<T> = RpcReplyPort<Result<T, RegistryError>>;
@@ -72,9 +73,11 @@ fn store_err(e: StoreError) -> RegistryError {
     RegistryError::Store(e.to_string())
 }
 
-impl RegistryState {
+impl StoreBacked for RegistryState {
+    type Error = RegistryError;
+
     /// Opens the registry's trees in `store`.
-    pub fn open(store: Store) -> Result<Self, StoreError> {
+    fn open(store: Store) -> Result<Self, StoreError> {
         Ok(Self {
             artifacts: store.tree("registry.artifacts")?,
             index: store.tree("registry.index")?,
@@ -82,6 +85,16 @@ impl RegistryState {
         })
     }
 
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn store_error(e: StoreError) -> RegistryError {
+        store_err(e)
+    }
+}
+
+impl RegistryState {
     /// Writes a version; the caller makes it durable before answering.
     fn put(&self, req: PutRequest) -> Result<PutResponse, RegistryError> {
         validate_name(&req.name)?;
@@ -307,7 +320,7 @@ impl Actor for RegistryActor {
         _: ActorRef<RegistryMsg>,
         store: Store,
     ) -> Result<RegistryState, ActorProcessingErr> {
-        Ok(RegistryState::open(store)?)
+        engine::open(store)
     }
 
     async fn handle(
@@ -318,21 +331,11 @@ impl Actor for RegistryActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             RegistryMsg::Put(req, cancel, reply) => {
-                if cancel.is_cancelled() {
-                    return Ok(());
-                }
-                let answer = state.put(req);
-                reply_when_durable(&state.store, reply, answer, store_err);
+                engine::mutate(state, &cancel, reply, |s| s.put(req))
             }
-            RegistryMsg::Get(req, _, reply) => {
-                let _ = reply.send(state.get(req));
-            }
-            RegistryMsg::List(req, cancel, reply) => {
-                let _ = reply.send(state.list(req, &cancel));
-            }
-            RegistryMsg::Versions(req, _, reply) => {
-                let _ = reply.send(state.versions(req));
-            }
+            RegistryMsg::Get(req, _, reply) => engine::read(reply, state.get(req)),
+            RegistryMsg::List(req, cancel, reply) => engine::read(reply, state.list(req, &cancel)),
+            RegistryMsg::Versions(req, _, reply) => engine::read(reply, state.versions(req)),
             RegistryMsg::Crash(req, _, _reply) => {
                 panic!("registry told to crash: {}", req.reason);
             }

@@ -10,8 +10,9 @@ use ensemble_supervision::CancellationToken;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde::{Deserialize, Serialize};
 
+use crate::engine::{self, StoreBacked};
 use crate::store::{Store, StoreError, Tree};
-use crate::versioned::{VersionIndex, reply_when_durable, version_key};
+use crate::versioned::{VersionIndex, version_key};
 
 /// The engine's answer to one request.
 pub type Reply<T> = RpcReplyPort<Result<T, ValidationError>>;
@@ -53,10 +54,6 @@ pub struct ValidationState {
     compiled: HashMap<String, Arc<jsonschema::Validator>>,
 }
 
-fn store_err(e: StoreError) -> ValidationError {
-    ValidationError::Store(e.to_string())
-}
-
 fn compile(schema: &serde_json::Value) -> Result<jsonschema::Validator, ValidationError> {
     jsonschema::draft202012::options()
         .should_validate_formats(true)
@@ -80,9 +77,15 @@ fn version_error(e: ensemble_protocol::registry::RegistryError) -> ValidationErr
     }
 }
 
-impl ValidationState {
+fn store_err(e: StoreError) -> ValidationError {
+    ValidationError::Store(e.to_string())
+}
+
+impl StoreBacked for ValidationState {
+    type Error = ValidationError;
+
     /// Opens the engine's trees in `store`.
-    pub fn open(store: Store) -> Result<Self, StoreError> {
+    fn open(store: Store) -> Result<Self, StoreError> {
         Ok(Self {
             schemas: store.tree("validation.schemas")?,
             index: store.tree("validation.index")?,
@@ -91,6 +94,16 @@ impl ValidationState {
         })
     }
 
+    fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn store_error(e: StoreError) -> ValidationError {
+        store_err(e)
+    }
+}
+
+impl ValidationState {
     fn register(
         &mut self,
         req: RegisterSchemaRequest,
@@ -239,7 +252,7 @@ impl Actor for ValidationActor {
         _: ActorRef<ValidationMsg>,
         store: Store,
     ) -> Result<ValidationState, ActorProcessingErr> {
-        Ok(ValidationState::open(store)?)
+        engine::open(store)
     }
 
     async fn handle(
@@ -250,18 +263,10 @@ impl Actor for ValidationActor {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ValidationMsg::Register(req, cancel, reply) => {
-                if cancel.is_cancelled() {
-                    return Ok(());
-                }
-                let answer = state.register(req);
-                reply_when_durable(&state.store, reply, answer, store_err);
+                engine::mutate(state, &cancel, reply, |s| s.register(req))
             }
-            ValidationMsg::Validate(req, _, reply) => {
-                let _ = reply.send(state.validate(req));
-            }
-            ValidationMsg::List(req, _, reply) => {
-                let _ = reply.send(state.list(req));
-            }
+            ValidationMsg::Validate(req, _, reply) => engine::read(reply, state.validate(req)),
+            ValidationMsg::List(req, _, reply) => engine::read(reply, state.list(req)),
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ mod templates;
 use ensemble_protocol::run::ValidateWorkflowResponse;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 
-use crate::versioned::reply_when_durable;
+use crate::engine::reply_when_durable;
 
 pub use config::{WorkflowArgs, WorkflowConfig};
 use journal::store_err;

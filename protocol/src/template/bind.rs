@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use super::model::{ParamType, Parameter, Template};
+use super::problem::TemplateProblem;
 use super::refs::{Piece, Token, classify, pieces};
-use super::{ParamType, Parameter, Template, TemplateProblem};
 use crate::workflow;
 
 /// Largest compiled size of a `pattern`, in bytes (bounds the cost of a hostile pattern).

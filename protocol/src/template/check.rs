@@ -6,9 +6,11 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use super::bind::{Mismatch, check_value, compile};
+use super::model::{ParamType, Template};
 use super::problem::show;
+use super::problem::{Place, TemplateProblem};
+use super::refs::valid_param_name;
 use super::refs::{INVALID_REFERENCE, Piece, Token, classify, pieces, valid_id, walk_strings};
-use super::{ParamType, Place, Template, TemplateProblem, valid_param_name};
 use crate::workflow::{self, Problem};
 
 impl Template {

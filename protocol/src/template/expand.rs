@@ -6,9 +6,21 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use super::bind::bind;
+use super::model::{MAX_INCLUDE_DEPTH, MAX_STEPS, PREFIX_SEPARATOR, Template};
+use super::problem::TemplateProblem;
 use super::refs::Fill;
-use super::{MAX_INCLUDE_DEPTH, MAX_STEPS, PREFIX_SEPARATOR, Template, TemplateProblem};
 use crate::workflow::{self, Definition, Reference, Step};
+
+impl Template {
+    /// [`instantiate`] this template.
+    pub fn instantiate(
+        &self,
+        params: &Map<String, Value>,
+        resolve: &dyn Fn(&str, Option<&str>) -> Option<Template>,
+    ) -> Result<Definition, Vec<TemplateProblem>> {
+        instantiate(self, params, resolve)
+    }
+}
 
 /// The template called `name` among `templates`: with `version` `None` the latest (highest
 /// release, else highest pre-release); with an exact version that version; with a requirement
@@ -192,7 +204,6 @@ mod tests {
 
     use super::*;
     use crate::template::testing::*;
-    use crate::template::*;
 
     #[test]
     fn includes_prefix_ids_and_rewrite_references() {

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::ParamType;
+use super::model::ParamType;
 use crate::workflow::Problem;
 
 /// Where in a template a reference was found.
@@ -170,14 +170,14 @@ pub enum TemplateProblem {
         /// The chain of templates.
         chain: Vec<String>,
     },
-    /// Includes nest deeper than [`MAX_INCLUDE_DEPTH`].
+    /// Includes nest deeper than [`MAX_INCLUDE_DEPTH`](super::MAX_INCLUDE_DEPTH).
     IncludeTooDeep {
         /// The chain of templates, `name@version`.
         chain: Vec<String>,
         /// The limit.
         limit: usize,
     },
-    /// The expansion would have more than [`MAX_STEPS`] steps or expand more includes.
+    /// The expansion would have more than [`MAX_STEPS`](super::MAX_STEPS) steps or expand more includes.
     TooManySteps {
         /// The limit.
         limit: usize,

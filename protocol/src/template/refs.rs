@@ -180,7 +180,7 @@ impl<'a> Fill<'a> {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
-    use serde_json::json;
+    use serde_json::{Map, json};
 
     use super::*;
     use crate::template::testing::*;

@@ -2,7 +2,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Template, TemplateProblem, select};
+use super::expand::select;
+use super::model::Template;
+use super::problem::TemplateProblem;
 use crate::workflow::{Definition, Step};
 
 pub(super) fn template(v: Value) -> Template {

@@ -12,13 +12,15 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
+use super::Router;
+use super::ask::{BoxFuture, ask};
 use super::catalog::{
     ActorCompletion, ActorPrompt, ActorResource, ActorResourceList, Complete, CompletionReply,
     CompletionTarget, IntoContents, IntoPrompt, IntoResourcePage, ListResources, PromptArg,
     PromptError, PromptRoute, ReadResource, ResourceError, ResourcePage, ResourceRoute,
     match_template, parse_template,
 };
-use super::{BoxFuture, RegisterError, Router, ask, schema_of, valid_name};
+use super::spec::{RegisterError, schema_of, valid_name};
 
 fn read_options(cancel: CancellationToken) -> CallOptions {
     CallOptions {

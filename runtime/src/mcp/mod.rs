@@ -7,29 +7,30 @@
 // earlier still use `logging/setLevel`, which this server honours.
 #![allow(deprecated)]
 
+mod call;
+mod progress;
+
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, ClientResult, CompleteRequestParams, CompleteResult,
-    CompletionInfo, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, CompletionInfo,
+    GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
-    LoggingMessageNotificationParam, PaginatedRequestParams, ProgressNotificationParam,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
-    ResourceUpdatedNotificationParam, ServerCapabilities, ServerConfig, ServerRequest,
-    SetLevelRequestParams, SubscribeRequestParams, Tool, UnsubscribeRequestParams,
+    LoggingMessageNotificationParam, PaginatedRequestParams, ReadResourceRequestParams,
+    ReadResourceResponse, ReadResourceResult, Reference, ResourceUpdatedNotificationParam,
+    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{NotificationContext, Peer, RequestContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
-use tracing::Instrument;
 
-use crate::context::{ContextError, ContextEvent, ToolContext};
+use crate::convert::resource_error;
 pub use crate::convert::to_mcp_tool;
-use crate::convert::{into_call_result, resource_error, unknown_tool};
+use crate::router::Router;
 use crate::router::catalog::{Complete, CompletionTarget, PromptError, ResourceError};
-use crate::router::{BoxFuture, Router, ToolError};
+use progress::ProgressClock;
 
 /// The rmcp handler. Cheap to clone: the HTTP transport makes one per session or request.
 #[derive(Clone)]
@@ -67,87 +68,6 @@ impl std::fmt::Debug for McpService {
 fn next_session_name() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-}
-
-/// The session a request belongs to: the Streamable HTTP `Mcp-Session-Id`, else the handler's
-/// own name for its session (stdio, stateless HTTP).
-struct SessionOf<'a>(&'a RequestContext<RoleServer>, u64);
-
-impl std::fmt::Display for SessionOf<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self
-            .0
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(id) => f.write_str(id),
-            None => write!(f, "local-{}", self.1),
-        }
-    }
-}
-
-/// One ticker shared by all calls of a service that asked for progress: rmcp's client asks on
-/// every request, and a timer per call would cost more than a short call itself. The ticker
-/// runs only while such calls are in flight.
-#[derive(Debug, Clone)]
-struct ProgressClock {
-    inner: Arc<ClockInner>,
-}
-
-#[derive(Debug)]
-struct ClockInner {
-    every: Duration,
-    ticks: tokio::sync::watch::Sender<u64>,
-    running: Mutex<bool>,
-}
-
-impl ProgressClock {
-    fn new(every: Duration) -> Self {
-        Self {
-            inner: Arc::new(ClockInner {
-                every,
-                ticks: tokio::sync::watch::Sender::new(0),
-                running: Mutex::new(false),
-            }),
-        }
-    }
-
-    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        let rx = self.inner.ticks.subscribe();
-        let mut running = self.inner.running.lock().unwrap_or_else(|p| p.into_inner());
-        if !*running {
-            *running = true;
-            tokio::spawn(tick(self.inner.clone()));
-        }
-        rx
-    }
-}
-
-/// Clears `running` if the ticker is dropped with its runtime, so a later call restarts it.
-struct TickerFlag(Arc<ClockInner>);
-
-impl Drop for TickerFlag {
-    fn drop(&mut self) {
-        *self.0.running.lock().unwrap_or_else(|p| p.into_inner()) = false;
-    }
-}
-
-async fn tick(inner: Arc<ClockInner>) {
-    let flag = TickerFlag(inner);
-    loop {
-        tokio::time::sleep(flag.0.every).await;
-        // Checked under the lock that `subscribe` takes after subscribing: a call that
-        // subscribed before this check keeps the ticker alive; one after it starts a new one.
-        let running = flag.0.running.lock().unwrap_or_else(|p| p.into_inner());
-        if flag.0.ticks.receiver_count() == 0 {
-            drop(running);
-            return;
-        }
-        drop(running);
-        flag.0.ticks.send_modify(|n| *n = n.wrapping_add(1));
-    }
 }
 
 /// How often a long call reports progress when the client asked for it.
@@ -239,60 +159,6 @@ impl McpService {
             .unwrap_or_else(|p| p.into_inner())
             .contains(uri)
     }
-}
-
-/// Client requests a tool's actor made through its context, answered concurrently with the
-/// call and inside the handler future, so rmcp sends them on the call's own stream.
-#[derive(Default)]
-struct Outstanding(Vec<BoxFuture<()>>);
-
-impl Outstanding {
-    fn push(&mut self, f: BoxFuture<()>) {
-        self.0.push(f);
-    }
-
-    /// Completes when at least one request has been answered; never while none is pending.
-    fn progress(&mut self) -> impl std::future::Future<Output = ()> + '_ {
-        std::future::poll_fn(move |cx| {
-            let before = self.0.len();
-            self.0.retain_mut(|f| f.as_mut().poll(cx).is_pending());
-            if self.0.len() < before {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-    }
-}
-
-/// Sends the actor's request to the client and its answer back to the actor.
-async fn serve_request(
-    peer: Peer<RoleServer>,
-    request: ServerRequest,
-    answer: tokio::sync::oneshot::Sender<Result<ClientResult, ContextError>>,
-) {
-    let caps = peer.peer_info().map(|info| info.capabilities.clone());
-    let missing = match &request {
-        ServerRequest::CreateMessageRequest(_)
-            if caps.as_ref().is_none_or(|c| c.sampling.is_none()) =>
-        {
-            Some("sampling")
-        }
-        ServerRequest::ElicitRequest(_)
-            if caps.as_ref().is_none_or(|c| c.elicitation.is_none()) =>
-        {
-            Some("elicitation")
-        }
-        _ => None,
-    };
-    let result = match missing {
-        Some(capability) => Err(ContextError::Unsupported(capability)),
-        None => peer
-            .send_request(request)
-            .await
-            .map_err(|e| ContextError::Client(e.to_string())),
-    };
-    let _ = answer.send(result);
 }
 
 impl ServerHandler for McpService {
@@ -553,194 +419,5 @@ impl ServerHandler for McpService {
         // largest handler future inline — is moved several times on its way into each spawned
         // request task. One allocation costs less than those copies.
         Box::pin(self.serve_call(req, ctx)).await
-    }
-}
-
-impl McpService {
-    /// `tools/call`: a task for task-capable clients, else the call through the router with
-    /// the actor's context events delivered on the way.
-    async fn serve_call(
-        &self,
-        req: CallToolRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        let name = req.name.to_string();
-        let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
-        if self.task_tools.contains(&name)
-            && ctx
-                .client_capabilities()
-                .is_some_and(|c| c.supports_tasks())
-            && self.router.annotations(&name).is_some()
-        {
-            let task = crate::tasks::spawn(&self.tasks, self.router.clone(), name, args);
-            return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
-                task,
-            )));
-        }
-        let span = tracing::info_span!(
-            "tool_call",
-            tool = %name,
-            request_id = %ctx.id,
-            session_id = %SessionOf(&ctx, self.session)
-        );
-        let started = std::time::Instant::now();
-        let token = ctx.meta.get_progress_token();
-        // A tool that takes a context reports its own progress; others get a heartbeat when
-        // the client asked for progress.
-        // Looked up once for the whole call.
-        let Some(route) = self.router.route(&name) else {
-            return Err(unknown_tool(&name));
-        };
-        let with_context = route.takes_context();
-        let mut ticks = (token.is_some() && !with_context).then(|| self.progress.subscribe());
-        let every = self.progress.inner.every;
-        // Only a tool that takes a context gets a channel back (no allocation for the rest).
-        let (tool_ctx, mut events) = if with_context {
-            let (c, rx) = ToolContext::attached(ctx.ct.clone());
-            (c, Some(rx))
-        } else {
-            (ToolContext::detached(ctx.ct.clone()), None)
-        };
-        let call = self
-            .router
-            .call_route(
-                &route,
-                args,
-                Some(tool_ctx.cancellation().clone()),
-                tool_ctx,
-            )
-            .instrument(span.clone());
-        let mut call = std::pin::pin!(call);
-        let mut requests = Outstanding::default();
-        // Everything the actor sends goes out from this future: rmcp then puts it on this
-        // request's stream (server→client requests and progress; log messages go to the
-        // session's stream).
-        let outcome = loop {
-            tokio::select! {
-                biased;
-                Some(event) = async {
-                    match events.as_mut() {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    self.deliver(&ctx, &name, token.as_ref(), event, &mut requests).await;
-                }
-                () = requests.progress() => {}
-                r = &mut call => break r,
-                Some(()) = async {
-                    match ticks.as_mut() {
-                        Some(t) => t.changed().await.ok(),
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    // Ticks are shared: a call reports once it has run a whole period.
-                    if started.elapsed() < every {
-                        continue;
-                    }
-                    let elapsed = started.elapsed().as_secs_f64();
-                    if let Some(token) = &token {
-                        let _ = ctx
-                            .peer
-                            .notify_progress(
-                                ProgressNotificationParam::new(token.clone(), elapsed)
-                                    .with_message(format!("`{name}` running for {elapsed:.1}s")),
-                            )
-                            .await;
-                    }
-                }
-            }
-        };
-        // What the actor sent before it answered goes out before the answer.
-        while let Some(event) = events.as_mut().and_then(|rx| rx.try_recv().ok()) {
-            self.deliver(&ctx, &name, token.as_ref(), event, &mut requests)
-                .await;
-        }
-        if !span.is_disabled() {
-            span.in_scope(|| {
-                let ms = started.elapsed().as_secs_f64() * 1e3;
-                match &outcome {
-                    Ok(_) => tracing::debug!(ms, "tool call answered"),
-                    Err(ToolError::Runtime(e)) => {
-                        tracing::warn!(ms, error = %e, "tool call failed")
-                    }
-                    Err(e) => tracing::info!(ms, error = %e, "tool call refused"),
-                }
-            });
-        }
-        match &outcome {
-            Ok(_) if !self.logs(LoggingLevel::Debug) => {}
-            Ok(_) => {
-                self.log(
-                    &ctx.peer,
-                    LoggingLevel::Debug,
-                    "ensemble",
-                    serde_json::json!({"tool": name, "ms": started.elapsed().as_millis() as u64}),
-                )
-                .await
-            }
-            Err(e) => {
-                let level = match e {
-                    ToolError::Runtime(_) => LoggingLevel::Error,
-                    _ => LoggingLevel::Warning,
-                };
-                self.log(
-                    &ctx.peer,
-                    level,
-                    "ensemble",
-                    serde_json::json!({"tool": name, "error": e.to_string()}),
-                )
-                .await
-            }
-        }
-        match into_call_result(outcome) {
-            Ok(result) => Ok(result.into()),
-            Err(ToolError::UnknownTool(tool)) => Err(unknown_tool(&tool)),
-            Err(_) => Err(ErrorData::internal_error(
-                "the request was cancelled".to_string(),
-                None,
-            )),
-        }
-    }
-
-    /// Turns one event from a tool's context into what the client sees.
-    async fn deliver(
-        &self,
-        ctx: &RequestContext<RoleServer>,
-        tool: &str,
-        token: Option<&rmcp::model::ProgressToken>,
-        event: ContextEvent,
-        requests: &mut Outstanding,
-    ) {
-        match event {
-            ContextEvent::Progress {
-                progress,
-                total,
-                message,
-            } => {
-                // Without a token the client did not ask for progress.
-                if let Some(token) = token {
-                    let mut p = ProgressNotificationParam::new(token.clone(), progress);
-                    if let Some(total) = total {
-                        p = p.with_total(total);
-                    }
-                    if let Some(message) = message {
-                        p = p.with_message(message);
-                    }
-                    let _ = ctx.peer.notify_progress(p).await;
-                }
-            }
-            ContextEvent::Log {
-                level,
-                logger,
-                data,
-            } => {
-                self.log(&ctx.peer, level, logger.as_deref().unwrap_or(tool), data)
-                    .await
-            }
-            ContextEvent::Request { request, answer } => {
-                requests.push(Box::pin(serve_request(ctx.peer.clone(), request, answer)));
-            }
-        }
     }
 }

@@ -1,0 +1,280 @@
+//! One `tools/call`: as a task for clients that negotiated tasks, else through the router with
+//! the actor's context events (progress, log messages, client requests) delivered on the way.
+
+use std::task::Poll;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ClientResult, LoggingLevel, ProgressNotificationParam,
+    ServerRequest,
+};
+use rmcp::service::{Peer, RequestContext};
+use rmcp::{ErrorData, RoleServer};
+use tracing::Instrument;
+
+use crate::context::{ContextError, ContextEvent, ToolContext};
+use crate::convert::{into_call_result, unknown_tool};
+use crate::router::{BoxFuture, ToolError};
+
+use super::McpService;
+
+/// The session a request belongs to: the Streamable HTTP `Mcp-Session-Id`, else the handler's
+/// own name for its session (stdio, stateless HTTP).
+struct SessionOf<'a>(&'a RequestContext<RoleServer>, u64);
+
+impl std::fmt::Display for SessionOf<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self
+            .0
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(id) => f.write_str(id),
+            None => write!(f, "local-{}", self.1),
+        }
+    }
+}
+
+/// Client requests a tool's actor made through its context, answered concurrently with the
+/// call and inside the handler future, so rmcp sends them on the call's own stream.
+#[derive(Default)]
+struct Outstanding(Vec<BoxFuture<()>>);
+
+impl Outstanding {
+    fn push(&mut self, f: BoxFuture<()>) {
+        self.0.push(f);
+    }
+
+    /// Completes when at least one request has been answered; never while none is pending.
+    fn progress(&mut self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            let before = self.0.len();
+            self.0.retain_mut(|f| f.as_mut().poll(cx).is_pending());
+            if self.0.len() < before {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+    }
+}
+
+/// Sends the actor's request to the client and its answer back to the actor.
+async fn serve_request(
+    peer: Peer<RoleServer>,
+    request: ServerRequest,
+    answer: tokio::sync::oneshot::Sender<Result<ClientResult, ContextError>>,
+) {
+    let caps = peer.peer_info().map(|info| info.capabilities.clone());
+    let missing = match &request {
+        ServerRequest::CreateMessageRequest(_)
+            if caps.as_ref().is_none_or(|c| c.sampling.is_none()) =>
+        {
+            Some("sampling")
+        }
+        ServerRequest::ElicitRequest(_)
+            if caps.as_ref().is_none_or(|c| c.elicitation.is_none()) =>
+        {
+            Some("elicitation")
+        }
+        _ => None,
+    };
+    let result = match missing {
+        Some(capability) => Err(ContextError::Unsupported(capability)),
+        None => peer
+            .send_request(request)
+            .await
+            .map_err(|e| ContextError::Client(e.to_string())),
+    };
+    let _ = answer.send(result);
+}
+
+impl McpService {
+    /// `tools/call`: a task for task-capable clients, else the call through the router with
+    /// the actor's context events delivered on the way.
+    pub(super) async fn serve_call(
+        &self,
+        req: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = req.name.to_string();
+        let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
+        if self.task_tools.contains(&name)
+            && ctx
+                .client_capabilities()
+                .is_some_and(|c| c.supports_tasks())
+            && self.router.annotations(&name).is_some()
+        {
+            let task = crate::tasks::spawn(&self.tasks, self.router.clone(), name, args);
+            return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
+                task,
+            )));
+        }
+        let span = tracing::info_span!(
+            "tool_call",
+            tool = %name,
+            request_id = %ctx.id,
+            session_id = %SessionOf(&ctx, self.session)
+        );
+        let started = std::time::Instant::now();
+        let token = ctx.meta.get_progress_token();
+        // A tool that takes a context reports its own progress; others get a heartbeat when
+        // the client asked for progress.
+        // Looked up once for the whole call.
+        let Some(route) = self.router.route(&name) else {
+            return Err(unknown_tool(&name));
+        };
+        let with_context = route.takes_context();
+        let mut ticks = (token.is_some() && !with_context).then(|| self.progress.subscribe());
+        let every = self.progress.inner.every;
+        // Only a tool that takes a context gets a channel back (no allocation for the rest).
+        let (tool_ctx, mut events) = if with_context {
+            let (c, rx) = ToolContext::attached(ctx.ct.clone());
+            (c, Some(rx))
+        } else {
+            (ToolContext::detached(ctx.ct.clone()), None)
+        };
+        let call = self
+            .router
+            .call_route(
+                &route,
+                args,
+                Some(tool_ctx.cancellation().clone()),
+                tool_ctx,
+            )
+            .instrument(span.clone());
+        let mut call = std::pin::pin!(call);
+        let mut requests = Outstanding::default();
+        // Everything the actor sends goes out from this future: rmcp then puts it on this
+        // request's stream (server→client requests and progress; log messages go to the
+        // session's stream).
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                Some(event) = async {
+                    match events.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.deliver(&ctx, &name, token.as_ref(), event, &mut requests).await;
+                }
+                () = requests.progress() => {}
+                r = &mut call => break r,
+                Some(()) = async {
+                    match ticks.as_mut() {
+                        Some(t) => t.changed().await.ok(),
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    // Ticks are shared: a call reports once it has run a whole period.
+                    if started.elapsed() < every {
+                        continue;
+                    }
+                    let elapsed = started.elapsed().as_secs_f64();
+                    if let Some(token) = &token {
+                        let _ = ctx
+                            .peer
+                            .notify_progress(
+                                ProgressNotificationParam::new(token.clone(), elapsed)
+                                    .with_message(format!("`{name}` running for {elapsed:.1}s")),
+                            )
+                            .await;
+                    }
+                }
+            }
+        };
+        // What the actor sent before it answered goes out before the answer.
+        while let Some(event) = events.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            self.deliver(&ctx, &name, token.as_ref(), event, &mut requests)
+                .await;
+        }
+        if !span.is_disabled() {
+            span.in_scope(|| {
+                let ms = started.elapsed().as_secs_f64() * 1e3;
+                match &outcome {
+                    Ok(_) => tracing::debug!(ms, "tool call answered"),
+                    Err(ToolError::Runtime(e)) => {
+                        tracing::warn!(ms, error = %e, "tool call failed")
+                    }
+                    Err(e) => tracing::info!(ms, error = %e, "tool call refused"),
+                }
+            });
+        }
+        match &outcome {
+            Ok(_) if !self.logs(LoggingLevel::Debug) => {}
+            Ok(_) => {
+                self.log(
+                    &ctx.peer,
+                    LoggingLevel::Debug,
+                    "ensemble",
+                    serde_json::json!({"tool": name, "ms": started.elapsed().as_millis() as u64}),
+                )
+                .await
+            }
+            Err(e) => {
+                let level = match e {
+                    ToolError::Runtime(_) => LoggingLevel::Error,
+                    _ => LoggingLevel::Warning,
+                };
+                self.log(
+                    &ctx.peer,
+                    level,
+                    "ensemble",
+                    serde_json::json!({"tool": name, "error": e.to_string()}),
+                )
+                .await
+            }
+        }
+        match into_call_result(outcome) {
+            Ok(result) => Ok(result.into()),
+            Err(ToolError::UnknownTool(tool)) => Err(unknown_tool(&tool)),
+            Err(_) => Err(ErrorData::internal_error(
+                "the request was cancelled".to_string(),
+                None,
+            )),
+        }
+    }
+
+    /// Turns one event from a tool's context into what the client sees.
+    async fn deliver(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        tool: &str,
+        token: Option<&rmcp::model::ProgressToken>,
+        event: ContextEvent,
+        requests: &mut Outstanding,
+    ) {
+        match event {
+            ContextEvent::Progress {
+                progress,
+                total,
+                message,
+            } => {
+                // Without a token the client did not ask for progress.
+                if let Some(token) = token {
+                    let mut p = ProgressNotificationParam::new(token.clone(), progress);
+                    if let Some(total) = total {
+                        p = p.with_total(total);
+                    }
+                    if let Some(message) = message {
+                        p = p.with_message(message);
+                    }
+                    let _ = ctx.peer.notify_progress(p).await;
+                }
+            }
+            ContextEvent::Log {
+                level,
+                logger,
+                data,
+            } => {
+                self.log(&ctx.peer, level, logger.as_deref().unwrap_or(tool), data)
+                    .await
+            }
+            ContextEvent::Request { request, answer } => {
+                requests.push(Box::pin(serve_request(ctx.peer.clone(), request, answer)));
+            }
+        }
+    }
+}
