@@ -88,15 +88,22 @@ pub enum StoreError {
 /// How a store is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// sled's page cache, in bytes (sled's default: 1 GiB). The cache holds pages read or
-    /// written; a smaller one keeps the process smaller at the cost of more disk reads.
+    /// sled's page cache, in bytes: at most this much of the store is kept in memory (filled
+    /// as pages are read or written, never allocated up front). A smaller cache keeps the
+    /// process smaller at the cost of more disk reads.
     pub cache_capacity_bytes: u64,
 }
+
+/// The default page cache: 64 MiB. The engines' working sets (artifacts, schemas, templates,
+/// queued tasks, run journals) are small; sled's own default, 1 GiB, would let a long-running
+/// server grow to hold its whole store. Raise `store.cache_capacity_bytes` for a store that is
+/// read much more than it fits.
+pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 64 << 20;
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            cache_capacity_bytes: 1024 * 1024 * 1024,
+            cache_capacity_bytes: DEFAULT_CACHE_CAPACITY_BYTES,
         }
     }
 }
