@@ -281,11 +281,28 @@ impl Store {
     /// ```
     pub fn backup_to(&self, target: &Path) -> Result<BackupReport, StoreError> {
         let started = std::time::Instant::now();
-        let fail = |reason: String| StoreError::Backup {
-            target: target.to_path_buf(),
-            reason,
-        };
-        prepare_backup_target(target, self.source_dir()).map_err(fail)?;
+        let created = prepare_backup_target(target, self.source_dir())
+            .map_err(|reason| backup_error(target, reason))?;
+        match self.copy_into(target) {
+            Ok(mut report) => {
+                report.elapsed = started.elapsed();
+                Ok(report)
+            }
+            Err(e) => {
+                // Leave the target as it was found (absent, or empty) so that a retry, once the
+                // cause is fixed (a full disk, say), may use it again.
+                let _ = std::fs::remove_dir_all(target);
+                if !created {
+                    let _ = std::fs::create_dir(target);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The copy itself, into a new or empty `target` (see [`Store::backup_to`]).
+    fn copy_into(&self, target: &Path) -> Result<BackupReport, StoreError> {
+        let fail = |reason: String| backup_error(target, reason);
         let copy = sled::Config::new()
             .path(target)
             .cache_capacity(BACKUP_CACHE_BYTES)
@@ -329,7 +346,6 @@ impl Store {
             report.files = copy_other_files(source, target)
                 .map_err(|e| fail(format!("copying the files beside the store: {e}")))?;
         }
-        report.elapsed = started.elapsed();
         Ok(report)
     }
 
@@ -404,8 +420,16 @@ fn is_sled_file(name: &std::ffi::OsStr) -> bool {
     matches!(name.as_ref(), "conf" | "db" | "blobs") || name.starts_with("snap.")
 }
 
-/// `target` must be new or an empty directory, and not inside the data directory.
-fn prepare_backup_target(target: &Path, source: Option<&Path>) -> Result<(), String> {
+fn backup_error(target: &Path, reason: String) -> StoreError {
+    StoreError::Backup {
+        target: target.to_path_buf(),
+        reason,
+    }
+}
+
+/// `target` must be new or an empty directory, and not inside the data directory. Creates it
+/// when absent; true when it did.
+fn prepare_backup_target(target: &Path, source: Option<&Path>) -> Result<bool, String> {
     if let Some(source) = source {
         let source = source
             .canonicalize()
@@ -427,10 +451,10 @@ fn prepare_backup_target(target: &Path, source: Option<&Path>) -> Result<(), Str
              (remove it, or choose another)"
                 .into(),
         ),
-        Ok(false) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(target).map_err(|e| format!("cannot create it: {e}"))
-        }
+        Ok(false) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(target)
+            .map(|()| true)
+            .map_err(|e| format!("cannot create it: {e}")),
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
             Err("it exists and is not a directory; choose a new directory".into())
         }
