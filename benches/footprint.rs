@@ -9,6 +9,21 @@
 //!   millisecond over plain TCP), median and p95. Baselines: `ensemble version` (spawn to exit:
 //!   exec, the dynamic loader, the tokio runtime, clap) and the bare server (spawn to 200).
 //!
+//! Where an idle server's memory went (2026-11-30, `perf record -e page-faults -d` on the
+//! `profiling` build, faults in mimalloc's arena attributed to the first caller outside the
+//! allocator):
+//! - before: mimalloc 3 commits its arena eagerly and advises transparent huge pages on it, so
+//!   the first touch of each region faulted in a 2 MiB page: 47 of 47 MiB anonymous were huge
+//!   pages. Now `no_thp` and `PR_SET_THP_DISABLE` (src/main.rs): 4.9 MiB.
+//! - of those ~3 MiB of heap: the tool catalogue's schemas, held as `ToolSpec` JSON, cloned, and
+//!   converted to rmcp `Tool`s (~1.2 MiB); sled 0.34's metrics histograms, built even with
+//!   its metrics off (~0.7 MiB, `vals.resize_with(1 << 16)`); the supervisor event bus's
+//!   channel (0.14 MiB); the rest in small pieces. Thread stacks and per-thread state for 11
+//!   threads (2 tokio workers, 7 idle `sled-io` threads sled keeps, its flusher, main) make up
+//!   most of the remainder. Resident memory beyond `Anonymous` is the binary's own clean pages.
+//! - sled's page cache (`store.cache_capacity_bytes`, now 64 MiB by default) is filled only as
+//!   pages are used: on an empty store it costs nothing, whatever its size.
+//!
 //! Run: `cargo bench --bench footprint` (`-- --runs N`, default 20; `-- --bin PATH` measures
 //! another `ensemble` binary too, e.g. an older build, in the same table).
 //! Linux only (`/proc`). Both servers log to a file, not a terminal.
