@@ -17,8 +17,8 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use ensemble_protocol::codec::{self, CodecError};
@@ -65,6 +65,14 @@ pub enum StoreError {
         /// sled's error.
         source: sled::Error,
     },
+    /// A backup could not be taken (the target is unusable, or copying failed).
+    #[error("backup to {target}: {reason}")]
+    Backup {
+        /// The backup's target directory.
+        target: PathBuf,
+        /// What went wrong and what to do about it.
+        reason: String,
+    },
     /// A stored value could not be decoded, or a value could not be encoded.
     #[error("record `{key}` in `{tree}`: {source}")]
     Codec {
@@ -80,15 +88,22 @@ pub enum StoreError {
 /// How a store is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// sled's page cache, in bytes (sled's default: 1 GiB). The cache holds pages read or
-    /// written; a smaller one keeps the process smaller at the cost of more disk reads.
+    /// sled's page cache, in bytes: at most this much of the store is kept in memory (filled
+    /// as pages are read or written, never allocated up front). A smaller cache keeps the
+    /// process smaller at the cost of more disk reads.
     pub cache_capacity_bytes: u64,
 }
+
+/// The default page cache: 64 MiB. The engines' working sets (artifacts, schemas, templates,
+/// queued tasks, run journals) are small; sled's own default, 1 GiB, would let a long-running
+/// server grow to hold its whole store. Raise `store.cache_capacity_bytes` for a store that is
+/// read much more than it fits.
+pub const DEFAULT_CACHE_CAPACITY_BYTES: u64 = 64 << 20;
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            cache_capacity_bytes: 1024 * 1024 * 1024,
+            cache_capacity_bytes: DEFAULT_CACHE_CAPACITY_BYTES,
         }
     }
 }
@@ -114,6 +129,9 @@ struct Inner {
     done: watch::Sender<u64>,
     flushing: tokio::sync::Mutex<()>,
     flushes: AtomicU64,
+    /// Writes hold it shared; a backup holds it exclusively, so that its copy of every tree is
+    /// one point in time (no write lands in one tree of the copy and not in another).
+    gate: RwLock<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -178,6 +196,7 @@ impl Store {
                 done: watch::Sender::new(0),
                 flushing: tokio::sync::Mutex::new(()),
                 flushes: AtomicU64::new(0),
+                gate: RwLock::new(()),
             }),
         }
     }
@@ -241,6 +260,106 @@ impl Store {
         }
     }
 
+    /// Copies the whole store into `target`, a new or empty directory, as one point in time:
+    /// writes wait while the trees are copied (reads go on). `target` is then a data directory
+    /// of its own: `ensemble serve --data-dir TARGET` restores it.
+    ///
+    /// Files that other engines keep beside sled's in the data directory are copied after the
+    /// trees. The copy is verified (every tree's checksum) before this returns. It blocks the
+    /// calling thread for as long as the copy takes: call it from `spawn_blocking` in async code.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// use ensemble_actors::store::Store;
+    ///
+    /// let store = Store::temporary().unwrap();
+    /// store.tree("registry").unwrap().insert(b"k", &1u32).unwrap();
+    /// let target = tempfile::tempdir().unwrap();
+    /// let report = store.backup_to(&target.path().join("copy")).unwrap();
+    /// assert_eq!(report.records, 1);
+    /// # });
+    /// ```
+    pub fn backup_to(&self, target: &Path) -> Result<BackupReport, StoreError> {
+        let started = std::time::Instant::now();
+        let created = prepare_backup_target(target, self.source_dir())
+            .map_err(|reason| backup_error(target, reason))?;
+        match self.copy_into(target) {
+            Ok(mut report) => {
+                report.elapsed = started.elapsed();
+                Ok(report)
+            }
+            Err(e) => {
+                // Leave the target as it was found (absent, or empty) so that a retry, once the
+                // cause is fixed (a full disk, say), may use it again.
+                let _ = std::fs::remove_dir_all(target);
+                if !created {
+                    let _ = std::fs::create_dir(target);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The copy itself, into a new or empty `target` (see [`Store::backup_to`]).
+    fn copy_into(&self, target: &Path) -> Result<BackupReport, StoreError> {
+        let fail = |reason: String| backup_error(target, reason);
+        let copy = sled::Config::new()
+            .path(target)
+            .cache_capacity(BACKUP_CACHE_BYTES)
+            .open()
+            .map_err(|e| fail(format!("could not create a store there: {e}")))?;
+        let mut report = BackupReport {
+            target: target.to_path_buf(),
+            ..BackupReport::default()
+        };
+        {
+            let _writes_wait = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
+            for name in self.inner.db.tree_names() {
+                let from = self.inner.db.open_tree(&name).map_err(|e| self.io(e))?;
+                let to = copy
+                    .open_tree(&name)
+                    .map_err(|e| fail(format!("writing the copy: {e}")))?;
+                for record in from.iter() {
+                    let (k, v) = record.map_err(|e| self.io(e))?;
+                    report.bytes += (k.len() + v.len()) as u64;
+                    report.records += 1;
+                    to.insert(k, v)
+                        .map_err(|e| fail(format!("writing the copy: {e}")))?;
+                }
+                report.trees += 1;
+            }
+            copy.flush()
+                .map_err(|e| fail(format!("flushing the copy: {e}")))?;
+            let expected = self.inner.db.checksum().map_err(|e| self.io(e))?;
+            let got = copy
+                .checksum()
+                .map_err(|e| fail(format!("reading the copy back: {e}")))?;
+            if expected != got {
+                return Err(fail(format!(
+                    "the copy does not read back as the original (checksum {got:08x}, expected \
+                     {expected:08x}); the target's disk may be failing"
+                )));
+            }
+        }
+        drop(copy);
+        if let Some(source) = self.source_dir() {
+            report.files = copy_other_files(source, target)
+                .map_err(|e| fail(format!("copying the files beside the store: {e}")))?;
+        }
+        Ok(report)
+    }
+
+    /// The data directory on disk, if this store has one (a temporary store's is hidden).
+    fn source_dir(&self) -> Option<&Path> {
+        let path = &self.inner.path;
+        (path.as_os_str() != "<temporary>").then_some(path.as_path())
+    }
+
+    /// Held by every write: a backup waits for the writes in progress and holds new ones back.
+    fn write_permit(&self) -> RwLockReadGuard<'_, ()> {
+        self.inner.gate.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn io(&self, e: sled::Error) -> StoreError {
         match e {
             sled::Error::Corruption { .. } => StoreError::Corrupt {
@@ -273,6 +392,98 @@ fn open_error(path: &Path, e: sled::Error) -> StoreError {
             source: e,
         },
     }
+}
+
+/// What [`Store::backup_to`] copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BackupReport {
+    /// The directory the copy is in.
+    pub target: PathBuf,
+    /// Trees copied (sled's default tree included).
+    pub trees: u64,
+    /// Records copied.
+    pub records: u64,
+    /// Bytes of keys and values copied.
+    pub bytes: u64,
+    /// Files copied from beside the store (other engines' own files).
+    pub files: u64,
+    /// How long the backup took.
+    pub elapsed: Duration,
+}
+
+/// The page cache of a backup's copy: it is written once, never read back through the cache.
+const BACKUP_CACHE_BYTES: u64 = 4 << 20;
+
+/// What sled keeps in a data directory; everything else there belongs to other engines.
+fn is_sled_file(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    matches!(name.as_ref(), "conf" | "db" | "blobs") || name.starts_with("snap.")
+}
+
+fn backup_error(target: &Path, reason: String) -> StoreError {
+    StoreError::Backup {
+        target: target.to_path_buf(),
+        reason,
+    }
+}
+
+/// `target` must be new or an empty directory, and not inside the data directory. Creates it
+/// when absent; true when it did.
+fn prepare_backup_target(target: &Path, source: Option<&Path>) -> Result<bool, String> {
+    if let Some(source) = source {
+        let source = source
+            .canonicalize()
+            .or_else(|_| std::path::absolute(source))
+            .map_err(|e| format!("cannot resolve the data directory: {e}"))?;
+        let inside = |t: &Path| t.starts_with(&source);
+        let absolute =
+            std::path::absolute(target).map_err(|e| format!("cannot resolve it: {e}"))?;
+        if inside(&absolute) || target.canonicalize().is_ok_and(|t| inside(&t)) {
+            return Err(format!(
+                "it is inside the data directory {}; choose a directory outside it",
+                source.display()
+            ));
+        }
+    }
+    match std::fs::read_dir(target).map(|mut entries| entries.next().is_some()) {
+        Ok(true) => Err(
+            "the directory exists and is not empty; back up into a new or empty directory \
+             (remove it, or choose another)"
+                .into(),
+        ),
+        Ok(false) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(target)
+            .map(|()| true)
+            .map_err(|e| format!("cannot create it: {e}")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            Err("it exists and is not a directory; choose a new directory".into())
+        }
+        Err(e) => Err(format!("cannot read it: {e}")),
+    }
+}
+
+/// Copies what is not sled's from `source` into `target`, recursively; returns the file count.
+fn copy_other_files(source: &Path, target: &Path) -> std::io::Result<u64> {
+    fn walk(from: &Path, to: &Path, top: bool) -> std::io::Result<u64> {
+        let mut files = 0;
+        for entry in std::fs::read_dir(from)? {
+            let entry = entry?;
+            if top && is_sled_file(&entry.file_name()) {
+                continue;
+            }
+            let (src, dst) = (entry.path(), to.join(entry.file_name()));
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                std::fs::create_dir_all(&dst)?;
+                files += walk(&src, &dst, false)?;
+            } else if kind.is_file() {
+                std::fs::copy(&src, &dst)?;
+                files += 1;
+            }
+        }
+        Ok(files)
+    }
+    walk(source, target, true)
 }
 
 /// How long [`Store::open`] waits for a locked data directory before reporting it in use.
@@ -313,6 +524,7 @@ impl Tree {
     /// Encodes and writes `value` at `key` (durable after [`Store::flush`]).
     pub fn insert<T: Serialize + ?Sized>(&self, key: &[u8], value: &T) -> Result<(), StoreError> {
         let bytes = codec::encode(value).map_err(|source| self.codec_error(key, source))?;
+        let _permit = self.store.write_permit();
         self.tree
             .insert(key, bytes)
             .map(drop)
@@ -327,6 +539,7 @@ impl Tree {
         value: &T,
     ) -> Result<Option<T>, StoreError> {
         let bytes = codec::encode(value).map_err(|source| self.codec_error(key, source))?;
+        let _permit = self.store.write_permit();
         match self
             .tree
             .compare_and_swap(key, None::<&[u8]>, Some(bytes))
@@ -342,6 +555,7 @@ impl Tree {
 
     /// Removes the record at `key`; true if there was one.
     pub fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
+        let _permit = self.store.write_permit();
         self.tree
             .remove(key)
             .map(|old| old.is_some())
@@ -426,6 +640,7 @@ impl Tree {
     /// Writes raw bytes, bypassing the codec (tests use it to plant damaged records).
     #[doc(hidden)]
     pub fn insert_raw(&self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
+        let _permit = self.store.write_permit();
         self.tree
             .insert(key, bytes)
             .map(drop)
@@ -550,5 +765,91 @@ mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.tree("t").unwrap().len(), 64);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_backup_is_a_store_of_its_own_with_everything_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let store = Store::open(&data).unwrap();
+        let registry = store.tree("registry").unwrap();
+        let workflow = store.tree("workflow").unwrap();
+        for i in 0..500u32 {
+            registry.insert(format!("a/{i}").as_bytes(), &i).unwrap();
+        }
+        workflow.insert(b"run/1", &"done".to_string()).unwrap();
+        // A file another engine keeps beside sled's (a retrieval index, say).
+        std::fs::create_dir_all(data.join("retrieval/docs")).unwrap();
+        std::fs::write(data.join("retrieval/docs/segment"), b"index bytes").unwrap();
+
+        // Writers keep writing while the backup runs; they wait, they are not lost.
+        let writer = {
+            let registry = registry.clone();
+            tokio::task::spawn_blocking(move || {
+                for i in 500..1_500u32 {
+                    registry.insert(format!("a/{i}").as_bytes(), &i).unwrap();
+                }
+            })
+        };
+        let target = dir.path().join("backup");
+        let report = {
+            let (store, target) = (store.clone(), target.clone());
+            tokio::task::spawn_blocking(move || store.backup_to(&target))
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        writer.await.unwrap();
+        assert_eq!(report.files, 1);
+        assert!(report.trees >= 2, "{report:?}");
+        drop((registry, workflow, store));
+
+        let copy = Store::open(&target).unwrap();
+        let registry = copy.tree("registry").unwrap();
+        // One point in time: the first 500 and a prefix of the concurrent writes, no holes.
+        let n = registry.len() as u32;
+        assert!((500..=1_500).contains(&n), "{n} records");
+        for i in 0..n {
+            assert_eq!(
+                registry.get::<u32>(format!("a/{i}").as_bytes()).unwrap(),
+                Some(i)
+            );
+        }
+        assert_eq!(report.records, u64::from(n) + 1);
+        assert_eq!(
+            copy.tree("workflow")
+                .unwrap()
+                .get::<String>(b"run/1")
+                .unwrap()
+                .as_deref(),
+            Some("done")
+        );
+        assert_eq!(
+            std::fs::read(target.join("retrieval/docs/segment")).unwrap(),
+            b"index bytes"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_backup_refuses_a_non_empty_target_or_one_inside_the_data_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("data")).unwrap();
+        let full = dir.path().join("full");
+        std::fs::create_dir_all(&full).unwrap();
+        std::fs::write(full.join("keep-me"), b"x").unwrap();
+        let err = store.backup_to(&full).unwrap_err();
+        assert!(err.to_string().contains("exists and is not empty"), "{err}");
+        assert_eq!(std::fs::read(full.join("keep-me")).unwrap(), b"x");
+        let inside = dir.path().join("data").join("backup");
+        let err = store.backup_to(&inside).unwrap_err();
+        assert!(
+            err.to_string().contains("inside the data directory"),
+            "{err}"
+        );
+        assert!(!inside.exists(), "a refused backup leaves nothing behind");
+        // An empty directory is fine.
+        let empty = dir.path().join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        store.backup_to(&empty).unwrap();
     }
 }

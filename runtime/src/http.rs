@@ -1,4 +1,5 @@
-//! Streamable HTTP at `/mcp`, plus `/metrics`, `/health` and `/ready`, in axum.
+//! Streamable HTTP at `/mcp`, plus `/metrics`, `/health`, `/ready` and the loopback-only
+//! `/admin/backup` (see [`crate::admin`]), in axum.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,6 +74,7 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
             slots: runtime.engines().clone(),
             gone: runtime.gone_token(),
         })
+        .merge(crate::admin::routes(runtime.store().clone()))
 }
 
 /// Alive unless the engines are gone for good (the top-level restart budget is spent): a
@@ -144,26 +146,30 @@ pub async fn serve(
     let drain = sessions.clone();
     let router = runtime.router().clone();
     let gone = runtime.gone_token();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            tokio::select! {
-                _ = shutdown => {}
-                _ = gone.cancelled() => {}
-            }
-            let in_flight = router.in_flight();
-            tracing::info!(in_flight, "shutting down: draining in-flight tool calls");
-            // In-flight calls answer before the MCP streams are cut (bounded).
-            if tokio::time::timeout(DRAIN_TIMEOUT, router.drained())
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    in_flight = router.in_flight(),
-                    "drain timed out; cutting streams"
-                );
-            }
-            drain.cancel();
-        })
-        .await
-        .map_err(|e| RuntimeError::Transport(e.to_string()))
+    // The peer address is what the admin endpoints check (loopback callers only).
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = gone.cancelled() => {}
+        }
+        let in_flight = router.in_flight();
+        tracing::info!(in_flight, "shutting down: draining in-flight tool calls");
+        // In-flight calls answer before the MCP streams are cut (bounded).
+        if tokio::time::timeout(DRAIN_TIMEOUT, router.drained())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = router.in_flight(),
+                "drain timed out; cutting streams"
+            );
+        }
+        drain.cancel();
+    })
+    .await
+    .map_err(|e| RuntimeError::Transport(e.to_string()))
 }

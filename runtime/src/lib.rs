@@ -3,6 +3,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod artifacts;
 pub mod config;
 pub mod context;

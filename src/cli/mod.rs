@@ -1,10 +1,11 @@
-//! The command line: `serve`, `tools`, `call`, `config`, `completions`, `version`.
+//! The command line: `serve`, `tools`, `call`, `backup`, `config`, `completions`, `version`.
 //!
 //! Every option also comes from the configuration file (`--config FILE` or `ENSEMBLE_CONFIG`)
 //! and from an `ENSEMBLE_*` variable; flags win over variables, variables over the file, the
 //! file over the defaults. Exit status: 0 done, 1 failed while running (or, for `call`, the
 //! tool answered with an error), 2 bad usage or configuration.
 
+mod backup;
 mod call;
 mod schema;
 mod serve;
@@ -23,6 +24,8 @@ Examples:
   ensemble serve --http 127.0.0.1:7300          Streamable HTTP at http://127.0.0.1:7300/mcp
   ensemble tools --format table                 the tool catalogue
   ensemble call registry_list                   one tool call on ./ensemble-data
+  ensemble backup --to /backups/today --url http://127.0.0.1:7300
+                                                a consistent copy, taken by a running server
   ensemble config show --config ensemble.toml   the effective configuration and its origins
 
 Environment:
@@ -88,6 +91,21 @@ The structured result is printed as JSON on stdout.
 Exit status: 0 the tool answered; 1 it answered with an error (isError); 2 no answer (bad
 usage or configuration, unknown tool, server unreachable, runtime not started).")]
     Call(call::CallArgs),
+    /// Copy the data directory, consistently, into a new directory (a running server takes it
+    /// with --url).
+    #[command(after_help = "\
+Examples:
+  ensemble backup --to /backups/2026-11-30 --url http://127.0.0.1:7300
+      a server running with --http 127.0.0.1:7300 copies its store (writes wait, reads go on)
+  ensemble backup --to /backups/2026-11-30 --data-dir /var/lib/ensemble
+      a data directory no process holds (sled locks it while a server runs)
+
+DIR must be new or empty. The copy is one point in time and a data directory of its own:
+restore by serving it, `ensemble serve --data-dir DIR`. With --url the server writes DIR (give a
+path on its machine, writable by its user); it answers loopback callers only.
+Exit status: 0 done; 1 the copy failed or the directory is in use; 2 bad usage (a non-empty
+DIR, no server at --url).")]
+    Backup(backup::BackupArgs),
     /// Check the configuration, or show the effective one.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -368,6 +386,19 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER);
             call::call(&loaded.config, args, test_tools()).await
         }
+        Command::Backup(args) => {
+            let mut flags = Vec::new();
+            if let Some(dir) = &args.data_dir {
+                flags.push(flag(
+                    "store.data_dir",
+                    "--data-dir",
+                    dir.to_string_lossy().into_owned(),
+                ));
+            }
+            let loaded = load_config(cli.config, flags)?;
+            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER);
+            backup::backup(&loaded.config, args).await
+        }
         Command::Config(ConfigCommand::Check { file }) => {
             let loaded = load_config(file.or(cli.config), Vec::new())?;
             match &loaded.file {
@@ -413,6 +444,7 @@ pub fn main() -> ExitCode {
         Command::Serve { .. } => "ensemble serve",
         Command::Tools { .. } => "ensemble tools",
         Command::Call(_) => "ensemble call",
+        Command::Backup(_) => "ensemble backup",
         Command::Config(_) => "ensemble config",
         Command::Completions { .. } => "ensemble completions",
         Command::Version => "ensemble version",

@@ -191,7 +191,7 @@ pub const KEYS: &[Key] = &[
     key(
         "store.cache_capacity_bytes",
         int(1),
-        "sled's page cache, in bytes",
+        "sled's page cache, in bytes (default 64 MiB; filled as used)",
     ),
     key(
         "execution.scheduling_policy",
