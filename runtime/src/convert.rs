@@ -1,17 +1,24 @@
 //! The router's values as rmcp's: tools, prompts and resource templates as `*/list` shows
 //! them, call outcomes as tool results, and the JSON-RPC errors of a call or a read. Used by
 //! the MCP service and by MCP tasks alike.
+//!
+//! Also the conversions between the router's own result types ([`ToolResult`], [`Content`],
+//! [`ResourceInfo`], [`ResourceContents`], [`PromptResult`]) and rmcp's, both ways.
 
 use std::sync::Arc;
 
 use rmcp::ErrorData;
 use rmcp::model::{
-    CallToolResult, ContentBlock, Prompt, PromptArgument, ResourceTemplate, Tool, ToolAnnotations,
+    self as mcp, CallToolResult, ContentBlock, Prompt, PromptArgument, ResourceTemplate, Tool,
+    ToolAnnotations,
 };
 use serde_json::{Map, Value};
 
 use crate::router::catalog::ResourceError;
-use crate::router::{Annotations, Route, Router, ToolError, ToolOutput, ToolSpec};
+use crate::router::{
+    Annotations, Content, PromptMessage, PromptResult, ResourceContents, ResourceInfo, Role, Route,
+    Router, ToolError, ToolOutput, ToolResult, ToolSpec,
+};
 
 impl Router {
     /// One tool as rmcp describes it (schemas shared, not copied).
@@ -136,5 +143,193 @@ pub(crate) fn resource_error(e: ResourceError, uri: &str) -> ErrorData {
     match e {
         ResourceError::NotFound(m) => ErrorData::resource_not_found(m, data),
         ResourceError::Failed(m) => ErrorData::internal_error(m, data),
+    }
+}
+
+impl From<CallToolResult> for ToolResult {
+    fn from(r: CallToolResult) -> Self {
+        ToolResult {
+            content: r.content.into_iter().map(Content::from).collect(),
+            structured_content: r.structured_content,
+            is_error: r.is_error,
+        }
+    }
+}
+
+impl From<ToolResult> for CallToolResult {
+    fn from(r: ToolResult) -> Self {
+        let mut result = CallToolResult::success(r.content.into_iter().map(Into::into).collect());
+        result.structured_content = r.structured_content;
+        result.is_error = r.is_error;
+        result
+    }
+}
+
+impl From<ContentBlock> for Content {
+    fn from(block: ContentBlock) -> Self {
+        match block {
+            ContentBlock::Text(t) => Content::Text { text: t.text },
+            ContentBlock::Image(i) => Content::Image {
+                data: i.data,
+                mime_type: i.mime_type,
+            },
+            ContentBlock::Audio(a) => Content::Audio {
+                data: a.data,
+                mime_type: a.mime_type,
+            },
+            ContentBlock::Resource(r) => Content::Resource {
+                resource: r.resource.into(),
+            },
+            ContentBlock::ResourceLink(r) => Content::ResourceLink(r.into()),
+            // A kind of block newer than this runtime: passed on as its JSON.
+            other => Content::text(serde_json::to_string(&other).unwrap_or_default()),
+        }
+    }
+}
+
+impl From<Content> for ContentBlock {
+    fn from(c: Content) -> Self {
+        match c {
+            Content::Text { text } => ContentBlock::text(text),
+            Content::Image { data, mime_type } => ContentBlock::image(data, mime_type),
+            Content::Audio { data, mime_type } => ContentBlock::audio(data, mime_type),
+            Content::Resource { resource } => ContentBlock::resource(resource.into()),
+            Content::ResourceLink(r) => ContentBlock::resource_link(r.into()),
+        }
+    }
+}
+
+impl From<mcp::Resource> for ResourceInfo {
+    fn from(r: mcp::Resource) -> Self {
+        ResourceInfo {
+            uri: r.uri,
+            name: r.name,
+            title: r.title,
+            description: r.description,
+            mime_type: r.mime_type,
+            size: r.size,
+        }
+    }
+}
+
+impl From<ResourceInfo> for mcp::Resource {
+    fn from(r: ResourceInfo) -> Self {
+        let mut res = mcp::Resource::new(r.uri, r.name);
+        res.title = r.title;
+        res.description = r.description;
+        res.mime_type = r.mime_type;
+        res.size = r.size;
+        res
+    }
+}
+
+impl From<mcp::ResourceContents> for ResourceContents {
+    fn from(c: mcp::ResourceContents) -> Self {
+        match c {
+            mcp::ResourceContents::TextResourceContents {
+                uri,
+                mime_type,
+                text,
+                ..
+            } => ResourceContents::Text {
+                uri,
+                mime_type,
+                text,
+            },
+            mcp::ResourceContents::BlobResourceContents {
+                uri,
+                mime_type,
+                blob,
+                ..
+            } => ResourceContents::Blob {
+                uri,
+                mime_type,
+                blob,
+            },
+            // A kind of contents newer than this runtime: passed on as its JSON.
+            other => ResourceContents::Text {
+                uri: String::new(),
+                mime_type: Some("application/json".into()),
+                text: serde_json::to_string(&other).unwrap_or_default(),
+            },
+        }
+    }
+}
+
+impl From<ResourceContents> for mcp::ResourceContents {
+    fn from(c: ResourceContents) -> Self {
+        match c {
+            ResourceContents::Text {
+                uri,
+                mime_type,
+                text,
+            } => mcp::ResourceContents::TextResourceContents {
+                uri,
+                mime_type,
+                text,
+                meta: None,
+            },
+            ResourceContents::Blob {
+                uri,
+                mime_type,
+                blob,
+            } => mcp::ResourceContents::BlobResourceContents {
+                uri,
+                mime_type,
+                blob,
+                meta: None,
+            },
+        }
+    }
+}
+
+impl From<mcp::Role> for Role {
+    fn from(r: mcp::Role) -> Self {
+        match r {
+            mcp::Role::User => Role::User,
+            mcp::Role::Assistant => Role::Assistant,
+        }
+    }
+}
+
+impl From<Role> for mcp::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::User => mcp::Role::User,
+            Role::Assistant => mcp::Role::Assistant,
+        }
+    }
+}
+
+impl From<mcp::PromptMessage> for PromptMessage {
+    fn from(m: mcp::PromptMessage) -> Self {
+        PromptMessage {
+            role: m.role.into(),
+            content: m.content.into(),
+        }
+    }
+}
+
+impl From<PromptMessage> for mcp::PromptMessage {
+    fn from(m: PromptMessage) -> Self {
+        mcp::PromptMessage::new(m.role.into(), m.content.into())
+    }
+}
+
+impl From<mcp::GetPromptResult> for PromptResult {
+    fn from(r: mcp::GetPromptResult) -> Self {
+        PromptResult {
+            description: r.description,
+            messages: r.messages.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<PromptResult> for mcp::GetPromptResult {
+    fn from(r: PromptResult) -> Self {
+        let mut result =
+            mcp::GetPromptResult::new(r.messages.into_iter().map(Into::into).collect());
+        result.description = r.description;
+        result
     }
 }

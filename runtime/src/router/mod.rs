@@ -19,6 +19,7 @@ use crate::context::ToolContext;
 
 mod ask;
 pub mod catalog;
+pub mod content;
 mod output;
 mod resources;
 mod spec;
@@ -26,6 +27,9 @@ mod spec;
 use ask::policy_error;
 pub(crate) use ask::{BoxFuture, ask};
 use catalog::Catalog;
+pub use content::{
+    Content, PromptMessage, PromptResult, ResourceContents, ResourceInfo, Role, ToolResult,
+};
 pub use output::{IntoToolOutput, Structured, ToolOutput};
 pub(crate) use spec::valid_name;
 pub use spec::{Annotations, RegisterError, ToolError, ToolSpec, schema_of};
