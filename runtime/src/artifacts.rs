@@ -6,14 +6,13 @@ use ensemble_actors::registry::RegistryMsg;
 use ensemble_protocol::registry::{Artifact, GetRequest, ListRequest, ListResponse, RegistryError};
 use ensemble_supervision::{ActorSlot, CancellationToken};
 use ractor::RpcReplyPort;
-use rmcp::model::{Resource, ResourceContents};
 
 use crate::config::default_policy;
 use crate::router::catalog::{
     ActorResource, ActorResourceList, IntoContents, IntoResourcePage, ListResources, ReadResource,
     ResourceError, ResourcePage,
 };
-use crate::router::{RegisterError, Router};
+use crate::router::{RegisterError, ResourceContents, ResourceInfo, Router};
 
 /// Artifacts are resources at `ensemble://registry/{name}/{version}`.
 pub const ARTIFACT_URI_PREFIX: &str = "ensemble://registry/";
@@ -102,7 +101,7 @@ impl IntoResourcePage for ListResponse {
             .items
             .into_iter()
             .map(|a| {
-                Resource::new(
+                ResourceInfo::new(
                     format!("{ARTIFACT_URI_PREFIX}{}/{}", a.name, a.latest),
                     format!("{}@{}", a.name, a.latest),
                 )

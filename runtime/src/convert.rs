@@ -3,7 +3,9 @@
 //! the MCP service and by MCP tasks alike.
 //!
 //! Also the conversions between the router's own result types ([`ToolResult`], [`Content`],
-//! [`ResourceInfo`], [`ResourceContents`], [`PromptResult`]) and rmcp's, both ways.
+//! [`ResourceInfo`], [`ResourceContents`], [`PromptResult`]) and rmcp's, both ways: actors may
+//! answer with rmcp's types (`.into()`, or directly where the router's reply traits are
+//! implemented for them here), and the MCP service hands rmcp's to clients.
 
 use std::sync::Arc;
 
@@ -14,10 +16,10 @@ use rmcp::model::{
 };
 use serde_json::{Map, Value};
 
-use crate::router::catalog::ResourceError;
+use crate::router::catalog::{IntoContents, IntoPrompt, ResourceError};
 use crate::router::{
-    Annotations, Content, PromptMessage, PromptResult, ResourceContents, ResourceInfo, Role, Route,
-    Router, ToolError, ToolOutput, ToolResult, ToolSpec,
+    Annotations, Content, IntoToolOutput, PromptMessage, PromptResult, ResourceContents,
+    ResourceInfo, Role, Route, Router, ToolError, ToolOutput, ToolResult, ToolSpec,
 };
 
 impl Router {
@@ -132,7 +134,7 @@ pub(crate) fn into_call_result(
 ) -> Result<CallToolResult, ToolError> {
     match outcome {
         Ok(ToolOutput::Structured(value)) => Ok(CallToolResult::structured(value)),
-        Ok(ToolOutput::Content(result)) => Ok(result),
+        Ok(ToolOutput::Content(result)) => Ok(result.into()),
         Err(e @ (ToolError::UnknownTool(_) | ToolError::Cancelled)) => Err(e),
         Err(e) => Ok(error_result(e.to_string())),
     }
@@ -331,5 +333,39 @@ impl From<PromptResult> for mcp::GetPromptResult {
             mcp::GetPromptResult::new(r.messages.into_iter().map(Into::into).collect());
         result.description = r.description;
         result
+    }
+}
+
+/// An actor may answer a content tool with rmcp's result as it is.
+impl IntoToolOutput for CallToolResult {
+    fn output_schema() -> Option<Map<String, Value>> {
+        None
+    }
+    fn into_output(self) -> Result<ToolOutput, String> {
+        Ok(ToolOutput::Content(self.into()))
+    }
+}
+
+impl IntoContents for mcp::ResourceContents {
+    fn into_contents(self, _uri: &str) -> Vec<ResourceContents> {
+        vec![self.into()]
+    }
+}
+
+impl IntoContents for Vec<mcp::ResourceContents> {
+    fn into_contents(self, _uri: &str) -> Vec<ResourceContents> {
+        self.into_iter().map(Into::into).collect()
+    }
+}
+
+impl IntoPrompt for mcp::GetPromptResult {
+    fn into_prompt(self) -> PromptResult {
+        self.into()
+    }
+}
+
+impl IntoPrompt for Vec<mcp::PromptMessage> {
+    fn into_prompt(self) -> PromptResult {
+        PromptResult::new(self.into_iter().map(Into::into).collect())
     }
 }

@@ -7,7 +7,6 @@ use ensemble_protocol::run::{
 };
 use ensemble_supervision::{ActorSlot, CancellationToken};
 use ractor::RpcReplyPort;
-use rmcp::model::{Resource, ResourceContents};
 use serde_json::{Map, Value};
 
 use crate::config::default_policy;
@@ -16,7 +15,9 @@ use crate::router::catalog::{
     ActorResource, ActorResourceList, IntoContents, IntoResourcePage, ListResources, ReadResource,
     ResourceError, ResourcePage,
 };
-use crate::router::{IntoToolOutput, RegisterError, Router, Structured, ToolOutput};
+use crate::router::{
+    IntoToolOutput, RegisterError, ResourceContents, ResourceInfo, Router, Structured, ToolOutput,
+};
 
 /// Runs are resources at `ensemble://workflows/runs/{id}`.
 pub const RUN_URI_PREFIX: &str = "ensemble://workflows/runs/";
@@ -95,7 +96,7 @@ impl IntoResourcePage for RunListResponse {
             .into_iter()
             .map(|r| {
                 let what = r.template.as_deref().unwrap_or("workflow");
-                Resource::new(format!("{RUN_URI_PREFIX}{}", r.run_id), r.run_id.clone())
+                ResourceInfo::new(format!("{RUN_URI_PREFIX}{}", r.run_id), r.run_id.clone())
                     .with_mime_type("application/json")
                     .with_description(format!("{what} run, {} steps, {:?}", r.steps, r.state))
             })

@@ -243,7 +243,8 @@ impl ServerHandler for McpService {
                 ResourceError::NotFound(m) => ErrorData::invalid_params(m, None),
                 ResourceError::Failed(m) => ErrorData::internal_error(m, None),
             })?;
-        let mut result = ListResourcesResult::with_all_items(page.resources);
+        let resources = page.resources.into_iter().map(Into::into).collect();
+        let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = page.next_cursor;
         Ok(result)
     }
@@ -268,7 +269,7 @@ impl ServerHandler for McpService {
             .read_resource(&req.uri, ctx.ct.clone())
             .await
             .map_err(|e| resource_error(e, &req.uri))?;
-        Ok(ReadResourceResult::new(contents).into())
+        Ok(ReadResourceResult::new(contents.into_iter().map(Into::into).collect()).into())
     }
 
     async fn subscribe(
@@ -325,7 +326,7 @@ impl ServerHandler for McpService {
         self.router
             .get_prompt(&req.name, args, ctx.ct.clone())
             .await
-            .map(Into::into)
+            .map(|r| rmcp::model::GetPromptResult::from(r).into())
             .map_err(|e| match e {
                 e @ (PromptError::UnknownPrompt(_) | PromptError::InvalidArguments { .. }) => {
                     ErrorData::invalid_params(

@@ -18,11 +18,11 @@ use std::sync::Arc;
 
 use ensemble_supervision::{ActorSlot, CancellationToken, RoutePolicy};
 use ractor::{Message, RpcReplyPort};
-use rmcp::model::{GetPromptResult, PromptMessage, Resource, ResourceContents};
 use serde_json::{Map, Value};
 use tokio::sync::broadcast;
 
 use super::ask::BoxFuture;
+use super::content::{PromptMessage, PromptResult, ResourceContents, ResourceInfo};
 use super::spec::RegisterError;
 
 /// A resource (fixed URI) or resource template served by an actor, before registration.
@@ -107,7 +107,7 @@ pub struct ListResources {
 #[derive(Debug, Clone, Default)]
 pub struct ResourcePage {
     /// The resources on this page.
-    pub resources: Vec<Resource>,
+    pub resources: Vec<ResourceInfo>,
     /// The cursor of the next page; `None` on the last page.
     pub next_cursor: Option<String>,
 }
@@ -139,18 +139,18 @@ pub struct ActorPrompt<M: Message> {
 /// A reply a prompt actor may answer with.
 pub trait IntoPrompt: Send + 'static {
     /// The prompt's messages (and description).
-    fn into_prompt(self) -> GetPromptResult;
+    fn into_prompt(self) -> PromptResult;
 }
 
-impl IntoPrompt for GetPromptResult {
-    fn into_prompt(self) -> GetPromptResult {
+impl IntoPrompt for PromptResult {
+    fn into_prompt(self) -> PromptResult {
         self
     }
 }
 
 impl IntoPrompt for Vec<PromptMessage> {
-    fn into_prompt(self) -> GetPromptResult {
-        GetPromptResult::new(self)
+    fn into_prompt(self) -> PromptResult {
+        PromptResult::new(self)
     }
 }
 
@@ -214,7 +214,7 @@ pub(super) type ReadHandler = dyn Fn(ReadResource, CancellationToken) -> BoxFutu
 pub(super) type ListHandler = dyn Fn(ListResources, CancellationToken) -> BoxFuture<Result<ResourcePage, ResourceError>>
     + Send
     + Sync;
-pub(super) type PromptHandler = dyn Fn(Map<String, Value>, CancellationToken) -> BoxFuture<Result<GetPromptResult, PromptError>>
+pub(super) type PromptHandler = dyn Fn(Map<String, Value>, CancellationToken) -> BoxFuture<Result<PromptResult, PromptError>>
     + Send
     + Sync;
 pub(super) type CompleteHandler =

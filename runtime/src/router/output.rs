@@ -1,10 +1,10 @@
-//! What a tool answers: structured JSON, or MCP content blocks an actor built itself.
+//! What a tool answers: structured JSON, or content blocks an actor built itself.
 
-use rmcp::model::CallToolResult;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::content::ToolResult;
 use super::spec::schema_of;
 
 /// What a tool answered.
@@ -13,13 +13,13 @@ pub enum ToolOutput {
     /// JSON matching the tool's output schema: MCP `structuredContent`, plus the same JSON as a
     /// text block.
     Structured(Value),
-    /// A complete MCP tool result: any content blocks (text, images, audio, embedded
+    /// A complete tool result: any content blocks (text, images, audio, embedded
     /// resources), `isError` when the tool reports a failure in its own words.
-    Content(CallToolResult),
+    Content(ToolResult),
 }
 
 impl ToolOutput {
-    /// The answer as JSON: the structured value, or the MCP result object.
+    /// The answer as JSON: the structured value, or the result object as MCP writes it.
     pub fn into_value(self) -> Value {
         match self {
             ToolOutput::Structured(v) => v,
@@ -30,9 +30,9 @@ impl ToolOutput {
 
 /// A reply type a context-aware tool actor may answer with.
 ///
-/// Implemented for [`Structured<T>`] (any serializable, schema-described value) and for rmcp's
-/// [`CallToolResult`] (content blocks). Implement it for an actor's own reply type to decide how
-/// it reaches the client.
+/// Implemented for [`Structured<T>`] (any serializable, schema-described value), for
+/// [`ToolResult`] (content blocks) and, outside the router, for the MCP library's tool result.
+/// Implement it for an actor's own reply type to decide how it reaches the client.
 pub trait IntoToolOutput: Send + 'static {
     /// The JSON Schema of the structured result, if the tool has one.
     fn output_schema() -> Option<Map<String, Value>>;
@@ -55,7 +55,7 @@ impl<T: Serialize + JsonSchema + Send + 'static> IntoToolOutput for Structured<T
     }
 }
 
-impl IntoToolOutput for CallToolResult {
+impl IntoToolOutput for ToolResult {
     fn output_schema() -> Option<Map<String, Value>> {
         None
     }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use ensemble_supervision::{CallOptions, CancellationToken, PolicyError};
 use ractor::{Message, RpcReplyPort};
-use rmcp::model::{GetPromptResult, Resource, ResourceContents};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -20,6 +19,7 @@ use super::catalog::{
     PromptError, PromptRoute, ReadResource, ResourceError, ResourcePage, ResourceRoute,
     match_template, parse_template,
 };
+use super::content::{PromptResult, ResourceContents, ResourceInfo};
 use super::spec::{RegisterError, schema_of, valid_name};
 
 fn read_options(cancel: CancellationToken) -> CallOptions {
@@ -177,7 +177,7 @@ impl Router {
         let (slot, policy, name) = (prompt.slot, prompt.policy, prompt.name);
         let get = move |args: Map<String, Value>,
                         cancel: CancellationToken|
-              -> BoxFuture<Result<GetPromptResult, PromptError>> {
+              -> BoxFuture<Result<PromptResult, PromptError>> {
             let (slot, policy) = (slot.clone(), policy.clone());
             Box::pin(async move {
                 let req: Req = serde_json::from_value(Value::Object(args)).map_err(|e| {
@@ -260,14 +260,14 @@ impl Router {
     }
 
     /// The fixed resources, in registration order.
-    pub fn resources(&self) -> Vec<Resource> {
+    pub fn resources(&self) -> Vec<ResourceInfo> {
         self.catalog()
             .resources
             .iter()
             .filter(|r| r.pattern.is_none())
             .map(|r| {
-                let mut res =
-                    Resource::new(r.uri.clone(), r.name.clone()).with_description(&r.description);
+                let mut res = ResourceInfo::new(r.uri.clone(), r.name.clone())
+                    .with_description(&r.description);
                 if let Some(m) = &r.mime_type {
                     res = res.with_mime_type(m);
                 }
@@ -362,7 +362,7 @@ impl Router {
         name: &str,
         arguments: Map<String, Value>,
         cancel: CancellationToken,
-    ) -> Result<GetPromptResult, PromptError> {
+    ) -> Result<PromptResult, PromptError> {
         let route = self
             .catalog()
             .prompts
