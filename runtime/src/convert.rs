@@ -369,3 +369,67 @@ impl IntoPrompt for Vec<mcp::PromptMessage> {
         PromptResult::new(self.into_iter().map(Into::into).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rmcp::model::{
+        self as mcp, CallToolResult, ContentBlock, GetPromptResult, PromptMessage, Role,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    fn without_result_type(mut v: Value) -> Value {
+        v.as_object_mut().unwrap().remove("resultType");
+        v
+    }
+
+    #[test]
+    fn tool_results_survive_the_round_trip_and_write_the_same_json() {
+        let link = mcp::Resource::new("a://link", "link")
+            .with_description("d")
+            .with_mime_type("text/plain")
+            .with_size(3);
+        let mut original = CallToolResult::success(vec![
+            ContentBlock::text("hi"),
+            ContentBlock::image("AA==", "image/png"),
+            ContentBlock::audio("AA==", "audio/wav"),
+            ContentBlock::resource(mcp::ResourceContents::text("t", "a://t")),
+            ContentBlock::resource(
+                mcp::ResourceContents::blob("AA==", "a://b").with_mime_type("x/y"),
+            ),
+            ContentBlock::resource_link(link),
+        ]);
+        original.structured_content = Some(json!({ "n": 1 }));
+        let ours = crate::router::ToolResult::from(original.clone());
+        assert_eq!(
+            serde_json::to_value(&ours).unwrap(),
+            without_result_type(serde_json::to_value(&original).unwrap())
+        );
+        assert_eq!(CallToolResult::from(ours), original);
+
+        let failed = CallToolResult::error(vec![ContentBlock::text("no")]);
+        assert_eq!(
+            CallToolResult::from(crate::router::ToolResult::from(failed.clone())),
+            failed
+        );
+    }
+
+    #[test]
+    fn prompts_survive_the_round_trip() {
+        let mut original = GetPromptResult::new(vec![
+            PromptMessage::new_text(Role::User, "hello"),
+            PromptMessage::new(
+                Role::Assistant,
+                ContentBlock::resource(mcp::ResourceContents::text("r", "a://r")),
+            ),
+        ]);
+        original.description = Some("greets".into());
+        let ours = PromptResult::from(original.clone());
+        assert_eq!(
+            serde_json::to_value(&ours).unwrap(),
+            without_result_type(serde_json::to_value(&original).unwrap())
+        );
+        assert_eq!(GetPromptResult::from(ours), original);
+    }
+}
