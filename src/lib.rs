@@ -30,6 +30,25 @@ pub fn log_filter() -> tracing_subscriber::EnvFilter {
 /// `ENSEMBLE_LOG` when set, else `default` (the one-shot commands, `ensemble tools` and
 /// `ensemble call`, log only warnings by default: their output is the answer).
 pub fn log_filter_or(default: &str) -> tracing_subscriber::EnvFilter {
-    tracing_subscriber::EnvFilter::try_from_env("ENSEMBLE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+    try_log_filter_or(default).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default))
+}
+
+/// Like [`log_filter_or`], but an `ENSEMBLE_LOG` that does not parse is an error that names it
+/// and says what is accepted, instead of being ignored.
+pub fn try_log_filter_or(default: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    match std::env::var("ENSEMBLE_LOG") {
+        Ok(value) if !value.trim().is_empty() => tracing_subscriber::EnvFilter::try_new(&value)
+            .map_err(|e| {
+                format!(
+                    "ENSEMBLE_LOG={value:?} is not a log filter ({e}); use levels and targets \
+                     like `debug` or `info,rmcp=warn,ensemble_runtime=debug`"
+                )
+            }),
+        Ok(_) | Err(std::env::VarError::NotPresent) => {
+            Ok(tracing_subscriber::EnvFilter::new(default))
+        }
+        Err(std::env::VarError::NotUnicode(_)) => {
+            Err("ENSEMBLE_LOG is not valid UTF-8; use levels and targets like `debug`".into())
+        }
+    }
 }

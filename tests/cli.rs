@@ -535,6 +535,20 @@ fn a_mistyped_variable_is_refused_with_the_right_name() {
 }
 
 #[test]
+fn a_bad_log_filter_is_refused_not_ignored() {
+    for args in [&["tools"][..], &["serve", "--in-memory"][..]] {
+        let r = run(ensemble().args(args).env("ENSEMBLE_LOG", "info,rmcp=loud"));
+        assert_eq!(r.code, Some(2), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains("ENSEMBLE_LOG=\"info,rmcp=loud\" is not a log filter"),
+            "{}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
 fn the_example_configuration_is_valid_and_all_defaults() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/ensemble.toml");
     let r = run(ensemble().args(["config", "check", path.to_str().unwrap()]));

@@ -331,15 +331,17 @@ fn load_config(file: Option<PathBuf>, flags: Vec<FlagValue>) -> Result<Loaded, F
 const ONE_SHOT_LOG_FILTER: &str = "warn,rmcp=error";
 
 /// Logs on stderr (stdout is the protocol channel in stdio mode, and the answer for `call`).
-fn init_logs(format: config::LogFormat, default_filter: &str) {
+fn init_logs(format: config::LogFormat, default_filter: &str) -> Result<(), Failure> {
+    let filter = ensemble::try_log_filter_or(default_filter).map_err(Failure::Usage)?;
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(ensemble::log_filter_or(default_filter))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false);
     match format {
         config::LogFormat::Json => builder.json().init(),
         config::LogFormat::Text => builder.init(),
     }
+    Ok(())
 }
 
 fn version() -> String {
@@ -369,7 +371,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Tools { format } => {
             let loaded = load_config(cli.config, Vec::new())?;
-            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER);
+            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER)?;
             tools::print(&loaded.config, format, test_tools()).await
         }
         Command::Call(args) => {
@@ -383,7 +385,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let mut flags = Vec::new();
             args.runtime.flags(&mut flags);
             let loaded = load_config(cli.config, flags)?;
-            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER);
+            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER)?;
             call::call(&loaded.config, args, test_tools()).await
         }
         Command::Backup(args) => {
@@ -396,7 +398,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 ));
             }
             let loaded = load_config(cli.config, flags)?;
-            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER);
+            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER)?;
             backup::backup(&loaded.config, args).await
         }
         Command::Config(ConfigCommand::Check { file }) => {

@@ -9,7 +9,7 @@ use super::Failure;
 
 /// Builds the runtime from `config` and serves it.
 pub async fn serve(config: &Config, test_tools: bool) -> Result<(), Failure> {
-    super::init_logs(config.server.log_format, ensemble::DEFAULT_LOG_FILTER);
+    super::init_logs(config.server.log_format, ensemble::DEFAULT_LOG_FILTER)?;
     let failed = |e: &dyn std::fmt::Display| Failure::Failed(e.to_string());
     let mut builder = Runtime::builder().config(config).test_tools(test_tools);
     if let Some(log) = std::env::var_os("ENSEMBLE_TEST_LOG") {
