@@ -281,7 +281,10 @@ async fn storm(server: &Server) -> Figures {
                 let t = text(&r);
                 if t.contains("failed and is restarting") {
                     crashed += 1;
-                } else if t.contains("circuit") || t.contains("retry in") {
+                } else if t.contains("circuit")
+                    || t.contains("retry in")
+                    || t.contains("not running")
+                {
                     crashes_refused += 1;
                 }
             }
@@ -413,13 +416,19 @@ async fn a_spent_top_level_budget_ends_the_process_non_zero() {
     let mut server =
         start("[supervision]\nmax_restarts = 0\n\n[engines.registry.restart]\nmax_restarts = 1\n");
     let c = connect(&server.url).await;
-    for _ in 0..2 {
-        let r = call(&c, "registry_debug_crash", json!({}))
-            .await
-            .expect("answered")
-            .expect("a result");
-        assert_eq!(r.is_error, Some(true));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let first = call(&c, "registry_debug_crash", json!({}))
+        .await
+        .expect("answered")
+        .expect("a result");
+    assert_eq!(first.is_error, Some(true));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The second crash spends the registry's intensity and the budget: the process may be
+    // draining before this answer is written, so an error result and a cut session are both
+    // fine; only no answer at all would not be.
+    match call(&c, "registry_debug_crash", json!({})).await {
+        Some(Ok(r)) => assert_eq!(r.is_error, Some(true)),
+        Some(Err(_)) => {}
+        None => panic!("the second crash call hung"),
     }
     // The registry gave up, the budget allows no restart: the process drains and exits.
     let deadline = Instant::now() + Duration::from_secs(35);

@@ -14,6 +14,7 @@ use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::{Value, json};
 
 const FLUSH: Duration = Duration::from_millis(200);
+const MARGIN: Duration = Duration::from_millis(800);
 
 struct Server {
     child: Child,
@@ -93,7 +94,7 @@ async fn a_kill_loses_at_most_the_flush_interval_and_corrupts_nothing() {
         let c = connect(&server.url).await;
         let started = Instant::now();
         // Kill at a different moment each trial, while observations stream in.
-        let kill_after = Duration::from_millis(400 + 350 * trial);
+        let kill_after = Duration::from_millis(1500 + 500 * trial);
         let mut acked: Vec<Instant> = Vec::new();
         let mut n = 0u64;
         while started.elapsed() < kill_after {
@@ -116,11 +117,11 @@ async fn a_kill_loses_at_most_the_flush_interval_and_corrupts_nothing() {
         drop(c);
 
         let before_kill = acked.len() as u64;
-        // Everything acknowledged more than one flush interval (and a scheduling margin) before
-        // the kill must be on disk.
+        // Everything acknowledged more than one flush interval (and a margin for a slow fsync
+        // on a busy machine) before the kill must be on disk.
         let safe = acked
             .iter()
-            .filter(|t| killed_at.duration_since(**t) > FLUSH + Duration::from_millis(300))
+            .filter(|t| killed_at.duration_since(**t) > FLUSH + MARGIN)
             .count() as u64;
 
         let server = start(dir.path());
@@ -136,8 +137,8 @@ async fn a_kill_loses_at_most_the_flush_interval_and_corrupts_nothing() {
         );
         assert!(stored <= earlier + before_kill, "more stored than observed");
         println!(
-            "trial {trial}: {before_kill} acknowledged, {safe} of them over {FLUSH:?} + 300 ms \
-             before the kill; {} on disk after the restart",
+            "trial {trial}: {before_kill} acknowledged, {safe} of them over {FLUSH:?} + \
+             {MARGIN:?} before the kill; {} on disk after the restart",
             stored - earlier
         );
         earlier = stored;

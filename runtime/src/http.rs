@@ -29,6 +29,10 @@ pub struct HttpOptions {
 /// How long a graceful shutdown waits for in-flight tool calls.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a shutdown waits, once every call has been answered, before it cuts the MCP
+/// streams: the answers are still being written.
+pub const ANSWER_GRACE: Duration = Duration::from_millis(200);
+
 /// Largest request body accepted at `/mcp`.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
 
@@ -168,6 +172,10 @@ pub async fn serve(
                 "drain timed out; cutting streams"
             );
         }
+        // A call counts as done when its handler returns; rmcp then writes its answer to the
+        // session's stream. Give those writes a moment before the streams are cut, so that the
+        // last answers reach their clients.
+        tokio::time::sleep(ANSWER_GRACE).await;
         drain.cancel();
     })
     .await
