@@ -512,6 +512,24 @@ impl CircuitBreaker {
         }
     }
 
+    /// Records an outcome under the lock, mirrors the new state into the lock-free checks, and
+    /// announces the transition it caused (after the lock is released).
+    fn settle(&self, record: impl FnOnce(&mut BreakerCore) -> Option<Transition>) {
+        let t = {
+            let mut core = self.lock();
+            let t = record(&mut core);
+            if t.is_some() {
+                self.publish(&core);
+            } else {
+                self.publish_clean(&core);
+            }
+            t
+        };
+        if let Some(t) = t {
+            self.announce(t);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, BreakerCore> {
         // A poisoned lock means a panic while the state was being updated by plain arithmetic;
         // the state is still coherent enough to keep serving.
@@ -570,41 +588,17 @@ impl BreakerPermit<'_> {
             {
                 return;
             }
-            let t = {
-                let mut core = self.breaker.lock();
-                let t = core.on_outcome(permit, failed, slow, Instant::now);
-                if t.is_some() {
-                    self.breaker.publish(&core);
-                } else {
-                    self.breaker.publish_clean(&core);
-                }
-                t
-            };
-            if let Some(t) = t {
-                self.breaker.announce(t);
-            }
+            self.breaker
+                .settle(|core| core.on_outcome(permit, failed, slow, Instant::now));
         }
     }
-}
 
-impl BreakerPermit<'_> {
     /// Records a call that died with its actor, the actor of `generation`; see
     /// [`BreakerCore::on_crash`].
     pub fn record_crash(mut self, generation: u64, slow: bool) {
         if let Some(permit) = self.permit.take() {
-            let t = {
-                let mut core = self.breaker.lock();
-                let t = core.on_crash(permit, generation, slow, Instant::now);
-                if t.is_some() {
-                    self.breaker.publish(&core);
-                } else {
-                    self.breaker.publish_clean(&core);
-                }
-                t
-            };
-            if let Some(t) = t {
-                self.breaker.announce(t);
-            }
+            self.breaker
+                .settle(|core| core.on_crash(permit, generation, slow, Instant::now));
         }
     }
 }
