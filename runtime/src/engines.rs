@@ -87,55 +87,67 @@ impl EngineState {
     }
 }
 
+/// Something done to each engine's slot in turn (slots differ in message type).
+trait SlotVisitor {
+    fn visit<M: ractor::Message>(&mut self, name: &'static str, slot: &ActorSlot<M>);
+}
+
 impl EngineSlots {
-    /// Every built-in engine's state, by name (the test-only engine when it runs).
-    pub fn states(&self) -> Vec<(&'static str, EngineState)> {
-        fn of<M: ractor::Message>(slot: &ActorSlot<M>) -> EngineState {
-            EngineState::of(&slot.state())
+    /// Empty slots for every engine, named after it.
+    fn new() -> Self {
+        Self {
+            registry: ActorSlot::new("registry"),
+            validation: ActorSlot::new("validation"),
+            execution: ActorSlot::new("execution"),
+            workflow: ActorSlot::new("workflow"),
+            debug: ActorSlot::new("debug"),
+            shell: ActorSlot::new("shell"),
+            supervisors: BTreeMap::new(),
         }
-        let mut states = vec![
-            ("registry", of(&self.registry)),
-            ("validation", of(&self.validation)),
-            ("execution", of(&self.execution)),
-            ("workflow", of(&self.workflow)),
-            ("shell", of(&self.shell)),
-        ];
-        if self.supervisors.contains_key("debug") {
-            states.push(("debug", of(&self.debug)));
-        }
-        states
     }
 
-    /// The engines that are not running now (restarting, or not started), for `/ready`.
-    pub fn not_running(&self) -> Vec<&'static str> {
-        self.states()
-            .into_iter()
-            .filter(|(_, s)| *s != EngineState::Running)
-            .map(|(name, _)| name)
-            .collect()
+    /// Visits every engine that runs (the test-only one only when it was started).
+    fn each(&self, v: &mut impl SlotVisitor) {
+        v.visit("registry", &self.registry);
+        v.visit("validation", &self.validation);
+        v.visit("execution", &self.execution);
+        v.visit("workflow", &self.workflow);
+        v.visit("shell", &self.shell);
+        if self.supervisors.contains_key("debug") {
+            v.visit("debug", &self.debug);
+        }
+    }
+
+    /// Every built-in engine's state, by name (the test-only engine when it runs).
+    pub fn states(&self) -> Vec<(&'static str, EngineState)> {
+        struct States(Vec<(&'static str, EngineState)>);
+        impl SlotVisitor for States {
+            fn visit<M: ractor::Message>(&mut self, name: &'static str, slot: &ActorSlot<M>) {
+                self.0.push((name, EngineState::of(&slot.state())));
+            }
+        }
+        let mut states = States(Vec::new());
+        self.each(&mut states);
+        states.0
     }
 
     /// Keeps `ensemble_engine_state{engine}` equal to each engine's state, until the slots
     /// are dropped.
     pub(crate) fn export_states(&self) {
-        fn watch<M: ractor::Message>(name: &'static str, slot: &ActorSlot<M>) {
-            let gauge = metrics::gauge!("ensemble_engine_state", "engine" => name);
-            let mut rx = slot.subscribe();
-            gauge.set(EngineState::of(&rx.borrow_and_update()).gauge_value());
-            tokio::spawn(async move {
-                while rx.changed().await.is_ok() {
-                    gauge.set(EngineState::of(&rx.borrow_and_update()).gauge_value());
-                }
-            });
+        struct Export;
+        impl SlotVisitor for Export {
+            fn visit<M: ractor::Message>(&mut self, name: &'static str, slot: &ActorSlot<M>) {
+                let gauge = metrics::gauge!("ensemble_engine_state", "engine" => name);
+                let mut rx = slot.subscribe();
+                gauge.set(EngineState::of(&rx.borrow_and_update()).gauge_value());
+                tokio::spawn(async move {
+                    while rx.changed().await.is_ok() {
+                        gauge.set(EngineState::of(&rx.borrow_and_update()).gauge_value());
+                    }
+                });
+            }
         }
-        watch("registry", &self.registry);
-        watch("validation", &self.validation);
-        watch("execution", &self.execution);
-        watch("workflow", &self.workflow);
-        watch("shell", &self.shell);
-        if self.supervisors.contains_key("debug") {
-            watch("debug", &self.debug);
-        }
+        self.each(&mut Export);
     }
 }
 
@@ -199,15 +211,7 @@ pub fn engines(
     invoker: Arc<dyn ToolInvoker>,
     config: &EngineConfig,
 ) -> (SupervisorSpec, EngineSlots) {
-    let mut slots = EngineSlots {
-        registry: ActorSlot::new("registry"),
-        validation: ActorSlot::new("validation"),
-        execution: ActorSlot::new("execution"),
-        workflow: ActorSlot::new("workflow"),
-        debug: ActorSlot::new("debug"),
-        shell: ActorSlot::new("shell"),
-        supervisors: BTreeMap::new(),
-    };
+    let mut slots = EngineSlots::new();
     let (s1, s2) = (store.clone(), store.clone());
     let shell_args = LearnerArgs {
         store: store.clone(),
@@ -599,15 +603,7 @@ fn register_workflow_tools(
 /// configuration's `[tools.<name>]` before any engine starts.
 pub fn builtin_tool_names(test_tools: bool) -> Vec<String> {
     let router = Router::new();
-    let slots = EngineSlots {
-        registry: ActorSlot::new("registry"),
-        validation: ActorSlot::new("validation"),
-        execution: ActorSlot::new("execution"),
-        workflow: ActorSlot::new("workflow"),
-        debug: ActorSlot::new("debug"),
-        shell: ActorSlot::new("shell"),
-        supervisors: BTreeMap::new(),
-    };
+    let slots = EngineSlots::new();
     // Registration only fails on a duplicate name, which the built-in set has not.
     let _ = register_tools(&router, &slots, test_tools);
     router.list().into_iter().map(|t| t.name).collect()
