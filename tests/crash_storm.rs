@@ -3,98 +3,49 @@
 //! every call, the crashing engine is refused fast and comes back, nothing hangs.
 //!
 //! The figures (calls per second of the unaffected engine in the calm phase and during the
-//! storm, refusals, restarts, give-ups) are printed for the record; run with `--nocapture`.
+//! storm, refusals, restarts, give-ups) are printed for the record: run with `--nocapture`
+//! (and `ENSEMBLE_TEST_ECHO=1` for the server's log).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rmcp::ServiceExt;
+use common::{Client, HttpServer, connect, serve_http};
 use rmcp::model::{CallToolRequestParams, CallToolResult, object};
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::{Value, json};
 
 /// Longer than any route's deadline (30 s) would be the honest bound, but a CI-sized test
 /// wants to know sooner: no call in this scenario has a reason to take more than this.
 const CALL_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The server and the data dir it runs on (dropped in that order).
 struct Server {
-    child: Child,
-    url: String,
-    base: String,
-    /// The server's stderr lines after "listening" (echoed when CRASH_STORM_LOG is set).
-    log: Arc<std::sync::Mutex<Vec<String>>>,
+    http: HttpServer,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Server {
+    type Target = HttpServer;
+    fn deref(&self) -> &HttpServer {
+        &self.http
     }
 }
 
-/// `ensemble serve --http` on a fresh data dir, with `config` as its configuration file.
+impl std::ops::DerefMut for Server {
+    fn deref_mut(&mut self) -> &mut HttpServer {
+        &mut self.http
+    }
+}
+
+/// `ensemble serve --http` on a fresh data dir with the test tools, `config` its configuration.
 fn start(config: &str) -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
-    let file = dir.path().join("ensemble.toml");
-    std::fs::write(&file, config).expect("write the configuration");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--config")
-        .arg(&file)
-        .env("ENSEMBLE_TEST_TOOLS", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ensemble");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(
-            lines.read_line(&mut line).expect("read stderr") > 0,
-            "exited early"
-        );
-        if let Some(rest) = line.trim().strip_prefix("ensemble: listening on ") {
-            break rest.to_string();
-        }
-    };
-    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let kept = log.clone();
-    std::thread::spawn(move || {
-        let echo = std::env::var_os("CRASH_STORM_LOG").is_some();
-        for line in lines.lines().map_while(Result::ok) {
-            if echo {
-                eprintln!("server: {line}");
-            }
-            // Panic backtraces are long and say nothing the tests look for.
-            if !line.starts_with(' ') {
-                kept.lock().expect("log").push(line);
-            }
-        }
-    });
-    let base = url.trim_end_matches("/mcp").to_string();
     Server {
-        child,
-        url,
-        base,
-        log,
+        http: serve_http(dir.path(), config, &[("ENSEMBLE_TEST_TOOLS", "1")]),
         _dir: dir,
     }
-}
-
-type Client = RunningService<RoleClient, ()>;
-
-async fn connect(url: &str) -> Client {
-    ().serve(StreamableHttpClientTransport::from_uri(url.to_string()))
-        .await
-        .expect("MCP session over HTTP")
 }
 
 /// A call's outcome: `Ok(result)` or a protocol/transport error, or `None` past the deadline.
@@ -309,7 +260,7 @@ async fn storm(server: &Server) -> Figures {
         )
         .await;
         let r = call(&after, "registry_list", json!({})).await;
-        let (ready, _) = get(&server.base, "/ready").await;
+        let (ready, _) = get(server.base(), "/ready").await;
         let ok = |o: &Option<Result<CallToolResult, String>>| matches!(o, Some(Ok(r)) if r.is_error != Some(true));
         if ok(&v) && ok(&r) && ready == 200 {
             break;
@@ -321,10 +272,10 @@ async fn storm(server: &Server) -> Figures {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let recovered_in = back.elapsed();
-    let (health, _) = get(&server.base, "/health").await;
+    let (health, _) = get(server.base(), "/health").await;
     assert_eq!(health, 200);
 
-    let (_, metrics) = get(&server.base, "/metrics").await;
+    let (_, metrics) = get(server.base(), "/metrics").await;
     let restarts = metric(
         &metrics,
         "ensemble_actor_restarts_total",

@@ -2,74 +2,24 @@
 //! it loses at most its flush interval of acknowledged observations, and what it stored reads
 //! back whole after the restart.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rmcp::ServiceExt;
+use common::{Client, HttpServer, connect, serve_http};
 use rmcp::model::{CallToolRequestParams, object};
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::{Value, json};
 
 const FLUSH: Duration = Duration::from_millis(200);
 const MARGIN: Duration = Duration::from_millis(800);
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path) -> Server {
-    let config = dir.join("ensemble.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[learning.shell]\nflush_interval_ms = {}\n",
-            FLUSH.as_millis()
-        ),
-    )
-    .expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-        .args(["serve", "--http", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ensemble");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    let url = loop {
-        line.clear();
-        assert!(
-            lines.read_line(&mut line).expect("stderr") > 0,
-            "exited early"
-        );
-        if let Some(rest) = line.trim().strip_prefix("ensemble: listening on ") {
-            break rest.to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines.lines() {});
-    Server { child, url }
-}
-
-type Client = RunningService<RoleClient, ()>;
-
-async fn connect(url: &str) -> Client {
-    ().serve(StreamableHttpClientTransport::from_uri(url.to_string()))
-        .await
-        .expect("session")
+fn start(dir: &Path) -> HttpServer {
+    let config = format!(
+        "[learning.shell]\nflush_interval_ms = {}\n",
+        FLUSH.as_millis()
+    );
+    serve_http(dir, &config, &[])
 }
 
 async fn call(c: &Client, tool: &str, args: Value) -> Result<Value, String> {

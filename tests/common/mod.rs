@@ -1,0 +1,91 @@
+//! `ensemble serve --http` as a child process, and rmcp's Streamable HTTP client to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use rmcp::ServiceExt;
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+
+/// A running `ensemble serve --http 127.0.0.1:0`; killed when dropped.
+pub struct HttpServer {
+    pub child: Child,
+    /// `http://ADDR/mcp`.
+    pub url: String,
+    /// Its stderr after the "listening" line, panic backtraces left out (echoed with
+    /// `ENSEMBLE_TEST_ECHO=1`).
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl HttpServer {
+    /// `http://ADDR`, for `/health`, `/ready` and `/metrics`.
+    pub fn base(&self) -> &str {
+        self.url.trim_end_matches("/mcp")
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Serves on `dir/data` with `config` written to `dir/ensemble.toml`, and `env` set.
+pub fn serve_http(dir: &Path, config: &str, env: &[(&str, &str)]) -> HttpServer {
+    let file = dir.join("ensemble.toml");
+    std::fs::write(&file, config).expect("write the configuration");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ensemble"));
+    cmd.args(["serve", "--http", "127.0.0.1:0", "--config"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn ensemble");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let url = loop {
+        line.clear();
+        assert!(
+            lines.read_line(&mut line).expect("read stderr") > 0,
+            "ensemble exited before listening"
+        );
+        if let Some(rest) = line.trim().strip_prefix("ensemble: listening on ") {
+            break rest.to_string();
+        }
+    };
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let kept = log.clone();
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || {
+        let echo = std::env::var_os("ENSEMBLE_TEST_ECHO").is_some();
+        for line in lines.lines().map_while(Result::ok) {
+            if echo {
+                eprintln!("server: {line}");
+            }
+            if !line.starts_with(' ') {
+                kept.lock().expect("log").push(line);
+            }
+        }
+    });
+    HttpServer { child, url, log }
+}
+
+/// An MCP client session.
+pub type Client = RunningService<RoleClient, ()>;
+
+/// A session to `url` over Streamable HTTP.
+pub async fn connect(url: &str) -> Client {
+    ().serve(StreamableHttpClientTransport::from_uri(url.to_string()))
+        .await
+        .expect("MCP session over HTTP")
+}
