@@ -21,19 +21,6 @@ async fn supervised(name: &str) -> (ActorRef<SupervisorMsg>, ActorSlot<WorkerMsg
     (sup, slot, control)
 }
 
-async fn work(
-    policy: &RoutePolicy,
-    slot: &ActorSlot<WorkerMsg>,
-    opts: CallOptions,
-) -> Result<u64, PolicyError<String>> {
-    policy
-        .call(opts, |ctx| {
-            let slot = slot.clone();
-            async move { Ok(slot.call(&ctx, |r| WorkerMsg::Work(1, r)).await?) }
-        })
-        .await
-}
-
 #[tokio::test(start_paused = true)]
 async fn breaker_opens_rejects_fast_half_opens_and_closes() {
     let (sup, slot, control) = supervised("flaky").await;

@@ -200,12 +200,7 @@ async fn a_spent_top_level_budget_is_final_and_every_engine_is_gone() {
         .retry(RetryPolicy::default())
         .build();
     let started = Instant::now();
-    let r: Result<u64, PolicyError<String>> = policy
-        .call(CallOptions::idempotent(), |ctx| {
-            let slot = b.slot.clone();
-            async move { Ok(slot.call(&ctx, |r| WorkerMsg::Work(1, r)).await?) }
-        })
-        .await;
+    let r = work(&policy, &b.slot, CallOptions::idempotent()).await;
     assert!(matches!(r, Err(PolicyError::Actor(_))), "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "a retry waited");
     assert_eq!(b.control.handled.load(Ordering::SeqCst), 0);
@@ -236,12 +231,7 @@ async fn an_idempotent_call_is_not_held_through_a_long_subtree_backoff() {
         .retry(RetryPolicy::default())
         .build();
     let started = Instant::now();
-    let r: Result<u64, PolicyError<String>> = policy
-        .call(CallOptions::idempotent(), |ctx| {
-            let slot = a.slot.clone();
-            async move { Ok(slot.call(&ctx, |r| WorkerMsg::Work(1, r)).await?) }
-        })
-        .await;
+    let r = work(&policy, &a.slot, CallOptions::idempotent()).await;
     let err = r.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(1));
     assert!(
@@ -280,18 +270,7 @@ async fn calls_that_die_with_one_crash_are_one_breaker_failure() {
     let calls: Vec<_> = (0..8)
         .map(|_| {
             let (policy, slot) = (policy.clone(), a.slot.clone());
-            tokio::spawn(async move {
-                policy
-                    .call(CallOptions::default(), |ctx| {
-                        let slot = slot.clone();
-                        async move {
-                            Ok::<_, CallError<String>>(
-                                slot.call(&ctx, |r| WorkerMsg::Work(1, r)).await?,
-                            )
-                        }
-                    })
-                    .await
-            })
+            tokio::spawn(async move { work(&policy, &slot, CallOptions::default()).await })
         })
         .collect();
     let _ = slow.await;
@@ -315,15 +294,7 @@ async fn calls_that_die_with_one_crash_are_one_breaker_failure() {
     tokio::time::timeout(Duration::from_secs(5), a.slot.ready())
         .await
         .unwrap();
-    let _ =
-        policy
-            .call(CallOptions::default(), |ctx| {
-                let slot = a.slot.clone();
-                async move {
-                    Ok::<_, CallError<String>>(slot.call(&ctx, |r| WorkerMsg::Work(1, r)).await?)
-                }
-            })
-            .await;
+    let _ = work(&policy, &a.slot, CallOptions::default()).await;
     assert_eq!(breaker.state(), BreakerState::Open);
     sup.stop_and_wait(None, None).await.unwrap();
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ensemble_supervision::{ActorSlot, CancellationToken, ChildSpec};
+use ensemble_supervision::{
+    ActorSlot, CallOptions, CancellationToken, ChildSpec, PolicyError, RoutePolicy,
+};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 /// Lines like `start:a`, `stop:a`, in the order they happened.
@@ -145,4 +147,18 @@ pub async fn log_lines(log: &Log, n: usize) -> Vec<String> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("expected {n} log lines, got {got:?}");
+}
+
+/// `Work(1)` through `policy` to the worker in `slot`.
+pub async fn work(
+    policy: &RoutePolicy,
+    slot: &ActorSlot<WorkerMsg>,
+    opts: CallOptions,
+) -> Result<u64, PolicyError<String>> {
+    policy
+        .call(opts, |ctx| {
+            let slot = slot.clone();
+            async move { Ok(slot.call(&ctx, |r| WorkerMsg::Work(1, r)).await?) }
+        })
+        .await
 }
