@@ -66,7 +66,7 @@ pub struct Cx<'a, P: Pattern> {
     pub patterns: &'a mut Patterns<P>,
     /// This instance.
     pub instance: InstanceId,
-    /// The observation clock: observations learned so far, this one included.
+    /// The observation clock: observations learned so far (while observing, this one included).
     pub clock: u64,
 }
 
@@ -444,18 +444,18 @@ impl<M: Model> Actor for LearnerActor<M> {
                 if cancel.is_cancelled() {
                     return Ok(());
                 }
-                state.meta_record.observations += 1;
                 let (model, mut cx) = state.cx();
+                // The clock counts this observation while it is learned.
+                cx.clock += 1;
                 let result = model.observe(&mut cx, obs);
                 if result.is_ok() {
+                    state.meta_record.observations += 1;
                     state.pending_observations += 1;
                     state.gauges.observations.increment(1);
                     state.enforce_budget();
                     if let Some(a) = state.model.accuracy() {
                         state.gauges.accuracy.set(a);
                     }
-                } else {
-                    state.meta_record.observations -= 1;
                 }
                 let _ = reply.send(result.map(|()| ObserveAck {
                     learned: 1,
