@@ -640,6 +640,31 @@ fn register_learning_tools(
     )?;
     router.register_actor(
         tool(
+            "shell_check",
+            "Judge whether a command line or script is safe to run: {verdict: allow|warn|block, \
+             risk 0..1, findings [{rule, severity, message, span}], safer_alternative?}. Parsed as \
+             bash parses it (quotes, pipes, redirections, substitutions, `sudo`/`env`/`xargs`, \
+             `bash -c` strings), judged by a built-in rule base (destructive deletes, disk \
+             writes, fork bombs, download-and-execute, reverse and bind shells, shell escapes, \
+             privilege and permission changes, credential reads, persistence, history \
+             tampering) and by what shell_feedback taught; scripts are also linted by ShellCheck \
+             when it is installed.",
+            Annotations::READ_ONLY,
+        ),
+        |req, cancel, reply| Shell::Model(ShellMsg::Check(req, cancel, reply)),
+    )?;
+    router.register_actor(
+        tool(
+            "shell_feedback",
+            "Teach the safety model one labelled command: {command, label: harmless|malicious, \
+             category?}. shell_check then weighs commands that resemble it, and answers this \
+             exact command by its label.",
+            Annotations::default(),
+        ),
+        |req, cancel, reply| Shell::Model(ShellMsg::Feedback(req, cancel, reply)),
+    )?;
+    router.register_actor(
+        tool(
             "learning_stats",
             "A learner's figures: observations, queries, patterns, memory against its budget, \
              evictions, and its own running accuracy.",

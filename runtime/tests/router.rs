@@ -43,6 +43,8 @@ async fn tools_are_listed_in_order_with_real_schemas() {
             "registry_list",
             "registry_put",
             "registry_versions",
+            "shell_check",
+            "shell_feedback",
             "shell_observe",
             "shell_suggest",
             "task_cancel",

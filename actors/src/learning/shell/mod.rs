@@ -8,6 +8,7 @@
 //! (`examples/learning_eval.rs`).
 
 mod model;
+pub mod safety;
 
 pub use model::{ShellModel, ShellMsg, ShellPattern};
 

@@ -31,6 +31,26 @@ pub enum ShellPattern {
     Next(Successors),
     /// A user's last commands: the context of their next one.
     Recent(Recent),
+    /// Labelled safety examples: of one exact command (`x…`), of the commands that have one
+    /// feature (`f…`), or of all (`t`).
+    Labels(Labels),
+}
+
+/// How often something was labelled harmless and malicious (per instance, so merges count each
+/// example once).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Labels {
+    harmless: GCounter,
+    malicious: GCounter,
+    /// The category last given for a malicious example (the greatest, after a merge).
+    category: Option<String>,
+    last_seen: u64,
+}
+
+impl Labels {
+    fn counts(&self) -> (u64, u64) {
+        (self.harmless.total(), self.malicious.total())
+    }
 }
 
 /// The commands that followed one context.
@@ -82,6 +102,11 @@ impl Pattern for ShellPattern {
                 r.last.capacity() * std::mem::size_of::<String>()
                     + r.last.iter().map(String::capacity).sum::<usize>()
             }
+            ShellPattern::Labels(l) => {
+                l.harmless.heap_bytes()
+                    + l.malicious.heap_bytes()
+                    + l.category.as_ref().map_or(0, String::capacity)
+            }
         }
     }
 
@@ -90,6 +115,7 @@ impl Pattern for ShellPattern {
         match self {
             ShellPattern::Next(s) => s.total(),
             ShellPattern::Recent(_) => u64::MAX,
+            ShellPattern::Labels(l) => l.harmless.total() + l.malicious.total(),
         }
     }
 
@@ -97,6 +123,7 @@ impl Pattern for ShellPattern {
         match self {
             ShellPattern::Next(s) => s.last_seen,
             ShellPattern::Recent(r) => r.at_ms,
+            ShellPattern::Labels(l) => l.last_seen,
         }
     }
 
@@ -128,6 +155,19 @@ impl Pattern for ShellPattern {
                 true
             }
             (ShellPattern::Recent(_), ShellPattern::Recent(_)) => false,
+            (ShellPattern::Labels(a), ShellPattern::Labels(b)) => {
+                let mut changed = a.harmless.merge(&b.harmless);
+                changed |= a.malicious.merge(&b.malicious);
+                if b.category > a.category {
+                    a.category = b.category.clone();
+                    changed = true;
+                }
+                if b.last_seen > a.last_seen {
+                    a.last_seen = b.last_seen;
+                    changed = true;
+                }
+                changed
+            }
             // Keys say which kind a pattern is: two kinds under one key cannot come from a
             // snapshot of this learner. Keep ours.
             _ => false,
@@ -139,6 +179,10 @@ impl Pattern for ShellPattern {
 pub enum ShellMsg {
     /// Ranked next commands for a user.
     Suggest(SuggestRequest, CancellationToken, Reply<SuggestResponse>),
+    /// Whether a command is safe to run.
+    Check(CheckRequest, CancellationToken, Reply<CheckResponse>),
+    /// A labelled example for the safety model.
+    Feedback(FeedbackRequest, CancellationToken, Reply<FeedbackResponse>),
 }
 
 /// The shell learner.
@@ -363,6 +407,234 @@ impl ShellModel {
     }
 }
 
+/// Key of the safety totals.
+const TOTALS_KEY: &[u8] = b"t";
+
+/// Labelled examples needed before the learned model speaks.
+const MIN_EXAMPLES: u64 = 20;
+
+/// The learned model's prior log-odds against "malicious": a command needs this much evidence
+/// (in nats) before the model calls it likely malicious. Chosen on the development set so that
+/// the model alone flags under 1% of held-out harmless commands
+/// (`examples/learning_eval.rs --safety`).
+const LEARNED_BIAS: f64 = 4.0;
+
+/// The most one feature may move the log-odds.
+const FEATURE_CAP: f64 = 3.0;
+
+fn exact_key(command: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(command.len() + 1);
+    key.push(b'x');
+    key.extend_from_slice(
+        command
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .as_bytes(),
+    );
+    key
+}
+
+fn feature_key(feature: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(feature.len() + 1);
+    key.push(b'f');
+    key.extend_from_slice(feature.as_bytes());
+    key
+}
+
+fn labels(patterns: &Patterns<ShellPattern>, key: &[u8]) -> Option<(u64, u64)> {
+    match patterns.get(key) {
+        Some(ShellPattern::Labels(l)) => Some(l.counts()),
+        _ => None,
+    }
+}
+
+fn check_input(command: &str) -> Result<(), LearnError> {
+    if command.trim().is_empty() {
+        return Err(LearnError::BadInput(
+            "`command` is empty: give the command line or script to check".into(),
+        ));
+    }
+    if command.len() > MAX_COMMAND_BYTES {
+        return Err(LearnError::BadInput(format!(
+            "`command` is {} bytes; the shell learner checks commands up to {MAX_COMMAND_BYTES} \
+             bytes: check a long script in parts",
+            command.len()
+        )));
+    }
+    if command.contains('\0') {
+        return Err(LearnError::BadInput(
+            "`command` contains a NUL character, which no shell command can hold".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The learned model's log-odds that a command with these features is malicious (before the
+/// bias), or `None` while it has too few examples. Naive Bayes over the features present,
+/// each feature's evidence capped.
+fn learned_log_odds(patterns: &Patterns<ShellPattern>, features: &[String]) -> Option<f64> {
+    let (h_total, m_total) = labels(patterns, TOTALS_KEY)?;
+    if h_total + m_total < MIN_EXAMPLES || h_total == 0 || m_total == 0 {
+        return None;
+    }
+    let (h_total, m_total) = (h_total as f64, m_total as f64);
+    let mut sum = 0.0;
+    for f in features {
+        if let Some((h, m)) = labels(patterns, &feature_key(f)) {
+            let e = ((m as f64 + 0.5) / (m_total + 1.0)).ln()
+                - ((h as f64 + 0.5) / (h_total + 1.0)).ln();
+            sum += e.clamp(-FEATURE_CAP, FEATURE_CAP);
+        }
+    }
+    Some(sum)
+}
+
+fn finding(f: &super::safety::Finding) -> SafetyFinding {
+    SafetyFinding {
+        rule: f.rule.to_string(),
+        severity: f.severity.as_str().to_string(),
+        message: f.message.clone(),
+        span: [f.span.0, f.span.1],
+    }
+}
+
+/// Judges a command: the rules, the learned model, and exact labels given before. Also says
+/// whether ShellCheck should lint it.
+fn judge(
+    patterns: &Patterns<ShellPattern>,
+    command: &str,
+    shellcheck: Option<bool>,
+) -> (CheckResponse, bool) {
+    use super::safety::{self, Severity};
+    let (script, mut found) = safety::check_rules(command);
+    found.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.span.cmp(&b.span)));
+    let mut risk = safety::risk(&found);
+    let safer = safety::safer_alternative(&found, &script);
+    let mut findings: Vec<SafetyFinding> = found.iter().map(finding).collect();
+    let features = safety::features(&script, &found);
+    if let Some(odds) = learned_log_odds(patterns, &features) {
+        let p = 1.0 / (1.0 + (LEARNED_BIAS - odds).exp());
+        if p >= 0.5 {
+            let severity = if p >= 0.9 {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            findings.push(SafetyFinding {
+                rule: "learned".into(),
+                severity: severity.as_str().into(),
+                message: format!(
+                    "resembles commands labelled malicious through shell_feedback \
+                     (probability {p:.2})"
+                ),
+                span: [0, command.len()],
+            });
+        }
+        // The learned evidence counts as one more independent finding, weighted by how sure
+        // the model is.
+        risk = 1.0 - (1.0 - risk) * (1.0 - 0.9 * p);
+    }
+    if let Some((h, m)) = labels(patterns, &exact_key(command)) {
+        if m > h {
+            risk = risk.max(Severity::Critical.weight());
+            findings.insert(
+                0,
+                SafetyFinding {
+                    rule: "feedback".into(),
+                    severity: Severity::Critical.as_str().into(),
+                    message: format!(
+                        "this exact command was labelled malicious ({m} of {} times)",
+                        h + m
+                    ),
+                    span: [0, command.len()],
+                },
+            );
+        } else if h > m {
+            risk = risk.min(safety::WARN_AT / 2.0);
+            findings.insert(0, SafetyFinding {
+                rule: "feedback".into(),
+                severity: Severity::Info.as_str().into(),
+                message: format!(
+                    "this exact command was labelled harmless ({h} of {} times), which overrides \
+                     the rules",
+                    h + m
+                ),
+                span: [0, command.len()],
+            });
+        }
+    }
+    let lint = shellcheck.unwrap_or(script.lines > 1 || command.starts_with("#!"));
+    let risk = (risk * 1e4).round() / 1e4;
+    (
+        CheckResponse {
+            verdict: safety::verdict(risk).to_string(),
+            risk,
+            findings,
+            safer_alternative: safer,
+            notes: Vec::new(),
+        },
+        lint,
+    )
+}
+
+impl ShellModel {
+    fn feedback(
+        &mut self,
+        cx: &mut Cx<'_, ShellPattern>,
+        req: FeedbackRequest,
+    ) -> Result<FeedbackResponse, LearnError> {
+        check_input(&req.command)?;
+        let malicious = match req.label.as_str() {
+            "malicious" => true,
+            "harmless" => false,
+            other => {
+                return Err(LearnError::BadInput(format!(
+                    "`label` is `{other}`: give `harmless` or `malicious`"
+                )));
+            }
+        };
+        if let Some(c) = &req.category
+            && (c.len() > 64 || c.contains('\0'))
+        {
+            return Err(LearnError::BadInput(
+                "`category` must be at most 64 bytes without NUL characters".into(),
+            ));
+        }
+        let (script, found) = super::safety::check_rules(&req.command);
+        let features = super::safety::features(&script, &found);
+        let (instance, clock) = (cx.instance, cx.clock);
+        let category = req.category.clone();
+        let learn = |p: &mut ShellPattern| {
+            if let ShellPattern::Labels(l) = p {
+                if malicious {
+                    l.malicious.add(instance, 1);
+                    if category.is_some() && category > l.category {
+                        l.category = category.clone();
+                    }
+                } else {
+                    l.harmless.add(instance, 1);
+                }
+                l.last_seen = l.last_seen.max(clock);
+            }
+        };
+        let new = || ShellPattern::Labels(Labels::default());
+        cx.patterns.update(TOTALS_KEY, new, learn);
+        cx.patterns.update(&exact_key(&req.command), new, learn);
+        for f in &features {
+            cx.patterns.update(&feature_key(f), new, learn);
+        }
+        let (harmless, malicious) = labels(cx.patterns, TOTALS_KEY).unwrap_or_default();
+        let (answer, _) = judge(cx.patterns, &req.command, Some(false));
+        Ok(FeedbackResponse {
+            harmless,
+            malicious,
+            verdict: answer.verdict,
+            risk: answer.risk,
+        })
+    }
+}
+
 impl Model for ShellModel {
     const NAME: &'static str = "shell";
     type Pattern = ShellPattern;
@@ -410,6 +682,30 @@ impl Model for ShellModel {
 
     fn handle(&mut self, cx: &mut Cx<'_, ShellPattern>, msg: ShellMsg) {
         match msg {
+            ShellMsg::Check(req, cancel, reply) => {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                match check_input(&req.command) {
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                    Ok(()) => {
+                        let (answer, lint) = judge(cx.patterns, &req.command, req.shellcheck);
+                        if lint {
+                            super::safety::shellcheck::complete(req.command, answer, reply);
+                        } else {
+                            let _ = reply.send(Ok(answer));
+                        }
+                    }
+                }
+            }
+            ShellMsg::Feedback(req, cancel, reply) => {
+                if cancel.is_cancelled() {
+                    return;
+                }
+                let _ = reply.send(self.feedback(cx, req));
+            }
             ShellMsg::Suggest(req, cancel, reply) => {
                 if cancel.is_cancelled() {
                     return;
@@ -430,9 +726,10 @@ impl Model for ShellModel {
         }
     }
 
-    /// A user's recent commands are the context of their next one: never evicted.
+    /// A user's recent commands are the context of their next one, and the safety totals
+    /// scale every feature: never evicted.
     fn keep(key: &[u8]) -> bool {
-        key.first() == Some(&b'r')
+        key.first() == Some(&b'r') || key == TOTALS_KEY
     }
 
     fn accuracy(&self) -> Option<f64> {
