@@ -3,7 +3,18 @@
 //!
 //! ```sh
 //! cargo run --release --example learning_eval -- [--data ../shared/data/learning/shell] [--users N]
+//!     [--only next|safety]
 //! ```
+//!
+//! **Safety** (`safety/commands.jsonl`): every command through `shell_check` on a fresh
+//! instance (the rule base alone, untrained); then trained with `shell_feedback` on one part
+//! and checked on the rest, twice: a split by hash of the command (half of every category and
+//! of the harmless commands), and leave-one-category-out (trained on every other category and
+//! half of the harmless commands, tested on the category left out and the other half, as the
+//! held-out categories are tested). A malicious command is *detected* when its verdict is not
+//! `allow`; a harmless one is *accepted* when it is `allow`. Also reported: detection at the
+//! lowest risk threshold that accepts at least 99% of the harmless commands, and with `block`
+//! alone counted.
 //!
 //! For each user, online: `shell_suggest` (limit 3) before each command, then `shell_observe` of
 //! it; top-1 and top-3 accuracy per user, macro-averaged. Then the cross-user prior: each user's
@@ -73,6 +84,261 @@ async fn replay(c: &Client, user: &str, commands: &[String]) -> anyhow::Result<(
     Ok((top1, top3, n))
 }
 
+/// One labelled command of the safety set.
+struct Labelled {
+    command: String,
+    malicious: bool,
+    category: String,
+    source: String,
+}
+
+fn load_safety(dir: &Path) -> anyhow::Result<Vec<Labelled>> {
+    let path = dir.join("safety").join("commands.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        anyhow::anyhow!("{}: {e} (is ../shared beside the project?)", path.display())
+    })?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)?;
+            let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            Ok(Labelled {
+                command: field("command"),
+                malicious: field("label") == "malicious",
+                category: field("category"),
+                source: field("source"),
+            })
+        })
+        .collect()
+}
+
+/// A stable split: FNV-1a of the command, even or odd.
+fn half(command: &str) -> bool {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in command.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    h % 2 == 0
+}
+
+/// (risk, verdict) of each command, through `shell_check`.
+async fn check_all(c: &Client, rows: &[&Labelled]) -> anyhow::Result<Vec<(f64, String)>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let v = call(
+            c,
+            "shell_check",
+            json!({"command": r.command, "shellcheck": false}),
+        )
+        .await?;
+        out.push((
+            v["risk"].as_f64().unwrap_or(0.0),
+            v["verdict"].as_str().unwrap_or("").to_string(),
+        ));
+    }
+    Ok(out)
+}
+
+/// Detection per category (and over all malicious), harmless acceptance, for verdicts and at
+/// the 99%-acceptance threshold.
+fn report(title: &str, rows: &[&Labelled], judged: &[(f64, String)]) {
+    let harmless: Vec<f64> = rows
+        .iter()
+        .zip(judged)
+        .filter(|(r, _)| !r.malicious)
+        .map(|(_, j)| j.0)
+        .collect();
+    let accepted = rows
+        .iter()
+        .zip(judged)
+        .filter(|(r, j)| !r.malicious && j.1 == "allow")
+        .count();
+    // The lowest threshold t with at least 99% of harmless risks below it.
+    let mut sorted = harmless.clone();
+    sorted.sort_by(f64::total_cmp);
+    let allowed_above = sorted.len() / 100; // at most 1% may reach t
+    let threshold = if sorted.is_empty() {
+        0.0
+    } else {
+        let k = sorted.len() - 1 - allowed_above.min(sorted.len() - 1);
+        // Just above the k-th smallest risk.
+        sorted[k] + 1e-9
+    };
+    let accepted_at_t = harmless.iter().filter(|r| **r < threshold).count();
+    let mut cats: std::collections::BTreeMap<String, [usize; 4]> = Default::default();
+    for (r, j) in rows.iter().zip(judged) {
+        if !r.malicious {
+            continue;
+        }
+        let origin = if r.source.starts_with("gtfobins") {
+            "gtfobins"
+        } else {
+            "aegish"
+        };
+        let mut keys = vec![
+            format!("{} ({origin})", r.category),
+            "all malicious".to_string(),
+        ];
+        if origin == "aegish" {
+            keys.push("all malicious (aegish)".to_string());
+        }
+        for key in keys {
+            let e = cats.entry(key).or_default();
+            e[0] += 1;
+            e[1] += usize::from(j.1 != "allow");
+            e[2] += usize::from(j.1 == "block");
+            e[3] += usize::from(j.0 >= threshold);
+        }
+    }
+    println!("\n{title}");
+    println!(
+        "harmless accepted (allow): {accepted}/{} = {:.3}; at risk < {threshold:.3}: {accepted_at_t}/{} = {:.3}",
+        harmless.len(),
+        accepted as f64 / harmless.len().max(1) as f64,
+        harmless.len(),
+        accepted_at_t as f64 / harmless.len().max(1) as f64,
+    );
+    println!(
+        "| category | n | detected (warn or block) | block | at the 99% threshold |\n|---|---|---|---|---|"
+    );
+    let (mut macro_sum, mut k) = (0.0, 0);
+    for (cat, [n, d, b, t]) in &cats {
+        let f = |x: &usize| *x as f64 / *n as f64;
+        println!("| {cat} | {n} | {:.3} | {:.3} | {:.3} |", f(d), f(b), f(t));
+        if !cat.starts_with("all malicious") {
+            macro_sum += f(d);
+            k += 1;
+        }
+    }
+    println!(
+        "macro over categories (detected): {:.3}",
+        macro_sum / k.max(1) as f64
+    );
+}
+
+/// Trains a fresh instance with `shell_feedback` on `train`, then checks `test`.
+async fn trained(train: &[&Labelled], test: &[&Labelled]) -> anyhow::Result<Vec<(f64, String)>> {
+    let s = session().await?;
+    for r in train {
+        let mut args = json!({
+            "command": r.command,
+            "label": if r.malicious { "malicious" } else { "harmless" },
+        });
+        if r.malicious {
+            args["category"] = json!(r.category);
+        }
+        call(&s.client, "shell_feedback", args).await?;
+    }
+    let judged = check_all(&s.client, test).await?;
+    let _ = s.client.cancel().await;
+    s.runtime.shutdown().await?;
+    Ok(judged)
+}
+
+async fn safety(dir: &Path) -> anyhow::Result<()> {
+    let rows = load_safety(dir)?;
+    let all: Vec<&Labelled> = rows.iter().collect();
+    let started = std::time::Instant::now();
+
+    // 1. The rule base alone.
+    let s = session().await?;
+    let judged = check_all(&s.client, &all).await?;
+    let _ = s.client.cancel().await;
+    s.runtime.shutdown().await?;
+    report(
+        "## Safety: the rule base alone (untrained), every command",
+        &all,
+        &judged,
+    );
+
+    // 2. Trained on half (by hash), tested on the other half.
+    let (train, test): (Vec<&Labelled>, Vec<&Labelled>) =
+        all.iter().partition(|r| half(&r.command));
+    let judged = trained(&train, &test).await?;
+    report(
+        "## Safety: trained with shell_feedback on half of every category, tested on the other half",
+        &test,
+        &judged,
+    );
+    let rules_only: Vec<(f64, String)> = {
+        let s = session().await?;
+        let j = check_all(&s.client, &test).await?;
+        let _ = s.client.cancel().await;
+        s.runtime.shutdown().await?;
+        j
+    };
+    report(
+        "## Safety: the same test half, rule base alone",
+        &test,
+        &rules_only,
+    );
+
+    // 3. Leave one category out.
+    let mut cats: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.malicious)
+        .map(|r| r.category.as_str())
+        .collect();
+    cats.sort_unstable();
+    cats.dedup();
+    let mut test_rows: Vec<&Labelled> = Vec::new();
+    let mut judged_rows: Vec<(f64, String)> = Vec::new();
+    let harmless_test: Vec<&Labelled> = all
+        .iter()
+        .copied()
+        .filter(|r| !r.malicious && !half(&r.command))
+        .collect();
+    for cat in &cats {
+        let train: Vec<&Labelled> = all
+            .iter()
+            .copied()
+            .filter(|r| {
+                if r.malicious {
+                    r.category != *cat
+                } else {
+                    half(&r.command)
+                }
+            })
+            .collect();
+        let test: Vec<&Labelled> = all
+            .iter()
+            .copied()
+            .filter(|r| r.malicious && r.category == *cat)
+            .collect();
+        let mut with_harmless = test.clone();
+        with_harmless.extend(harmless_test.iter().copied());
+        let judged = trained(&train, &with_harmless).await?;
+        test_rows.extend(test.iter().copied());
+        judged_rows.extend(judged[..test.len()].iter().cloned());
+        if cat == cats.last().unwrap_or(cat) {
+            // The harmless half once, as judged by the last model (each model's harmless
+            // verdicts are printed below).
+        }
+        let accepted = judged[test.len()..]
+            .iter()
+            .filter(|j| j.1 == "allow")
+            .count();
+        println!(
+            "leave out `{cat}`: harmless accepted {accepted}/{}",
+            harmless_test.len()
+        );
+        if *cat == cats[cats.len() - 1] {
+            test_rows.extend(harmless_test.iter().copied());
+            judged_rows.extend(judged[test.len()..].iter().cloned());
+        }
+    }
+    report(
+        "## Safety: leave one category out (each category judged by a model that never saw it; harmless: the untrained half, last model)",
+        &test_rows,
+        &judged_rows,
+    );
+    println!(
+        "\n(safety evaluation took {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn load(dir: &Path, users: usize) -> anyhow::Result<Vec<(String, Vec<String>)>> {
     let mut out = Vec::new();
     for i in 1..=users {
@@ -94,11 +360,19 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut data = PathBuf::from("../shared/data/learning/shell");
     let mut users = 30;
+    let mut only: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--only" => only = args.next(),
             "--data" => data = args.next().map(PathBuf::from).unwrap_or(data),
             "--users" => users = args.next().and_then(|n| n.parse().ok()).unwrap_or(users),
             other => anyhow::bail!("unknown argument {other}; see the header of this file"),
+        }
+    }
+    if only.as_deref() != Some("next") {
+        safety(&data).await?;
+        if only.as_deref() == Some("safety") {
+            return Ok(());
         }
     }
     let all = load(&data, users)?;

@@ -81,6 +81,8 @@ pub struct Cmd {
     pub args: Vec<Arg>,
     /// Wrappers looked through, outermost first (`sudo`, `env`, `xargs`, …).
     pub wrappers: Vec<String>,
+    /// The wrappers' own options (`-a /dev/null` of `xargs -a /dev/null id`).
+    pub wrapper_options: Vec<String>,
     /// `NAME=value` words before the program (its environment).
     pub assignments: Vec<(String, String)>,
     /// Its redirections.
@@ -99,6 +101,8 @@ pub struct Cmd {
     pub origin: Origin,
     /// Defined inside a function of this name.
     pub function: Option<String>,
+    /// Inside a `for`, `while` or `until` loop.
+    pub in_loop: bool,
 }
 
 impl Cmd {
@@ -165,6 +169,8 @@ pub struct Script {
     pub lines: usize,
     /// The commands run from inside a function that calls itself in a background pipeline.
     pub fork_bomb: Option<Span>,
+    /// A script rather than a command line: a `#!` line, or three lines or more.
+    pub unattended: bool,
 }
 
 /// Parses `text`.
@@ -172,12 +178,15 @@ pub fn parse(text: &str) -> Script {
     let mut w = Walker {
         script: Script {
             lines: text.lines().filter(|l| !l.trim().is_empty()).count(),
+            unattended: text.trim_start().starts_with("#!")
+                || text.lines().filter(|l| !l.trim().is_empty()).count() >= 3,
             ..Script::default()
         },
         pipelines: 0,
         base: 0,
         source: text,
         function: None,
+        in_loop: false,
     };
     w.text(text, 0, Origin::Top, 0);
     substitute_variables(&mut w.script.commands);
@@ -248,6 +257,7 @@ struct Walker<'s> {
     /// The checked text.
     source: &'s str,
     function: Option<String>,
+    in_loop: bool,
 }
 
 fn program(text: &str) -> Option<ast::Program> {
@@ -533,10 +543,36 @@ impl Walker<'_> {
             C::BraceGroup(b) => self.list(&b.list, text, origin, depth),
             C::Subshell(s) => self.list(&s.list, text, origin, depth),
             C::ForClause(f) => {
-                for w in f.values.iter().flatten() {
-                    self.word(w, text, origin, depth);
+                // The values a loop walks are read like a command's operands.
+                let values: Vec<Arg> = f
+                    .values
+                    .iter()
+                    .flatten()
+                    .map(|w| self.word(w, text, origin, depth))
+                    .collect();
+                if !values.is_empty() {
+                    let mut argv = vec![Arg {
+                        text: "for".to_string(),
+                        span: values[0].span,
+                    }];
+                    argv.extend(values);
+                    let span = (argv[0].span.0, argv[argv.len() - 1].span.1);
+                    let id = self.next_pipeline();
+                    self.simple(
+                        argv,
+                        Vec::new(),
+                        Vec::new(),
+                        span,
+                        id,
+                        (0, 1),
+                        false,
+                        origin,
+                        depth,
+                    );
                 }
+                let saved = std::mem::replace(&mut self.in_loop, true);
                 self.list(&f.body.list, text, origin, depth);
+                self.in_loop = saved;
             }
             C::CaseClause(c) => {
                 self.word(&c.value, text, origin, depth);
@@ -557,8 +593,10 @@ impl Walker<'_> {
                 }
             }
             C::WhileClause(w) | C::UntilClause(w) => {
+                let saved = std::mem::replace(&mut self.in_loop, true);
                 self.list(&w.0, text, origin, depth);
                 self.list(&w.1.list, text, origin, depth);
+                self.in_loop = saved;
             }
             C::Coprocess(c) => {
                 let id = self.next_pipeline();
@@ -794,6 +832,7 @@ impl Walker<'_> {
         depth: u8,
     ) {
         let mut wrappers = Vec::new();
+        let mut wrapper_options = Vec::new();
         let mut assignments = assignments;
         // Look through wrappers: what runs is the command after them.
         while let Some(first) = args.first() {
@@ -803,6 +842,7 @@ impl Walker<'_> {
             };
             // `env A=b cmd`: assignments after the wrapper.
             let mut rest = args.split_off(skip.min(args.len()));
+            wrapper_options.extend(args.iter().skip(1).map(|a| a.text.clone()));
             while let Some(a) = rest.first() {
                 match a.text.split_once('=') {
                     Some((k, v))
@@ -849,6 +889,7 @@ impl Walker<'_> {
             program,
             args: args_after,
             wrappers,
+            wrapper_options,
             assignments,
             redirs,
             span,
@@ -858,6 +899,7 @@ impl Walker<'_> {
             background,
             origin,
             function: self.function.clone(),
+            in_loop: self.in_loop,
         });
         for n in nested {
             match n {

@@ -299,6 +299,18 @@ pub(super) fn check(script: &Script, text: &str) -> Vec<Finding> {
     }
     temp_scripts(&mut f, script);
     downloads_run(&mut f, script);
+    // A script gets less benefit of the doubt than a command typed and watched: what it
+    // reads from system locations or the processes it stops, it does unattended.
+    if script.unattended {
+        for finding in &mut f.list {
+            if matches!(finding.rule, "reads-system-files" | "kills-processes")
+                && finding.severity == Severity::Low
+            {
+                finding.severity = Severity::Medium;
+                finding.message.push_str(" (in an unattended script)");
+            }
+        }
+    }
     let _ = text;
     f.list
 }
@@ -1928,6 +1940,84 @@ fn history(f: &mut Findings, c: &Cmd) {
 fn misc(f: &mut Findings, c: &Cmd) {
     let name = c.name.as_str();
     let words: Vec<&str> = c.words().collect();
+    // `find … -exec CMD \; -quit` with no `{}`: the files found are a pretext.
+    if name == "find" {
+        let mut i = 0;
+        while i < c.args.len() {
+            if matches!(
+                c.args[i].text.as_str(),
+                "-exec" | "-execdir" | "-ok" | "-okdir"
+            ) {
+                let mut end = i + 1;
+                while end < c.args.len() && c.args[end].text != ";" && c.args[end].text != "+" {
+                    end += 1;
+                }
+                if end > i + 1 && !c.args[i + 1..end].iter().any(|a| a.text.contains("{}")) {
+                    f.add("indirect-exec", Severity::High, c.args[i].span, format!("`find -exec {}` runs a command that does not act on the files found: find is only a way to run it", c.args[i + 1].text));
+                }
+                i = end;
+            }
+            i += 1;
+        }
+    }
+    // `xargs -a /dev/null CMD`: no input at all, only a way to run CMD.
+    if c.wrappers.iter().any(|w| w == "xargs")
+        && c.wrapper_options
+            .windows(2)
+            .any(|w| (w[0] == "-a" || w[0] == "--arg-file") && w[1] == "/dev/null")
+    {
+        f.add(
+            "indirect-exec",
+            Severity::High,
+            c.span,
+            format!(
+                "`xargs -a /dev/null {name}` reads no input: xargs is only a way to run `{name}`"
+            ),
+        );
+    }
+    // Background network requests in a loop: a flood.
+    if c.in_loop && c.background && NETWORK.contains(&name) {
+        f.add(
+            "network-flood",
+            Severity::Medium,
+            c.span,
+            format!(
+                "starts `{name}` in the background on every turn of a loop: a flood of requests"
+            ),
+        );
+    }
+    // Capturing the screen or the keyboard.
+    let captures = (name == "import"
+        && words
+            .windows(2)
+            .any(|w| w[0] == "-window" && w[1] == "root"))
+        || matches!(
+            name,
+            "scrot"
+                | "xwd"
+                | "gnome-screenshot"
+                | "spectacle"
+                | "maim"
+                | "grim"
+                | "logkeys"
+                | "showkey"
+                | "xdotool"
+                | "xev"
+        )
+        || (name == "xinput" && words.first() == Some(&"test"))
+        || (name == "ffmpeg"
+            && words
+                .iter()
+                .any(|w| *w == "x11grab" || *w == "alsa" || *w == "pulse"))
+        || (name == "arecord" || name == "parecord");
+    if captures {
+        f.add(
+            "captures-input",
+            Severity::Medium,
+            c.span,
+            format!("`{name}` records the screen, keyboard or microphone"),
+        );
+    }
     // Scheduling a command to run later, away from the terminal.
     match name {
         "at" | "batch"
@@ -2259,7 +2349,15 @@ fn code(f: &mut Findings, c: &Cmd) {
             || w.ends_with("-shell-escape")
             || w.ends_with("enable-write18")
             || w.contains("\\write18")
-            || (name == "sed" && k == 0 && sed_executes(w))
+            || (name == "sed"
+                && c.operands()
+                    .first()
+                    .is_some_and(|o| o.text.to_ascii_lowercase() == *w)
+                && sed_executes(w))
+            || (w == "-c" && name == "tmate")
+            || (name == "xargs"
+                && matches!(w.as_str(), "-a" | "--arg-file")
+                && next == "/dev/null")
             || w.starts_with("--exec=")
             || w == "--exec" && !matches!(name, "find")
             || w.starts_with("--interpreter")
