@@ -341,3 +341,119 @@ async fn snapshots_merge_once_however_often_they_are_imported() {
     let err = import(&a, "cfg").await.unwrap_err();
     assert!(err.to_string().contains("not a learning snapshot"), "{err}");
 }
+
+async fn check(shell: &Shell, command: &str) -> Result<CheckResponse, LearnError> {
+    ractor::call!(shell, |r| LearnerMsg::Model(ShellMsg::Check(
+        CheckRequest {
+            command: command.into(),
+            shellcheck: Some(false),
+        },
+        CancellationToken::new(),
+        r
+    )))
+    .expect("the learner answers")
+}
+
+async fn feedback(
+    shell: &Shell,
+    command: &str,
+    label: &str,
+) -> Result<FeedbackResponse, LearnError> {
+    ractor::call!(shell, |r| LearnerMsg::Model(ShellMsg::Feedback(
+        FeedbackRequest {
+            command: command.into(),
+            label: label.into(),
+            category: (label == "malicious").then(|| "test".to_string()),
+        },
+        CancellationToken::new(),
+        r
+    )))
+    .expect("the learner answers")
+}
+
+/// Labelled examples: commands built on one made-up tool that the rules know nothing about.
+async fn teach(shell: &Shell) {
+    for i in 0..15 {
+        feedback(shell, &format!("zork --exfil /data/{i}"), "malicious")
+            .await
+            .unwrap();
+        feedback(shell, &format!("ls -l notes{i}.txt"), "harmless")
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn feedback_teaches_the_safety_model_and_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::default();
+    let store = Store::open(dir.path()).unwrap();
+    let shell = start(&store, &registry, BIG).await;
+    // Untrained, the rules know nothing against this tool.
+    let untrained = check(&shell, "zork --exfil /srv/db").await.unwrap();
+    assert_eq!(untrained.verdict, "allow", "{untrained:?}");
+    teach(&shell).await;
+    let trained = check(&shell, "zork --exfil /srv/db").await.unwrap();
+    assert_ne!(trained.verdict, "allow", "{trained:?}");
+    assert!(trained.findings.iter().any(|f| f.rule == "learned"));
+    // What was labelled harmless stays allowed, and so does an unrelated command.
+    assert_eq!(check(&shell, "ls -l notes3.txt").await.unwrap().verdict, "allow");
+    assert_eq!(check(&shell, "git status").await.unwrap().verdict, "allow");
+    // An exact label overrides the rules: a command an operator vouched for.
+    let rules_say = check(&shell, "cat /etc/shadow").await.unwrap();
+    assert_eq!(rules_say.verdict, "block");
+    let after = feedback(&shell, "cat /etc/shadow", "harmless").await.unwrap();
+    assert_eq!(after.verdict, "allow");
+    assert_eq!((after.harmless, after.malicious), (16, 15));
+
+    // Killed after a flush interval: the restarted learner judges exactly as before.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    shell.kill_and_wait(None).await.unwrap();
+    let shell = start(&store, &registry, BIG).await;
+    assert_eq!(check(&shell, "zork --exfil /srv/db").await.unwrap(), trained);
+    assert_eq!(check(&shell, "cat /etc/shadow").await.unwrap().verdict, "allow");
+}
+
+#[tokio::test]
+async fn bad_safety_input_is_refused_with_what_to_fix() {
+    let shell = start(&Store::temporary().unwrap(), &Registry::default(), BIG).await;
+    let err = |r: Result<_, LearnError>| match r {
+        Err(LearnError::BadInput(m)) => m,
+        other => panic!("expected BadInput, got {other:?}"),
+    };
+    assert!(err(check(&shell, "").await.map(|_| ())).contains("empty"));
+    assert!(err(check(&shell, "  \n\t").await.map(|_| ())).contains("empty"));
+    let huge = "a".repeat(1 << 20);
+    let m = err(check(&shell, &huge).await.map(|_| ()));
+    assert!(m.contains("1048576 bytes") && m.contains("65536"), "{m}");
+    assert!(err(check(&shell, "ls\0rm").await.map(|_| ())).contains("NUL"));
+    let m = err(feedback(&shell, "ls", "benign").await.map(|_| ()));
+    assert!(m.contains("`harmless` or `malicious`"), "{m}");
+    // Refused input taught nothing, and the learner still answers.
+    assert_eq!(stats(&shell).await.patterns, 0);
+    assert_eq!(check(&shell, "ls").await.unwrap().verdict, "allow");
+    // Nothing a shell accepts crashes the checker, however odd.
+    for odd in [
+        "'", "\"", "$(", "`", "<<EOF", "((", "}", "case", "if then fi", ":(){", "\\", "a|||b",
+        "$'\\x'", "${", "ls >", "!!", "😀 $(😀) '😀'", "#!/bin/sh\n", "\u{202e}rm -rf /",
+    ] {
+        check(&shell, odd).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn safety_labels_merge_once_between_instances() {
+    let registry = Registry::default();
+    let a = start(&Store::temporary().unwrap(), &registry, BIG).await;
+    let b = start(&Store::temporary().unwrap(), &registry, BIG).await;
+    teach(&a).await;
+    let snap = export(&a).await;
+    import(&b, &snap.name).await.unwrap();
+    let on_a = check(&a, "zork --exfil /srv/db").await.unwrap();
+    assert_eq!(check(&b, "zork --exfil /srv/db").await.unwrap(), on_a);
+    // Importing again counts nothing twice: the same answer, the same totals.
+    let again = import(&b, &snap.name).await.unwrap();
+    assert_eq!(again.changed, 0);
+    let totals = feedback(&b, "pwd", "harmless").await.unwrap();
+    assert_eq!((totals.harmless, totals.malicious), (16, 15));
+}

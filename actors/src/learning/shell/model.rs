@@ -736,3 +736,45 @@ impl Model for ShellModel {
         (self.trials > 0).then(|| self.hits as f64 / self.trials as f64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn labels() -> impl Strategy<Value = ShellPattern> {
+        (
+            proptest::collection::vec((1u64..4, 0u64..5, 0u64..5), 0..5),
+            proptest::option::of("[a-c]{1,2}"),
+            0u64..10,
+        )
+            .prop_map(|(adds, category, last_seen)| {
+                let mut l = Labels {
+                    category,
+                    last_seen,
+                    ..Labels::default()
+                };
+                for (instance, h, m) in adds {
+                    l.harmless.add(instance, h);
+                    l.malicious.add(instance, m);
+                }
+                ShellPattern::Labels(l)
+            })
+    }
+
+    proptest! {
+        /// Merging labels from other instances is commutative and idempotent, as the learning
+        /// core's sharing needs.
+        #[test]
+        fn labels_merge_commutatively_and_idempotently(a in labels(), b in labels()) {
+            let mut ab = a.clone();
+            ab.merge(&b);
+            let mut ba = b.clone();
+            ba.merge(&a);
+            prop_assert_eq!(&ab, &ba);
+            let mut twice = ab.clone();
+            prop_assert!(!twice.merge(&b));
+            prop_assert_eq!(&twice, &ab);
+        }
+    }
+}

@@ -190,7 +190,32 @@ pub fn parse(text: &str) -> Script {
     };
     w.text(text, 0, Origin::Top, 0);
     substitute_variables(&mut w.script.commands);
+    feed_xargs(&mut w.script.commands);
     w.script
+}
+
+/// `echo / | xargs rm -rf`: the words echoed become the arguments of the command xargs runs.
+fn feed_xargs(commands: &mut [Cmd]) {
+    for i in 0..commands.len() {
+        let c = &commands[i];
+        if c.stage == 0 || !c.wrappers.iter().any(|w| w == "xargs") {
+            continue;
+        }
+        let (pipeline, stage) = (c.pipeline, c.stage);
+        let fed: Vec<Arg> = commands
+            .iter()
+            .filter(|o| o.pipeline == pipeline && o.stage + 1 == stage)
+            .filter(|o| matches!(o.name.as_str(), "echo" | "printf"))
+            .flat_map(|o| {
+                o.args
+                    .iter()
+                    .filter(|a| !a.text.starts_with('-'))
+                    .flat_map(|a| a.text.split_whitespace().map(|t| Arg { text: t.to_string(), span: a.span }).collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        commands[i].args.extend(fed);
+    }
 }
 
 /// Replaces `$NAME` and `${NAME}` with the value a plain assignment earlier in the script gave

@@ -277,6 +277,21 @@ impl Findings {
 /// Runs every rule over a parsed command line; `text` is what was parsed.
 pub(super) fn check(script: &Script, text: &str) -> Vec<Finding> {
     let mut f = Findings { list: Vec::new() };
+    // Characters that make a command display differently from what runs.
+    if let Some((at, ch)) = text.char_indices().find(|(_, c)| {
+        matches!(*c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200b}'..='\u{200f}' | '\u{feff}')
+    }) {
+        f.add(
+            "hidden-characters",
+            Severity::High,
+            (at, at + ch.len_utf8()),
+            format!(
+                "contains U+{:04X}, an invisible or direction-changing character: what is shown \
+                 is not what runs",
+                ch as u32
+            ),
+        );
+    }
     if let Some(span) = script.fork_bomb {
         f.add(
             "fork-bomb",

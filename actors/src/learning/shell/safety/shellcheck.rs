@@ -33,7 +33,11 @@ pub fn complete(command: String, mut answer: CheckResponse, reply: Reply<CheckRe
 
 /// ShellCheck's findings, or why there are none.
 pub async fn lint(command: &str) -> Result<Vec<SafetyFinding>, String> {
-    let spawned = tokio::process::Command::new(program())
+    lint_with(&program(), command).await
+}
+
+async fn lint_with(program: &str, command: &str) -> Result<Vec<SafetyFinding>, String> {
+    let spawned = tokio::process::Command::new(program)
         .args(["--format=json1", "--shell=bash", "-"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -126,6 +130,12 @@ fn parse(command: &str, json: &[u8]) -> Result<Vec<SafetyFinding>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn without_shellcheck_the_check_says_so_and_goes_on() {
+        let e = lint_with("/nonexistent/shellcheck", "echo $x").await.unwrap_err();
+        assert!(e.contains("not installed"), "{e}");
+    }
 
     #[test]
     fn json1_is_read_with_byte_spans() {

