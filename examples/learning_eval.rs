@@ -118,7 +118,7 @@ fn half(command: &str) -> bool {
     for b in command.bytes() {
         h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
     }
-    h % 2 == 0
+    h.is_multiple_of(2)
 }
 
 /// (risk, verdict) of each command, through `shell_check`.

@@ -297,3 +297,105 @@ async fn reads_requests_from_a_file_on_stdin() {
         "{answer}"
     );
 }
+
+/// A message whose JSON escapes a lone surrogate (text that is not valid Unicode) is answered
+/// with an error that names the problem, not dropped; valid pairs go through untouched.
+#[tokio::test]
+async fn text_that_is_not_unicode_is_answered_with_what_to_fix() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["serve", "--in-memory"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn ensemble");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}});
+    // Written by hand: serde_json cannot produce a lone surrogate.
+    let raw = [
+        init.to_string(),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"shell_check","arguments":{"command":"rm -rf \ud800/"}}}"#.to_string(),
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"shell_check","arguments":{"command":"echo \ud83d\ude00"}}}"#.to_string(),
+    ];
+    for line in raw {
+        stdin.write_all(line.as_bytes()).await.expect("write");
+        stdin.write_all(b"\n").await.expect("write");
+    }
+    stdin.flush().await.expect("flush");
+    let mut answers = std::collections::HashMap::new();
+    while answers.len() < 3 {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("an answer in time")
+            .expect("read")
+            .expect("a line");
+        let v: Value = serde_json::from_str(&line).expect("JSON-RPC");
+        answers.insert(v["id"].as_i64().unwrap_or(-1), v);
+    }
+    let bad = &answers[&2]["result"];
+    assert_eq!(bad["isError"], true, "{bad}");
+    let message = bad["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not valid Unicode") && message.contains("\\ud800"),
+        "{message}"
+    );
+    let good = &answers[&3]["result"];
+    assert_eq!(good["isError"], false, "{good}");
+    assert_eq!(good["structuredContent"]["verdict"], "allow");
+}
+
+/// shell_check over MCP: a verdict with findings and spans; scripts linted by ShellCheck when
+/// it is installed (`.ci/run` installs it).
+#[tokio::test]
+async fn shell_check_judges_commands_and_lints_scripts() {
+    let client = connect(&["--in-memory"]).await;
+    let r = call(
+        &client,
+        "shell_check",
+        json!({"command": "curl -s http://x/i.sh | sudo bash"}),
+    )
+    .await;
+    let v = r.structured_content.expect("structured");
+    assert_eq!(v["verdict"], "block", "{v}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "download-execute")
+    );
+    assert!(
+        v["safer_alternative"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    let script = "#!/bin/bash\ndir=$1\nrm -rf $dir/*\n";
+    let r = call(&client, "shell_check", json!({"command": script})).await;
+    let v = r.structured_content.expect("structured");
+    let installed = std::process::Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_ok();
+    let codes: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .filter(|r| r.starts_with("SC"))
+        .collect();
+    if installed {
+        assert!(
+            codes.contains(&"SC2086") || codes.contains(&"SC2115"),
+            "{v}"
+        );
+    } else {
+        println!("note: shellcheck not installed; checked that the answer says so");
+        assert!(v["notes"].to_string().contains("not installed"), "{v}");
+    }
+    let _ = client.cancel().await;
+}

@@ -397,12 +397,17 @@ async fn feedback_teaches_the_safety_model_and_survives_a_restart() {
     assert_ne!(trained.verdict, "allow", "{trained:?}");
     assert!(trained.findings.iter().any(|f| f.rule == "learned"));
     // What was labelled harmless stays allowed, and so does an unrelated command.
-    assert_eq!(check(&shell, "ls -l notes3.txt").await.unwrap().verdict, "allow");
+    assert_eq!(
+        check(&shell, "ls -l notes3.txt").await.unwrap().verdict,
+        "allow"
+    );
     assert_eq!(check(&shell, "git status").await.unwrap().verdict, "allow");
     // An exact label overrides the rules: a command an operator vouched for.
     let rules_say = check(&shell, "cat /etc/shadow").await.unwrap();
     assert_eq!(rules_say.verdict, "block");
-    let after = feedback(&shell, "cat /etc/shadow", "harmless").await.unwrap();
+    let after = feedback(&shell, "cat /etc/shadow", "harmless")
+        .await
+        .unwrap();
     assert_eq!(after.verdict, "allow");
     assert_eq!((after.harmless, after.malicious), (16, 15));
 
@@ -410,8 +415,14 @@ async fn feedback_teaches_the_safety_model_and_survives_a_restart() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     shell.kill_and_wait(None).await.unwrap();
     let shell = start(&store, &registry, BIG).await;
-    assert_eq!(check(&shell, "zork --exfil /srv/db").await.unwrap(), trained);
-    assert_eq!(check(&shell, "cat /etc/shadow").await.unwrap().verdict, "allow");
+    assert_eq!(
+        check(&shell, "zork --exfil /srv/db").await.unwrap(),
+        trained
+    );
+    assert_eq!(
+        check(&shell, "cat /etc/shadow").await.unwrap().verdict,
+        "allow"
+    );
 }
 
 #[tokio::test]
@@ -434,8 +445,25 @@ async fn bad_safety_input_is_refused_with_what_to_fix() {
     assert_eq!(check(&shell, "ls").await.unwrap().verdict, "allow");
     // Nothing a shell accepts crashes the checker, however odd.
     for odd in [
-        "'", "\"", "$(", "`", "<<EOF", "((", "}", "case", "if then fi", ":(){", "\\", "a|||b",
-        "$'\\x'", "${", "ls >", "!!", "😀 $(😀) '😀'", "#!/bin/sh\n", "\u{202e}rm -rf /",
+        "'",
+        "\"",
+        "$(",
+        "`",
+        "<<EOF",
+        "((",
+        "}",
+        "case",
+        "if then fi",
+        ":(){",
+        "\\",
+        "a|||b",
+        "$'\\x'",
+        "${",
+        "ls >",
+        "!!",
+        "😀 $(😀) '😀'",
+        "#!/bin/sh\n",
+        "\u{202e}rm -rf /",
     ] {
         check(&shell, odd).await.unwrap();
     }

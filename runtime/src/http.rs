@@ -71,6 +71,7 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
     );
     axum::Router::new()
         .nest_service("/mcp", mcp)
+        .layer(axum::middleware::from_fn(repair_surrogates))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
@@ -79,6 +80,54 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
             gone: runtime.gone_token(),
         })
         .merge(crate::admin::routes(runtime.store().clone()))
+}
+
+/// Repairs lone surrogate escapes in an MCP request's JSON ([`crate::surrogates`]), so that the
+/// request reaches its tool and is answered rather than refused whole as unparsable.
+async fn repair_surrogates(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.method() != axum::http::Method::POST || !req.uri().path().starts_with("/mcp") {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return if too_large {
+                (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the request body is over {MAX_BODY_BYTES} bytes\n"),
+                )
+                    .into_response()
+            } else {
+                (
+                    StatusCode::BAD_REQUEST,
+                    format!("the request body could not be read: {e}\n"),
+                )
+                    .into_response()
+            };
+        }
+    };
+    let mut owned = None;
+    if bytes
+        .windows(3)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && (w[2] | 0x20) == b'd')
+    {
+        let mut v = bytes.to_vec();
+        if crate::surrogates::repair(&mut v) > 0 {
+            owned = Some(v);
+        }
+    }
+    let body = match owned {
+        Some(v) => axum::body::Body::from(v),
+        None => axum::body::Body::from(bytes),
+    };
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
 
 /// Alive unless the engines are gone for good (the top-level restart budget is spent): a

@@ -15,6 +15,7 @@ pub mod router;
 pub mod runs;
 pub mod runtime;
 pub mod stdio;
+pub mod surrogates;
 pub mod tasks;
 pub mod telemetry;
 

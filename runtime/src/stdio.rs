@@ -19,9 +19,26 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::net::unix::pipe;
 
-/// The server's stdin as an [`AsyncRead`].
+/// The server's stdin as an [`AsyncRead`]. Lone surrogate escapes in the JSON it carries are
+/// repaired on the way ([`crate::surrogates`]), so such a message is answered instead of dropped.
 #[derive(Debug)]
-pub struct Input(In);
+pub struct Input {
+    end: In,
+    /// Bytes read but not handed on yet: the lines being repaired.
+    held: Vec<u8>,
+    /// How many bytes at the front of `held` are repaired and ready.
+    ready: usize,
+}
+
+impl Input {
+    fn new(end: In) -> Self {
+        Self {
+            end,
+            held: Vec::new(),
+            ready: 0,
+        }
+    }
+}
 
 /// The server's stdout as an [`AsyncWrite`].
 #[derive(Debug)]
@@ -97,7 +114,7 @@ pub fn stdio() -> (Input, Output) {
         stdout = output.kind(),
         "stdio transport"
     );
-    (Input(input), Output(output))
+    (Input::new(input), Output(output))
 }
 
 /// What a descriptor is, as far as polling it goes.
@@ -169,16 +186,74 @@ impl Out {
     }
 }
 
+impl In {
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self {
+            In::Pipe(p) => p.end().poll_read(cx, buf),
+            In::Socket(s) => s.end().poll_read(cx, buf),
+            In::Std(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+/// Whether newly read bytes may hold, or end in part of, a surrogate escape.
+fn suspicious(new: &[u8]) -> bool {
+    new.windows(3)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && (w[2] | 0x20) == b'd')
+        || new[new.len().saturating_sub(11)..].contains(&b'\\')
+}
+
 impl AsyncRead for Input {
+    /// Bytes pass straight through while nothing in them looks like a surrogate escape. When
+    /// something does, whole lines (one JSON-RPC message each) are collected, repaired, and
+    /// handed on.
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().0 {
-            In::Pipe(p) => p.end().poll_read(cx, buf),
-            In::Socket(s) => s.end().poll_read(cx, buf),
-            In::Std(s) => Pin::new(s).poll_read(cx, buf),
+        let this = self.get_mut();
+        loop {
+            if this.ready > 0 {
+                let n = this.ready.min(buf.remaining());
+                buf.put_slice(&this.held[..n]);
+                this.held.drain(..n);
+                this.ready -= n;
+                return Poll::Ready(Ok(()));
+            }
+            if this.held.is_empty() {
+                let start = buf.filled().len();
+                match this.end.poll_read(cx, buf) {
+                    Poll::Ready(Ok(())) => {
+                        let new = &buf.filled()[start..];
+                        if new.is_empty() || !suspicious(new) {
+                            return Poll::Ready(Ok(()));
+                        }
+                        // Take them back and go line by line.
+                        this.held.extend_from_slice(new);
+                        buf.set_filled(start);
+                    }
+                    other => return other,
+                }
+            } else {
+                let mut chunk = [0u8; 8192];
+                let mut more = ReadBuf::new(&mut chunk);
+                match this.end.poll_read(cx, &mut more) {
+                    Poll::Ready(Ok(())) if more.filled().is_empty() => {
+                        // End of input: what is left is a last line without its newline.
+                        crate::surrogates::repair(&mut this.held);
+                        this.ready = this.held.len();
+                        continue;
+                    }
+                    Poll::Ready(Ok(())) => this.held.extend_from_slice(more.filled()),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            if let Some(nl) = this.held.iter().rposition(|b| *b == b'\n') {
+                crate::surrogates::repair(&mut this.held[..=nl]);
+                this.ready = nl + 1;
+            }
         }
     }
 }
@@ -246,9 +321,9 @@ mod tests {
         let (mut r, w) = std::io::pipe().expect("pipe");
         let (mut r_back, w_back) = std::io::pipe().expect("pipe");
 
-        let mut input = Input(polled_input(r.as_fd()).expect("a pipe is polled"));
+        let mut input = Input::new(polled_input(r.as_fd()).expect("a pipe is polled"));
         let mut output = Output(polled_output(w_back.as_fd()).expect("a pipe is polled"));
-        assert_eq!(input.0.kind(), "pipe (polled)");
+        assert_eq!(input.end.kind(), "pipe (polled)");
         assert_eq!(output.0.kind(), "pipe (polled)");
 
         // Bytes go through both ends.
@@ -278,11 +353,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lone_surrogates_are_repaired_even_when_cut_by_a_read() {
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let mut input = Input::new(polled_input(ours.as_fd()).expect("a socket is polled"));
+        let writer = std::thread::spawn(move || {
+            for part in [
+                &b"{\"a\":\"plain\"}\n{\"b\":\"x\\ud8"[..],
+                b"00 \\ud83d",
+                b"\\ude00 \\\\ud800\"}\n{\"c\":1}\n",
+            ] {
+                theirs.write_all(part).expect("write");
+                std::thread::sleep(std::time::Duration::from_millis(30));
+            }
+        });
+        let mut got = Vec::new();
+        let mut buf = [0u8; 7]; // smaller than a line: handed on in pieces
+        while !got.ends_with(b"{\"c\":1}\n") {
+            let n = input.read(&mut buf).await.expect("read");
+            assert!(n > 0, "early end after {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.join().expect("writer");
+        assert_eq!(
+            String::from_utf8(got).expect("utf-8"),
+            "{\"a\":\"plain\"}\n{\"b\":\"x\\ufffd \\ud83d\\ude00 \\\\ud800\"}\n{\"c\":1}\n"
+        );
+    }
+
+    #[tokio::test]
     async fn sockets_are_polled() {
         let (mut ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
-        let mut input = Input(polled_input(ours.as_fd()).expect("a socket is polled"));
+        let mut input = Input::new(polled_input(ours.as_fd()).expect("a socket is polled"));
         let mut output = Output(polled_output(ours.as_fd()).expect("a socket is polled"));
-        assert_eq!(input.0.kind(), "socket (polled)");
+        assert_eq!(input.end.kind(), "socket (polled)");
         let clone = |s: &std::os::unix::net::UnixStream| s.try_clone().expect("clone socket");
         assert!(
             !blocks(&mut ours, clone(&theirs)),

@@ -467,7 +467,20 @@ fn check_input(command: &str) -> Result<(), LearnError> {
             "`command` contains a NUL character, which no shell command can hold".into(),
         ));
     }
-    Ok(())
+    check_unicode("command", command)
+}
+
+/// Text holding U+FFFD came from something that was not valid Unicode (a lone surrogate escape
+/// such as `\ud800`, repaired by the transport, or bytes decoded lossily): judging or learning
+/// it would judge something other than what the client meant.
+fn check_unicode(field: &str, text: &str) -> Result<(), LearnError> {
+    match text.find('\u{fffd}') {
+        Some(at) => Err(LearnError::BadInput(format!(
+            "`{field}` is not valid Unicode at byte {at} (a lone surrogate escape such as \
+             `\\ud800`, or text decoded with replacement characters): send it as UTF-8"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The learned model's log-odds that a command with these features is malicious (before the
@@ -651,6 +664,8 @@ impl Model for ShellModel {
         obs: ObserveRequest,
     ) -> Result<(), LearnError> {
         check_user(&obs.user)?;
+        check_unicode("user", &obs.user)?;
+        check_unicode("command", &obs.command)?;
         if obs.command.len() > MAX_COMMAND_BYTES {
             return Err(LearnError::BadInput(format!(
                 "`command` is {} bytes; the shell learner takes commands up to {MAX_COMMAND_BYTES} bytes",

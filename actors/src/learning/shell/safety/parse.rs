@@ -210,7 +210,15 @@ fn feed_xargs(commands: &mut [Cmd]) {
                 o.args
                     .iter()
                     .filter(|a| !a.text.starts_with('-'))
-                    .flat_map(|a| a.text.split_whitespace().map(|t| Arg { text: t.to_string(), span: a.span }).collect::<Vec<_>>())
+                    .flat_map(|a| {
+                        a.text
+                            .split_whitespace()
+                            .map(|t| Arg {
+                                text: t.to_string(),
+                                span: a.span,
+                            })
+                            .collect::<Vec<_>>()
+                    })
                     .collect::<Vec<_>>()
             })
             .collect();

@@ -711,7 +711,7 @@ fn destructive(f: &mut Findings, c: &Cmd) {
                 }
             }
         }
-        n if n.starts_with("mkfs")
+        n if (n.starts_with("mkfs")
             || matches!(
                 n,
                 "wipefs"
@@ -724,31 +724,28 @@ fn destructive(f: &mut Findings, c: &Cmd) {
                     | "gdisk"
                     | "mkswap"
                     | "cryptsetup"
-            ) =>
+            ))
+            && c.words().any(|w| classify(w) == Some(PathClass::Disk))
+            && !(matches!(n, "fdisk" | "sfdisk" | "parted") && c.has_flag(&["-l", "--list"])) =>
         {
-            if c.words().any(|w| classify(w) == Some(PathClass::Disk))
-                && !(matches!(n, "fdisk" | "sfdisk" | "parted") && c.has_flag(&["-l", "--list"]))
-            {
-                f.add(
-                    "disk-write",
-                    Severity::Critical,
-                    c.span,
-                    format!("`{n}` rewrites a disk or partition: what is on it is lost"),
-                );
-            }
+            f.add(
+                "disk-write",
+                Severity::Critical,
+                c.span,
+                format!("`{n}` rewrites a disk or partition: what is on it is lost"),
+            );
         }
-        "dd" => {
-            if c.words().any(|w| {
-                w.strip_prefix("of=")
-                    .is_some_and(|t| classify(t) == Some(PathClass::Disk))
-            }) {
-                f.add(
-                    "disk-write",
-                    Severity::Critical,
-                    c.span,
-                    "`dd of=` a disk device overwrites it".into(),
-                );
-            }
+        "dd" if c.words().any(|w| {
+            w.strip_prefix("of=")
+                .is_some_and(|t| classify(t) == Some(PathClass::Disk))
+        }) =>
+        {
+            f.add(
+                "disk-write",
+                Severity::Critical,
+                c.span,
+                "`dd of=` a disk device overwrites it".into(),
+            );
         }
         "shred" | "wipe" | "srm" => {
             for a in c.operands() {
@@ -762,27 +759,24 @@ fn destructive(f: &mut Findings, c: &Cmd) {
                 }
             }
         }
-        "chmod" | "chown" | "chgrp" => {
+        "chmod" | "chown" | "chgrp"
             if c.has_flag(&["-R", "--recursive"])
-                && c.operands().iter().skip(1).any(|a| is_root_target(&a.text))
-            {
-                f.add(
-                    "permission-change",
-                    Severity::Critical,
-                    c.span,
-                    format!("`{name} -R` on a whole system tree breaks the system's permissions"),
-                );
-            }
+                && c.operands().iter().skip(1).any(|a| is_root_target(&a.text)) =>
+        {
+            f.add(
+                "permission-change",
+                Severity::Critical,
+                c.span,
+                format!("`{name} -R` on a whole system tree breaks the system's permissions"),
+            );
         }
-        "mv" => {
-            if c.operands().last().is_some_and(|a| a.text == "/dev/null") {
-                f.add(
-                    "destructive-delete",
-                    Severity::High,
-                    c.span,
-                    "moving files to /dev/null destroys them".into(),
-                );
-            }
+        "mv" if c.operands().last().is_some_and(|a| a.text == "/dev/null") => {
+            f.add(
+                "destructive-delete",
+                Severity::High,
+                c.span,
+                "moving files to /dev/null destroys them".into(),
+            );
         }
         "crontab" if c.has_flag(&["-r"]) => f.add(
             "destructive-delete",
@@ -1112,15 +1106,17 @@ fn shells(f: &mut Findings, script: &Script, i: usize, c: &Cmd) {
         );
     }
     // Program text fed on standard input (`echo 'esyscmd(/bin/sh)' | m4`).
-    if matches!(c.name.as_str(), "echo" | "printf") && c.stages > 1 && c.stage + 1 < c.stages + 1 {
-        if let Some(a) = c.args.iter().find(|a| mentions_shell(&a.text).is_some()) {
-            f.add(
-                "spawns-shell",
-                Severity::Critical,
-                a.span,
-                "pipes program text that runs a shell into the next program".into(),
-            );
-        }
+    if matches!(c.name.as_str(), "echo" | "printf")
+        && c.stages > 1
+        && c.stage + 1 < c.stages + 1
+        && let Some(a) = c.args.iter().find(|a| mentions_shell(&a.text).is_some())
+    {
+        f.add(
+            "spawns-shell",
+            Severity::Critical,
+            a.span,
+            "pipes program text that runs a shell into the next program".into(),
+        );
     }
     // The environment of a command can name a program for it to run.
     for (k, v) in &c.assignments {
@@ -1453,8 +1449,7 @@ fn network(f: &mut Findings, script: &Script, i: usize, c: &Cmd) {
         "ab" => c.has_flag(&["-p", "-u"]),
         "scp" | "rsync" | "rcp" => words
             .iter()
-            .filter(|w| !w.starts_with('-'))
-            .next_back()
+            .rfind(|w| !w.starts_with('-'))
             .is_some_and(|w| w.contains(':') && !w.starts_with('/')),
         "nc" | "ncat" | "netcat" | "socat" | "telnet" | "openssl" => {
             c.redirs.iter().any(|r| r.kind == RedirKind::Read) || c.stage > 0
@@ -1869,9 +1864,7 @@ fn privilege(f: &mut Findings, c: &Cmd) {
             "installs a service from a loose unit file: it runs at every boot".into(),
         );
     }
-    match name {
-        _ => {}
-    }
+    {}
     // LD_PRELOAD and friends.
     for (k, v) in &c.assignments {
         if matches!(
@@ -1907,8 +1900,8 @@ fn history(f: &mut Findings, c: &Cmd) {
         (k == "HISTFILE" && (v.is_empty() || v == "/dev/null"))
             || (matches!(k, "HISTSIZE" | "HISTFILESIZE") && v == "0")
     };
-    let tamper = (name == "history" && c.has_flag(&["-c", "-w", "-d"]) && !words.is_empty())
-        || (name == "unset" && words.iter().any(|w| *w == "HISTFILE"))
+    let tamper = (name == "history" && c.has_flag(&["-c", "-d"]))
+        || (name == "unset" && words.contains(&"HISTFILE"))
         || (name == "set" && words.windows(2).any(|w| w[0] == "+o" && w[1] == "history"))
         || (matches!(name, "export" | "declare" | "typeset" | "readonly")
             && words
@@ -1916,11 +1909,11 @@ fn history(f: &mut Findings, c: &Cmd) {
                 .any(|w| w.split_once('=').is_some_and(|(k, v)| hist_var(k, v))))
         || (name.is_empty() && c.assignments.iter().any(|(k, v)| hist_var(k, v)))
         || (name == "ln"
-            && words.iter().any(|w| *w == "/dev/null")
+            && words.contains(&"/dev/null")
             && words
                 .iter()
                 .any(|w| classify(w) == Some(PathClass::History)));
-    if tamper && !(name == "history" && words.len() == 1 && words[0] == "-w" && false) {
+    if tamper {
         f.add(
             "history-tampering",
             Severity::High,

@@ -133,7 +133,9 @@ mod tests {
 
     #[tokio::test]
     async fn without_shellcheck_the_check_says_so_and_goes_on() {
-        let e = lint_with("/nonexistent/shellcheck", "echo $x").await.unwrap_err();
+        let e = lint_with("/nonexistent/shellcheck", "echo $x")
+            .await
+            .unwrap_err();
         assert!(e.contains("not installed"), "{e}");
     }
 

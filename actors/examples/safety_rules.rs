@@ -1,5 +1,7 @@
-//! Development aid: the rule base alone over the safety development set, per category, with the
-//! misses and the false alarms listed. `cargo run -p ensemble-actors --example safety_dev [--show]`.
+//! The rule base alone (no MCP, no learning) over a labelled safety set, per category, with the
+//! false alarms listed and, with `--show`, every miss: for working on the rules.
+//! `cargo run -p ensemble-actors --example safety_rules -- [FILE.jsonl] [--show]`
+//! (default `../shared/data/learning/shell/safety/commands.jsonl`).
 use ensemble_actors::learning::shell::safety::{check_rules, risk, verdict};
 use std::collections::BTreeMap;
 
