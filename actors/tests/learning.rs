@@ -410,6 +410,11 @@ async fn feedback_teaches_the_safety_model_and_survives_a_restart() {
         .unwrap();
     assert_eq!(after.verdict, "allow");
     assert_eq!((after.harmless, after.malicious), (16, 15));
+    // Its running accuracy on the labels, judged before each was learned: the harmless `ls`
+    // were allowed from the start, the first `zork`s were not caught, `cat /etc/shadow`
+    // labelled harmless was blocked.
+    let safety = stats(&shell).await.tasks["safety"];
+    assert!(safety > 0.5 && safety < 1.0, "{safety}");
 
     // Killed after a flush interval: the restarted learner judges exactly as before.
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -46,6 +46,11 @@ pub struct LearnerStats {
     /// its first suggestion was the command observed next).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accuracy: Option<f64>,
+    /// Running accuracy per task where a learner has several (the shell learner:
+    /// `next_command`, and `safety`: how often `shell_check` agreed with a `shell_feedback`
+    /// label before learning it).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tasks: std::collections::BTreeMap<String, f64>,
 }
 
 /// Writes a snapshot of what a learner learned as a registry artifact.

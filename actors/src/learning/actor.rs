@@ -58,6 +58,11 @@ pub trait Model: Sized + Send + Sync + 'static {
     fn accuracy(&self) -> Option<f64> {
         None
     }
+
+    /// Running accuracy per task, for a learner with several.
+    fn task_accuracies(&self) -> Vec<(&'static str, f64)> {
+        Vec::new()
+    }
 }
 
 /// What a model sees while it learns or answers.
@@ -244,6 +249,12 @@ impl<M: Model> LearnerState<M> {
             memory_budget_bytes: self.args.config.memory_budget_bytes as u64,
             evicted: self.evicted,
             accuracy: self.model.accuracy(),
+            tasks: self
+                .model
+                .task_accuracies()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
         }
     }
 

@@ -192,6 +192,11 @@ pub struct ShellModel {
     hits: u64,
     /// Observations that had a suggestion to judge.
     trials: u64,
+    /// Feedback labels the safety verdict agreed with before learning them (malicious: not
+    /// `allow`; harmless: `allow`).
+    safety_hits: u64,
+    /// Feedback labels judged.
+    safety_trials: u64,
 }
 
 /// Whose patterns: one user's, or everyone's (the prior).
@@ -614,6 +619,10 @@ impl ShellModel {
                 "`category` must be at most 64 bytes without NUL characters".into(),
             ));
         }
+        // Judge it before learning it: the model's running accuracy.
+        let (before, _) = judge(cx.patterns, &req.command, Some(false));
+        self.safety_trials += 1;
+        self.safety_hits += u64::from((before.verdict != "allow") == malicious);
         let (script, found) = super::safety::check_rules(&req.command);
         let features = super::safety::features(&script, &found);
         let (instance, clock) = (cx.instance, cx.clock);
@@ -749,6 +758,20 @@ impl Model for ShellModel {
 
     fn accuracy(&self) -> Option<f64> {
         (self.trials > 0).then(|| self.hits as f64 / self.trials as f64)
+    }
+
+    fn task_accuracies(&self) -> Vec<(&'static str, f64)> {
+        let mut out = Vec::new();
+        if let Some(a) = self.accuracy() {
+            out.push(("next_command", a));
+        }
+        if self.safety_trials > 0 {
+            out.push((
+                "safety",
+                self.safety_hits as f64 / self.safety_trials as f64,
+            ));
+        }
+        out
     }
 }
 
