@@ -83,9 +83,9 @@ fn route_tool(route: &Route) -> Tool {
     let tool = Tool::new(
         spec.name.clone(),
         spec.description.clone(),
-        route.input_schema.clone(),
+        spec.input_schema.clone(),
     );
-    annotated(tool, route.output_schema.clone(), spec.annotations)
+    annotated(tool, spec.output_schema.clone(), spec.annotations)
 }
 
 /// An rmcp `Tool` from a router spec.
@@ -93,13 +93,9 @@ pub fn to_mcp_tool(spec: &ToolSpec) -> Tool {
     let tool = Tool::new(
         spec.name.clone(),
         spec.description.clone(),
-        Arc::new(spec.input_schema.clone()),
+        spec.input_schema.clone(),
     );
-    annotated(
-        tool,
-        spec.output_schema.clone().map(Arc::new),
-        spec.annotations,
-    )
+    annotated(tool, spec.output_schema.clone(), spec.annotations)
 }
 
 fn annotated(mut tool: Tool, output: Option<Arc<Map<String, Value>>>, a: Annotations) -> Tool {

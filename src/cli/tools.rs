@@ -121,7 +121,7 @@ pub fn openai(specs: &[ToolSpec]) -> Value {
         specs
             .iter()
             .map(|t| {
-                let mut parameters = t.input_schema.clone();
+                let mut parameters = (*t.input_schema).clone();
                 // OpenAI requires an object schema at the top.
                 parameters
                     .entry("type")
@@ -217,7 +217,7 @@ pub fn markdown(specs: &[ToolSpec]) -> String {
             Some(schema) => properties(&mut out, schema),
             None => out.push_str("Content blocks (no output schema).\n"),
         }
-        let args = example(&t.input_schema, &Value::Object(t.input_schema.clone()));
+        let args = example(&t.input_schema, &Value::Object((*t.input_schema).clone()));
         let request = json!({
             "jsonrpc": "2.0",
             "id": 1,

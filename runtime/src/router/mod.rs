@@ -40,13 +40,10 @@ type Handler = dyn Fn(Value, CallOptions, ToolContext) -> BoxFuture<Result<ToolO
 
 /// A registered tool: its spec, handler and metrics.
 pub(crate) struct Route {
-    pub(crate) spec: ToolSpec,
-    /// The spec's schemas, shared: the MCP service describes the tool on every HTTP
+    /// The spec, its schemas shared: the MCP service describes the tool on every HTTP
     /// `tools/call` (to check `Mcp-Param-*` headers), and a copy of the schemas each time
     /// costs more than the call.
-    pub(crate) input_schema: Arc<Map<String, Value>>,
-    /// The output schema, shared likewise.
-    pub(crate) output_schema: Option<Arc<Map<String, Value>>>,
+    pub(crate) spec: ToolSpec,
     handler: Arc<Handler>,
     metrics: RouteMetrics,
     /// The actor takes a [`ToolContext`] and reports its own progress.
@@ -194,8 +191,8 @@ fn tool_spec<Req: JsonSchema, M: Message>(
     ToolSpec {
         name: tool.name.to_string(),
         description: tool.description.to_string(),
-        input_schema: schema_of::<Req>(),
-        output_schema,
+        input_schema: Arc::new(schema_of::<Req>()),
+        output_schema: output_schema.map(Arc::new),
         annotations: tool.annotations,
     }
 }
@@ -331,8 +328,6 @@ impl Router {
         routes.insert(
             spec.name.clone(),
             Arc::new(Route {
-                input_schema: Arc::new(spec.input_schema.clone()),
-                output_schema: spec.output_schema.clone().map(Arc::new),
                 spec,
                 handler,
                 metrics,

@@ -1,5 +1,7 @@
 //! What the router knows of a tool: its spec and hints, and why a call or a registration fails.
 
+use std::sync::Arc;
+
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -35,7 +37,9 @@ impl Annotations {
     }
 }
 
-/// A tool as clients see it.
+/// A tool as clients see it. The schemas are shared (`Arc`): the router holds one copy of each,
+/// and describing a tool (`tools/list`, every HTTP `tools/call` checking its `Mcp-Param-*`
+/// headers, [`Router::list`](crate::router::Router::list)) copies no JSON.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolSpec {
     /// `<engine>_<verb>`, matching `^[a-zA-Z0-9_-]{1,64}$`.
@@ -43,9 +47,9 @@ pub struct ToolSpec {
     /// What it does, for people and models.
     pub description: String,
     /// JSON Schema of the arguments (an object schema).
-    pub input_schema: Map<String, Value>,
+    pub input_schema: Arc<Map<String, Value>>,
     /// JSON Schema of the structured result.
-    pub output_schema: Option<Map<String, Value>>,
+    pub output_schema: Option<Arc<Map<String, Value>>>,
     /// Behaviour hints.
     pub annotations: Annotations,
 }
