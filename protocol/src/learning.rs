@@ -7,12 +7,19 @@ use serde::{Deserialize, Serialize};
 /// An observation (or a batch of them) was learned. It is in memory at once and on disk within
 /// the learner's flush interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct ObserveAck {
+pub struct ObserveAck<T = NoDetail> {
     /// Observations learned by this call.
     pub learned: u64,
     /// Observations the learner holds in memory that are not on disk yet.
     pub pending: u64,
+    /// What the learner has to say about this batch (e.g. files it could not read).
+    #[serde(flatten)]
+    pub detail: T,
 }
+
+/// No more to say about an observation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct NoDetail {}
 
 /// Asks for a learner's figures.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

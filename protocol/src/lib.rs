@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod debug;
+pub mod development;
 pub mod execution;
 pub mod learning;
 pub mod registry;

@@ -32,16 +32,19 @@ pub trait Model: Sized + Send + Sync + 'static {
     type Observation: Send + 'static;
     /// Its own requests (queries, feedback), each carrying its reply port.
     type Msg: Send + 'static;
+    /// What it says about an observation besides the count (e.g. what it could not read).
+    type Detail: Send + 'static;
 
     /// Builds the model's derived state from the stored patterns.
     fn open(patterns: &Patterns<Self::Pattern>, instance: InstanceId) -> Self;
 
-    /// Learns one observation.
+    /// Learns one observation (which may hold several: a batch of files): how many it learned,
+    /// and what else there is to say.
     fn observe(
         &mut self,
         cx: &mut Cx<'_, Self::Pattern>,
         obs: Self::Observation,
-    ) -> Result<(), LearnError>;
+    ) -> Result<(u64, Self::Detail), LearnError>;
 
     /// Answers one of its own requests.
     fn handle(&mut self, cx: &mut Cx<'_, Self::Pattern>, msg: Self::Msg);
@@ -78,7 +81,11 @@ pub struct Cx<'a, P: Pattern> {
 /// Messages of a learner actor.
 pub enum LearnerMsg<M: Model> {
     /// Learn an observation (acknowledged at once, durable within the flush interval).
-    Observe(M::Observation, CancellationToken, Reply<ObserveAck>),
+    Observe(
+        M::Observation,
+        CancellationToken,
+        Reply<ObserveAck<M::Detail>>,
+    ),
     /// One of the model's own requests.
     Model(M::Msg),
     /// Write a snapshot of the patterns to the registry.
@@ -459,18 +466,19 @@ impl<M: Model> Actor for LearnerActor<M> {
                 // The clock counts this observation while it is learned.
                 cx.clock += 1;
                 let result = model.observe(&mut cx, obs);
-                if result.is_ok() {
-                    state.meta_record.observations += 1;
-                    state.pending_observations += 1;
-                    state.gauges.observations.increment(1);
+                if let Ok((n, _)) = &result {
+                    state.meta_record.observations += n;
+                    state.pending_observations += n;
+                    state.gauges.observations.increment(*n);
                     state.enforce_budget();
                     if let Some(a) = state.model.accuracy() {
                         state.gauges.accuracy.set(a);
                     }
                 }
-                let _ = reply.send(result.map(|()| ObserveAck {
-                    learned: 1,
+                let _ = reply.send(result.map(|(learned, detail)| ObserveAck {
+                    learned,
                     pending: state.pending_observations,
+                    detail,
                 }));
             }
             LearnerMsg::Model(msg) => {

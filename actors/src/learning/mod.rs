@@ -18,6 +18,7 @@
 
 mod actor;
 mod counter;
+pub mod development;
 mod patterns;
 pub mod shell;
 

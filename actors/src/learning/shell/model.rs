@@ -662,6 +662,7 @@ impl Model for ShellModel {
     type Pattern = ShellPattern;
     type Observation = ObserveRequest;
     type Msg = ShellMsg;
+    type Detail = ensemble_protocol::learning::NoDetail;
 
     fn open(_patterns: &Patterns<ShellPattern>, _instance: InstanceId) -> Self {
         Self::default()
@@ -671,7 +672,7 @@ impl Model for ShellModel {
         &mut self,
         cx: &mut Cx<'_, ShellPattern>,
         obs: ObserveRequest,
-    ) -> Result<(), LearnError> {
+    ) -> Result<(u64, Self::Detail), LearnError> {
         check_user(&obs.user)?;
         check_unicode("user", &obs.user)?;
         check_unicode("command", &obs.command)?;
@@ -688,7 +689,7 @@ impl Model for ShellModel {
                 ));
             }
             // Too long to suggest again: acknowledged, not learned.
-            return Ok(());
+            return Ok((1, Default::default()));
         };
         // Judge the suggestion this observation answers before learning from it.
         if !Self::recent(cx.patterns, &obs.user).is_empty() {
@@ -701,7 +702,7 @@ impl Model for ShellModel {
             }
         }
         Self::learn(cx, &obs.user, command);
-        Ok(())
+        Ok((1, Default::default()))
     }
 
     fn handle(&mut self, cx: &mut Cx<'_, ShellPattern>, msg: ShellMsg) {

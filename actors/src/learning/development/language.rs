@@ -1,0 +1,498 @@
+//! What the development learner reads from a source file, behind a trait so that a second
+//! language can follow Rust.
+
+use std::collections::BTreeSet;
+
+use proc_macro2::{TokenStream, TokenTree};
+use syn::visit::Visit;
+
+/// How a name was imported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportKind {
+    /// `use a::b::C;` (also inside a group `use a::{b::C, D};`).
+    Plain,
+    /// `use a::B as C;`: the file says `C`.
+    Rename,
+    /// `use a::b::*;`
+    Glob,
+}
+
+/// One imported name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    /// The name the file uses (`C` for `use a::B as C`; the module for `use a::b::{self}`).
+    pub leaf: String,
+    /// The full path, `::`-joined, without a leading `::` (`a::b::*` for a glob).
+    pub path: String,
+    /// Plain, renamed or glob.
+    pub kind: ImportKind,
+    /// Whether it sat in a group (`{…}`) with others.
+    pub grouped: bool,
+    /// Index of its `use` item in the file (imports of one item share it).
+    pub item: usize,
+}
+
+impl Import {
+    /// The path's first segment (`std`, `serde`, `crate`, `super`, `self`).
+    pub fn root(&self) -> &str {
+        self.path.split("::").next().unwrap_or("")
+    }
+
+    /// Whether it names something of this crate (`crate::`, `self::`, `super::`).
+    pub fn is_local(&self) -> bool {
+        matches!(self.root(), "crate" | "self" | "super")
+    }
+}
+
+/// A kind of named item, for naming conventions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemKind {
+    /// `fn` (free, method or associated).
+    Function,
+    /// `struct`, `enum`, `union`, `type`.
+    Type,
+    /// `trait`.
+    Trait,
+    /// `const`, `static`.
+    Constant,
+    /// `mod`.
+    Module,
+    /// A local `let` binding or a parameter.
+    Binding,
+    /// An enum variant.
+    Variant,
+    /// A generic type parameter.
+    TypeParam,
+}
+
+/// What was read from one file.
+#[derive(Debug, Clone, Default)]
+pub struct Extracted {
+    /// Its imports, in file order.
+    pub imports: Vec<Import>,
+    /// Every identifier outside `use` items (macro bodies included).
+    pub used: BTreeSet<String>,
+    /// First segments of qualified paths outside `use` items (`std` in `std::mem::swap`).
+    pub roots: BTreeSet<String>,
+    /// Names the file defines, by kind.
+    pub defined: Vec<(ItemKind, String)>,
+    /// Words of its attributes' string values and flags (`std` in `#[cfg(feature = "std")]`,
+    /// `no_std` in `#![no_std]`): what the file is built for.
+    pub attributes: BTreeSet<String>,
+}
+
+/// Why a file could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceError {
+    /// Line of the error (1-based).
+    pub line: usize,
+    /// Column (1-based).
+    pub column: usize,
+    /// What the parser said.
+    pub message: String,
+}
+
+impl std::fmt::Display for SourceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "line {}, column {}: {}",
+            self.line, self.column, self.message
+        )
+    }
+}
+
+/// A programming language the learner reads.
+pub trait Language: Send + Sync {
+    /// Its name (`rust`).
+    fn name(&self) -> &'static str;
+    /// Reads one file.
+    fn extract(&self, source: &str) -> Result<Extracted, SourceError>;
+}
+
+/// Rust, through `syn`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rust;
+
+impl Language for Rust {
+    fn name(&self) -> &'static str {
+        "rust"
+    }
+
+    fn extract(&self, source: &str) -> Result<Extracted, SourceError> {
+        let file = syn::parse_file(source).map_err(|e| {
+            let start = e.span().start();
+            SourceError {
+                line: start.line,
+                column: start.column + 1,
+                message: e.to_string(),
+            }
+        })?;
+        let mut out = Extracted::default();
+        let mut item = 0;
+        for i in &file.items {
+            collect_uses(i, &mut out.imports, &mut item);
+        }
+        let mut v = Walker { out: &mut out };
+        v.visit_file(&file);
+        Ok(out)
+    }
+}
+
+fn collect_uses(item: &syn::Item, out: &mut Vec<Import>, index: &mut usize) {
+    match item {
+        syn::Item::Use(u) => {
+            let grouped = matches!(u.tree, syn::UseTree::Group(_))
+                || matches!(&u.tree, syn::UseTree::Path(p) if has_group(&p.tree));
+            use_tree(&u.tree, &mut Vec::new(), grouped, *index, out);
+            *index += 1;
+        }
+        // `use` inside inline modules and functions counts too.
+        syn::Item::Mod(m) => {
+            for i in m.content.iter().flat_map(|(_, items)| items) {
+                collect_uses(i, out, index);
+            }
+        }
+        syn::Item::Fn(f) => {
+            for s in &f.block.stmts {
+                if let syn::Stmt::Item(i) = s {
+                    collect_uses(i, out, index);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn has_group(t: &syn::UseTree) -> bool {
+    match t {
+        syn::UseTree::Group(_) => true,
+        syn::UseTree::Path(p) => has_group(&p.tree),
+        _ => false,
+    }
+}
+
+fn use_tree(
+    t: &syn::UseTree,
+    prefix: &mut Vec<String>,
+    grouped: bool,
+    item: usize,
+    out: &mut Vec<Import>,
+) {
+    let join = |prefix: &[String], last: &str| {
+        let mut p = prefix.join("::");
+        if !p.is_empty() {
+            p.push_str("::");
+        }
+        p.push_str(last);
+        p
+    };
+    match t {
+        syn::UseTree::Path(p) => {
+            prefix.push(p.ident.to_string());
+            use_tree(&p.tree, prefix, grouped, item, out);
+            prefix.pop();
+        }
+        syn::UseTree::Name(n) => {
+            let name = n.ident.to_string();
+            if name == "self" {
+                if let Some(last) = prefix.last() {
+                    out.push(Import {
+                        leaf: last.clone(),
+                        path: prefix.join("::"),
+                        kind: ImportKind::Plain,
+                        grouped,
+                        item,
+                    });
+                }
+            } else {
+                out.push(Import {
+                    leaf: name.clone(),
+                    path: join(prefix, &name),
+                    kind: ImportKind::Plain,
+                    grouped,
+                    item,
+                });
+            }
+        }
+        syn::UseTree::Rename(r) => {
+            let original = r.ident.to_string();
+            let path = if original == "self" {
+                prefix.join("::")
+            } else {
+                join(prefix, &original)
+            };
+            out.push(Import {
+                leaf: r.rename.to_string(),
+                path,
+                kind: ImportKind::Rename,
+                grouped,
+                item,
+            });
+        }
+        syn::UseTree::Glob(_) => out.push(Import {
+            leaf: "*".to_string(),
+            path: join(prefix, "*"),
+            kind: ImportKind::Glob,
+            grouped,
+            item,
+        }),
+        syn::UseTree::Group(g) => {
+            for t in &g.items {
+                use_tree(t, prefix, true, item, out);
+            }
+        }
+    }
+}
+
+/// String literals of an attribute's arguments (`"std"` of `feature = "std"`).
+fn attribute_words(ts: &TokenStream, out: &mut BTreeSet<String>) {
+    for tt in ts.clone() {
+        match tt {
+            TokenTree::Literal(l) => {
+                let s = l.to_string();
+                if let Some(inner) = s.strip_prefix('"').and_then(|s| s.strip_suffix('"'))
+                    && inner.len() <= 32
+                {
+                    out.insert(inner.to_string());
+                }
+            }
+            TokenTree::Group(g) => attribute_words(&g.stream(), out),
+            _ => {}
+        }
+    }
+}
+
+struct Walker<'a> {
+    out: &'a mut Extracted,
+}
+
+impl Walker<'_> {
+    fn tokens(&mut self, ts: &TokenStream) {
+        let mut prev_colons = 0u8;
+        let mut last_ident: Option<String> = None;
+        for tt in ts.clone() {
+            match tt {
+                TokenTree::Ident(i) => {
+                    let s = i.to_string();
+                    self.out.used.insert(s.clone());
+                    last_ident = Some(s);
+                    prev_colons = 0;
+                }
+                TokenTree::Punct(p) if p.as_char() == ':' => {
+                    prev_colons += 1;
+                    if prev_colons == 2
+                        && let Some(root) = &last_ident
+                    {
+                        self.out.roots.insert(root.clone());
+                    }
+                }
+                TokenTree::Group(g) => {
+                    self.tokens(&g.stream());
+                    last_ident = None;
+                    prev_colons = 0;
+                }
+                _ => {
+                    last_ident = None;
+                    prev_colons = 0;
+                }
+            }
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Walker<'_> {
+    fn visit_item_use(&mut self, _: &'ast syn::ItemUse) {}
+
+    fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
+        if let Some(id) = a.path().get_ident() {
+            let name = id.to_string();
+            if name == "no_std" {
+                self.out.attributes.insert(name);
+            }
+        }
+        if let syn::Meta::List(l) = &a.meta {
+            attribute_words(&l.tokens, &mut self.out.attributes);
+        }
+        syn::visit::visit_attribute(self, a);
+    }
+
+    fn visit_ident(&mut self, i: &'ast proc_macro2::Ident) {
+        self.out.used.insert(i.to_string());
+    }
+
+    fn visit_path(&mut self, p: &'ast syn::Path) {
+        if p.segments.len() > 1
+            && let Some(first) = p.segments.first()
+        {
+            self.out.roots.insert(first.ident.to_string());
+        }
+        syn::visit::visit_path(self, p);
+    }
+
+    fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        self.visit_path(&m.path);
+        self.tokens(&m.tokens);
+    }
+
+    fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
+        self.out
+            .defined
+            .push((ItemKind::Function, f.sig.ident.to_string()));
+        syn::visit::visit_item_fn(self, f);
+    }
+
+    fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
+        self.out
+            .defined
+            .push((ItemKind::Function, f.sig.ident.to_string()));
+        syn::visit::visit_impl_item_fn(self, f);
+    }
+
+    fn visit_item_struct(&mut self, s: &'ast syn::ItemStruct) {
+        self.out.defined.push((ItemKind::Type, s.ident.to_string()));
+        syn::visit::visit_item_struct(self, s);
+    }
+
+    fn visit_item_enum(&mut self, e: &'ast syn::ItemEnum) {
+        self.out.defined.push((ItemKind::Type, e.ident.to_string()));
+        for v in &e.variants {
+            self.out
+                .defined
+                .push((ItemKind::Variant, v.ident.to_string()));
+        }
+        syn::visit::visit_item_enum(self, e);
+    }
+
+    fn visit_item_type(&mut self, t: &'ast syn::ItemType) {
+        self.out.defined.push((ItemKind::Type, t.ident.to_string()));
+        syn::visit::visit_item_type(self, t);
+    }
+
+    fn visit_item_trait(&mut self, t: &'ast syn::ItemTrait) {
+        self.out
+            .defined
+            .push((ItemKind::Trait, t.ident.to_string()));
+        syn::visit::visit_item_trait(self, t);
+    }
+
+    fn visit_item_const(&mut self, c: &'ast syn::ItemConst) {
+        self.out
+            .defined
+            .push((ItemKind::Constant, c.ident.to_string()));
+        syn::visit::visit_item_const(self, c);
+    }
+
+    fn visit_item_static(&mut self, s: &'ast syn::ItemStatic) {
+        self.out
+            .defined
+            .push((ItemKind::Constant, s.ident.to_string()));
+        syn::visit::visit_item_static(self, s);
+    }
+
+    fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
+        self.out
+            .defined
+            .push((ItemKind::Module, m.ident.to_string()));
+        syn::visit::visit_item_mod(self, m);
+    }
+
+    fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
+        self.out
+            .defined
+            .push((ItemKind::Binding, p.ident.to_string()));
+        syn::visit::visit_pat_ident(self, p);
+    }
+
+    fn visit_type_param(&mut self, t: &'ast syn::TypeParam) {
+        self.out
+            .defined
+            .push((ItemKind::TypeParam, t.ident.to_string()));
+        syn::visit::visit_type_param(self, t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(src: &str) -> Vec<(String, String, ImportKind, bool)> {
+        Rust.extract(src)
+            .unwrap()
+            .imports
+            .into_iter()
+            .map(|i| (i.leaf, i.path, i.kind, i.grouped))
+            .collect()
+    }
+
+    #[test]
+    fn every_import_form() {
+        let got = paths(
+            "use std::collections::HashMap;\n\
+             use std::io::{self, Read as R, Write};\n\
+             use ::serde::{de::{Deserialize, Visitor}, *};\n\
+             use crate::store::Store;\n\
+             use super::Thing;\n\
+             pub use self::inner::Exported;\n\
+             mod m { use core::fmt; }\n\
+             fn f() { use std::mem::swap; }\n",
+        );
+        let want = [
+            (
+                "HashMap",
+                "std::collections::HashMap",
+                ImportKind::Plain,
+                false,
+            ),
+            ("io", "std::io", ImportKind::Plain, true),
+            ("R", "std::io::Read", ImportKind::Rename, true),
+            ("Write", "std::io::Write", ImportKind::Plain, true),
+            (
+                "Deserialize",
+                "serde::de::Deserialize",
+                ImportKind::Plain,
+                true,
+            ),
+            ("Visitor", "serde::de::Visitor", ImportKind::Plain, true),
+            ("*", "serde::*", ImportKind::Glob, true),
+            ("Store", "crate::store::Store", ImportKind::Plain, false),
+            ("Thing", "super::Thing", ImportKind::Plain, false),
+            (
+                "Exported",
+                "self::inner::Exported",
+                ImportKind::Plain,
+                false,
+            ),
+            ("fmt", "core::fmt", ImportKind::Plain, false),
+            ("swap", "std::mem::swap", ImportKind::Plain, false),
+        ];
+        let want: Vec<_> = want
+            .iter()
+            .map(|(a, b, k, g)| (a.to_string(), b.to_string(), *k, *g))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn used_names_include_macro_bodies_and_exclude_use_lines() {
+        let e = Rust
+            .extract(
+                "use std::sync::Arc;\n\
+                 fn f() { let m = HashMap::new(); println!(\"{}\", Ordering::SeqCst as u8); \
+                 std::mem::drop(m); }\n",
+            )
+            .unwrap();
+        assert!(e.used.contains("HashMap") && e.used.contains("Ordering"));
+        assert!(!e.used.contains("Arc"), "{:?}", e.used);
+        assert!(e.roots.contains("std") && e.roots.contains("HashMap"));
+        assert!(e.defined.contains(&(ItemKind::Binding, "m".into())));
+        assert!(e.defined.contains(&(ItemKind::Function, "f".into())));
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_says_where() {
+        let e = Rust.extract("fn f( {\n").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(!e.message.is_empty());
+    }
+}

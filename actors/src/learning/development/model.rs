@@ -1,0 +1,514 @@
+//! What the development learner stores, how it learns a file, and how it ranks the paths a name
+//! may be imported from.
+//!
+//! **Imports.** For every name imported in the files it learns, the learner counts the files
+//! that imported it from each path (`l<name>`; a crate's own `crate::` paths under that crate,
+//! `k<crate>\0<name>`). For the paths of a name imported from more than one place, it also
+//! counts what the importing files had beside it (`c<path>`): their other imported names, the
+//! roots of the qualified paths they use (`core` in `core::mem::swap`), and their crate's
+//! dependencies. A file's unresolved names are then ranked per name by naive Bayes: the path's
+//! share of the name's imports, times how well the file's own context matches the path's;
+//! paths from crates the file cannot depend on rank last.
+
+use std::collections::BTreeSet;
+
+use ensemble_protocol::development::*;
+use ensemble_supervision::CancellationToken;
+use serde::{Deserialize, Serialize};
+
+use super::language::{Extracted, ImportKind, ItemKind, Language, Rust};
+use crate::learning::{Cx, GCounter, InstanceId, LearnError, Model, Pattern, Patterns, Reply};
+
+/// What the development learner stores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum DevPattern {
+    /// Items with their counts: the paths of a name, or the context of a path.
+    Counts(Counts),
+}
+
+/// Named counts, sorted by name, with the total of the observations they come from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counts {
+    total: GCounter,
+    items: Vec<(String, GCounter)>,
+    last_seen: u64,
+}
+
+impl Counts {
+    fn add(&mut self, item: &str, instance: InstanceId, clock: u64) {
+        match self.items.binary_search_by(|(c, _)| c.as_str().cmp(item)) {
+            Ok(i) => self.items[i].1.add(instance, 1),
+            Err(i) => {
+                let mut n = GCounter::default();
+                n.add(instance, 1);
+                self.items.insert(i, (item.to_string(), n));
+            }
+        }
+        self.last_seen = self.last_seen.max(clock);
+    }
+
+    fn get(&self, item: &str) -> u64 {
+        self.items
+            .binary_search_by(|(c, _)| c.as_str().cmp(item))
+            .map_or(0, |i| self.items[i].1.total())
+    }
+}
+
+impl Pattern for DevPattern {
+    fn heap_bytes(&self) -> usize {
+        let DevPattern::Counts(c) = self;
+        c.total.heap_bytes()
+            + c.items.capacity() * std::mem::size_of::<(String, GCounter)>()
+            + c.items
+                .iter()
+                .map(|(s, n)| s.capacity() + n.heap_bytes())
+                .sum::<usize>()
+    }
+
+    fn worth(&self) -> u64 {
+        let DevPattern::Counts(c) = self;
+        c.total.total() + c.items.iter().map(|(_, n)| n.total()).sum::<u64>()
+    }
+
+    fn last_seen(&self) -> u64 {
+        let DevPattern::Counts(c) = self;
+        c.last_seen
+    }
+
+    fn merge(&mut self, other: &Self) -> bool {
+        let (DevPattern::Counts(a), DevPattern::Counts(b)) = (self, other);
+        let mut changed = a.total.merge(&b.total);
+        for (item, count) in &b.items {
+            match a.items.binary_search_by(|(c, _)| c.cmp(item)) {
+                Ok(i) => changed |= a.items[i].1.merge(count),
+                Err(i) => {
+                    a.items.insert(i, (item.clone(), count.clone()));
+                    changed = true;
+                }
+            }
+        }
+        if b.last_seen > a.last_seen {
+            a.last_seen = b.last_seen;
+            changed = true;
+        }
+        changed
+    }
+}
+
+/// The development learner's own requests.
+pub enum DevMsg {
+    /// The imports a file needs.
+    SuggestImports(
+        SuggestImportsRequest,
+        CancellationToken,
+        Reply<SuggestImportsResponse>,
+    ),
+}
+
+/// The development learner.
+#[derive(Debug, Default)]
+pub struct DevModel {
+    /// Files learned since the start (for the learner's figures).
+    files: u64,
+}
+
+fn leaf_key(krate: Option<&str>, leaf: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(leaf.len() + 16);
+    match krate {
+        Some(k) => {
+            key.push(b'k');
+            key.extend_from_slice(k.as_bytes());
+            key.push(0);
+        }
+        None => key.push(b'l'),
+    }
+    key.extend_from_slice(leaf.as_bytes());
+    key
+}
+
+fn context_key(path: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(path.len() + 1);
+    key.push(b'c');
+    key.extend_from_slice(path.as_bytes());
+    key
+}
+
+/// `serde-json` and `serde_json` are one crate.
+fn crate_name(name: &str) -> String {
+    name.trim().replace('-', "_")
+}
+
+/// Roots every Rust file may import from.
+const BUILTIN: &[&str] = &["std", "core", "alloc", "proc_macro", "test"];
+
+/// The context features of a file: its imported names (`i:`), the roots of its qualified paths
+/// (`r:`), the words of its attributes (`a:`, e.g. `std` of `cfg(feature = "std")`) and its
+/// crate's dependencies (`d:`).
+fn context(names: &BTreeSet<String>, e: &Extracted, deps: &[String]) -> Vec<String> {
+    let roots = &e.roots;
+    let mut out: Vec<String> = names.iter().map(|n| format!("i:{n}")).collect();
+    out.extend(e.attributes.iter().map(|a| format!("a:{a}")));
+    out.extend(
+        roots
+            .iter()
+            .filter(|r| r.chars().next().is_some_and(|c| c.is_lowercase()))
+            .map(|r| format!("r:{r}")),
+    );
+    out.extend(deps.iter().map(|d| format!("d:{d}")));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The imports of a file worth learning: not globs, not renames (the name is the file's own).
+fn learnable(e: &Extracted) -> impl Iterator<Item = &super::language::Import> {
+    e.imports
+        .iter()
+        .filter(|i| i.kind == ImportKind::Plain && i.leaf != "self" && !i.leaf.is_empty())
+}
+
+/// Learns one file's imports.
+fn learn_file(
+    patterns: &mut Patterns<DevPattern>,
+    e: &Extracted,
+    krate: Option<&str>,
+    deps: &[String],
+    instance: InstanceId,
+    clock: u64,
+) -> u64 {
+    let names: BTreeSet<String> = learnable(e).map(|i| i.leaf.clone()).collect();
+    let features = context(&names, e, deps);
+    let mut learned = 0;
+    let new = || DevPattern::Counts(Counts::default());
+    for import in learnable(e) {
+        let scope = if import.is_local() { krate } else { None };
+        if import.is_local() && krate.is_none() {
+            // A crate's own paths mean nothing without the crate.
+            continue;
+        }
+        let key = leaf_key(scope, &import.leaf);
+        let paths = patterns.update(&key, new, |p| {
+            let DevPattern::Counts(c) = p;
+            c.total.add(instance, 1);
+            c.add(&import.path, instance, clock);
+            c.items.len()
+        });
+        learned += 1;
+        // Context only where there is a choice to make.
+        if paths > 1 {
+            patterns.update(&context_key(&import.path), new, |p| {
+                let DevPattern::Counts(c) = p;
+                c.total.add(instance, 1);
+                for f in &features {
+                    if f.as_str() != format!("i:{}", import.leaf) {
+                        c.add(f, instance, clock);
+                    }
+                }
+            });
+        }
+    }
+    learned
+}
+
+/// Add-half smoothing of a feature's background rate.
+const SMOOTHING: f64 = 0.5;
+
+/// How many files' worth of the background rate a path's own context starts from.
+const PRIOR_STRENGTH: f64 = 2.0;
+
+/// The weight of each context feature's evidence: features are far from independent (a
+/// no_std file shows it in many), so naive Bayes would count the same evidence many times.
+const CONTEXT_WEIGHT: f64 = 0.6;
+
+/// Ranks the candidate paths of `leaf` for a file with these context features.
+fn rank(
+    patterns: &Patterns<DevPattern>,
+    leaf: &str,
+    krate: Option<&str>,
+    features: &[String],
+    deps: Option<&[String]>,
+) -> Vec<(String, f64)> {
+    let mut candidates: Vec<(String, u64)> = Vec::new();
+    for scope in [krate, None] {
+        if let Some(DevPattern::Counts(c)) = patterns.get(&leaf_key(scope, leaf)) {
+            for (path, n) in &c.items {
+                if !candidates.iter().any(|(p, _)| p == path) {
+                    candidates.push((path.clone(), n.total()));
+                }
+            }
+        }
+        if krate.is_none() {
+            break;
+        }
+    }
+    if candidates.is_empty() {
+        return Vec::new();
+    }
+    let total: u64 = candidates.iter().map(|(_, n)| n).sum();
+    let contexts: Vec<Option<&Counts>> = candidates
+        .iter()
+        .map(|(p, _)| {
+            patterns.get(&context_key(p)).map(|d| {
+                let DevPattern::Counts(c) = d;
+                c
+            })
+        })
+        .collect();
+    // Only features seen with some candidate.
+    let informative: Vec<&String> = if candidates.len() > 1 {
+        features
+            .iter()
+            .filter(|f| contexts.iter().flatten().any(|c| c.get(f) > 0))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let allowed = |path: &str| {
+        let root = path.split("::").next().unwrap_or("");
+        match deps {
+            None => true,
+            Some(d) => {
+                BUILTIN.contains(&root)
+                    || matches!(root, "crate" | "self" | "super")
+                    || d.iter().any(|x| x == root)
+            }
+        }
+    };
+    // Each feature's rate over all the candidates' files: what a candidate with little
+    // context of its own is assumed to have (so that a small context is not mistaken for a
+    // matching one).
+    let t_all: f64 = contexts
+        .iter()
+        .flatten()
+        .map(|c| c.total.total() as f64)
+        .sum();
+    let background: Vec<f64> = informative
+        .iter()
+        .map(|f| {
+            let k: f64 = contexts.iter().flatten().map(|c| c.get(f) as f64).sum();
+            (k + SMOOTHING) / (t_all + 2.0 * SMOOTHING)
+        })
+        .collect();
+    let mut scored: Vec<(String, f64)> = candidates
+        .iter()
+        .zip(&contexts)
+        .map(|((path, n), ctx)| {
+            let mut s = ((*n as f64 + 0.1) / (total as f64 + 0.1)).ln();
+            let t = ctx.map_or(0, |c| c.total.total()) as f64;
+            for (f, q) in informative.iter().zip(&background) {
+                let k = ctx.map_or(0, |c| c.get(f)) as f64;
+                s += CONTEXT_WEIGHT * ((k + PRIOR_STRENGTH * q) / (t + PRIOR_STRENGTH) / q).ln();
+            }
+            if !allowed(path) {
+                s -= 1e3;
+            }
+            (path.clone(), s)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    // Scores as probabilities among the candidates.
+    let max = scored.first().map_or(0.0, |s| s.1);
+    let z: f64 = scored.iter().map(|(_, s)| (s - max).exp()).sum();
+    scored
+        .into_iter()
+        .map(|(p, s)| (p, ((s - max).exp() / z).clamp(0.0, 1.0)))
+        .collect()
+}
+
+/// Suggestions for a file.
+pub fn suggest(
+    patterns: &Patterns<DevPattern>,
+    req: &SuggestImportsRequest,
+) -> Result<SuggestImportsResponse, LearnError> {
+    if req.content.len() > MAX_FILE_BYTES {
+        return Err(LearnError::BadInput(format!(
+            "`content` is {} bytes; the development learner reads files up to {MAX_FILE_BYTES} bytes",
+            req.content.len()
+        )));
+    }
+    let e = Rust.extract(&req.content).map_err(|e| {
+        LearnError::BadInput(format!(
+            "`content` is not Rust the parser can read ({e}); fix the syntax and ask again"
+        ))
+    })?;
+    let limit = req.limit.unwrap_or(3).clamp(1, 20) as usize;
+    let deps: Option<Vec<String>> = req
+        .dependencies
+        .as_ref()
+        .map(|d| d.iter().map(|x| crate_name(x)).collect());
+    let krate = req.krate.as_deref().map(crate_name);
+    let imported: BTreeSet<&str> = e.imports.iter().map(|i| i.leaf.as_str()).collect();
+    // Names the file defines as items shadow imports; methods and bindings do not (every
+    // `impl Display` defines `fmt`, and still needs `use std::fmt`).
+    let defined: BTreeSet<&str> = e
+        .defined
+        .iter()
+        .filter(|(k, _)| {
+            matches!(
+                k,
+                ItemKind::Type
+                    | ItemKind::Trait
+                    | ItemKind::Module
+                    | ItemKind::Constant
+                    | ItemKind::TypeParam
+            )
+        })
+        .map(|(_, n)| n.as_str())
+        .collect();
+    // The names to resolve: used, not imported, not defined here, and imported somewhere.
+    let known = |n: &str| {
+        patterns.get(&leaf_key(None, n)).is_some()
+            || krate
+                .as_deref()
+                .is_some_and(|k| patterns.get(&leaf_key(Some(k), n)).is_some())
+    };
+    let wanted: Vec<&String> = e
+        .used
+        .iter()
+        .filter(|n| !imported.contains(n.as_str()) && !defined.contains(n.as_str()))
+        .filter(|n| known(n))
+        .collect();
+    let mut names: BTreeSet<String> = wanted.iter().map(|n| n.to_string()).collect();
+    names.extend(imported.iter().map(|s| s.to_string()));
+    let features = context(&names, &e, deps.as_deref().unwrap_or(&[]));
+    let mut out = Vec::new();
+    for name in wanted {
+        let ranked = rank(patterns, name, krate.as_deref(), &features, deps.as_deref());
+        if ranked.is_empty() {
+            continue;
+        }
+        out.push(NameSuggestion {
+            name: name.clone(),
+            candidates: ranked
+                .into_iter()
+                .take(limit)
+                .map(|(path, score)| ImportCandidate { path, score })
+                .collect(),
+        });
+    }
+    Ok(SuggestImportsResponse { names: out })
+}
+
+/// Learns a batch of files; returns what was learned.
+pub fn learn(
+    patterns: &mut Patterns<DevPattern>,
+    req: &LearnRequest,
+    instance: InstanceId,
+    clock: u64,
+) -> Result<LearnResponse, LearnError> {
+    if req.files.len() > MAX_FILES {
+        return Err(LearnError::BadInput(format!(
+            "{} files in one call; send at most {MAX_FILES} at a time",
+            req.files.len()
+        )));
+    }
+    let deps: Vec<String> = req
+        .dependencies
+        .iter()
+        .flatten()
+        .map(|d| crate_name(d))
+        .collect();
+    let krate = req.krate.as_deref().map(crate_name);
+    let (mut files, mut imports) = (0, 0);
+    let mut skipped = Vec::new();
+    for f in &req.files {
+        if f.content.len() > MAX_FILE_BYTES {
+            skipped.push(SkippedFile {
+                path: f.path.clone(),
+                error: format!(
+                    "{} bytes, over the {MAX_FILE_BYTES}-byte limit",
+                    f.content.len()
+                ),
+            });
+            continue;
+        }
+        if !f.path.ends_with(".rs") {
+            skipped.push(SkippedFile {
+                path: f.path.clone(),
+                error: "not a `.rs` file: only Rust is read".into(),
+            });
+            continue;
+        }
+        match Rust.extract(&f.content) {
+            Ok(e) => {
+                imports += learn_file(patterns, &e, krate.as_deref(), &deps, instance, clock);
+                files += 1;
+            }
+            Err(e) => skipped.push(SkippedFile {
+                path: f.path.clone(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    Ok(LearnResponse {
+        files,
+        imports,
+        skipped,
+    })
+}
+
+impl Model for DevModel {
+    const NAME: &'static str = "development";
+    type Pattern = DevPattern;
+    type Observation = LearnRequest;
+    type Msg = DevMsg;
+    type Detail = LearnDetail;
+
+    fn open(_patterns: &Patterns<DevPattern>, _instance: InstanceId) -> Self {
+        Self::default()
+    }
+
+    /// A batch of files: each file read is one observation.
+    fn observe(
+        &mut self,
+        cx: &mut Cx<'_, DevPattern>,
+        req: LearnRequest,
+    ) -> Result<(u64, LearnDetail), LearnError> {
+        let r = learn(cx.patterns, &req, cx.instance, cx.clock)?;
+        self.files += r.files;
+        Ok((
+            r.files,
+            LearnDetail {
+                imports: r.imports,
+                skipped: r.skipped,
+            },
+        ))
+    }
+
+    fn handle(&mut self, cx: &mut Cx<'_, DevPattern>, msg: DevMsg) {
+        match msg {
+            DevMsg::SuggestImports(req, cancel, reply) => {
+                if !cancel.is_cancelled() {
+                    let _ = reply.send(suggest(cx.patterns, &req));
+                }
+            }
+        }
+    }
+}
+
+/// What the learner knows about a name: its paths with counts, and the strongest context
+/// features of each (for debugging the ranking).
+pub fn explain(patterns: &Patterns<DevPattern>, leaf: &str) -> String {
+    let mut out = String::new();
+    if let Some(DevPattern::Counts(c)) = patterns.get(&leaf_key(None, leaf)) {
+        for (path, n) in &c.items {
+            out.push_str(&format!("{path} {}\n", n.total()));
+            if let Some(DevPattern::Counts(ctx)) = patterns.get(&context_key(path)) {
+                let mut top: Vec<(&String, u64)> =
+                    ctx.items.iter().map(|(f, n)| (f, n.total())).collect();
+                top.sort_by_key(|t| std::cmp::Reverse(t.1));
+                out.push_str(&format!(
+                    "  context of {} files: {:?}\n",
+                    ctx.total.total(),
+                    &top[..top.len().min(12)]
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Byte counts, for the learner's throughput figures.
+pub fn bytes_of(req: &LearnRequest) -> usize {
+    req.files.iter().map(|f| f.content.len()).sum()
+}
