@@ -194,7 +194,8 @@ fn learn_file(
             c.items.len()
         });
         learned += 1;
-        // Context only where there is a choice to make.
+        // Context only where there is a choice to make (apart from std / core / alloc, which
+        // the file-level model below decides).
         if paths > 1 {
             patterns.update(&context_key(&import.path), new, |p| {
                 let DevPattern::Counts(c) = p;
@@ -207,8 +208,71 @@ fn learn_file(
             });
         }
     }
+    // The file-level choice between std and core/alloc: which one the file imported from, by
+    // the file's features.
+    let std = learnable(e).any(|i| i.root() == "std");
+    let core = learnable(e).any(|i| matches!(i.root(), "core" | "alloc"));
+    if std != core {
+        let label = if std { "std" } else { "core" };
+        let file_features = root_features(e, deps);
+        for f in file_features
+            .iter()
+            .chain(std::iter::once(&String::from("*")))
+        {
+            patterns.update(&root_key(f), new, |p| {
+                let DevPattern::Counts(c) = p;
+                c.total.add(instance, 1);
+                c.add(label, instance, clock);
+            });
+        }
+    }
     learned
 }
+
+fn root_key(feature: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(feature.len() + 1);
+    key.push(b'R');
+    key.extend_from_slice(feature.as_bytes());
+    key
+}
+
+/// The features of a file that tell a `no_std` file from a std one: the roots of its qualified
+/// paths, its attribute words and its crate's dependencies.
+fn root_features(e: &Extracted, deps: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = e.attributes.iter().map(|a| format!("a:{a}")).collect();
+    out.extend(
+        e.roots
+            .iter()
+            .filter(|r| r.chars().next().is_some_and(|c| c.is_lowercase()))
+            .map(|r| format!("r:{r}")),
+    );
+    out.extend(deps.iter().map(|d| format!("d:{d}")));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The log-odds that a file with these features imports from core/alloc rather than std, by
+/// naive Bayes over the files learned (0 when nothing is known).
+fn core_log_odds(patterns: &Patterns<DevPattern>, features: &[String]) -> f64 {
+    let Some(DevPattern::Counts(all)) = patterns.get(&root_key("*")) else {
+        return 0.0;
+    };
+    let (std_n, core_n) = (all.get("std") as f64, all.get("core") as f64);
+    let mut odds = ((core_n + 0.5) / (std_n + 0.5)).ln();
+    for f in features {
+        if let Some(DevPattern::Counts(c)) = patterns.get(&root_key(f)) {
+            let (s, k) = (c.get("std") as f64, c.get("core") as f64);
+            let e = ((k + 0.5) / (core_n + 1.0)).ln() - ((s + 0.5) / (std_n + 1.0)).ln();
+            odds += ROOT_WEIGHT * e.clamp(-4.0, 4.0);
+        }
+    }
+    odds
+}
+
+/// The weight of each feature in the std/core model (they overlap: a `no_std` crate shows it
+/// in several).
+const ROOT_WEIGHT: f64 = 0.5;
 
 /// Add-half smoothing of a feature's background rate.
 const SMOOTHING: f64 = 0.5;
@@ -227,6 +291,7 @@ fn rank(
     krate: Option<&str>,
     features: &[String],
     deps: Option<&[String]>,
+    core_odds: f64,
 ) -> Vec<(String, f64)> {
     let mut candidates: Vec<(String, u64)> = Vec::new();
     for scope in [krate, None] {
@@ -299,6 +364,12 @@ fn rank(
                 let k = ctx.map_or(0, |c| c.get(f)) as f64;
                 s += CONTEXT_WEIGHT * ((k + PRIOR_STRENGTH * q) / (t + PRIOR_STRENGTH) / q).ln();
             }
+            // std or core/alloc: the file's own odds, not the name's history.
+            match path.split("::").next() {
+                Some("std") => s += log_sigmoid(-core_odds),
+                Some("core" | "alloc") => s += log_sigmoid(core_odds),
+                _ => {}
+            }
             if !allowed(path) {
                 s -= 1e3;
             }
@@ -313,6 +384,10 @@ fn rank(
         .into_iter()
         .map(|(p, s)| (p, ((s - max).exp() / z).clamp(0.0, 1.0)))
         .collect()
+}
+
+fn log_sigmoid(x: f64) -> f64 {
+    -(1.0 + (-x).exp()).ln()
 }
 
 /// Suggestions for a file.
@@ -371,9 +446,17 @@ pub fn suggest(
     let mut names: BTreeSet<String> = wanted.iter().map(|n| n.to_string()).collect();
     names.extend(imported.iter().map(|s| s.to_string()));
     let features = context(&names, &e, deps.as_deref().unwrap_or(&[]));
+    let core_odds = core_log_odds(patterns, &root_features(&e, deps.as_deref().unwrap_or(&[])));
     let mut out = Vec::new();
     for name in wanted {
-        let ranked = rank(patterns, name, krate.as_deref(), &features, deps.as_deref());
+        let ranked = rank(
+            patterns,
+            name,
+            krate.as_deref(),
+            &features,
+            deps.as_deref(),
+            core_odds,
+        );
         if ranked.is_empty() {
             continue;
         }
