@@ -1,18 +1,29 @@
-//! Development aid: the development learner's import suggestions on a crate corpus, without
-//! MCP: learn the `train` crates of a manifest, then for each file of the `val` crates remove
-//! its `use` lines and rank the paths of every imported name it still uses.
-//! `cargo run --release -p ensemble-actors --example imports_dev -- MANIFEST.json`
-//! (a JSON list of {name, dir, split, deps, files}).
+//! The development learner's import suggestions on a crate corpus, without MCP, for working on
+//! the model: learn the `train` crates of a manifest, then for each file of the `val` crates
+//! remove its `use` lines and rank the paths of every imported name it still uses (std, core,
+//! alloc and other crates' paths; not `crate::`, globs or renames), as the data README's task
+//! V1 says.
+//!
+//! ```sh
+//! cargo run --release -p ensemble-actors --example imports_dev -- MANIFEST.json \
+//!     [--misses] [--leaf NAME] [--per-crate]
+//! ```
+//!
+//! The manifest is a JSON list of `{name, dir, split: train|val, deps: [..], files: [..]}`.
+//! `--per-crate` also learns half of each validation crate's own files (by a hash of the path)
+//! and tests the other half, both ways: a codebase that the learner has partly seen.
+
 use std::collections::BTreeSet;
 
 use ensemble_actors::learning::Patterns;
 use ensemble_actors::learning::development::language::{ImportKind, Language, Rust};
-use ensemble_actors::learning::development::{DevPattern, learn, suggest};
+use ensemble_actors::learning::development::{DevPattern, explain, learn, suggest};
 use ensemble_actors::store::Store;
 use ensemble_protocol::development::*;
+use serde_json::Value;
 
+/// The file without its `use` items (one or several lines each).
 fn strip_uses(src: &str) -> String {
-    // Remove `use …;` items (possibly multi-line) at any indentation.
     let mut out = String::new();
     let mut in_use = false;
     for line in src.lines() {
@@ -29,154 +40,158 @@ fn strip_uses(src: &str) -> String {
     out
 }
 
-fn main() {
-    let manifest = std::env::args().nth(1).expect("manifest");
-    let crates: Vec<serde_json::Value> =
-        serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
-    let store = Store::temporary().unwrap();
-    let mut patterns: Patterns<DevPattern> = Patterns::load(store.tree("dev").unwrap()).unwrap();
-    let t = std::time::Instant::now();
+fn half_of(path: &str) -> u8 {
+    (path
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 2) as u8
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let manifest = std::env::args()
+        .nth(1)
+        .ok_or("give the manifest's path (see the header of this file)")?;
+    let crates: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(manifest)?)?;
+    let args: Vec<String> = std::env::args().collect();
+    let leaf = args.iter().skip_while(|a| *a != "--leaf").nth(1).cloned();
+    let misses = args.iter().any(|a| a == "--misses");
+    if args.iter().any(|a| a == "--per-crate") {
+        run(&crates, Some(0), misses, leaf.as_deref())?;
+        run(&crates, Some(1), misses, leaf.as_deref())?;
+    } else {
+        run(&crates, None, misses, leaf.as_deref())?;
+    }
+    Ok(())
+}
+
+fn run(
+    crates: &[Value],
+    half: Option<u8>,
+    show_misses: bool,
+    leaf: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let store = Store::temporary()?;
+    let mut patterns: Patterns<DevPattern> = Patterns::load(store.tree("dev")?)?;
+    let started = std::time::Instant::now();
     let mut bytes = 0;
-    for c in crates.iter().filter(|c| c["split"] == "train") {
-        let dir = c["dir"].as_str().unwrap();
-        let files: Vec<SourceFile> = c["files"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|f| {
-                let p = f.as_str().unwrap();
-                std::fs::read_to_string(format!("{dir}/{p}"))
-                    .ok()
-                    .map(|content| SourceFile {
-                        path: p.to_string(),
-                        content,
-                    })
+    for c in crates {
+        let val = c["split"] == "val";
+        if val && half.is_none() {
+            continue;
+        }
+        let dir = c["dir"].as_str().unwrap_or_default();
+        let files: Vec<SourceFile> = strings(&c["files"])
+            .into_iter()
+            .filter(|p| !val || Some(half_of(p)) == half)
+            .filter_map(|p| {
+                let content = std::fs::read_to_string(format!("{dir}/{p}")).ok()?;
+                Some(SourceFile { path: p, content })
             })
             .collect();
         bytes += files.iter().map(|f| f.content.len()).sum::<usize>();
-        let deps: Vec<String> = c["deps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_str().unwrap().to_string())
-            .collect();
-        learn(
-            &mut patterns,
-            &LearnRequest {
-                files,
-                krate: Some(c["name"].as_str().unwrap().to_string()),
-                dependencies: Some(deps),
-            },
-            1,
-            1,
-        )
-        .unwrap();
+        let request = LearnRequest {
+            files,
+            krate: c["name"].as_str().map(String::from),
+            dependencies: Some(strings(&c["deps"])),
+        };
+        learn(&mut patterns, &request, 1, 1)?;
     }
     eprintln!(
-        "learned {:.1} MB in {:.1}s, {} patterns, {} bytes",
+        "learned {:.1} MB in {:.1} s: {} patterns, {:.1} MB in memory",
         bytes as f64 / 1e6,
-        t.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64(),
         patterns.len(),
-        patterns.bytes()
+        patterns.bytes() as f64 / 1e6
     );
-    let (mut n, mut top1, mut top3, mut files, mut exact) = (0u64, 0u64, 0u64, 0u64, 0u64);
-    let (mut base1, mut unseen) = (0u64, 0u64);
-    let mut misses: Vec<String> = Vec::new();
+    let (mut n, mut top1, mut top3, mut files, mut exact, mut none) = (0u64, 0, 0, 0u64, 0, 0);
+    let mut misses = Vec::new();
     for c in crates.iter().filter(|c| c["split"] == "val") {
-        let dir = c["dir"].as_str().unwrap();
-        let deps: Vec<String> = c["deps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_str().unwrap().to_string())
-            .collect();
-        for f in c["files"].as_array().unwrap() {
-            let Ok(src) = std::fs::read_to_string(format!("{dir}/{}", f.as_str().unwrap())) else {
+        let dir = c["dir"].as_str().unwrap_or_default();
+        for p in strings(&c["files"]) {
+            if let Some(h) = half
+                && half_of(&p) == h
+            {
+                continue;
+            }
+            let Ok(src) = std::fs::read_to_string(format!("{dir}/{p}")) else {
                 continue;
             };
-            let Ok(e) = Rust.extract(&src) else { continue };
-            let body = strip_uses(&src);
+            let (Ok(e), body) = (Rust.extract(&src), strip_uses(&src)) else {
+                continue;
+            };
             let Ok(be) = Rust.extract(&body) else {
                 continue;
             };
-            let truth: Vec<(String, String)> = e
+            let truth: BTreeSet<(String, String)> = e
                 .imports
                 .iter()
                 .filter(|i| {
-                    i.kind == ImportKind::Plain
-                        && !i.is_local()
-                        && be.used.contains(&i.leaf)
-                        && i.leaf != "self"
+                    i.kind == ImportKind::Plain && !i.is_local() && be.used.contains(&i.leaf)
                 })
                 .map(|i| (i.leaf.clone(), i.path.clone()))
-                .collect::<BTreeSet<_>>()
-                .into_iter()
                 .collect();
             if truth.is_empty() {
                 continue;
             }
-            let r = suggest(
+            let answer = suggest(
                 &patterns,
                 &SuggestImportsRequest {
                     content: body,
-                    path: None,
-                    krate: Some(c["name"].as_str().unwrap().to_string()),
-                    dependencies: Some(deps.clone()),
+                    path: Some(p.clone()),
+                    krate: c["name"].as_str().map(String::from),
+                    dependencies: Some(strings(&c["deps"])),
                     limit: Some(3),
                 },
-            )
-            .unwrap();
+            )?;
             files += 1;
             let mut all = true;
             for (leaf, path) in &truth {
                 n += 1;
-                let cands: Vec<&str> = r
+                let ranked: Vec<&str> = answer
                     .names
                     .iter()
                     .find(|s| &s.name == leaf)
                     .map(|s| s.candidates.iter().map(|c| c.path.as_str()).collect())
                     .unwrap_or_default();
-                if cands.is_empty() {
-                    unseen += 1;
-                }
-                if cands.first() == Some(&path.as_str()) {
-                    top1 += 1
+                none += u64::from(ranked.is_empty());
+                if ranked.first() == Some(&path.as_str()) {
+                    top1 += 1;
                 } else {
                     all = false;
-                    if misses.len() < 4000 {
-                        misses.push(format!("{leaf}: want {path} got {cands:?}"));
-                    }
+                    misses.push(format!("{leaf}: want {path} got {ranked:?}"));
                 }
-                if cands.iter().take(3).any(|c| *c == path) {
-                    top3 += 1
-                }
-                let _ = &mut base1;
+                top3 += u64::from(ranked.iter().take(3).any(|c| c == path));
             }
-            if all {
-                exact += 1
-            }
+            exact += u64::from(all);
         }
     }
     println!(
-        "imports {n} files {files}: top-1 {:.3} top-3 {:.3} file-exact {:.3} no-candidate {:.3}",
+        "{}imports {n} in {files} files: top-1 {:.3}, top-3 {:.3}, files all right {:.3}, names with no candidate {:.3}",
+        half.map_or(String::new(), |h| format!(
+            "(half {h} of each validation crate learned) "
+        )),
         top1 as f64 / n as f64,
         top3 as f64 / n as f64,
         exact as f64 / files as f64,
-        unseen as f64 / n as f64
+        none as f64 / n as f64
     );
-    if std::env::args().any(|a| a == "--misses") {
+    if show_misses {
         for m in misses {
             println!("{m}");
         }
     }
-    if let Some(leaf) = std::env::args().skip_while(|a| a != "--leaf").nth(1) {
-        println!(
-            "{}",
-            ensemble_actors::learning::development::explain(&patterns, &leaf)
-        );
+    if let Some(leaf) = leaf {
+        println!("{}", explain(&patterns, leaf));
     }
-}
-#[allow(dead_code)]
-fn debug(patterns: &Patterns<DevPattern>, leaf: &str) {
-    let _ = (patterns, leaf);
+    Ok(())
 }

@@ -193,6 +193,16 @@ fn learn_file(
             c.add(&import.path, instance, clock);
             c.items.len()
         });
+        // A codebase's own habits: where it imports a name from.
+        if let Some(k) = krate
+            && !import.is_local()
+        {
+            patterns.update(&leaf_key(Some(k), &import.leaf), new, |p| {
+                let DevPattern::Counts(c) = p;
+                c.total.add(instance, 1);
+                c.add(&import.path, instance, clock);
+            });
+        }
         learned += 1;
         // Context only where there is a choice to make (apart from std / core / alloc, which
         // the file-level model below decides).
@@ -214,7 +224,10 @@ fn learn_file(
     let core = learnable(e).any(|i| matches!(i.root(), "core" | "alloc"));
     if std != core {
         let label = if std { "std" } else { "core" };
-        let file_features = root_features(e, deps);
+        let mut file_features = root_features(e, deps);
+        if let Some(k) = krate {
+            file_features.push(format!("k:{k}"));
+        }
         for f in file_features
             .iter()
             .chain(std::iter::once(&String::from("*")))
@@ -273,6 +286,9 @@ fn core_log_odds(patterns: &Patterns<DevPattern>, features: &[String]) -> f64 {
 /// The weight of each feature in the std/core model (they overlap: a `no_std` crate shows it
 /// in several).
 const ROOT_WEIGHT: f64 = 0.5;
+
+/// The weight of a codebase's own history of a name against everyone's.
+const CRATE_WEIGHT: f64 = 2.0;
 
 /// Add-half smoothing of a feature's background rate.
 const SMOOTHING: f64 = 0.5;
@@ -354,11 +370,20 @@ fn rank(
             (k + SMOOTHING) / (t_all + 2.0 * SMOOTHING)
         })
         .collect();
+    // How the file's own codebase imported the name before, if it did.
+    let own = krate.and_then(|k| match patterns.get(&leaf_key(Some(k), leaf)) {
+        Some(DevPattern::Counts(c)) => Some(c),
+        None => None,
+    });
     let mut scored: Vec<(String, f64)> = candidates
         .iter()
         .zip(&contexts)
         .map(|((path, n), ctx)| {
             let mut s = ((*n as f64 + 0.1) / (total as f64 + 0.1)).ln();
+            if let Some(own) = own {
+                let k = own.get(path) as f64;
+                s += CRATE_WEIGHT * ((k + 0.1) / (own.total.total() as f64 + 0.1)).ln();
+            }
             let t = ctx.map_or(0, |c| c.total.total()) as f64;
             for (f, q) in informative.iter().zip(&background) {
                 let k = ctx.map_or(0, |c| c.get(f)) as f64;
@@ -446,7 +471,11 @@ pub fn suggest(
     let mut names: BTreeSet<String> = wanted.iter().map(|n| n.to_string()).collect();
     names.extend(imported.iter().map(|s| s.to_string()));
     let features = context(&names, &e, deps.as_deref().unwrap_or(&[]));
-    let core_odds = core_log_odds(patterns, &root_features(&e, deps.as_deref().unwrap_or(&[])));
+    let mut file_features = root_features(&e, deps.as_deref().unwrap_or(&[]));
+    if let Some(k) = &krate {
+        file_features.push(format!("k:{k}"));
+    }
+    let core_odds = core_log_odds(patterns, &file_features);
     let mut out = Vec::new();
     for name in wanted {
         let ranked = rank(
