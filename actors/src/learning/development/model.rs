@@ -371,9 +371,11 @@ fn rank(
         })
         .collect();
     // How the file's own codebase imported the name before, if it did.
-    let own = krate.and_then(|k| match patterns.get(&leaf_key(Some(k), leaf)) {
-        Some(DevPattern::Counts(c)) => Some(c),
-        None => None,
+    let own = krate.and_then(|k| {
+        patterns.get(&leaf_key(Some(k), leaf)).map(|d| {
+            let DevPattern::Counts(c) = d;
+            c
+        })
     });
     let mut scored: Vec<(String, f64)> = candidates
         .iter()
