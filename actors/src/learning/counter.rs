@@ -67,6 +67,79 @@ impl GCounter {
     }
 }
 
+/// Per-name [`GCounter`]s, sorted by name: how often each command followed a context, each path
+/// a name was imported from. Merges name by name, so it merges as its counters do.
+/// (Serialized as the bare list, so a pattern that held the list itself reads the same.)
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct CountMap(Vec<(String, GCounter)>);
+
+impl CountMap {
+    /// Adds `n` to `name`'s count for `instance`.
+    pub fn add(&mut self, name: &str, instance: InstanceId, n: u64) {
+        match self.0.binary_search_by(|(c, _)| c.as_str().cmp(name)) {
+            Ok(i) => self.0[i].1.add(instance, n),
+            Err(i) => {
+                let mut count = GCounter::default();
+                count.add(instance, n);
+                self.0.insert(i, (name.to_string(), count));
+            }
+        }
+    }
+
+    /// `name`'s total count (0 when absent).
+    pub fn get(&self, name: &str) -> u64 {
+        self.0
+            .binary_search_by(|(c, _)| c.as_str().cmp(name))
+            .map_or(0, |i| self.0[i].1.total())
+    }
+
+    /// The names with their counters, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &GCounter)> {
+        self.0.iter().map(|(n, c)| (n.as_str(), c))
+    }
+
+    /// How many names.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The sum of all counts.
+    pub fn total(&self) -> u64 {
+        self.0.iter().map(|(_, c)| c.total()).sum()
+    }
+
+    /// Merges another instance's view name by name; true if anything changed.
+    pub fn merge(&mut self, other: &CountMap) -> bool {
+        let mut changed = false;
+        for (name, count) in &other.0 {
+            match self.0.binary_search_by(|(c, _)| c.cmp(name)) {
+                Ok(i) => changed |= self.0[i].1.merge(count),
+                Err(i) => {
+                    self.0.insert(i, (name.clone(), count.clone()));
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+
+    /// Heap bytes, for the memory budget.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.capacity() * std::mem::size_of::<(String, GCounter)>()
+            + self
+                .0
+                .iter()
+                .map(|(n, c)| n.capacity() + c.heap_bytes())
+                .sum::<usize>()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

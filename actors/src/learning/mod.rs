@@ -27,7 +27,7 @@ use std::time::Duration;
 pub use actor::{
     Cx, LearnerActor, LearnerArgs, LearnerMsg, LearnerState, Model, Reply, SNAPSHOT_MEDIA_TYPE,
 };
-pub use counter::{GCounter, InstanceId};
+pub use counter::{CountMap, GCounter, InstanceId};
 pub use patterns::{Pattern, Patterns};
 
 use crate::store::StoreError;

@@ -17,7 +17,9 @@ use ensemble_supervision::CancellationToken;
 use serde::{Deserialize, Serialize};
 
 use super::language::{Extracted, ImportKind, ItemKind, Language, Rust};
-use crate::learning::{Cx, GCounter, InstanceId, LearnError, Model, Pattern, Patterns, Reply};
+use crate::learning::{
+    CountMap, Cx, GCounter, InstanceId, LearnError, Model, Pattern, Patterns, Reply,
+};
 
 /// What the development learner stores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -30,44 +32,30 @@ pub enum DevPattern {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Counts {
     total: GCounter,
-    items: Vec<(String, GCounter)>,
+    items: CountMap,
     last_seen: u64,
 }
 
 impl Counts {
     fn add(&mut self, item: &str, instance: InstanceId, clock: u64) {
-        match self.items.binary_search_by(|(c, _)| c.as_str().cmp(item)) {
-            Ok(i) => self.items[i].1.add(instance, 1),
-            Err(i) => {
-                let mut n = GCounter::default();
-                n.add(instance, 1);
-                self.items.insert(i, (item.to_string(), n));
-            }
-        }
+        self.items.add(item, instance, 1);
         self.last_seen = self.last_seen.max(clock);
     }
 
     fn get(&self, item: &str) -> u64 {
-        self.items
-            .binary_search_by(|(c, _)| c.as_str().cmp(item))
-            .map_or(0, |i| self.items[i].1.total())
+        self.items.get(item)
     }
 }
 
 impl Pattern for DevPattern {
     fn heap_bytes(&self) -> usize {
         let DevPattern::Counts(c) = self;
-        c.total.heap_bytes()
-            + c.items.capacity() * std::mem::size_of::<(String, GCounter)>()
-            + c.items
-                .iter()
-                .map(|(s, n)| s.capacity() + n.heap_bytes())
-                .sum::<usize>()
+        c.total.heap_bytes() + c.items.heap_bytes()
     }
 
     fn worth(&self) -> u64 {
         let DevPattern::Counts(c) = self;
-        c.total.total() + c.items.iter().map(|(_, n)| n.total()).sum::<u64>()
+        c.total.total() + c.items.total()
     }
 
     fn last_seen(&self) -> u64 {
@@ -78,15 +66,7 @@ impl Pattern for DevPattern {
     fn merge(&mut self, other: &Self) -> bool {
         let (DevPattern::Counts(a), DevPattern::Counts(b)) = (self, other);
         let mut changed = a.total.merge(&b.total);
-        for (item, count) in &b.items {
-            match a.items.binary_search_by(|(c, _)| c.cmp(item)) {
-                Ok(i) => changed |= a.items[i].1.merge(count),
-                Err(i) => {
-                    a.items.insert(i, (item.clone(), count.clone()));
-                    changed = true;
-                }
-            }
-        }
+        changed |= a.items.merge(&b.items);
         if b.last_seen > a.last_seen {
             a.last_seen = b.last_seen;
             changed = true;
@@ -113,24 +93,22 @@ pub struct DevModel {
 }
 
 fn leaf_key(krate: Option<&str>, leaf: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(leaf.len() + 16);
     match krate {
-        Some(k) => {
-            key.push(b'k');
-            key.extend_from_slice(k.as_bytes());
-            key.push(0);
-        }
-        None => key.push(b'l'),
+        Some(k) => key(b'k', &format!("{k}\0{leaf}")),
+        None => key(b'l', leaf),
     }
-    key.extend_from_slice(leaf.as_bytes());
+}
+
+/// `prefix` then `text`: the key of a kind of pattern for one name, path or feature.
+fn key(prefix: u8, text: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(text.len() + 1);
+    key.push(prefix);
+    key.extend_from_slice(text.as_bytes());
     key
 }
 
 fn context_key(path: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(path.len() + 1);
-    key.push(b'c');
-    key.extend_from_slice(path.as_bytes());
-    key
+    key(b'c', path)
 }
 
 /// `serde-json` and `serde_json` are one crate.
@@ -243,10 +221,7 @@ fn learn_file(
 }
 
 fn root_key(feature: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(feature.len() + 1);
-    key.push(b'R');
-    key.extend_from_slice(feature.as_bytes());
-    key
+    key(b'R', feature)
 }
 
 /// The features of a file that tell a `no_std` file from a std one: the roots of its qualified
@@ -309,17 +284,16 @@ fn rank(
     deps: Option<&[String]>,
     core_odds: f64,
 ) -> Vec<(String, f64)> {
+    // Everyone's paths with everyone's counts; then the codebase's own paths no one else has
+    // (its `crate::` ones).
     let mut candidates: Vec<(String, u64)> = Vec::new();
-    for scope in [krate, None] {
+    for scope in std::iter::once(None).chain(krate.map(Some)) {
         if let Some(DevPattern::Counts(c)) = patterns.get(&leaf_key(scope, leaf)) {
-            for (path, n) in &c.items {
+            for (path, n) in c.items.iter() {
                 if !candidates.iter().any(|(p, _)| p == path) {
-                    candidates.push((path.clone(), n.total()));
+                    candidates.push((path.to_string(), n.total()));
                 }
             }
-        }
-        if krate.is_none() {
-            break;
         }
     }
     if candidates.is_empty() {
@@ -605,10 +579,10 @@ impl Model for DevModel {
 pub fn explain(patterns: &Patterns<DevPattern>, leaf: &str) -> String {
     let mut out = String::new();
     if let Some(DevPattern::Counts(c)) = patterns.get(&leaf_key(None, leaf)) {
-        for (path, n) in &c.items {
+        for (path, n) in c.items.iter() {
             out.push_str(&format!("{path} {}\n", n.total()));
             if let Some(DevPattern::Counts(ctx)) = patterns.get(&context_key(path)) {
-                let mut top: Vec<(&String, u64)> =
+                let mut top: Vec<(&str, u64)> =
                     ctx.items.iter().map(|(f, n)| (f, n.total())).collect();
                 top.sort_by_key(|t| std::cmp::Reverse(t.1));
                 out.push_str(&format!(

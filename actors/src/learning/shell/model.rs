@@ -6,7 +6,9 @@ use ensemble_protocol::shell::*;
 use ensemble_supervision::CancellationToken;
 use serde::{Deserialize, Serialize};
 
-use crate::learning::{Cx, GCounter, InstanceId, LearnError, Model, Pattern, Patterns, Reply};
+use crate::learning::{
+    CountMap, Cx, GCounter, InstanceId, LearnError, Model, Pattern, Patterns, Reply,
+};
 
 /// The longest context: the user's last three commands.
 const ORDER: usize = 3;
@@ -57,7 +59,7 @@ impl Labels {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Successors {
     /// Command and its count, sorted by command.
-    next: Vec<(String, GCounter)>,
+    next: CountMap,
     last_seen: u64,
 }
 
@@ -72,32 +74,19 @@ pub struct Recent {
 
 impl Successors {
     fn add(&mut self, command: &str, instance: InstanceId, clock: u64) {
-        match self.next.binary_search_by(|(c, _)| c.as_str().cmp(command)) {
-            Ok(i) => self.next[i].1.add(instance, 1),
-            Err(i) => {
-                let mut n = GCounter::default();
-                n.add(instance, 1);
-                self.next.insert(i, (command.to_string(), n));
-            }
-        }
+        self.next.add(command, instance, 1);
         self.last_seen = self.last_seen.max(clock);
     }
 
     fn total(&self) -> u64 {
-        self.next.iter().map(|(_, n)| n.total()).sum()
+        self.next.total()
     }
 }
 
 impl Pattern for ShellPattern {
     fn heap_bytes(&self) -> usize {
         match self {
-            ShellPattern::Next(s) => {
-                s.next.capacity() * std::mem::size_of::<(String, GCounter)>()
-                    + s.next
-                        .iter()
-                        .map(|(c, n)| c.capacity() + n.heap_bytes())
-                        .sum::<usize>()
-            }
+            ShellPattern::Next(s) => s.next.heap_bytes(),
             ShellPattern::Recent(r) => {
                 r.last.capacity() * std::mem::size_of::<String>()
                     + r.last.iter().map(String::capacity).sum::<usize>()
@@ -130,16 +119,7 @@ impl Pattern for ShellPattern {
     fn merge(&mut self, other: &Self) -> bool {
         match (self, other) {
             (ShellPattern::Next(a), ShellPattern::Next(b)) => {
-                let mut changed = false;
-                for (command, count) in &b.next {
-                    match a.next.binary_search_by(|(c, _)| c.cmp(command)) {
-                        Ok(i) => changed |= a.next[i].1.merge(count),
-                        Err(i) => {
-                            a.next.insert(i, (command.clone(), count.clone()));
-                            changed = true;
-                        }
-                    }
-                }
+                let mut changed = a.next.merge(&b.next);
                 if b.last_seen > a.last_seen {
                     a.last_seen = b.last_seen;
                     changed = true;
@@ -290,12 +270,12 @@ impl ShellModel {
                 evidence = total;
             }
             let scale = weight * w / total as f64;
-            for (command, n) in &s.next {
-                if order == 0 && !into.contains_key(command.as_str()) {
+            for (command, n) in s.next.iter() {
+                if order == 0 && !into.contains_key(command) {
                     // Frequencies fill the list; they do not re-rank what the contexts say.
                     continue;
                 }
-                into.entry(command.as_str()).or_default()[slot] += scale * n.total() as f64;
+                into.entry(command).or_default()[slot] += scale * n.total() as f64;
             }
         }
         evidence
@@ -313,8 +293,8 @@ impl ShellModel {
             return;
         };
         let total = s.total().max(1) as f64;
-        for (command, n) in &s.next {
-            into.entry(command.as_str()).or_default()[slot] +=
+        for (command, n) in s.next.iter() {
+            into.entry(command).or_default()[slot] +=
                 weight * WEIGHTS[0] * n.total() as f64 / total;
         }
     }
