@@ -432,6 +432,26 @@ impl Walker<'_> {
         );
     }
 
+    /// A command given as words (`find -exec CMD … ;`, a loop's values), alone in a pipeline.
+    fn argv_command(&mut self, argv: Vec<Arg>, background: bool, origin: Origin, depth: u8) {
+        let span = match (argv.first(), argv.last()) {
+            (Some(a), Some(b)) => (a.span.0, b.span.1),
+            _ => (self.base, self.base),
+        };
+        let id = self.next_pipeline();
+        self.simple(
+            argv,
+            Vec::new(),
+            Vec::new(),
+            span,
+            id,
+            (0, 1),
+            background,
+            origin,
+            depth,
+        );
+    }
+
     fn next_pipeline(&mut self) -> usize {
         self.pipelines += 1;
         self.pipelines
@@ -589,19 +609,7 @@ impl Walker<'_> {
                         span: values[0].span,
                     }];
                     argv.extend(values);
-                    let span = (argv[0].span.0, argv[argv.len() - 1].span.1);
-                    let id = self.next_pipeline();
-                    self.simple(
-                        argv,
-                        Vec::new(),
-                        Vec::new(),
-                        span,
-                        id,
-                        (0, 1),
-                        false,
-                        origin,
-                        depth,
-                    );
+                    self.argv_command(argv, false, origin, depth);
                 }
                 let saved = std::mem::replace(&mut self.in_loop, true);
                 self.list(&f.body.list, text, origin, depth);
@@ -938,22 +946,7 @@ impl Walker<'_> {
             match n {
                 Nested::Text(t, at) => self.text(&t, at, Origin::Nested, depth + 1),
                 Nested::Argv(argv) => {
-                    let span = (
-                        argv.first().map_or(span.0, |a| a.span.0),
-                        argv.last().map_or(span.1, |a| a.span.1),
-                    );
-                    let id = self.next_pipeline();
-                    self.simple(
-                        argv,
-                        Vec::new(),
-                        Vec::new(),
-                        span,
-                        id,
-                        (0, 1),
-                        background,
-                        Origin::Nested,
-                        depth + 1,
-                    );
+                    self.argv_command(argv, background, Origin::Nested, depth + 1);
                 }
             }
         }

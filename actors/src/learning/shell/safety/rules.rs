@@ -1655,26 +1655,22 @@ fn privilege(f: &mut Findings, c: &Cmd) {
                 "`nsenter -t 1` enters the host's namespaces".into(),
             );
         }
-        "ln" => {
-            // Replacing a program with a shell: `ln -fs /bin/sh /bin/x`.
+        // A shell put in place of another program: `ln -fs /bin/sh /bin/x`, `cp /bin/sh ./x`.
+        "ln" | "cp" => {
             let ops = c.operands();
             if ops.len() >= 2 && is_shell(base_name(&ops[0].text)) && ops[0].text.starts_with('/') {
+                let (rule, what) = if name == "ln" {
+                    ("privilege-change", "links")
+                } else {
+                    ("spawns-shell", "copies")
+                };
                 f.add(
-                    "privilege-change",
+                    rule,
                     Severity::High,
                     c.span,
-                    "links a shell in place of another program".into(),
-                );
-            }
-        }
-        "cp" => {
-            let ops = c.operands();
-            if ops.len() >= 2 && is_shell(base_name(&ops[0].text)) && ops[0].text.starts_with('/') {
-                f.add(
-                    "spawns-shell",
-                    Severity::High,
-                    c.span,
-                    "copies a shell under another program's name, to be run as that program".into(),
+                    format!(
+                        "{what} a shell under another program's name, to be run as that program"
+                    ),
                 );
             }
         }
