@@ -120,6 +120,15 @@ impl Language for Rust {
     }
 
     fn extract(&self, source: &str) -> Result<Extracted, SourceError> {
+        // syn recurses once per level of nesting: bounded before it runs, or a crafted file
+        // would exhaust the thread's stack.
+        if let Some((line, column)) = too_deep(source) {
+            return Err(SourceError {
+                line,
+                column,
+                message: format!("nested more than {MAX_NESTING} levels deep"),
+            });
+        }
         let file = syn::parse_file(source).map_err(|e| {
             let start = e.span().start();
             SourceError {
@@ -137,6 +146,70 @@ impl Language for Rust {
         v.visit_file(&file);
         Ok(out)
     }
+}
+
+/// Nesting of brackets beyond which a file is refused.
+pub const MAX_NESTING: usize = 128;
+
+/// Where `source` first nests `(`, `[` or `{` deeper than [`MAX_NESTING`] (line and column,
+/// 1-based), counting outside string literals and comments.
+fn too_deep(source: &str) -> Option<(usize, usize)> {
+    let chars: Vec<char> = source.chars().collect();
+    let (mut depth, mut line, mut column) = (0usize, 1usize, 0usize);
+    let (mut in_str, mut in_line_comment, mut block) = (false, false, 0usize);
+    let mut i = 0;
+    while i < chars.len() {
+        let (c, next) = (chars[i], chars.get(i + 1).copied());
+        i += 1;
+        column += 1;
+        if c == '\n' {
+            line += 1;
+            column = 0;
+            in_line_comment = false;
+            continue;
+        }
+        if in_line_comment {
+            continue;
+        }
+        if block > 0 {
+            if c == '*' && next == Some('/') {
+                i += 1;
+                block -= 1;
+            } else if c == '/' && next == Some('*') {
+                i += 1;
+                block += 1;
+            }
+            continue;
+        }
+        if in_str {
+            match c {
+                '\\' => i += 1,
+                '"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => in_str = true,
+            '/' if next == Some('/') => in_line_comment = true,
+            '/' if next == Some('*') => {
+                i += 1;
+                block = 1;
+            }
+            // A character literal: `'('`, `'\\''`.
+            '\'' if next == Some('\\') => i += 3,
+            '\'' if chars.get(i + 1) == Some(&'\'') => i += 2,
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some((line, column));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn collect_uses(item: &syn::Item, out: &mut Vec<Import>, index: &mut usize) {
@@ -487,6 +560,35 @@ mod tests {
         assert!(e.roots.contains("std") && e.roots.contains("HashMap"));
         assert!(e.defined.contains(&(ItemKind::Binding, "m".into())));
         assert!(e.defined.contains(&(ItemKind::Function, "f".into())));
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_before_the_parser_runs() {
+        let deep = format!(
+            "fn f() {{ let x = {}1{}; }}",
+            "(".repeat(10_000),
+            ")".repeat(10_000)
+        );
+        let e = Rust.extract(&deep).unwrap_err();
+        assert!(e.message.contains("nested more than"), "{e}");
+        let ok = format!(
+            "fn f() {{ let x = {}1{}; }}",
+            "(".repeat(100),
+            ")".repeat(100)
+        );
+        Rust.extract(&ok).unwrap();
+        // Brackets in strings, comments and character literals do not count.
+        let chars = format!(
+            "fn f(c: char) -> bool {{ {} false }}",
+            "c == '(' || c == '[' || ".repeat(300)
+        );
+        Rust.extract(&chars).unwrap();
+        let s = format!(
+            "fn f() {{ let s = \"{}\"; /* {} */ }}",
+            "(".repeat(500),
+            "[".repeat(500)
+        );
+        Rust.extract(&s).unwrap();
     }
 
     #[test]

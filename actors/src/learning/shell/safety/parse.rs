@@ -14,6 +14,35 @@ use brush_parser::{Parser, ParserOptions};
 /// Nested strings (`bash -c`, `eval`, substitutions) are followed this deep.
 const MAX_DEPTH: u8 = 6;
 
+/// Text nested deeper than this (brackets, braces, substitutions) is not given to the parser,
+/// whose recursion would exhaust the thread's stack, but read word by word. No command needs
+/// such nesting; the rules call it out.
+pub const MAX_NESTING: usize = 48;
+
+/// The deepest nesting of `(` and `{` in `text`, outside single quotes.
+pub fn nesting(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' if !single => escaped = true,
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '(' | '{' if !single => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            ')' | '}' if !single => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// A byte range `[start, end)` in the checked text.
 pub type Span = (usize, usize);
 
@@ -294,6 +323,9 @@ struct Walker<'s> {
 }
 
 fn program(text: &str) -> Option<ast::Program> {
+    if nesting(text) > MAX_NESTING {
+        return None;
+    }
     let options = ParserOptions::default();
     let mut parser = Parser::new(std::io::Cursor::new(text.as_bytes()), &options);
     parser.parse_program().ok()

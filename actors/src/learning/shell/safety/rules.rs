@@ -292,6 +292,18 @@ pub(super) fn check(script: &Script, text: &str) -> Vec<Finding> {
             ),
         );
     }
+    let depth = super::parse::nesting(text);
+    if depth > super::parse::MAX_NESTING {
+        f.add(
+            "obfuscated",
+            Severity::High,
+            (0, text.len()),
+            format!(
+                "nested {depth} levels deep: no command needs that, and it hides what runs \
+                 (read word by word instead of parsed)"
+            ),
+        );
+    }
     if let Some(span) = script.fork_bomb {
         f.add(
             "fork-bomb",

@@ -177,3 +177,20 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn deep_nesting_is_read_without_exhausting_the_stack() {
+    for (open, close) in [("(", ")"), ("$(", ")"), ("{ ", "; }"), ("`", "`")] {
+        let text = format!("echo {}rm -rf /{}", open.repeat(5000), close.repeat(5000));
+        let (_, findings) = check_rules(&text);
+        let rules: Vec<&str> = findings.iter().map(|f| f.rule).collect();
+        if open != "`" {
+            assert!(rules.contains(&"obfuscated"), "{open}: {rules:?}");
+        }
+    }
+    // Ordinary nesting is parsed as usual.
+    blocked(
+        "echo $(echo $(echo $(cat /etc/shadow)))",
+        "reads-credentials",
+    );
+}
