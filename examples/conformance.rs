@@ -63,6 +63,88 @@ struct ElicitationArgs {
     message: String,
 }
 
+/// A contact, described by a hand-written JSON Schema 2020-12 that uses `$defs` with an
+/// `$anchor`, `allOf`/`anyOf`, `if`/`then`/`else` and `additionalProperties: false` (SEP-1613,
+/// SEP-2106): clients must see these keywords as written.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ContactArgs {
+    name: Option<String>,
+    address: Option<Address>,
+    contact_method: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Clone, Deserialize)]
+struct Address {
+    street: Option<String>,
+    city: Option<String>,
+}
+
+impl JsonSchema for ContactArgs {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ContactArgs".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "$defs": {
+                "address": {
+                    "$anchor": "addressDef",
+                    "type": "object",
+                    "properties": {"street": {"type": "string"}, "city": {"type": "string"}}
+                }
+            },
+            "properties": {
+                "name": {"type": "string"},
+                "address": {"$ref": "#/$defs/address"},
+                "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+                "phone": {"type": "string"},
+                "email": {"type": "string"}
+            },
+            "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+            "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+            "then": {"required": ["phone"]},
+            "else": {"required": ["email"]},
+            "additionalProperties": false
+        })
+    }
+}
+
+impl ContactArgs {
+    /// How to reach the contact, checked the way the schema says (the router decodes the
+    /// arguments with serde; the conditional parts are checked here).
+    fn describe(&self) -> Result<String, String> {
+        // if contactMethod is phone then phone is required, else email is (which also
+        // satisfies the anyOf of phone or email).
+        let (how, value) = match self.contact_method.as_deref() {
+            Some("phone") => ("phone", self.phone.as_deref()),
+            None | Some("email") => ("email", self.email.as_deref()),
+            Some(other) => {
+                return Err(format!(
+                    "contactMethod must be \"phone\" or \"email\", not {other:?}"
+                ));
+            }
+        };
+        let value = value.ok_or_else(|| match self.contact_method {
+            Some(_) => format!("contactMethod is {how}, so `{how}` is required"),
+            None => "`email` is required unless contactMethod is \"phone\"".to_string(),
+        })?;
+        let who = self.name.as_deref().unwrap_or("the contact");
+        let city = self.address.as_ref().and_then(|a| a.city.as_deref());
+        let street = self.address.as_ref().and_then(|a| a.street.as_deref());
+        let place = match (street, city) {
+            (Some(s), Some(c)) => format!(" at {s}, {c}"),
+            (None, Some(c)) | (Some(c), None) => format!(" at {c}"),
+            (None, None) => String::new(),
+        };
+        Ok(format!("Reach {who}{place} by {how}: {value}"))
+    }
+}
+
 type Reply = RpcReplyPort<Result<CallToolResult, String>>;
 
 /// The fixture tools, one message each.
@@ -79,6 +161,7 @@ enum ToolsMsg {
     Elicitation(ElicitationArgs, ToolContext, Reply),
     ElicitDefaults(NoArgs, ToolContext, Reply),
     ElicitEnums(NoArgs, ToolContext, Reply),
+    Contact(ContactArgs, ToolContext, Reply),
 }
 
 struct Tools;
@@ -151,6 +234,14 @@ impl Actor for Tools {
                 CallToolResult::error(vec![ContentBlock::text(
                     "This tool intentionally returns an error for testing",
                 )]),
+            ),
+            ToolsMsg::Contact(args, ctx, reply) => (
+                ctx,
+                reply,
+                match args.describe() {
+                    Ok(said) => text(said),
+                    Err(why) => CallToolResult::error(vec![ContentBlock::text(why)]),
+                },
             ),
             slow => {
                 run_slow(slow);
@@ -283,7 +374,8 @@ fn run_slow(msg: ToolsMsg) {
         | ToolsMsg::Audio(..)
         | ToolsMsg::EmbeddedResource(..)
         | ToolsMsg::Mixed(..)
-        | ToolsMsg::Error(..) => {}
+        | ToolsMsg::Error(..)
+        | ToolsMsg::Contact(..) => {}
     }
 }
 
@@ -415,6 +507,13 @@ fn register_tools(
             "Elicits every enum shape: titled, untitled, legacy, single and multi (SEP-1330).",
         ),
         ToolsMsg::ElicitEnums,
+    )?;
+    router.register_actor_with_context(
+        tool(
+            "json_schema_2020_12_tool",
+            "Says how to reach a contact; its input schema uses JSON Schema 2020-12 keywords.",
+        ),
+        ToolsMsg::Contact,
     )?;
     Ok(())
 }
