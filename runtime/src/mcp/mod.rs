@@ -20,10 +20,11 @@ use rmcp::model::{
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
     LoggingMessageNotificationParam, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, ReadResourceResult, Reference, ResourceUpdatedNotificationParam,
-    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool,
+    ServerCapabilities, ServerConfig, ServerNotification, SetLevelRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, Tool, ToolListChangedNotification,
     UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, Peer, RequestContext};
+use rmcp::service::{NotificationContext, Peer, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::convert::resource_error;
@@ -303,6 +304,65 @@ impl ServerHandler for McpService {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&req.uri);
         Ok(())
+    }
+
+    /// `subscriptions/listen` (2026-07-28): every category we advertise, and updates of the
+    /// resources this server has (a URI it does not serve is dropped from the filter).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = requested.clone();
+        if let Some(uris) = accepted.resource_subscriptions.take() {
+            accepted.resource_subscriptions = Some(
+                uris.into_iter()
+                    .filter(|uri| self.router.serves_resource(uri))
+                    .collect(),
+            );
+        }
+        Some(accepted)
+    }
+
+    /// One listen stream: tool list changes and updates of its resources, tagged with the
+    /// subscription id by rmcp's sink (which also drops what the filter did not ask for), until
+    /// the client cancels it or the router closes.
+    async fn listen(&self, sub: SubscriptionContext) -> Result<(), ErrorData> {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut tools = self.router.subscribe_changes();
+        let mut updates = self.router.subscribe_resource_updates();
+        let sink = sub.sink().clone();
+        let wants_tools = sink.accepted().tools_list_changed == Some(true);
+        loop {
+            let sent = tokio::select! {
+                () = sub.cancelled() => return Ok(()),
+                r = tools.recv() => match r {
+                    Err(RecvError::Closed) => return Ok(()),
+                    // A lagged receiver still knows something changed.
+                    _ if wants_tools => sink
+                        .send(ServerNotification::ToolListChangedNotification(
+                            ToolListChangedNotification::default(),
+                        ))
+                        .await,
+                    _ => Ok(()),
+                },
+                r = updates.recv() => match r {
+                    Err(RecvError::Closed) => return Ok(()),
+                    Err(RecvError::Lagged(_)) => Ok(()),
+                    Ok(uri) if sink.accepted().resource_subscriptions.as_ref().is_some_and(|u| u.contains(&uri)) => sink
+                        .send(ServerNotification::ResourceUpdatedNotification(
+                            rmcp::model::ResourceUpdatedNotification::new(
+                                ResourceUpdatedNotificationParam::new(uri),
+                            ),
+                        ))
+                        .await,
+                    Ok(_) => Ok(()),
+                },
+            };
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, "a listen stream ended");
+                return Ok(());
+            }
+        }
     }
 
     async fn list_prompts(
