@@ -63,6 +63,20 @@ struct ElicitationArgs {
     message: String,
 }
 
+#[derive(Clone, Deserialize, JsonSchema)]
+struct GreetArgs {
+    /// Who to greet.
+    name: String,
+}
+
+#[derive(Clone, Deserialize, JsonSchema)]
+struct SlowArgs {
+    /// How long to compute, in seconds (0 answers at once).
+    seconds: f64,
+    /// A label to quote in the result.
+    label: Option<String>,
+}
+
 /// A contact, described by a hand-written JSON Schema 2020-12 that uses `$defs` with an
 /// `$anchor`, `allOf`/`anyOf`, `if`/`then`/`else` and `additionalProperties: false` (SEP-1613,
 /// SEP-2106): clients must see these keywords as written.
@@ -162,6 +176,9 @@ enum ToolsMsg {
     ElicitDefaults(NoArgs, ToolContext, Reply),
     ElicitEnums(NoArgs, ToolContext, Reply),
     Contact(ContactArgs, ToolContext, Reply),
+    Greet(GreetArgs, ToolContext, Reply),
+    SlowCompute(SlowArgs, ToolContext, Reply),
+    FailingJob(NoArgs, ToolContext, Reply),
 }
 
 struct Tools;
@@ -235,6 +252,9 @@ impl Actor for Tools {
                     "This tool intentionally returns an error for testing",
                 )]),
             ),
+            ToolsMsg::Greet(args, ctx, reply) => {
+                (ctx, reply, text(format!("Hello, {}!", args.name)))
+            }
             ToolsMsg::Contact(args, ctx, reply) => (
                 ctx,
                 reply,
@@ -368,6 +388,35 @@ fn run_slow(msg: ToolsMsg) {
                 let _ = reply.send(answer);
             });
         }
+        ToolsMsg::SlowCompute(args, ctx, reply) => {
+            tokio::spawn(async move {
+                let wait = Duration::from_secs_f64(args.seconds.clamp(0.0, 3600.0));
+                tokio::select! {
+                    // Cancelled (tasks/cancel, or the client gave up): no answer.
+                    () = ctx.cancellation().cancelled() => {}
+                    () = tokio::time::sleep(wait) => {
+                        let label = args.label.as_deref().unwrap_or("slow_compute");
+                        let _ = reply.send(Ok(CallToolResult::structured(json!({
+                            "label": label,
+                            "seconds": args.seconds,
+                            "result": format!("{label} computed in {}s", args.seconds),
+                        }))));
+                    }
+                }
+            });
+        }
+        ToolsMsg::FailingJob(_, ctx, reply) => {
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = ctx.cancellation().cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {
+                        let _ = reply.send(Ok(CallToolResult::error(vec![ContentBlock::text(
+                            "failing_job failed, as it always does",
+                        )])));
+                    }
+                }
+            });
+        }
         // Answered in `handle`.
         ToolsMsg::SimpleText(..)
         | ToolsMsg::Image(..)
@@ -375,7 +424,8 @@ fn run_slow(msg: ToolsMsg) {
         | ToolsMsg::EmbeddedResource(..)
         | ToolsMsg::Mixed(..)
         | ToolsMsg::Error(..)
-        | ToolsMsg::Contact(..) => {}
+        | ToolsMsg::Contact(..)
+        | ToolsMsg::Greet(..) => {}
     }
 }
 
@@ -514,6 +564,26 @@ fn register_tools(
             "Says how to reach a contact; its input schema uses JSON Schema 2020-12 keywords.",
         ),
         ToolsMsg::Contact,
+    )?;
+    router.register_actor_with_context(tool("greet", "Says hello to `name`."), ToolsMsg::Greet)?;
+    // The tasks fixtures (SEP-2663); `main` offers them as tasks.
+    let long = |name: &'static str, description: &'static str| ActorTool {
+        policy: RoutePolicy::builder(name).bulkhead(64).build(),
+        ..tool(name, description)
+    };
+    router.register_actor_with_context(
+        long(
+            "slow_compute",
+            "Computes for `seconds` seconds, then answers; a task for clients with the tasks extension.",
+        ),
+        ToolsMsg::SlowCompute,
+    )?;
+    router.register_actor_with_context(
+        long(
+            "failing_job",
+            "Fails with a tool error after a second; runs only as a task.",
+        ),
+        ToolsMsg::FailingJob,
     )?;
     Ok(())
 }
@@ -806,7 +876,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:0".to_string())
         .parse()
         .map_err(|e| format!("usage: conformance [ADDR]; the address: {e}"))?;
-    let runtime = Runtime::builder().in_memory().build().await?;
+    let runtime = Runtime::builder()
+        .in_memory()
+        .task_tools(["slow_compute"])
+        .required_task_tools(["failing_job"])
+        .build()
+        .await?;
     let router = runtime.router().clone();
 
     // The fixture actors run under the host's supervisor, restarted like the engines.

@@ -56,6 +56,8 @@ pub struct RuntimeBuilder {
     store_options: StoreOptions,
     policies: RoutePolicies,
     shell: ensemble_actors::learning::LearnerConfig,
+    task_tools: Vec<String>,
+    required_task_tools: Vec<String>,
 }
 
 impl RuntimeBuilder {
@@ -112,6 +114,29 @@ impl RuntimeBuilder {
         self.policies = RoutePolicies::from_config(config);
         self.shell = config.learning.shell.learner_config();
         self.tree = config.tree();
+        self
+    }
+
+    /// Also offers these tools (a host's own, registered later) as MCP tasks to clients that
+    /// negotiated the tasks extension, beside `workflow_run`; other clients call them as usual.
+    pub fn task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.task_tools.extend(tools.into_iter().map(Into::into));
+        self
+    }
+
+    /// Serves these tools (a host's own) only as MCP tasks: a client without the tasks extension
+    /// gets JSON-RPC error -32021 (missing required client capability) naming it.
+    pub fn required_task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_task_tools
+            .extend(tools.into_iter().map(Into::into));
         self
     }
 
@@ -173,8 +198,13 @@ impl RuntimeBuilder {
                 }
             });
         }
+        // Waiting workflow runs (and the test engine's sleeps) are what runs long.
+        let mut task_tools = vec!["workflow_run".to_string(), "debug_sleep".to_string()];
+        task_tools.extend(self.task_tools);
         Ok(Runtime {
             router,
+            task_tools: Arc::new(task_tools),
+            required_task_tools: Arc::new(self.required_task_tools),
             store,
             supervisor,
             slots,
@@ -189,6 +219,10 @@ impl RuntimeBuilder {
 #[derive(Debug)]
 pub struct Runtime {
     router: Router,
+    /// Tools offered as MCP tasks.
+    task_tools: Arc<Vec<String>>,
+    /// Tools served only as MCP tasks.
+    required_task_tools: Arc<Vec<String>>,
     store: Store,
     supervisor: ActorRef<SupervisorMsg>,
     slots: EngineSlots,
@@ -249,8 +283,9 @@ impl Runtime {
 
     /// An MCP handler over this runtime's tools.
     pub fn mcp_service(&self) -> McpService {
-        // Waiting workflow runs (and the test engine's sleeps) are what runs long.
-        McpService::new(self.router.clone()).with_task_tools(["workflow_run", "debug_sleep"])
+        McpService::new(self.router.clone())
+            .with_task_tools(self.task_tools.iter().cloned())
+            .with_required_task_tools(self.required_task_tools.iter().cloned())
     }
 
     /// Serves MCP on stdin/stdout until the client closes the stream.

@@ -100,10 +100,22 @@ impl McpService {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = req.name.to_string();
         let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
-        if self.task_tools.contains(&name)
-            && ctx
-                .client_capabilities()
+        let client_has_tasks = || {
+            ctx.client_capabilities()
                 .is_some_and(|c| c.supports_tasks())
+        };
+        if self.required_task_tools.contains(&name)
+            && self.router.annotations(&name).is_some()
+            && !client_has_tasks()
+        {
+            return Err(ErrorData::missing_required_client_capability(
+                rmcp::model::ClientCapabilities::builder()
+                    .enable_tasks()
+                    .build(),
+            ));
+        }
+        if self.task_tools.contains(&name)
+            && client_has_tasks()
             && self.router.annotations(&name).is_some()
         {
             let task = crate::tasks::spawn(&self.tasks, self.router.clone(), name, args);

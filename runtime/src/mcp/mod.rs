@@ -45,6 +45,8 @@ pub struct McpService {
     progress: ProgressClock,
     /// Tools offered as MCP tasks to clients that negotiated the tasks extension.
     task_tools: Arc<HashSet<String>>,
+    /// Of those, the tools served only as tasks (SEP-2663 "required").
+    required_task_tools: Arc<HashSet<String>>,
     /// Names this handler's session in logs (`local-N`) when the transport has no session id
     /// (stdio). A number, formatted only when a span is recorded: stateless HTTP makes a
     /// handler per request.
@@ -97,6 +99,7 @@ impl McpService {
             subscriptions: Arc::new(Mutex::new(HashSet::new())),
             progress: ProgressClock::new(PROGRESS_EVERY),
             task_tools: Arc::new(HashSet::new()),
+            required_task_tools: Arc::new(HashSet::new()),
             tasks: rmcp::task_manager::TaskManager::new(),
             session: next_session_name(),
         }
@@ -110,7 +113,24 @@ impl McpService {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.task_tools = Arc::new(tools.into_iter().map(Into::into).collect());
+        let mut all: HashSet<String> = tools.into_iter().map(Into::into).collect();
+        all.extend(self.required_task_tools.iter().cloned());
+        self.task_tools = Arc::new(all);
+        self
+    }
+
+    /// Serves these tools only as MCP tasks: a client that did not negotiate the tasks
+    /// extension (at initialize or in the request's `_meta`) gets JSON-RPC error -32021.
+    pub fn with_required_task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let required: HashSet<String> = tools.into_iter().map(Into::into).collect();
+        let mut all: HashSet<String> = (*self.task_tools).clone();
+        all.extend(required.iter().cloned());
+        self.task_tools = Arc::new(all);
+        self.required_task_tools = Arc::new(required);
         self
     }
 
