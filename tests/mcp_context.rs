@@ -604,3 +604,170 @@ async fn resources_prompts_completions_and_subscriptions_are_served_by_an_actor(
     client.cancel().await.unwrap();
     host.stop_and_wait(None, None).await.unwrap();
 }
+
+/// A 2026-07-28 client (no session, no server→client requests) of `runtime`.
+async fn connect_2026<H: ClientHandler>(
+    runtime: &Runtime,
+    handler: H,
+) -> RunningService<RoleClient, H> {
+    use rmcp::ClientServiceExt;
+    let (server_io, client_io) = tokio::io::duplex(1 << 16);
+    let service = runtime.mcp_service();
+    tokio::spawn(async move {
+        if let Ok(running) = service.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    handler
+        .serve_with_lifecycle(
+            client_io,
+            rmcp::ClientLifecycleMode::Discover {
+                preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_2026_client_answers_a_tools_requests_in_input_required_rounds_and_a_tampered_state_is_refused()
+ {
+    use rmcp::model::{CallToolResponse, InputRequest};
+    let runtime = Runtime::builder().in_memory().build().await.unwrap();
+    let slot = ActorSlot::new("surveyor-2026");
+    let (host, _) = Supervisor::start(
+        SupervisorSpec::new("host-2026").child(ChildSpec::actor(&slot, || (Surveyor, ()))),
+    )
+    .await
+    .unwrap();
+    runtime
+        .router()
+        .register_actor_with_context(
+            ActorTool {
+                name: "host_survey",
+                description: "Ask the model, then the user.",
+                annotations: Annotations::default(),
+                slot,
+                policy: default_policy("host_survey"),
+            },
+            SurveyMsg::Run,
+        )
+        .unwrap();
+    let seen = Client::default();
+    let client = connect_2026(&runtime, seen.clone()).await;
+    let call = || {
+        CallToolRequestParams::new("host_survey").with_arguments(object(json!({"topic": "towels"})))
+    };
+
+    // rmcp's client drives the rounds through its handler: the same actor code as for a
+    // 2025-11-25 client, one round for the model and one for the user.
+    let r = client.call_tool(call()).await.unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    let out = r.structured_content.unwrap();
+    assert_eq!(out["model_said"], "forty-two");
+    assert_eq!(out["user"], json!({"name": "Ada"}));
+    assert_eq!(seen.asked.lock().unwrap().len(), 2);
+
+    // By hand: the first round asks the model, with a sealed requestState.
+    let CallToolResponse::InputRequired(round) = client.call_tool_once(call()).await.unwrap()
+    else {
+        panic!("an input-required result");
+    };
+    let requests = round.input_requests.clone().unwrap();
+    assert_eq!(requests.len(), 1);
+    let (key, request) = requests.into_iter().next().unwrap();
+    assert!(matches!(request, InputRequest::CreateMessage(_)));
+    let state = round.request_state.clone().unwrap();
+    let answer = serde_json::to_value(CreateMessageResult::new(
+        SamplingMessage::assistant_text("seven"),
+        "test-model".into(),
+    ))
+    .unwrap();
+    let responses: rmcp::model::InputResponses = [(key.clone(), answer)].into_iter().collect();
+
+    // An edited state is refused (-32602) and does not consume the waiting call.
+    let mut tampered = state.clone().into_bytes();
+    let at = tampered.len() / 2;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let refused = client
+        .call_tool_once(
+            call()
+                .with_input_responses(responses.clone())
+                .with_request_state(String::from_utf8(tampered).unwrap()),
+        )
+        .await
+        .unwrap_err();
+    let rmcp::ServiceError::McpError(e) = refused else {
+        panic!("a JSON-RPC error: {refused:?}");
+    };
+    assert_eq!(e.code.0, -32602, "{e:?}");
+    // A state is bound to its tool.
+    let elsewhere = client
+        .call_tool_once(
+            CallToolRequestParams::new("queue_stats")
+                .with_arguments(object(json!({})))
+                .with_request_state(state.clone()),
+        )
+        .await;
+    assert!(elsewhere.is_err(), "{elsewhere:?}");
+
+    // The real state resumes the call: the next round asks the user.
+    let CallToolResponse::InputRequired(second) = client
+        .call_tool_once(
+            call()
+                .with_input_responses(responses.clone())
+                .with_request_state(state.clone()),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a second round");
+    };
+    let (key2, request2) = second
+        .input_requests
+        .clone()
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    assert!(matches!(request2, InputRequest::Elicitation(_)));
+    assert_ne!(second.request_state, Some(state.clone()));
+    // A round is answered once.
+    assert!(
+        client
+            .call_tool_once(
+                call()
+                    .with_input_responses(responses)
+                    .with_request_state(state)
+            )
+            .await
+            .is_err()
+    );
+    let done = client
+        .call_tool_once(
+            call()
+                .with_input_responses(
+                    [(
+                        key2,
+                        serde_json::to_value(
+                            ElicitResult::new(ElicitationAction::Accept)
+                                .with_content(json!({"name": "Grace"})),
+                        )
+                        .unwrap(),
+                    )]
+                    .into_iter()
+                    .collect(),
+                )
+                .with_request_state(second.request_state.unwrap()),
+        )
+        .await
+        .unwrap();
+    let CallToolResponse::Complete(done) = done else {
+        panic!("the result");
+    };
+    let out = done.structured_content.unwrap();
+    assert_eq!(out["model_said"], "seven");
+    assert_eq!(out["user"], json!({"name": "Grace"}));
+    client.cancel().await.unwrap();
+    host.stop_and_wait(None, None).await.unwrap();
+}

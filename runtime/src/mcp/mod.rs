@@ -8,6 +8,7 @@
 #![allow(deprecated)]
 
 mod call;
+mod mrtr;
 mod progress;
 
 use std::collections::HashSet;
@@ -31,6 +32,7 @@ use crate::convert::resource_error;
 pub use crate::convert::to_mcp_tool;
 use crate::router::Router;
 use crate::router::catalog::{Complete, CompletionTarget, PromptError, ResourceError};
+pub(crate) use mrtr::client_result;
 use progress::ProgressClock;
 
 /// The rmcp handler. Cheap to clone: the HTTP transport makes one per session or request.
@@ -54,6 +56,8 @@ pub struct McpService {
     /// The tasks of every session (cloned handles share them: a stateless client polls on
     /// another request than the one that started its task).
     tasks: rmcp::task_manager::TaskManager,
+    /// Calls waiting for a 2026-07-28 client's input (shared like the tasks).
+    parking: mrtr::Parking,
 }
 
 impl std::fmt::Debug for McpService {
@@ -101,6 +105,7 @@ impl McpService {
             task_tools: Arc::new(HashSet::new()),
             required_task_tools: Arc::new(HashSet::new()),
             tasks: rmcp::task_manager::TaskManager::new(),
+            parking: mrtr::Parking::new(),
             session: next_session_name(),
         }
     }
@@ -179,6 +184,48 @@ impl McpService {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(uri)
+    }
+
+    /// One listen stream: tool list changes and updates of its resources, tagged with the
+    /// subscription id by rmcp's sink (which also drops what the filter did not ask for), until
+    /// the client cancels it or the router closes.
+    async fn listen_stream(&self, sub: SubscriptionContext) -> Result<(), ErrorData> {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut tools = self.router.subscribe_changes();
+        let mut updates = self.router.subscribe_resource_updates();
+        let sink = sub.sink().clone();
+        let wants_tools = sink.accepted().tools_list_changed == Some(true);
+        loop {
+            let sent = tokio::select! {
+                () = sub.cancelled() => return Ok(()),
+                r = tools.recv() => match r {
+                    Err(RecvError::Closed) => return Ok(()),
+                    // A lagged receiver still knows something changed.
+                    _ if wants_tools => sink
+                        .send(ServerNotification::ToolListChangedNotification(
+                            ToolListChangedNotification::default(),
+                        ))
+                        .await,
+                    _ => Ok(()),
+                },
+                r = updates.recv() => match r {
+                    Err(RecvError::Closed) => return Ok(()),
+                    Err(RecvError::Lagged(_)) => Ok(()),
+                    Ok(uri) if sink.accepted().resource_subscriptions.as_ref().is_some_and(|u| u.contains(&uri)) => sink
+                        .send(ServerNotification::ResourceUpdatedNotification(
+                            rmcp::model::ResourceUpdatedNotification::new(
+                                ResourceUpdatedNotificationParam::new(uri),
+                            ),
+                        ))
+                        .await,
+                    Ok(_) => Ok(()),
+                },
+            };
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, "a listen stream ended");
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -343,46 +390,10 @@ impl ServerHandler for McpService {
         Some(accepted)
     }
 
-    /// One listen stream: tool list changes and updates of its resources, tagged with the
-    /// subscription id by rmcp's sink (which also drops what the filter did not ask for), until
-    /// the client cancels it or the router closes.
+    /// `subscriptions/listen`: see [`McpService::listen_stream`].
     async fn listen(&self, sub: SubscriptionContext) -> Result<(), ErrorData> {
-        use tokio::sync::broadcast::error::RecvError;
-        let mut tools = self.router.subscribe_changes();
-        let mut updates = self.router.subscribe_resource_updates();
-        let sink = sub.sink().clone();
-        let wants_tools = sink.accepted().tools_list_changed == Some(true);
-        loop {
-            let sent = tokio::select! {
-                () = sub.cancelled() => return Ok(()),
-                r = tools.recv() => match r {
-                    Err(RecvError::Closed) => return Ok(()),
-                    // A lagged receiver still knows something changed.
-                    _ if wants_tools => sink
-                        .send(ServerNotification::ToolListChangedNotification(
-                            ToolListChangedNotification::default(),
-                        ))
-                        .await,
-                    _ => Ok(()),
-                },
-                r = updates.recv() => match r {
-                    Err(RecvError::Closed) => return Ok(()),
-                    Err(RecvError::Lagged(_)) => Ok(()),
-                    Ok(uri) if sink.accepted().resource_subscriptions.as_ref().is_some_and(|u| u.contains(&uri)) => sink
-                        .send(ServerNotification::ResourceUpdatedNotification(
-                            rmcp::model::ResourceUpdatedNotification::new(
-                                ResourceUpdatedNotificationParam::new(uri),
-                            ),
-                        ))
-                        .await,
-                    Ok(_) => Ok(()),
-                },
-            };
-            if let Err(e) = sent {
-                tracing::debug!(error = %e, "a listen stream ended");
-                return Ok(());
-            }
-        }
+        // Boxed: a stream's state would otherwise grow every request's future (see call_tool).
+        Box::pin(self.listen_stream(sub)).await
     }
 
     async fn list_prompts(
