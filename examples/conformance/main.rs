@@ -17,6 +17,8 @@
 // them deprecated for 2026-07-28.
 #![allow(deprecated)]
 
+mod inputs;
+
 use std::time::Duration;
 
 use ensemble::runtime::Runtime;
@@ -75,6 +77,33 @@ struct SlowArgs {
     seconds: f64,
     /// A label to quote in the result.
     label: Option<String>,
+}
+
+/// A region mirrored into the `Mcp-Param-Region` HTTP header (SEP-2243), so gateways can
+/// route on it without parsing the body; rmcp's HTTP transport checks the header against it.
+#[derive(Clone, Deserialize)]
+struct WeatherArgs {
+    region: String,
+}
+
+impl JsonSchema for WeatherArgs {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "WeatherArgs".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "properties": {
+                "region": {
+                    "type": "string",
+                    "description": "The region to report on.",
+                    "x-mcp-header": "Region"
+                }
+            },
+            "required": ["region"]
+        })
+    }
 }
 
 /// A contact, described by a hand-written JSON Schema 2020-12 that uses `$defs` with an
@@ -177,8 +206,13 @@ enum ToolsMsg {
     ElicitEnums(NoArgs, ToolContext, Reply),
     Contact(ContactArgs, ToolContext, Reply),
     Greet(GreetArgs, ToolContext, Reply),
+    Weather(WeatherArgs, ToolContext, Reply),
     SlowCompute(SlowArgs, ToolContext, Reply),
     FailingJob(NoArgs, ToolContext, Reply),
+    /// Panics: the runtime gets no answer, and the task fails.
+    #[allow(dead_code)]
+    // the context and the reply port are dropped unused: the crash is the point
+    ProtocolErrorJob(NoArgs, ToolContext, Reply),
 }
 
 struct Tools;
@@ -255,6 +289,11 @@ impl Actor for Tools {
             ToolsMsg::Greet(args, ctx, reply) => {
                 (ctx, reply, text(format!("Hello, {}!", args.name)))
             }
+            ToolsMsg::Weather(args, ctx, reply) => (
+                ctx,
+                reply,
+                text(format!("The weather in {} is fixture-sunny.", args.region)),
+            ),
             ToolsMsg::Contact(args, ctx, reply) => (
                 ctx,
                 reply,
@@ -263,6 +302,11 @@ impl Actor for Tools {
                     Err(why) => CallToolResult::error(vec![ContentBlock::text(why)]),
                 },
             ),
+            ToolsMsg::ProtocolErrorJob(..) => {
+                // The actor crashes (and its supervisor restarts it); the caller's reply port
+                // is dropped unanswered.
+                panic!("protocol_error_job crashes on purpose");
+            }
             slow => {
                 run_slow(slow);
                 return Ok(());
@@ -425,7 +469,9 @@ fn run_slow(msg: ToolsMsg) {
         | ToolsMsg::Mixed(..)
         | ToolsMsg::Error(..)
         | ToolsMsg::Contact(..)
-        | ToolsMsg::Greet(..) => {}
+        | ToolsMsg::Greet(..)
+        | ToolsMsg::Weather(..)
+        | ToolsMsg::ProtocolErrorJob(..) => {}
     }
 }
 
@@ -566,6 +612,13 @@ fn register_tools(
         ToolsMsg::Contact,
     )?;
     router.register_actor_with_context(tool("greet", "Says hello to `name`."), ToolsMsg::Greet)?;
+    router.register_actor_with_context(
+        tool(
+            "test_custom_header",
+            "Reports the weather of `region`, which clients also send as the Mcp-Param-Region header.",
+        ),
+        ToolsMsg::Weather,
+    )?;
     // The tasks fixtures (SEP-2663); `main` offers them as tasks.
     let long = |name: &'static str, description: &'static str| ActorTool {
         policy: RoutePolicy::builder(name).bulkhead(64).build(),
@@ -584,6 +637,13 @@ fn register_tools(
             "Fails with a tool error after a second; runs only as a task.",
         ),
         ToolsMsg::FailingJob,
+    )?;
+    router.register_actor_with_context(
+        long(
+            "protocol_error_job",
+            "Crashes its actor; as a task it ends failed with the runtime's error.",
+        ),
+        ToolsMsg::ProtocolErrorJob,
     )?;
     Ok(())
 }
@@ -878,8 +938,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("usage: conformance [ADDR]; the address: {e}"))?;
     let runtime = Runtime::builder()
         .in_memory()
-        .task_tools(["slow_compute"])
-        .required_task_tools(["failing_job"])
+        .task_tools(["slow_compute", "confirm_delete", "multi_input"])
+        .required_task_tools(["failing_job", "protocol_error_job"])
         .build()
         .await?;
     let router = runtime.router().clone();
@@ -888,6 +948,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tools = ActorSlot::new("fixture-tools");
     let resources = ActorSlot::new("fixture-resources");
     let prompts = ActorSlot::new("fixture-prompts");
+    let asking = ActorSlot::new("fixture-inputs");
     let announce = router.clone();
     let (host, _) = Supervisor::start(
         SupervisorSpec::new("fixtures")
@@ -895,12 +956,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .child(ChildSpec::actor(&resources, move || {
                 (Resources, announce.clone())
             }))
-            .child(ChildSpec::actor(&prompts, || (Prompts, ()))),
+            .child(ChildSpec::actor(&prompts, || (Prompts, ())))
+            .child(ChildSpec::actor(&asking, || (inputs::Inputs, ()))),
     )
     .await?;
     register_tools(&router, &tools)?;
     register_resources(&router, &resources)?;
     register_prompts(&router, &prompts)?;
+    inputs::register(&router, &asking)?;
 
     let opts = HttpOptions {
         addr,
