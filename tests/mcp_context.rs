@@ -771,3 +771,136 @@ async fn a_2026_client_answers_a_tools_requests_in_input_required_rounds_and_a_t
     client.cancel().await.unwrap();
     host.stop_and_wait(None, None).await.unwrap();
 }
+
+/// A 2026-07-28 client with the tasks extension that answers by hand.
+#[derive(Clone)]
+struct TasksClient;
+
+impl ClientHandler for TasksClient {
+    fn get_info(&self) -> ClientConfig {
+        let caps = ClientCapabilities::builder()
+            .enable_sampling()
+            .enable_elicitation()
+            .enable_tasks()
+            .build();
+        ClientConfig::new(caps, Implementation::new("mcp_context_tasks", "1"))
+    }
+}
+
+#[tokio::test]
+async fn an_input_first_task_tool_asks_in_rounds_then_runs_as_a_task_that_asks_through_tasks_update()
+ {
+    use rmcp::model::{
+        CallToolResponse, GetTaskParams, InputRequest, TaskPayload, TaskStatus, UpdateTaskParams,
+    };
+    let runtime = Runtime::builder()
+        .in_memory()
+        .input_first_task_tools(["host_survey"])
+        .build()
+        .await
+        .unwrap();
+    let slot = ActorSlot::new("surveyor-task");
+    let (host, _) = Supervisor::start(
+        SupervisorSpec::new("host-task").child(ChildSpec::actor(&slot, || (Surveyor, ()))),
+    )
+    .await
+    .unwrap();
+    runtime
+        .router()
+        .register_actor_with_context(
+            ActorTool {
+                name: "host_survey",
+                description: "Ask the model, then the user.",
+                annotations: Annotations::default(),
+                slot,
+                policy: default_policy("host_survey"),
+            },
+            SurveyMsg::Run,
+        )
+        .unwrap();
+    let client = connect_2026(&runtime, TasksClient).await;
+    let call = || {
+        CallToolRequestParams::new("host_survey").with_arguments(object(json!({"topic": "tea"})))
+    };
+
+    // Round 1 is synchronous: the tool's first question, no task yet.
+    let CallToolResponse::InputRequired(round) = client.call_tool_once(call()).await.unwrap()
+    else {
+        panic!("an input-required result first");
+    };
+    let (key, _) = round.input_requests.unwrap().into_iter().next().unwrap();
+    let answer = serde_json::to_value(CreateMessageResult::new(
+        SamplingMessage::assistant_text("oolong"),
+        "test-model".into(),
+    ))
+    .unwrap();
+    // With the answer in, the rest is a task.
+    let CallToolResponse::Task(created) = client
+        .call_tool_once(
+            call()
+                .with_input_responses([(key, answer)].into_iter().collect())
+                .with_request_state(round.request_state.unwrap()),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a task once the input is in");
+    };
+    let id = created.task.task_id.clone();
+
+    // Its next question waits in the task for tasks/update.
+    let get = || client.peer().get_task(GetTaskParams::new(id.clone()));
+    let (key, request) = loop {
+        let info = get().await.unwrap().task;
+        if let TaskPayload::InputRequired { input_requests } = info.payload {
+            break input_requests.into_iter().next().unwrap();
+        }
+        assert!(!info.status().is_terminal(), "{:?}", info.payload);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(matches!(request, InputRequest::Elicitation(_)));
+    client
+        .peer()
+        .update_task(UpdateTaskParams::new(
+            id.clone(),
+            [(
+                key,
+                serde_json::to_value(
+                    ElicitResult::new(ElicitationAction::Accept)
+                        .with_content(json!({"name": "Lu"})),
+                )
+                .unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        ))
+        .await
+        .unwrap();
+    let done = loop {
+        let info = get().await.unwrap().task;
+        if info.status().is_terminal() {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(done.status(), TaskStatus::Completed);
+    let TaskPayload::Completed { result } = done.payload else {
+        panic!("completed");
+    };
+    let result: rmcp::model::CallToolResult =
+        serde_json::from_value(Value::Object(result)).unwrap();
+    let out = result.structured_content.unwrap();
+    assert_eq!(out["model_said"], "oolong");
+    assert_eq!(out["user"], json!({"name": "Lu"}));
+
+    // A 2026 client without the tasks extension is refused (-32021).
+    let plain = connect_2026(&runtime, Client::default()).await;
+    let refused = plain.call_tool_once(call()).await.unwrap_err();
+    let rmcp::ServiceError::McpError(e) = refused else {
+        panic!("a JSON-RPC error: {refused:?}");
+    };
+    assert_eq!(e.code.0, -32021);
+    plain.cancel().await.unwrap();
+    client.cancel().await.unwrap();
+    host.stop_and_wait(None, None).await.unwrap();
+}

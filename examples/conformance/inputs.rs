@@ -42,6 +42,7 @@ pub enum InputsMsg {
     StreamingElicitation(NoArgs, ToolContext, Reply),
     ConfirmDelete(FileArgs, ToolContext, Reply),
     MultiInput(NoArgs, ToolContext, Reply),
+    WithTask(NoArgs, ToolContext, Reply),
 }
 
 /// Serves the tools that wait on their client; each call runs beside the mailbox.
@@ -252,6 +253,21 @@ async fn run(msg: InputsMsg) {
             let result = (|| Ok(text(format!("{} likes {}", name?, color?))))();
             (reply, result)
         }
+        // Asks first, then works: for a 2026-07-28 client the question is an input-required
+        // round and the work a task (the runtime's input-first task tools).
+        InputsMsg::WithTask(_, ctx, reply) => {
+            let result = async {
+                let name = ask(&ctx, "user_name", "What is your name?", "name").await?;
+                tokio::select! {
+                    () = ctx.cancellation().cancelled() => Err("cancelled".to_string()),
+                    () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {
+                        Ok(text(format!("Hello, {name}! The task finished its work.")))
+                    }
+                }
+            }
+            .await;
+            (reply, result)
+        }
     };
     let _ = reply.send(result);
 }
@@ -375,6 +391,13 @@ pub fn register(
             "Asks a name and a colour at once; runs as a task.",
         ),
         InputsMsg::MultiInput,
+    )?;
+    router.register_actor_with_context(
+        tool(
+            "test_tool_with_task",
+            "Asks your name, then works on as a task; its result greets you.",
+        ),
+        InputsMsg::WithTask,
     )?;
     Ok(())
 }

@@ -940,6 +940,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .in_memory()
         .task_tools(["slow_compute", "confirm_delete", "multi_input"])
         .required_task_tools(["failing_job", "protocol_error_job"])
+        .input_first_task_tools(["test_tool_with_task"])
         .build()
         .await?;
     let router = runtime.router().clone();

@@ -58,6 +58,7 @@ pub struct RuntimeBuilder {
     shell: ensemble_actors::learning::LearnerConfig,
     task_tools: Vec<String>,
     required_task_tools: Vec<String>,
+    input_first_task_tools: Vec<String>,
 }
 
 impl RuntimeBuilder {
@@ -140,6 +141,19 @@ impl RuntimeBuilder {
         self
     }
 
+    /// Serves these tools (a host's own) only as MCP tasks, after the input they ask for first:
+    /// a protocol 2026-07-28 client answers their questions in input-required rounds and then
+    /// gets the task (see [`McpService::with_input_first_task_tools`]).
+    pub fn input_first_task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.input_first_task_tools
+            .extend(tools.into_iter().map(Into::into));
+        self
+    }
+
     /// Send supervisor events to `events`.
     pub fn events(mut self, events: EventBus) -> Self {
         self.events = Some(events);
@@ -205,6 +219,7 @@ impl RuntimeBuilder {
             router,
             task_tools: Arc::new(task_tools),
             required_task_tools: Arc::new(self.required_task_tools),
+            input_first_task_tools: Arc::new(self.input_first_task_tools),
             store,
             supervisor,
             slots,
@@ -223,6 +238,8 @@ pub struct Runtime {
     task_tools: Arc<Vec<String>>,
     /// Tools served only as MCP tasks.
     required_task_tools: Arc<Vec<String>>,
+    /// Task-only tools that gather their input first.
+    input_first_task_tools: Arc<Vec<String>>,
     store: Store,
     supervisor: ActorRef<SupervisorMsg>,
     slots: EngineSlots,
@@ -286,6 +303,7 @@ impl Runtime {
         McpService::new(self.router.clone())
             .with_task_tools(self.task_tools.iter().cloned())
             .with_required_task_tools(self.required_task_tools.iter().cloned())
+            .with_input_first_task_tools(self.input_first_task_tools.iter().cloned())
     }
 
     /// Serves MCP on stdin/stdout until the client closes the stream.

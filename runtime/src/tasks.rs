@@ -6,11 +6,12 @@
 use rmcp::model::{CallToolResult, InputRequest, ServerRequest, Task};
 use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
 use serde_json::Value;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{ContextError, ContextEvent, ToolContext};
 use crate::convert::{into_call_result, unknown_tool};
-use crate::router::{Router, ToolError};
+use crate::router::{BoxFuture, Router, ToolError, ToolOutput};
 
 /// How often a task's client is told to poll.
 const POLL_INTERVAL_MS: u64 = 500;
@@ -25,6 +26,23 @@ pub fn spawn(tasks: &TaskManager, router: Router, tool: String, arguments: Value
     })
 }
 
+/// Continues a call already running (one that gathered its input in input-required rounds)
+/// as a task of `tasks`: `call` is its future, `events` its context's channel, `cancel` stops it.
+pub(crate) fn spawn_running(
+    tasks: &TaskManager,
+    tool: &str,
+    call: BoxFuture<Result<ToolOutput, ToolError>>,
+    events: mpsc::UnboundedReceiver<ContextEvent>,
+    cancel: CancellationToken,
+) -> Task {
+    let options = TaskOptions::new()
+        .with_poll_interval_ms(POLL_INTERVAL_MS)
+        .with_status_message(format!("`{tool}` running with the input it asked for"));
+    tasks.spawn(options, move |task| {
+        Box::pin(async move { drive(task, call, events, cancel).await })
+    })
+}
+
 async fn run(
     task: TaskContext,
     router: Router,
@@ -32,9 +50,17 @@ async fn run(
     arguments: Value,
 ) -> Result<CallToolResult, TaskExit> {
     let cancel = CancellationToken::new();
-    let (ctx, mut events) = ToolContext::attached(cancel.clone());
-    let call = router.call_with_context(&tool, arguments, ctx);
-    let mut call = std::pin::pin!(call);
+    let (ctx, events) = ToolContext::attached(cancel.clone());
+    let call = Box::pin(async move { router.call_with_context(&tool, arguments, ctx).await });
+    drive(task, call, events, cancel).await
+}
+
+async fn drive(
+    task: TaskContext,
+    mut call: BoxFuture<Result<ToolOutput, ToolError>>,
+    mut events: mpsc::UnboundedReceiver<ContextEvent>,
+    cancel: CancellationToken,
+) -> Result<CallToolResult, TaskExit> {
     // The tool's requests waiting in the task's inputRequests; dropped (aborted) with the run.
     let mut waiting = tokio::task::JoinSet::new();
     let mut asked = 0u32;

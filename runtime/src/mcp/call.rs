@@ -104,16 +104,27 @@ impl McpService {
         let mrtr = ctx
             .protocol_version()
             .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
-        if mrtr && let Some(state) = req.request_state.as_deref() {
-            let mut running = self.parking.resume(&name, state)?;
-            mrtr::deliver(&mut running, req.input_responses.unwrap_or_default());
-            return self.drive_mrtr(&ctx, running).await;
-        }
-        let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
         let client_has_tasks = || {
             ctx.client_capabilities()
                 .is_some_and(|c| c.supports_tasks())
         };
+        if mrtr && let Some(state) = req.request_state.as_deref() {
+            let mut running = self.parking.resume(&name, state)?;
+            mrtr::deliver(&mut running, req.input_responses.unwrap_or_default());
+            // The input is in: the rest of the work runs as a task.
+            if self.input_first_tools.contains(&name)
+                && running.pending.is_empty()
+                && client_has_tasks()
+            {
+                let (call, events, cancel) = running.into_task_parts();
+                let task = crate::tasks::spawn_running(&self.tasks, &name, call, events, cancel);
+                return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
+                    task,
+                )));
+            }
+            return self.drive_mrtr(&ctx, running).await;
+        }
+        let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
         if self.required_task_tools.contains(&name)
             && self.router.annotations(&name).is_some()
             && !client_has_tasks()
@@ -124,7 +135,10 @@ impl McpService {
                     .build(),
             ));
         }
+        // A tool that gathers its input first starts synchronously for a 2026-07-28 client.
+        let input_first = mrtr && self.input_first_tools.contains(&name);
         if self.task_tools.contains(&name)
+            && !input_first
             && client_has_tasks()
             && self.router.annotations(&name).is_some()
         {

@@ -49,6 +49,9 @@ pub struct McpService {
     task_tools: Arc<HashSet<String>>,
     /// Of those, the tools served only as tasks (SEP-2663 "required").
     required_task_tools: Arc<HashSet<String>>,
+    /// Of those, the tools that gather their input first: for a 2026-07-28 client they run in
+    /// input-required rounds and become a task once the input is in.
+    input_first_tools: Arc<HashSet<String>>,
     /// Names this handler's session in logs (`local-N`) when the transport has no session id
     /// (stdio). A number, formatted only when a span is recorded: stateless HTTP makes a
     /// handler per request.
@@ -104,6 +107,7 @@ impl McpService {
             progress: ProgressClock::new(PROGRESS_EVERY),
             task_tools: Arc::new(HashSet::new()),
             required_task_tools: Arc::new(HashSet::new()),
+            input_first_tools: Arc::new(HashSet::new()),
             tasks: rmcp::task_manager::TaskManager::new(),
             parking: mrtr::Parking::new(),
             session: next_session_name(),
@@ -137,6 +141,22 @@ impl McpService {
         self.task_tools = Arc::new(all);
         self.required_task_tools = Arc::new(required);
         self
+    }
+
+    /// Serves these tools only as tasks, after their input is in: a 2026-07-28 client with the
+    /// tasks extension gets input-required rounds for what the tool asks first (SEP-2322), then a
+    /// task (SEP-2663) with the rest of the work; any other client gets the task at once (its
+    /// questions wait in the task's `inputRequests`), or -32021 without the tasks extension.
+    pub fn with_input_first_task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let input_first: HashSet<String> = tools.into_iter().map(Into::into).collect();
+        let mut required: HashSet<String> = (*self.required_task_tools).clone();
+        required.extend(input_first.iter().cloned());
+        self.input_first_tools = Arc::new(input_first);
+        self.with_required_task_tools(required)
     }
 
     /// A copy for a new session: same router, its own logging level and subscriptions.

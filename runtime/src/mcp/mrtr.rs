@@ -59,6 +59,25 @@ impl Drop for Running {
     }
 }
 
+impl Running {
+    /// The call, its context's channel and its stop token, to run on as a task (nothing is
+    /// cancelled); only when no request waits for the client.
+    pub(super) fn into_task_parts(
+        mut self,
+    ) -> (
+        BoxFuture<Result<ToolOutput, ToolError>>,
+        mpsc::UnboundedReceiver<ContextEvent>,
+        CancellationToken,
+    ) {
+        let call = std::mem::replace(&mut self.call, Box::pin(std::future::pending()));
+        let (_, closed) = mpsc::unbounded_channel();
+        let events = std::mem::replace(&mut self.events, closed);
+        // What `self` cancels on drop from here on is a token nobody holds.
+        let cancel = std::mem::take(&mut self.cancel);
+        (call, events, cancel)
+    }
+}
+
 /// The parked calls of every session of one server (stateless clients come back on another
 /// request, often another connection).
 #[derive(Clone)]
