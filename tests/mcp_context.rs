@@ -904,3 +904,104 @@ async fn an_input_first_task_tool_asks_in_rounds_then_runs_as_a_task_that_asks_t
     client.cancel().await.unwrap();
     host.stop_and_wait(None, None).await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// A prompt that asks the user before it answers.
+
+#[derive(Clone, Deserialize, JsonSchema)]
+struct GreetingArgs {
+    /// How formal to be.
+    tone: String,
+}
+
+type MessagesReply = RpcReplyPort<Result<Vec<PromptMessage>, String>>;
+
+enum GreeterMsg {
+    Greet(GreetingArgs, ToolContext, MessagesReply),
+}
+
+struct Greeter;
+
+impl Actor for Greeter {
+    type Msg = GreeterMsg;
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, _: ActorRef<GreeterMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+    async fn handle(
+        &self,
+        _: ActorRef<GreeterMsg>,
+        msg: GreeterMsg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        let GreeterMsg::Greet(args, ctx, reply) = msg;
+        tokio::spawn(async move {
+            let answer = async {
+                let params: ElicitRequestParams = serde_json::from_value(json!({
+                    "mode": "form",
+                    "message": "Who is it for?",
+                    "requestedSchema": {"type": "object",
+                        "properties": {"name": {"type": "string"}}, "required": ["name"]}
+                }))
+                .map_err(|e| e.to_string())?;
+                let who = ctx
+                    .elicit_as("who".to_string(), params)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let name = who.content.unwrap_or(Value::Null)["name"].clone();
+                Ok(vec![PromptMessage::new(
+                    Role::User,
+                    ContentBlock::text(format!("Greet {name} in a {} tone.", args.tone)),
+                )])
+            }
+            .await;
+            let _ = reply.send(answer);
+        });
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_prompt_asks_a_2026_client_in_input_required_rounds_and_an_older_client_is_told_it_cannot()
+ {
+    let runtime = Runtime::builder().in_memory().build().await.unwrap();
+    let slot = ActorSlot::new("greeter");
+    let (host, _) = Supervisor::start(
+        SupervisorSpec::new("host-greeter").child(ChildSpec::actor(&slot, || (Greeter, ()))),
+    )
+    .await
+    .unwrap();
+    runtime
+        .router()
+        .register_prompt_with_context(
+            ActorPrompt {
+                name: "greeting",
+                description: "A greeting for someone the user names.",
+                slot,
+                policy: default_policy("greeting"),
+            },
+            GreeterMsg::Greet,
+        )
+        .unwrap();
+    let get = || {
+        GetPromptRequestParams::new("greeting")
+            .with_arguments(json!({"tone": "warm"}).as_object().cloned().unwrap())
+    };
+
+    // rmcp's 2026 client answers the round through its handler.
+    let seen = Client::default();
+    let modern = connect_2026(&runtime, seen.clone()).await;
+    let prompt = modern.get_prompt(get()).await.unwrap();
+    let said = serde_json::to_value(&prompt.messages[0].content).unwrap();
+    assert_eq!(said["text"], "Greet \"Ada\" in a warm tone.");
+    assert_eq!(seen.asked.lock().unwrap().len(), 1);
+    modern.cancel().await.unwrap();
+
+    // An older client has no rounds: the prompt's request fails, and says why.
+    let older = connect(&runtime, Client::default()).await;
+    let refused = older.get_prompt(get()).await.unwrap_err();
+    assert!(refused.to_string().contains("no MCP client"), "{refused}");
+    older.cancel().await.unwrap();
+    host.stop_and_wait(None, None).await.unwrap();
+}

@@ -6,12 +6,14 @@
 //! result and a second round (SEP-2322), a task's client `tasks/update` (SEP-2663). The keys
 //! they give their requests are the keys the suite expects in `inputRequests`.
 
+use ensemble::runtime::catalog::ActorPrompt;
 use ensemble::runtime::context::ToolContext;
 use ensemble::runtime::router::{ActorTool, Annotations, Router};
 use ensemble::supervision::{ActorSlot, RoutePolicy};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rmcp::model::{
     CallToolResult, ContentBlock, CreateMessageRequestParams, ElicitRequestParams, LoggingLevel,
+    PromptMessage, Role,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -43,7 +45,11 @@ pub enum InputsMsg {
     ConfirmDelete(FileArgs, ToolContext, Reply),
     MultiInput(NoArgs, ToolContext, Reply),
     WithTask(NoArgs, ToolContext, Reply),
+    /// A prompt that asks the user for its context first.
+    Prompt(NoArgs, ToolContext, PromptReply),
 }
+
+type PromptReply = RpcReplyPort<Result<Vec<PromptMessage>, String>>;
 
 /// Serves the tools that wait on their client; each call runs beside the mailbox.
 pub struct Inputs;
@@ -113,6 +119,22 @@ async fn roots(ctx: &ToolContext, key: &str) -> Result<Vec<String>, String> {
 
 async fn run(msg: InputsMsg) {
     let (reply, result): (Reply, Result<CallToolResult, String>) = match msg {
+        InputsMsg::Prompt(_, ctx, reply) => {
+            let context = ask(
+                &ctx,
+                "user_context",
+                "What context should the prompt use?",
+                "context",
+            )
+            .await;
+            let _ = reply.send(context.map(|c| {
+                vec![PromptMessage::new(
+                    Role::User,
+                    ContentBlock::text(format!("Answer with this context in mind: {c}")),
+                )]
+            }));
+            return;
+        }
         InputsMsg::Elicitation(_, ctx, reply) => {
             let name = ask(&ctx, "user_name", "What is your name?", "name").await;
             (reply, name.map(|n| text(format!("Hello, {n}!"))))
@@ -398,6 +420,17 @@ pub fn register(
             "Asks your name, then works on as a task; its result greets you.",
         ),
         InputsMsg::WithTask,
+    )?;
+    router.register_prompt_with_context(
+        ActorPrompt {
+            name: "test_input_required_result_prompt",
+            description: "Asks the user for the context to use, then gives the prompt.",
+            slot: slot.clone(),
+            policy: RoutePolicy::builder("test_input_required_result_prompt")
+                .bulkhead(64)
+                .build(),
+        },
+        InputsMsg::Prompt,
     )?;
     Ok(())
 }

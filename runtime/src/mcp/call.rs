@@ -122,7 +122,7 @@ impl McpService {
                     task,
                 )));
             }
-            return self.drive_mrtr(&ctx, running).await;
+            return finish_tool(self.drive_rounds(&ctx, running).await?);
         }
         let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
         if self.required_task_tools.contains(&name)
@@ -167,11 +167,13 @@ impl McpService {
             let (tool_ctx, events) = ToolContext::attached(cancel.clone());
             let router = self.router.clone();
             let attempt = cancel.clone();
-            let call: BoxFuture<Result<crate::router::ToolOutput, ToolError>> = Box::pin(
+            let call: BoxFuture<mrtr::Finished> = Box::pin(
                 async move {
-                    router
-                        .call_route(&route, args, Some(attempt), tool_ctx)
-                        .await
+                    mrtr::Finished::Tool(
+                        router
+                            .call_route(&route, args, Some(attempt), tool_ctx)
+                            .await,
+                    )
                 }
                 .instrument(span),
             );
@@ -184,7 +186,7 @@ impl McpService {
                 asked: 0,
                 refused: None,
             };
-            return self.drive_mrtr(&ctx, running).await;
+            return finish_tool(self.drive_rounds(&ctx, running).await?);
         }
         let mut ticks = (token.is_some() && !with_context).then(|| self.progress.subscribe());
         let every = self.progress.inner.every;
@@ -297,13 +299,13 @@ impl McpService {
         }
     }
 
-    /// Drives a call for a 2026-07-28 client to its result, or to the point where it waits for
+    /// Drives a call for a 2026-07-28 client to its answer, or to the point where it waits for
     /// the client: then the call is parked and the client gets an input-required result.
-    async fn drive_mrtr(
+    pub(super) async fn drive_rounds(
         &self,
         ctx: &RequestContext<RoleServer>,
         mut running: mrtr::Running,
-    ) -> Result<CallToolResponse, ErrorData> {
+    ) -> Result<Driven, ErrorData> {
         let caps = ctx.client_capabilities();
         let token = ctx.meta.get_progress_token();
         // Answers that did not cover every request: ask again for the rest at once.
@@ -380,32 +382,21 @@ impl McpService {
                         .map(|(key, (request, _))| (key.clone(), request.clone()))
                         .collect();
                     let state = self.parking.park(running);
-                    return Ok(CallToolResponse::InputRequired(
-                        rmcp::model::InputRequiredResult::new(Some(requests), Some(state)),
-                    ));
+                    return Ok(Driven::Input(rmcp::model::InputRequiredResult::new(
+                        Some(requests),
+                        Some(state),
+                    )));
                 }
             }
         };
-        // A tool that failed after asking for a capability the client never declared: the
+        // A request that failed after asking for a capability the client never declared: the
         // client is told which (SEP-2575), not handed the tool's own words.
-        let failed = match &outcome {
-            Ok(crate::router::ToolOutput::Content(r)) => r.is_error == Some(true),
-            Ok(_) => false,
-            Err(_) => true,
-        };
-        if let Some(capability) = running.refused.filter(|_| failed) {
+        if let Some(capability) = running.refused.filter(|_| outcome.failed()) {
             return Err(ErrorData::missing_required_client_capability(
                 mrtr::required(capability),
             ));
         }
-        match into_call_result(outcome) {
-            Ok(result) => Ok(result.into()),
-            Err(ToolError::UnknownTool(tool)) => Err(unknown_tool(&tool)),
-            Err(_) => Err(ErrorData::internal_error(
-                "the request was cancelled".to_string(),
-                None,
-            )),
-        }
+        Ok(Driven::Done(outcome))
     }
 
     /// Turns one event from a tool's context into what the client sees.
@@ -449,5 +440,34 @@ impl McpService {
                 requests.push(Box::pin(serve_request(ctx.peer.clone(), *request, answer)));
             }
         }
+    }
+}
+
+/// Where a round left a request of a 2026-07-28 client.
+pub(super) enum Driven {
+    /// It has its answer.
+    Done(mrtr::Finished),
+    /// It waits for the client's input.
+    Input(rmcp::model::InputRequiredResult),
+}
+
+fn finish_tool(driven: Driven) -> Result<CallToolResponse, ErrorData> {
+    let outcome = match driven {
+        Driven::Input(r) => return Ok(CallToolResponse::InputRequired(r)),
+        Driven::Done(mrtr::Finished::Tool(outcome)) => outcome,
+        Driven::Done(mrtr::Finished::Prompt(_)) => {
+            return Err(ErrorData::internal_error(
+                "a prompt's state was resumed as a tool call".to_string(),
+                None,
+            ));
+        }
+    };
+    match into_call_result(outcome) {
+        Ok(result) => Ok(result.into()),
+        Err(ToolError::UnknownTool(tool)) => Err(unknown_tool(&tool)),
+        Err(_) => Err(ErrorData::internal_error(
+            "the request was cancelled".to_string(),
+            None,
+        )),
     }
 }

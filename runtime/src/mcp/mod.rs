@@ -434,9 +434,58 @@ impl ServerHandler for McpService {
             .unwrap_or_default()
             .into_iter()
             .collect::<serde_json::Map<_, _>>();
-        self.router
-            .get_prompt(&req.name, args, ctx.ct.clone())
-            .await
+        // A 2026-07-28 client answers what the prompt asks in input-required rounds (SEP-2322).
+        let mrtr = ctx
+            .protocol_version()
+            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        let answer = if mrtr {
+            let bound = format!("prompt:{}", req.name);
+            let running = match req.request_state.as_deref() {
+                Some(state) => {
+                    let mut running = self.parking.resume(&bound, state)?;
+                    mrtr::deliver(&mut running, req.input_responses.unwrap_or_default());
+                    running
+                }
+                None => {
+                    let cancel = tokio_util::sync::CancellationToken::new();
+                    let (prompt_ctx, events) =
+                        crate::context::ToolContext::attached(cancel.clone());
+                    let router = self.router.clone();
+                    let name = req.name.clone();
+                    mrtr::Running {
+                        tool: bound,
+                        call: Box::pin(async move {
+                            mrtr::Finished::Prompt(
+                                router
+                                    .get_prompt_with_context(&name, args, prompt_ctx)
+                                    .await,
+                            )
+                        }),
+                        events,
+                        cancel,
+                        pending: Default::default(),
+                        asked: 0,
+                        refused: None,
+                    }
+                }
+            };
+            // Boxed, like a tool call's state (see call_tool).
+            match Box::pin(self.drive_rounds(&ctx, running)).await? {
+                call::Driven::Input(r) => return Ok(GetPromptResponse::InputRequired(r)),
+                call::Driven::Done(mrtr::Finished::Prompt(r)) => r,
+                call::Driven::Done(mrtr::Finished::Tool(_)) => {
+                    return Err(ErrorData::internal_error(
+                        "a tool call's state was resumed as a prompt".to_string(),
+                        None,
+                    ));
+                }
+            }
+        } else {
+            self.router
+                .get_prompt(&req.name, args, ctx.ct.clone())
+                .await
+        };
+        answer
             .map(|r| rmcp::model::GetPromptResult::from(r).into())
             .map_err(|e| match e {
                 e @ (PromptError::UnknownPrompt(_) | PromptError::InvalidArguments { .. }) => {

@@ -27,7 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{ContextError, ContextEvent};
-use crate::router::{BoxFuture, ToolError, ToolOutput};
+use crate::router::catalog::PromptError;
+use crate::router::{BoxFuture, PromptResult, ToolError, ToolOutput};
 
 /// How long a parked call waits for the client's next round.
 pub(super) const PARK_TTL: Duration = Duration::from_secs(300);
@@ -37,10 +38,28 @@ pub(super) const GATHER: Duration = Duration::from_millis(25);
 
 pub(super) type Answer = oneshot::Sender<Result<ClientResult, ContextError>>;
 
+/// How a parked request ended: a tool call's or a prompt's answer.
+pub(super) enum Finished {
+    Tool(Result<ToolOutput, ToolError>),
+    Prompt(Result<PromptResult, PromptError>),
+}
+
+impl Finished {
+    /// Whether the request failed (a tool's `isError` result included).
+    pub(super) fn failed(&self) -> bool {
+        match self {
+            Finished::Tool(Ok(ToolOutput::Content(r))) => r.is_error == Some(true),
+            Finished::Tool(Ok(_)) | Finished::Prompt(Ok(_)) => false,
+            Finished::Tool(Err(_)) | Finished::Prompt(Err(_)) => true,
+        }
+    }
+}
+
 /// A call between rounds, or being driven in one.
 pub(super) struct Running {
+    /// What the sealed state is bound to: the tool's name, or `prompt:<name>`.
     pub(super) tool: String,
-    pub(super) call: BoxFuture<Result<ToolOutput, ToolError>>,
+    pub(super) call: BoxFuture<Finished>,
     pub(super) events: mpsc::UnboundedReceiver<ContextEvent>,
     /// Stops the actor's work: the client cancelled, or the call expired while parked.
     pub(super) cancel: CancellationToken,
@@ -70,6 +89,13 @@ impl Running {
         CancellationToken,
     ) {
         let call = std::mem::replace(&mut self.call, Box::pin(std::future::pending()));
+        let call: BoxFuture<Result<ToolOutput, ToolError>> = Box::pin(async move {
+            match call.await {
+                Finished::Tool(r) => r,
+                // Only tool calls become tasks.
+                Finished::Prompt(_) => Err(ToolError::Runtime("a prompt is not a task".into())),
+            }
+        });
         let (_, closed) = mpsc::unbounded_channel();
         let events = std::mem::replace(&mut self.events, closed);
         // What `self` cancels on drop from here on is a token nobody holds.
