@@ -178,15 +178,17 @@ impl Parking {
             .open_with(state, tool.as_bytes())
             .map_err(|e| {
                 ErrorData::invalid_params(
-                    format!("requestState failed its integrity check ({e}); call `{tool}` again without it"),
+                    format!("requestState refused: {e} (forged, edited, for another tool, or expired); call `{tool}` again without it"),
                     None,
                 )
             })?;
         let id = String::from_utf8_lossy(&id).into_owned();
         let mut parked = self.inner.parked.lock().unwrap_or_else(|p| p.into_inner());
+        // Expired calls also go when one is resumed, not only when the next one parks.
+        parked.retain(|_, (at, _)| at.elapsed() < PARK_TTL);
         match parked.remove(&id) {
-            Some((at, running)) if at.elapsed() < PARK_TTL => Ok(running),
-            _ => Err(ErrorData::invalid_params(
+            Some((_, running)) => Ok(running),
+            None => Err(ErrorData::invalid_params(
                 format!(
                     "requestState names no call of `{tool}` waiting for input (answered already, or expired after {} s); call it again without requestState",
                     PARK_TTL.as_secs()
