@@ -19,7 +19,7 @@ use rmcp::model::{
     ProgressNotificationParam, Request, SetLevelRequestParams, object,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RoleClient};
-use rmcp::{ClientHandler, ServiceExt};
+use rmcp::{ClientHandler, ClientServiceExt, ServiceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -302,6 +302,94 @@ async fn a_host_tool_registered_at_runtime_is_announced_and_served() {
         .await
         .unwrap();
     assert_eq!(r.structured_content, Some(json!({"sum": 42})));
+    client.cancel().await.unwrap();
+    host.stop_and_wait(None, None).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_2026_listen_stream_hears_of_a_host_tool_and_only_what_its_filter_asked_for() {
+    use rmcp::model::{GetMeta, ProtocolVersion, ServerNotification, SubscriptionFilter};
+    let runtime = Runtime::builder().in_memory().build().await.unwrap();
+    let (server_io, client_io) = tokio::io::duplex(1 << 16);
+    let service = runtime.mcp_service();
+    tokio::spawn(async move {
+        if let Ok(running) = service.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    // A 2026-07-28 client: no initialize, no session; notifications come on a listen stream.
+    let client = ()
+        .serve_with_lifecycle(
+            client_io,
+            rmcp::ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap();
+    let mut tools_only = client
+        .listen(SubscriptionFilter::builder().tools_list_changed().build())
+        .await
+        .expect("subscriptions/listen is acknowledged");
+    assert_eq!(
+        tools_only.acknowledged(),
+        &SubscriptionFilter::builder().tools_list_changed().build()
+    );
+    // A resource this server does not have is dropped from the acknowledged filter.
+    let mut resources = client
+        .listen(
+            SubscriptionFilter::builder()
+                .resource_subscription("nowhere://at-all")
+                .build(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        resources
+            .acknowledged()
+            .resource_subscriptions
+            .as_ref()
+            .is_none_or(|uris| uris.is_empty())
+    );
+
+    let slot = ActorSlot::new("adder-listen");
+    let (host, _) = Supervisor::start(
+        SupervisorSpec::new("host-listen").child(ChildSpec::actor(&slot, || (Adder, ()))),
+    )
+    .await
+    .unwrap();
+    runtime
+        .router()
+        .register_actor(
+            ActorTool {
+                name: "host_add",
+                description: "Add two integers.",
+                annotations: Annotations::READ_ONLY,
+                slot,
+                policy: default_policy("host_add"),
+            },
+            AdderMsg::Add,
+        )
+        .unwrap();
+    let heard = tokio::time::timeout(Duration::from_secs(5), tools_only.next())
+        .await
+        .expect("notifications/tools/list_changed within 5 s")
+        .unwrap()
+        .expect("the stream is open");
+    assert!(matches!(
+        heard,
+        ServerNotification::ToolListChangedNotification(_)
+    ));
+    assert_eq!(
+        heard.get_meta().subscription_id().as_ref(),
+        Some(tools_only.id())
+    );
+    // The resource-only stream did not ask for tool changes.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), resources.next())
+            .await
+            .is_err()
+    );
     client.cancel().await.unwrap();
     host.stop_and_wait(None, None).await.unwrap();
 }

@@ -604,3 +604,404 @@ async fn resources_prompts_completions_and_subscriptions_are_served_by_an_actor(
     client.cancel().await.unwrap();
     host.stop_and_wait(None, None).await.unwrap();
 }
+
+/// A 2026-07-28 client (no session, no server→client requests) of `runtime`.
+async fn connect_2026<H: ClientHandler>(
+    runtime: &Runtime,
+    handler: H,
+) -> RunningService<RoleClient, H> {
+    use rmcp::ClientServiceExt;
+    let (server_io, client_io) = tokio::io::duplex(1 << 16);
+    let service = runtime.mcp_service();
+    tokio::spawn(async move {
+        if let Ok(running) = service.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    handler
+        .serve_with_lifecycle(
+            client_io,
+            rmcp::ClientLifecycleMode::Discover {
+                preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+            },
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_2026_client_answers_a_tools_requests_in_input_required_rounds_and_a_tampered_state_is_refused()
+ {
+    use rmcp::model::{CallToolResponse, InputRequest};
+    let runtime = Runtime::builder().in_memory().build().await.unwrap();
+    let slot = ActorSlot::new("surveyor-2026");
+    let (host, _) = Supervisor::start(
+        SupervisorSpec::new("host-2026").child(ChildSpec::actor(&slot, || (Surveyor, ()))),
+    )
+    .await
+    .unwrap();
+    runtime
+        .router()
+        .register_actor_with_context(
+            ActorTool {
+                name: "host_survey",
+                description: "Ask the model, then the user.",
+                annotations: Annotations::default(),
+                slot,
+                policy: default_policy("host_survey"),
+            },
+            SurveyMsg::Run,
+        )
+        .unwrap();
+    let seen = Client::default();
+    let client = connect_2026(&runtime, seen.clone()).await;
+    let call = || {
+        CallToolRequestParams::new("host_survey").with_arguments(object(json!({"topic": "towels"})))
+    };
+
+    // rmcp's client drives the rounds through its handler: the same actor code as for a
+    // 2025-11-25 client, one round for the model and one for the user.
+    let r = client.call_tool(call()).await.unwrap();
+    assert_eq!(r.is_error, Some(false), "{}", text_of(&r));
+    let out = r.structured_content.unwrap();
+    assert_eq!(out["model_said"], "forty-two");
+    assert_eq!(out["user"], json!({"name": "Ada"}));
+    assert_eq!(seen.asked.lock().unwrap().len(), 2);
+
+    // By hand: the first round asks the model, with a sealed requestState.
+    let CallToolResponse::InputRequired(round) = client.call_tool_once(call()).await.unwrap()
+    else {
+        panic!("an input-required result");
+    };
+    let requests = round.input_requests.clone().unwrap();
+    assert_eq!(requests.len(), 1);
+    let (key, request) = requests.into_iter().next().unwrap();
+    assert!(matches!(request, InputRequest::CreateMessage(_)));
+    let state = round.request_state.clone().unwrap();
+    let answer = serde_json::to_value(CreateMessageResult::new(
+        SamplingMessage::assistant_text("seven"),
+        "test-model".into(),
+    ))
+    .unwrap();
+    let responses: rmcp::model::InputResponses = [(key.clone(), answer)].into_iter().collect();
+
+    // An edited state is refused (-32602) and does not consume the waiting call.
+    let mut tampered = state.clone().into_bytes();
+    let at = tampered.len() / 2;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let refused = client
+        .call_tool_once(
+            call()
+                .with_input_responses(responses.clone())
+                .with_request_state(String::from_utf8(tampered).unwrap()),
+        )
+        .await
+        .unwrap_err();
+    let rmcp::ServiceError::McpError(e) = refused else {
+        panic!("a JSON-RPC error: {refused:?}");
+    };
+    assert_eq!(e.code.0, -32602, "{e:?}");
+    // A state is bound to its tool.
+    let elsewhere = client
+        .call_tool_once(
+            CallToolRequestParams::new("queue_stats")
+                .with_arguments(object(json!({})))
+                .with_request_state(state.clone()),
+        )
+        .await;
+    assert!(elsewhere.is_err(), "{elsewhere:?}");
+
+    // The real state resumes the call: the next round asks the user.
+    let CallToolResponse::InputRequired(second) = client
+        .call_tool_once(
+            call()
+                .with_input_responses(responses.clone())
+                .with_request_state(state.clone()),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a second round");
+    };
+    let (key2, request2) = second
+        .input_requests
+        .clone()
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    assert!(matches!(request2, InputRequest::Elicitation(_)));
+    assert_ne!(second.request_state, Some(state.clone()));
+    // A round is answered once.
+    assert!(
+        client
+            .call_tool_once(
+                call()
+                    .with_input_responses(responses)
+                    .with_request_state(state)
+            )
+            .await
+            .is_err()
+    );
+    let done = client
+        .call_tool_once(
+            call()
+                .with_input_responses(
+                    [(
+                        key2,
+                        serde_json::to_value(
+                            ElicitResult::new(ElicitationAction::Accept)
+                                .with_content(json!({"name": "Grace"})),
+                        )
+                        .unwrap(),
+                    )]
+                    .into_iter()
+                    .collect(),
+                )
+                .with_request_state(second.request_state.unwrap()),
+        )
+        .await
+        .unwrap();
+    let CallToolResponse::Complete(done) = done else {
+        panic!("the result");
+    };
+    let out = done.structured_content.unwrap();
+    assert_eq!(out["model_said"], "seven");
+    assert_eq!(out["user"], json!({"name": "Grace"}));
+    client.cancel().await.unwrap();
+    host.stop_and_wait(None, None).await.unwrap();
+}
+
+/// A 2026-07-28 client with the tasks extension that answers by hand.
+#[derive(Clone)]
+struct TasksClient;
+
+impl ClientHandler for TasksClient {
+    fn get_info(&self) -> ClientConfig {
+        let caps = ClientCapabilities::builder()
+            .enable_sampling()
+            .enable_elicitation()
+            .enable_tasks()
+            .build();
+        ClientConfig::new(caps, Implementation::new("mcp_context_tasks", "1"))
+    }
+}
+
+#[tokio::test]
+async fn an_input_first_task_tool_asks_in_rounds_then_runs_as_a_task_that_asks_through_tasks_update()
+ {
+    use rmcp::model::{
+        CallToolResponse, GetTaskParams, InputRequest, TaskPayload, TaskStatus, UpdateTaskParams,
+    };
+    let runtime = Runtime::builder()
+        .in_memory()
+        .input_first_task_tools(["host_survey"])
+        .build()
+        .await
+        .unwrap();
+    let slot = ActorSlot::new("surveyor-task");
+    let (host, _) = Supervisor::start(
+        SupervisorSpec::new("host-task").child(ChildSpec::actor(&slot, || (Surveyor, ()))),
+    )
+    .await
+    .unwrap();
+    runtime
+        .router()
+        .register_actor_with_context(
+            ActorTool {
+                name: "host_survey",
+                description: "Ask the model, then the user.",
+                annotations: Annotations::default(),
+                slot,
+                policy: default_policy("host_survey"),
+            },
+            SurveyMsg::Run,
+        )
+        .unwrap();
+    let client = connect_2026(&runtime, TasksClient).await;
+    let call = || {
+        CallToolRequestParams::new("host_survey").with_arguments(object(json!({"topic": "tea"})))
+    };
+
+    // Round 1 is synchronous: the tool's first question, no task yet.
+    let CallToolResponse::InputRequired(round) = client.call_tool_once(call()).await.unwrap()
+    else {
+        panic!("an input-required result first");
+    };
+    let (key, _) = round.input_requests.unwrap().into_iter().next().unwrap();
+    let answer = serde_json::to_value(CreateMessageResult::new(
+        SamplingMessage::assistant_text("oolong"),
+        "test-model".into(),
+    ))
+    .unwrap();
+    // With the answer in, the rest is a task.
+    let CallToolResponse::Task(created) = client
+        .call_tool_once(
+            call()
+                .with_input_responses([(key, answer)].into_iter().collect())
+                .with_request_state(round.request_state.unwrap()),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a task once the input is in");
+    };
+    let id = created.task.task_id.clone();
+
+    // Its next question waits in the task for tasks/update.
+    let get = || client.peer().get_task(GetTaskParams::new(id.clone()));
+    let (key, request) = loop {
+        let info = get().await.unwrap().task;
+        if let TaskPayload::InputRequired { input_requests } = info.payload {
+            break input_requests.into_iter().next().unwrap();
+        }
+        assert!(!info.status().is_terminal(), "{:?}", info.payload);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(matches!(request, InputRequest::Elicitation(_)));
+    client
+        .peer()
+        .update_task(UpdateTaskParams::new(
+            id.clone(),
+            [(
+                key,
+                serde_json::to_value(
+                    ElicitResult::new(ElicitationAction::Accept)
+                        .with_content(json!({"name": "Lu"})),
+                )
+                .unwrap(),
+            )]
+            .into_iter()
+            .collect(),
+        ))
+        .await
+        .unwrap();
+    let done = loop {
+        let info = get().await.unwrap().task;
+        if info.status().is_terminal() {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert_eq!(done.status(), TaskStatus::Completed);
+    let TaskPayload::Completed { result } = done.payload else {
+        panic!("completed");
+    };
+    let result: rmcp::model::CallToolResult =
+        serde_json::from_value(Value::Object(result)).unwrap();
+    let out = result.structured_content.unwrap();
+    assert_eq!(out["model_said"], "oolong");
+    assert_eq!(out["user"], json!({"name": "Lu"}));
+
+    // A 2026 client without the tasks extension is refused (-32021).
+    let plain = connect_2026(&runtime, Client::default()).await;
+    let refused = plain.call_tool_once(call()).await.unwrap_err();
+    let rmcp::ServiceError::McpError(e) = refused else {
+        panic!("a JSON-RPC error: {refused:?}");
+    };
+    assert_eq!(e.code.0, -32021);
+    plain.cancel().await.unwrap();
+    client.cancel().await.unwrap();
+    host.stop_and_wait(None, None).await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A prompt that asks the user before it answers.
+
+#[derive(Clone, Deserialize, JsonSchema)]
+struct GreetingArgs {
+    /// How formal to be.
+    tone: String,
+}
+
+type MessagesReply = RpcReplyPort<Result<Vec<PromptMessage>, String>>;
+
+enum GreeterMsg {
+    Greet(GreetingArgs, ToolContext, MessagesReply),
+}
+
+struct Greeter;
+
+impl Actor for Greeter {
+    type Msg = GreeterMsg;
+    type State = ();
+    type Arguments = ();
+    async fn pre_start(&self, _: ActorRef<GreeterMsg>, _: ()) -> Result<(), ActorProcessingErr> {
+        Ok(())
+    }
+    async fn handle(
+        &self,
+        _: ActorRef<GreeterMsg>,
+        msg: GreeterMsg,
+        _: &mut (),
+    ) -> Result<(), ActorProcessingErr> {
+        let GreeterMsg::Greet(args, ctx, reply) = msg;
+        tokio::spawn(async move {
+            let answer = async {
+                let params: ElicitRequestParams = serde_json::from_value(json!({
+                    "mode": "form",
+                    "message": "Who is it for?",
+                    "requestedSchema": {"type": "object",
+                        "properties": {"name": {"type": "string"}}, "required": ["name"]}
+                }))
+                .map_err(|e| e.to_string())?;
+                let who = ctx
+                    .elicit_as("who".to_string(), params)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let name = who.content.unwrap_or(Value::Null)["name"].clone();
+                Ok(vec![PromptMessage::new(
+                    Role::User,
+                    ContentBlock::text(format!("Greet {name} in a {} tone.", args.tone)),
+                )])
+            }
+            .await;
+            let _ = reply.send(answer);
+        });
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_prompt_asks_a_2026_client_in_input_required_rounds_and_an_older_client_is_told_it_cannot()
+ {
+    let runtime = Runtime::builder().in_memory().build().await.unwrap();
+    let slot = ActorSlot::new("greeter");
+    let (host, _) = Supervisor::start(
+        SupervisorSpec::new("host-greeter").child(ChildSpec::actor(&slot, || (Greeter, ()))),
+    )
+    .await
+    .unwrap();
+    runtime
+        .router()
+        .register_prompt_with_context(
+            ActorPrompt {
+                name: "greeting",
+                description: "A greeting for someone the user names.",
+                slot,
+                policy: default_policy("greeting"),
+            },
+            GreeterMsg::Greet,
+        )
+        .unwrap();
+    let get = || {
+        GetPromptRequestParams::new("greeting")
+            .with_arguments(json!({"tone": "warm"}).as_object().cloned().unwrap())
+    };
+
+    // rmcp's 2026 client answers the round through its handler.
+    let seen = Client::default();
+    let modern = connect_2026(&runtime, seen.clone()).await;
+    let prompt = modern.get_prompt(get()).await.unwrap();
+    let said = serde_json::to_value(&prompt.messages[0].content).unwrap();
+    assert_eq!(said["text"], "Greet \"Ada\" in a warm tone.");
+    assert_eq!(seen.asked.lock().unwrap().len(), 1);
+    modern.cancel().await.unwrap();
+
+    // An older client has no rounds: the prompt's request fails, and says why.
+    let older = connect(&runtime, Client::default()).await;
+    let refused = older.get_prompt(get()).await.unwrap_err();
+    assert!(refused.to_string().contains("no MCP client"), "{refused}");
+    older.cancel().await.unwrap();
+    host.stop_and_wait(None, None).await.unwrap();
+}

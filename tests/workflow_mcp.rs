@@ -270,3 +270,64 @@ async fn long_calls_are_mcp_tasks_for_clients_that_negotiate_them() {
     assert_eq!(r.is_error, Some(false));
     client.cancel().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_tool_served_only_as_a_task_refuses_clients_without_tasks_with_32021() {
+    use rmcp::model::{
+        CallToolResponse, ClientCapabilities, ClientConfig, Implementation, TaskStatus,
+    };
+    let runtime = Runtime::builder()
+        .in_memory()
+        .test_tools(true)
+        .required_task_tools(["debug_sleep"])
+        .build()
+        .await
+        .unwrap();
+    let serve = |runtime: &Runtime| {
+        let (server_io, client_io) = tokio::io::duplex(1 << 16);
+        let service = runtime.mcp_service();
+        tokio::spawn(async move {
+            if let Ok(running) = service.serve(server_io).await {
+                let _ = running.waiting().await;
+            }
+        });
+        client_io
+    };
+    let sleep = || {
+        CallToolRequestParams::new("debug_sleep")
+            .with_arguments(object(json!({"ms": 10, "label": "only-a-task"})))
+    };
+
+    let plain = ().serve(serve(&runtime)).await.unwrap();
+    let refused = plain.call_tool_once(sleep()).await.unwrap_err();
+    let rmcp::ServiceError::McpError(e) = refused else {
+        panic!("a JSON-RPC error: {refused:?}");
+    };
+    assert_eq!(e.code.0, -32021, "{e:?}");
+    assert!(
+        e.data.unwrap()["requiredCapabilities"]["extensions"]
+            .as_object()
+            .is_some_and(|x| !x.is_empty())
+    );
+    // Tools that are not task-only answer as before.
+    let r = plain
+        .call_tool(CallToolRequestParams::new("queue_stats").with_arguments(object(json!({}))))
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false));
+    plain.cancel().await.unwrap();
+
+    let tasks = ClientConfig::new(
+        ClientCapabilities::builder().enable_tasks().build(),
+        Implementation::from_build_env(),
+    )
+    .serve(serve(&runtime))
+    .await
+    .unwrap();
+    let CallToolResponse::Task(created) = tasks.call_tool_once(sleep()).await.unwrap() else {
+        panic!("a task");
+    };
+    let (done, _) = until_terminal(&tasks, &created.task.task_id).await;
+    assert_eq!(done.status(), TaskStatus::Completed);
+    tasks.cancel().await.unwrap();
+}

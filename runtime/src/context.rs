@@ -29,7 +29,8 @@
 
 use rmcp::model::{
     ClientResult, CreateMessageRequest, CreateMessageRequestParams, CreateMessageResult,
-    ElicitRequest, ElicitRequestParams, ElicitResult, LoggingLevel, ServerRequest,
+    ElicitRequest, ElicitRequestParams, ElicitResult, ListRootsRequest, ListRootsResult,
+    LoggingLevel, ServerRequest,
 };
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -63,7 +64,10 @@ pub(crate) enum ContextEvent {
         data: Value,
     },
     Request {
-        request: ServerRequest,
+        /// The name the tool gave the request (the key of an input-required result's
+        /// `inputRequests`); the handler makes one up when it is `None`.
+        key: Option<String>,
+        request: Box<ServerRequest>,
         answer: oneshot::Sender<Result<ClientResult, ContextError>>,
     },
 }
@@ -163,8 +167,18 @@ impl ToolContext {
         &self,
         params: CreateMessageRequestParams,
     ) -> Result<CreateMessageResult, ContextError> {
+        self.create_message_as(None, params).await
+    }
+
+    /// [`create_message`](Self::create_message) under a name of the tool's choosing: the key
+    /// a client on protocol 2026-07-28 sees in the call's input-required result (SEP-2322).
+    pub async fn create_message_as(
+        &self,
+        key: impl Into<Option<String>>,
+        params: CreateMessageRequestParams,
+    ) -> Result<CreateMessageResult, ContextError> {
         let request = ServerRequest::CreateMessageRequest(CreateMessageRequest::new(params));
-        match self.request(request).await? {
+        match self.request(key.into(), request).await? {
             ClientResult::CreateMessageResult(r) => Ok(*r),
             other => Err(ContextError::Client(format!(
                 "expected a sampling result, got {other:?}"
@@ -175,8 +189,18 @@ impl ToolContext {
     /// Asks the user for input through the client (`elicitation/create`) and waits for the
     /// answer. Fails if the client did not declare the `elicitation` capability.
     pub async fn elicit(&self, params: ElicitRequestParams) -> Result<ElicitResult, ContextError> {
+        self.elicit_as(None, params).await
+    }
+
+    /// [`elicit`](Self::elicit) under a name of the tool's choosing (see
+    /// [`create_message_as`](Self::create_message_as)).
+    pub async fn elicit_as(
+        &self,
+        key: impl Into<Option<String>>,
+        params: ElicitRequestParams,
+    ) -> Result<ElicitResult, ContextError> {
         let request = ServerRequest::ElicitRequest(ElicitRequest::new(params));
-        match self.request(request).await? {
+        match self.request(key.into(), request).await? {
             ClientResult::ElicitResult(r) => Ok(r),
             other => Err(ContextError::Client(format!(
                 "expected an elicitation result, got {other:?}"
@@ -184,11 +208,38 @@ impl ToolContext {
         }
     }
 
-    async fn request(&self, request: ServerRequest) -> Result<ClientResult, ContextError> {
+    /// Asks the client for its roots (`roots/list`) under a name of the tool's choosing (see
+    /// [`create_message_as`](Self::create_message_as)). Fails if the client did not declare
+    /// the `roots` capability.
+    pub async fn list_roots_as(
+        &self,
+        key: impl Into<Option<String>>,
+    ) -> Result<ListRootsResult, ContextError> {
+        let request = ServerRequest::ListRootsRequest(ListRootsRequest {
+            method: Default::default(),
+            extensions: Default::default(),
+        });
+        match self.request(key.into(), request).await? {
+            ClientResult::ListRootsResult(r) => Ok(r),
+            other => Err(ContextError::Client(format!(
+                "expected a roots result, got {other:?}"
+            ))),
+        }
+    }
+
+    async fn request(
+        &self,
+        key: Option<String>,
+        request: ServerRequest,
+    ) -> Result<ClientResult, ContextError> {
         let events = self.events.as_ref().ok_or(ContextError::NoClient)?;
         let (answer, reply) = oneshot::channel();
         events
-            .send(ContextEvent::Request { request, answer })
+            .send(ContextEvent::Request {
+                key,
+                request: Box::new(request),
+                answer,
+            })
             .map_err(|_| ContextError::NoClient)?;
         tokio::select! {
             r = reply => r.unwrap_or(Err(ContextError::NoClient)),

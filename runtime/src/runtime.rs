@@ -56,6 +56,9 @@ pub struct RuntimeBuilder {
     store_options: StoreOptions,
     policies: RoutePolicies,
     shell: ensemble_actors::learning::LearnerConfig,
+    task_tools: Vec<String>,
+    required_task_tools: Vec<String>,
+    input_first_task_tools: Vec<String>,
 }
 
 impl RuntimeBuilder {
@@ -112,6 +115,42 @@ impl RuntimeBuilder {
         self.policies = RoutePolicies::from_config(config);
         self.shell = config.learning.shell.learner_config();
         self.tree = config.tree();
+        self
+    }
+
+    /// Also offers these tools (a host's own, registered later) as MCP tasks to clients that
+    /// negotiated the tasks extension, beside `workflow_run`; other clients call them as usual.
+    pub fn task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.task_tools.extend(tools.into_iter().map(Into::into));
+        self
+    }
+
+    /// Serves these tools (a host's own) only as MCP tasks: a client without the tasks extension
+    /// gets JSON-RPC error -32021 (missing required client capability) naming it.
+    pub fn required_task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_task_tools
+            .extend(tools.into_iter().map(Into::into));
+        self
+    }
+
+    /// Serves these tools (a host's own) only as MCP tasks, after the input they ask for first:
+    /// a protocol 2026-07-28 client answers their questions in input-required rounds and then
+    /// gets the task (see [`McpService::with_input_first_task_tools`]).
+    pub fn input_first_task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.input_first_task_tools
+            .extend(tools.into_iter().map(Into::into));
         self
     }
 
@@ -173,8 +212,14 @@ impl RuntimeBuilder {
                 }
             });
         }
+        // Waiting workflow runs (and the test engine's sleeps) are what runs long.
+        let mut task_tools = vec!["workflow_run".to_string(), "debug_sleep".to_string()];
+        task_tools.extend(self.task_tools);
         Ok(Runtime {
             router,
+            task_tools: Arc::new(task_tools),
+            required_task_tools: Arc::new(self.required_task_tools),
+            input_first_task_tools: Arc::new(self.input_first_task_tools),
             store,
             supervisor,
             slots,
@@ -189,6 +234,12 @@ impl RuntimeBuilder {
 #[derive(Debug)]
 pub struct Runtime {
     router: Router,
+    /// Tools offered as MCP tasks.
+    task_tools: Arc<Vec<String>>,
+    /// Tools served only as MCP tasks.
+    required_task_tools: Arc<Vec<String>>,
+    /// Task-only tools that gather their input first.
+    input_first_task_tools: Arc<Vec<String>>,
     store: Store,
     supervisor: ActorRef<SupervisorMsg>,
     slots: EngineSlots,
@@ -249,8 +300,10 @@ impl Runtime {
 
     /// An MCP handler over this runtime's tools.
     pub fn mcp_service(&self) -> McpService {
-        // Waiting workflow runs (and the test engine's sleeps) are what runs long.
-        McpService::new(self.router.clone()).with_task_tools(["workflow_run", "debug_sleep"])
+        McpService::new(self.router.clone())
+            .with_task_tools(self.task_tools.iter().cloned())
+            .with_required_task_tools(self.required_task_tools.iter().cloned())
+            .with_input_first_task_tools(self.input_first_task_tools.iter().cloned())
     }
 
     /// Serves MCP on stdin/stdout until the client closes the stream.

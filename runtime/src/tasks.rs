@@ -3,14 +3,15 @@
 //! `tasks/get`; the tool's progress becomes the task's status message; `tasks/cancel` reaches the
 //! actor through the call's cancellation token.
 
-use rmcp::model::{CallToolResult, Task};
+use rmcp::model::{CallToolResult, InputRequest, ServerRequest, Task};
 use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
 use serde_json::Value;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::context::{ContextError, ContextEvent, ToolContext};
 use crate::convert::{into_call_result, unknown_tool};
-use crate::router::{Router, ToolError};
+use crate::router::{BoxFuture, Router, ToolError, ToolOutput};
 
 /// How often a task's client is told to poll.
 const POLL_INTERVAL_MS: u64 = 500;
@@ -25,6 +26,23 @@ pub fn spawn(tasks: &TaskManager, router: Router, tool: String, arguments: Value
     })
 }
 
+/// Continues a call already running (one that gathered its input in input-required rounds)
+/// as a task of `tasks`: `call` is its future, `events` its context's channel, `cancel` stops it.
+pub(crate) fn spawn_running(
+    tasks: &TaskManager,
+    tool: &str,
+    call: BoxFuture<Result<ToolOutput, ToolError>>,
+    events: mpsc::UnboundedReceiver<ContextEvent>,
+    cancel: CancellationToken,
+) -> Task {
+    let options = TaskOptions::new()
+        .with_poll_interval_ms(POLL_INTERVAL_MS)
+        .with_status_message(format!("`{tool}` running with the input it asked for"));
+    tasks.spawn(options, move |task| {
+        Box::pin(async move { drive(task, call, events, cancel).await })
+    })
+}
+
 async fn run(
     task: TaskContext,
     router: Router,
@@ -32,9 +50,20 @@ async fn run(
     arguments: Value,
 ) -> Result<CallToolResult, TaskExit> {
     let cancel = CancellationToken::new();
-    let (ctx, mut events) = ToolContext::attached(cancel.clone());
-    let call = router.call_with_context(&tool, arguments, ctx);
-    let mut call = std::pin::pin!(call);
+    let (ctx, events) = ToolContext::attached(cancel.clone());
+    let call = Box::pin(async move { router.call_with_context(&tool, arguments, ctx).await });
+    drive(task, call, events, cancel).await
+}
+
+async fn drive(
+    task: TaskContext,
+    mut call: BoxFuture<Result<ToolOutput, ToolError>>,
+    mut events: mpsc::UnboundedReceiver<ContextEvent>,
+    cancel: CancellationToken,
+) -> Result<CallToolResult, TaskExit> {
+    // The tool's requests waiting in the task's inputRequests; dropped (aborted) with the run.
+    let mut waiting = tokio::task::JoinSet::new();
+    let mut asked = 0u32;
     let outcome = loop {
         tokio::select! {
             biased;
@@ -51,17 +80,49 @@ async fn run(
                     });
                     task.set_status_message(text);
                 }
-                // A task has no request stream to carry client requests on.
-                ContextEvent::Request { answer, .. } => {
-                    let _ = answer.send(Err(ContextError::Unsupported(
-                        "client requests from a tool running as a task",
-                    )));
+                // A task has no request stream: what the tool asks the client waits in the
+                // task's `inputRequests` (status input_required) for `tasks/update` (SEP-2663).
+                ContextEvent::Request { key, request, answer } => {
+                    asked += 1;
+                    let key = key.unwrap_or_else(|| format!("input-{asked}"));
+                    let input = match *request {
+                        ServerRequest::CreateMessageRequest(r) => InputRequest::CreateMessage(r),
+                        ServerRequest::ElicitRequest(r) => InputRequest::Elicitation(r),
+                        ServerRequest::ListRootsRequest(r) => InputRequest::ListRoots(r),
+                        _ => {
+                            let _ = answer.send(Err(ContextError::Unsupported(
+                                "server requests other than sampling, elicitation and roots",
+                            )));
+                            continue;
+                        }
+                    };
+                    let task = task.clone();
+                    // Several requests may wait at once; each is answered on its own.
+                    waiting.spawn(async move {
+                        let shape = input.clone();
+                        let answered = match task.request_input(key, input).await {
+                            Ok(value) => crate::mcp::client_result(&shape, value).ok_or_else(|| {
+                                ContextError::Client("the answer does not have the shape of the request".into())
+                            }),
+                            Err(_) => Err(ContextError::Client("the task was cancelled".into())),
+                        };
+                        let _ = answer.send(answered);
+                    });
                 }
                 ContextEvent::Log { .. } => {}
             },
             r = &mut call => break r,
         }
     };
+    // The runtime got no answer (the actor crashed, a breaker is open, a deadline passed): the
+    // task failed, with the error inlined (SEP-2663 `failed`). A tool that reports a failure in
+    // its own words is a completed task whose result has `isError`.
+    if let Err(ToolError::Runtime(message)) = &outcome {
+        return Err(TaskExit::Error(rmcp::ErrorData::internal_error(
+            message.clone(),
+            None,
+        )));
+    }
     match into_call_result(outcome) {
         Ok(result) => Ok(result),
         Err(ToolError::UnknownTool(t)) => Err(TaskExit::Error(unknown_tool(&t))),

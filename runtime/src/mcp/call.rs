@@ -15,7 +15,7 @@ use crate::context::{ContextError, ContextEvent, ToolContext};
 use crate::convert::{into_call_result, unknown_tool};
 use crate::router::{BoxFuture, ToolError};
 
-use super::McpService;
+use super::{McpService, mrtr};
 
 /// The session a request belongs to: the Streamable HTTP `Mcp-Session-Id`, else the handler's
 /// own name for its session (stdio, stateless HTTP).
@@ -99,11 +99,47 @@ impl McpService {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = req.name.to_string();
-        let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
-        if self.task_tools.contains(&name)
-            && ctx
-                .client_capabilities()
+        // Protocol 2026-07-28 takes no server→client requests: a tool's requests become an
+        // input-required result and the call waits parked for the client's next round.
+        let mrtr = ctx
+            .protocol_version()
+            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        let client_has_tasks = || {
+            ctx.client_capabilities()
                 .is_some_and(|c| c.supports_tasks())
+        };
+        if mrtr && let Some(state) = req.request_state.as_deref() {
+            let mut running = self.parking.resume(&name, state)?;
+            mrtr::deliver(&mut running, req.input_responses.unwrap_or_default());
+            // The input is in: the rest of the work runs as a task.
+            if self.input_first_tools.contains(&name)
+                && running.pending.is_empty()
+                && client_has_tasks()
+            {
+                let (call, events, cancel) = running.into_task_parts();
+                let task = crate::tasks::spawn_running(&self.tasks, &name, call, events, cancel);
+                return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
+                    task,
+                )));
+            }
+            return finish_tool(self.drive_rounds(&ctx, running).await?);
+        }
+        let args = serde_json::Value::Object(req.arguments.unwrap_or_default());
+        if self.required_task_tools.contains(&name)
+            && self.router.annotations(&name).is_some()
+            && !client_has_tasks()
+        {
+            return Err(ErrorData::missing_required_client_capability(
+                rmcp::model::ClientCapabilities::builder()
+                    .enable_tasks()
+                    .build(),
+            ));
+        }
+        // A tool that gathers its input first starts synchronously for a 2026-07-28 client.
+        let input_first = mrtr && self.input_first_tools.contains(&name);
+        if self.task_tools.contains(&name)
+            && !input_first
+            && client_has_tasks()
             && self.router.annotations(&name).is_some()
         {
             let task = crate::tasks::spawn(&self.tasks, self.router.clone(), name, args);
@@ -126,6 +162,32 @@ impl McpService {
             return Err(unknown_tool(&name));
         };
         let with_context = route.takes_context();
+        if mrtr && with_context {
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let (tool_ctx, events) = ToolContext::attached(cancel.clone());
+            let router = self.router.clone();
+            let attempt = cancel.clone();
+            let call: BoxFuture<mrtr::Finished> = Box::pin(
+                async move {
+                    mrtr::Finished::Tool(
+                        router
+                            .call_route(&route, args, Some(attempt), tool_ctx)
+                            .await,
+                    )
+                }
+                .instrument(span),
+            );
+            let running = mrtr::Running {
+                tool: name,
+                call,
+                events,
+                cancel,
+                pending: Default::default(),
+                asked: 0,
+                refused: None,
+            };
+            return finish_tool(self.drive_rounds(&ctx, running).await?);
+        }
         let mut ticks = (token.is_some() && !with_context).then(|| self.progress.subscribe());
         let every = self.progress.inner.every;
         // Only a tool that takes a context gets a channel back (no allocation for the rest).
@@ -237,6 +299,106 @@ impl McpService {
         }
     }
 
+    /// Drives a call for a 2026-07-28 client to its answer, or to the point where it waits for
+    /// the client: then the call is parked and the client gets an input-required result.
+    pub(super) async fn drive_rounds(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        mut running: mrtr::Running,
+    ) -> Result<Driven, ErrorData> {
+        let caps = ctx.client_capabilities();
+        let token = ctx.meta.get_progress_token();
+        // Answers that did not cover every request: ask again for the rest at once.
+        let mut gather = (!running.pending.is_empty()).then(tokio::time::Instant::now);
+        let outcome = loop {
+            tokio::select! {
+                biased;
+                () = ctx.ct.cancelled() => {
+                    // Dropping the call stops the actor's work.
+                    return Err(ErrorData::internal_error(
+                        "the request was cancelled".to_string(),
+                        None,
+                    ));
+                }
+                Some(event) = running.events.recv() => match event {
+                    ContextEvent::Request { key, request, answer } => {
+                        match mrtr::input_request(*request, caps.as_ref()) {
+                            Ok(input) => {
+                                running.asked += 1;
+                                let key = key.unwrap_or_else(|| format!("input-{}", running.asked));
+                                match running.pending.entry(key) {
+                                    std::collections::btree_map::Entry::Occupied(e) => {
+                                        let _ = answer.send(Err(ContextError::Client(format!(
+                                            "the input request `{}` is already waiting",
+                                            e.key()
+                                        ))));
+                                    }
+                                    std::collections::btree_map::Entry::Vacant(e) => {
+                                        e.insert((input, answer));
+                                        gather.get_or_insert_with(|| {
+                                            tokio::time::Instant::now() + mrtr::GATHER
+                                        });
+                                    }
+                                }
+                            }
+                            Err(Some(capability)) => {
+                                running.refused = Some(capability);
+                                let _ = answer.send(Err(ContextError::Unsupported(capability)));
+                            }
+                            Err(None) => {
+                                let _ = answer.send(Err(ContextError::Unsupported(
+                                    "server requests other than sampling, elicitation and roots",
+                                )));
+                            }
+                        }
+                    }
+                    ContextEvent::Progress { progress, total, message } => {
+                        if let Some(token) = &token {
+                            let mut p = ProgressNotificationParam::new(token.clone(), progress);
+                            if let Some(total) = total {
+                                p = p.with_total(total);
+                            }
+                            if let Some(message) = message {
+                                p = p.with_message(message);
+                            }
+                            let _ = ctx.peer.notify_progress(p).await;
+                        }
+                    }
+                    ContextEvent::Log { level, logger, data } => {
+                        let logger = logger.unwrap_or_else(|| running.tool.clone());
+                        self.log(&ctx.peer, level, &logger, data).await
+                    }
+                },
+                r = &mut running.call => break r,
+                () = async {
+                    match gather {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    let requests: rmcp::model::InputRequests = running
+                        .pending
+                        .iter()
+                        .map(|(key, (request, _))| (key.clone(), request.clone()))
+                        .collect();
+                    let state = self.parking.park(running);
+                    return Ok(Driven::Input(rmcp::model::InputRequiredResult::new(
+                        Some(requests),
+                        Some(state),
+                    )));
+                }
+            }
+        };
+        // A request that failed after asking for a capability the client never declared: the
+        // client is told which (SEP-2575), not handed the tool's own words.
+        if let Some(capability) = running.refused.filter(|_| outcome.failed()) {
+            return Err(ErrorData::missing_required_client_capability(
+                mrtr::required(capability),
+            ));
+        }
+        Ok(Driven::Done(outcome))
+    }
+
     /// Turns one event from a tool's context into what the client sees.
     async fn deliver(
         &self,
@@ -272,9 +434,40 @@ impl McpService {
                 self.log(&ctx.peer, level, logger.as_deref().unwrap_or(tool), data)
                     .await
             }
-            ContextEvent::Request { request, answer } => {
-                requests.push(Box::pin(serve_request(ctx.peer.clone(), request, answer)));
+            ContextEvent::Request {
+                request, answer, ..
+            } => {
+                requests.push(Box::pin(serve_request(ctx.peer.clone(), *request, answer)));
             }
         }
+    }
+}
+
+/// Where a round left a request of a 2026-07-28 client.
+pub(super) enum Driven {
+    /// It has its answer.
+    Done(mrtr::Finished),
+    /// It waits for the client's input.
+    Input(rmcp::model::InputRequiredResult),
+}
+
+fn finish_tool(driven: Driven) -> Result<CallToolResponse, ErrorData> {
+    let outcome = match driven {
+        Driven::Input(r) => return Ok(CallToolResponse::InputRequired(r)),
+        Driven::Done(mrtr::Finished::Tool(outcome)) => outcome,
+        Driven::Done(mrtr::Finished::Prompt(_)) => {
+            return Err(ErrorData::internal_error(
+                "a prompt's state was resumed as a tool call".to_string(),
+                None,
+            ));
+        }
+    };
+    match into_call_result(outcome) {
+        Ok(result) => Ok(result.into()),
+        Err(ToolError::UnknownTool(tool)) => Err(unknown_tool(&tool)),
+        Err(_) => Err(ErrorData::internal_error(
+            "the request was cancelled".to_string(),
+            None,
+        )),
     }
 }

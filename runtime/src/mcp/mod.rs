@@ -8,6 +8,7 @@
 #![allow(deprecated)]
 
 mod call;
+mod mrtr;
 mod progress;
 
 use std::collections::HashSet;
@@ -20,16 +21,18 @@ use rmcp::model::{
     ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, LoggingLevel,
     LoggingMessageNotificationParam, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, ReadResourceResult, Reference, ResourceUpdatedNotificationParam,
-    ServerCapabilities, ServerConfig, SetLevelRequestParams, SubscribeRequestParams, Tool,
+    ServerCapabilities, ServerConfig, ServerNotification, SetLevelRequestParams,
+    SubscribeRequestParams, SubscriptionFilter, Tool, ToolListChangedNotification,
     UnsubscribeRequestParams,
 };
-use rmcp::service::{NotificationContext, Peer, RequestContext};
+use rmcp::service::{NotificationContext, Peer, RequestContext, SubscriptionContext};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 
 use crate::convert::resource_error;
 pub use crate::convert::to_mcp_tool;
 use crate::router::Router;
 use crate::router::catalog::{Complete, CompletionTarget, PromptError, ResourceError};
+pub(crate) use mrtr::client_result;
 use progress::ProgressClock;
 
 /// The rmcp handler. Cheap to clone: the HTTP transport makes one per session or request.
@@ -44,6 +47,11 @@ pub struct McpService {
     progress: ProgressClock,
     /// Tools offered as MCP tasks to clients that negotiated the tasks extension.
     task_tools: Arc<HashSet<String>>,
+    /// Of those, the tools served only as tasks (SEP-2663 "required").
+    required_task_tools: Arc<HashSet<String>>,
+    /// Of those, the tools that gather their input first: for a 2026-07-28 client they run in
+    /// input-required rounds and become a task once the input is in.
+    input_first_tools: Arc<HashSet<String>>,
     /// Names this handler's session in logs (`local-N`) when the transport has no session id
     /// (stdio). A number, formatted only when a span is recorded: stateless HTTP makes a
     /// handler per request.
@@ -51,6 +59,8 @@ pub struct McpService {
     /// The tasks of every session (cloned handles share them: a stateless client polls on
     /// another request than the one that started its task).
     tasks: rmcp::task_manager::TaskManager,
+    /// Calls waiting for a 2026-07-28 client's input (shared like the tasks).
+    parking: mrtr::Parking,
 }
 
 impl std::fmt::Debug for McpService {
@@ -96,7 +106,10 @@ impl McpService {
             subscriptions: Arc::new(Mutex::new(HashSet::new())),
             progress: ProgressClock::new(PROGRESS_EVERY),
             task_tools: Arc::new(HashSet::new()),
+            required_task_tools: Arc::new(HashSet::new()),
+            input_first_tools: Arc::new(HashSet::new()),
             tasks: rmcp::task_manager::TaskManager::new(),
+            parking: mrtr::Parking::new(),
             session: next_session_name(),
         }
     }
@@ -109,8 +122,41 @@ impl McpService {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.task_tools = Arc::new(tools.into_iter().map(Into::into).collect());
+        let mut all: HashSet<String> = tools.into_iter().map(Into::into).collect();
+        all.extend(self.required_task_tools.iter().cloned());
+        self.task_tools = Arc::new(all);
         self
+    }
+
+    /// Serves these tools only as MCP tasks: a client that did not negotiate the tasks
+    /// extension (at initialize or in the request's `_meta`) gets JSON-RPC error -32021.
+    pub fn with_required_task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let required: HashSet<String> = tools.into_iter().map(Into::into).collect();
+        let mut all: HashSet<String> = (*self.task_tools).clone();
+        all.extend(required.iter().cloned());
+        self.task_tools = Arc::new(all);
+        self.required_task_tools = Arc::new(required);
+        self
+    }
+
+    /// Serves these tools only as tasks, after their input is in: a 2026-07-28 client with the
+    /// tasks extension gets input-required rounds for what the tool asks first (SEP-2322), then a
+    /// task (SEP-2663) with the rest of the work; any other client gets the task at once (its
+    /// questions wait in the task's `inputRequests`), or -32021 without the tasks extension.
+    pub fn with_input_first_task_tools<I, S>(mut self, tools: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let input_first: HashSet<String> = tools.into_iter().map(Into::into).collect();
+        let mut required: HashSet<String> = (*self.required_task_tools).clone();
+        required.extend(input_first.iter().cloned());
+        self.input_first_tools = Arc::new(input_first);
+        self.with_required_task_tools(required)
     }
 
     /// A copy for a new session: same router, its own logging level and subscriptions.
@@ -158,6 +204,48 @@ impl McpService {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .contains(uri)
+    }
+
+    /// One listen stream: tool list changes and updates of its resources, tagged with the
+    /// subscription id by rmcp's sink (which also drops what the filter did not ask for), until
+    /// the client cancels it or the router closes.
+    async fn listen_stream(&self, sub: SubscriptionContext) -> Result<(), ErrorData> {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut tools = self.router.subscribe_changes();
+        let mut updates = self.router.subscribe_resource_updates();
+        let sink = sub.sink().clone();
+        let wants_tools = sink.accepted().tools_list_changed == Some(true);
+        loop {
+            let sent = tokio::select! {
+                () = sub.cancelled() => return Ok(()),
+                r = tools.recv() => match r {
+                    Err(RecvError::Closed) => return Ok(()),
+                    // A lagged receiver still knows something changed.
+                    _ if wants_tools => sink
+                        .send(ServerNotification::ToolListChangedNotification(
+                            ToolListChangedNotification::default(),
+                        ))
+                        .await,
+                    _ => Ok(()),
+                },
+                r = updates.recv() => match r {
+                    Err(RecvError::Closed) => return Ok(()),
+                    Err(RecvError::Lagged(_)) => Ok(()),
+                    Ok(uri) if sink.accepted().resource_subscriptions.as_ref().is_some_and(|u| u.contains(&uri)) => sink
+                        .send(ServerNotification::ResourceUpdatedNotification(
+                            rmcp::model::ResourceUpdatedNotification::new(
+                                ResourceUpdatedNotificationParam::new(uri),
+                            ),
+                        ))
+                        .await,
+                    Ok(_) => Ok(()),
+                },
+            };
+            if let Err(e) = sent {
+                tracing::debug!(error = %e, "a listen stream ended");
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -305,6 +393,29 @@ impl ServerHandler for McpService {
         Ok(())
     }
 
+    /// `subscriptions/listen` (2026-07-28): every category we advertise, and updates of the
+    /// resources this server has (a URI it does not serve is dropped from the filter).
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        let mut accepted = requested.clone();
+        if let Some(uris) = accepted.resource_subscriptions.take() {
+            accepted.resource_subscriptions = Some(
+                uris.into_iter()
+                    .filter(|uri| self.router.serves_resource(uri))
+                    .collect(),
+            );
+        }
+        Some(accepted)
+    }
+
+    /// `subscriptions/listen`: see [`McpService::listen_stream`].
+    async fn listen(&self, sub: SubscriptionContext) -> Result<(), ErrorData> {
+        // Boxed: a stream's state would otherwise grow every request's future (see call_tool).
+        Box::pin(self.listen_stream(sub)).await
+    }
+
     async fn list_prompts(
         &self,
         _params: Option<PaginatedRequestParams>,
@@ -323,9 +434,58 @@ impl ServerHandler for McpService {
             .unwrap_or_default()
             .into_iter()
             .collect::<serde_json::Map<_, _>>();
-        self.router
-            .get_prompt(&req.name, args, ctx.ct.clone())
-            .await
+        // A 2026-07-28 client answers what the prompt asks in input-required rounds (SEP-2322).
+        let mrtr = ctx
+            .protocol_version()
+            .is_some_and(|v| v >= rmcp::model::ProtocolVersion::V_2026_07_28);
+        let answer = if mrtr {
+            let bound = format!("prompt:{}", req.name);
+            let running = match req.request_state.as_deref() {
+                Some(state) => {
+                    let mut running = self.parking.resume(&bound, state)?;
+                    mrtr::deliver(&mut running, req.input_responses.unwrap_or_default());
+                    running
+                }
+                None => {
+                    let cancel = tokio_util::sync::CancellationToken::new();
+                    let (prompt_ctx, events) =
+                        crate::context::ToolContext::attached(cancel.clone());
+                    let router = self.router.clone();
+                    let name = req.name.clone();
+                    mrtr::Running {
+                        tool: bound,
+                        call: Box::pin(async move {
+                            mrtr::Finished::Prompt(
+                                router
+                                    .get_prompt_with_context(&name, args, prompt_ctx)
+                                    .await,
+                            )
+                        }),
+                        events,
+                        cancel,
+                        pending: Default::default(),
+                        asked: 0,
+                        refused: None,
+                    }
+                }
+            };
+            // Boxed, like a tool call's state (see call_tool).
+            match Box::pin(self.drive_rounds(&ctx, running)).await? {
+                call::Driven::Input(r) => return Ok(GetPromptResponse::InputRequired(r)),
+                call::Driven::Done(mrtr::Finished::Prompt(r)) => r,
+                call::Driven::Done(mrtr::Finished::Tool(_)) => {
+                    return Err(ErrorData::internal_error(
+                        "a tool call's state was resumed as a prompt".to_string(),
+                        None,
+                    ));
+                }
+            }
+        } else {
+            self.router
+                .get_prompt(&req.name, args, ctx.ct.clone())
+                .await
+        };
+        answer
             .map(|r| rmcp::model::GetPromptResult::from(r).into())
             .map_err(|e| match e {
                 e @ (PromptError::UnknownPrompt(_) | PromptError::InvalidArguments { .. }) => {

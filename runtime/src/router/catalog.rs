@@ -13,6 +13,7 @@
 //! - [`Router::resource_updated`](super::Router::resource_updated) tells every subscribed session that a resource changed
 //!   (`notifications/resources/updated`).
 
+use crate::context::ToolContext;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -214,7 +215,11 @@ pub(super) type ReadHandler = dyn Fn(ReadResource, CancellationToken) -> BoxFutu
 pub(super) type ListHandler = dyn Fn(ListResources, CancellationToken) -> BoxFuture<Result<ResourcePage, ResourceError>>
     + Send
     + Sync;
-pub(super) type PromptHandler = dyn Fn(Map<String, Value>, CancellationToken) -> BoxFuture<Result<PromptResult, PromptError>>
+pub(super) type PromptHandler = dyn Fn(
+        Map<String, Value>,
+        CancellationToken,
+        ToolContext,
+    ) -> BoxFuture<Result<PromptResult, PromptError>>
     + Send
     + Sync;
 pub(super) type CompleteHandler =

@@ -1,6 +1,7 @@
 //! The router's resources, prompts and completions: registration, and the lookups the MCP
 //! service makes (see [`super::catalog`]).
 
+use crate::context::ToolContext;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -170,13 +171,62 @@ impl Router {
         R: IntoPrompt,
         E: std::fmt::Display + Send + 'static,
     {
+        self.insert_prompt(
+            prompt,
+            move |req: Req, c: &CancellationToken, _: &ToolContext, reply| {
+                make(req, c.clone(), reply)
+            },
+        )
+    }
+
+    /// Registers a prompt whose actor gets a [`ToolContext`] with each `prompts/get`, to ask
+    /// the client for what the prompt needs (elicitation, sampling, roots): the message is
+    /// `make(req, ctx, reply)`. A protocol 2026-07-28 client answers in input-required rounds
+    /// (SEP-2322); for an older client the context is detached and such requests fail with
+    /// [`ContextError::NoClient`](crate::context::ContextError::NoClient).
+    pub fn register_prompt_with_context<M, Req, R, E>(
+        &self,
+        prompt: ActorPrompt<M>,
+        make: fn(Req, ToolContext, RpcReplyPort<Result<R, E>>) -> M,
+    ) -> Result<(), RegisterError>
+    where
+        M: Message,
+        Req: DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static,
+        R: IntoPrompt,
+        E: std::fmt::Display + Send + 'static,
+    {
+        self.insert_prompt(
+            prompt,
+            move |req: Req, c: &CancellationToken, ctx: &ToolContext, reply| {
+                make(req, ctx.with_cancel(c.clone()), reply)
+            },
+        )
+    }
+
+    fn insert_prompt<M, Req, R, E, F>(
+        &self,
+        prompt: ActorPrompt<M>,
+        make: F,
+    ) -> Result<(), RegisterError>
+    where
+        M: Message,
+        Req: DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static,
+        R: IntoPrompt,
+        E: std::fmt::Display + Send + 'static,
+        F: Fn(Req, &CancellationToken, &ToolContext, RpcReplyPort<Result<R, E>>) -> M
+            + Copy
+            + Send
+            + Sync
+            + 'static,
+    {
         if !valid_name(prompt.name) {
             return Err(RegisterError::InvalidName(prompt.name.to_string()));
         }
         let arguments = prompt_arguments(&schema_of::<Req>());
         let (slot, policy, name) = (prompt.slot, prompt.policy, prompt.name);
         let get = move |args: Map<String, Value>,
-                        cancel: CancellationToken|
+                        cancel: CancellationToken,
+                        ctx: ToolContext|
               -> BoxFuture<Result<PromptResult, PromptError>> {
             let (slot, policy) = (slot.clone(), policy.clone());
             Box::pin(async move {
@@ -187,7 +237,7 @@ impl Router {
                     }
                 })?;
                 ask(&slot, &policy, read_options(cancel), move |c, reply| {
-                    make(req.clone(), c.clone(), reply)
+                    make(req.clone(), c, &ctx, reply)
                 })
                 .await
                 .map(IntoPrompt::into_prompt)
@@ -369,7 +419,25 @@ impl Router {
             .get(name)
             .cloned()
             .ok_or_else(|| PromptError::UnknownPrompt(name.to_string()))?;
-        (route.get)(arguments, cancel).await
+        (route.get)(arguments, cancel.clone(), ToolContext::detached(cancel)).await
+    }
+
+    /// [`get_prompt`](Self::get_prompt) with a context through which the prompt's actor may
+    /// ask the client (for prompts registered with
+    /// [`register_prompt_with_context`](Self::register_prompt_with_context)).
+    pub(crate) async fn get_prompt_with_context(
+        &self,
+        name: &str,
+        arguments: Map<String, Value>,
+        ctx: ToolContext,
+    ) -> Result<PromptResult, PromptError> {
+        let route = self
+            .catalog()
+            .prompts
+            .get(name)
+            .cloned()
+            .ok_or_else(|| PromptError::UnknownPrompt(name.to_string()))?;
+        (route.get)(arguments, ctx.cancellation().clone(), ctx).await
     }
 
     /// Completion candidates for `req`; none when nothing completes that target.

@@ -96,11 +96,16 @@ pub enum RegisterError {
 }
 
 /// The JSON Schema of `T` as an object map, as MCP wants it.
+///
+/// The generator adds no `$schema` (2020-12 is MCP's default dialect, so it is noise to
+/// clients); a `$schema` that `T`'s own schema declares is kept, as SEP-1613 asks.
 pub fn schema_of<T: JsonSchema>() -> Map<String, Value> {
-    match serde_json::to_value(schemars::schema_for!(T)) {
+    let generator = schemars::generate::SchemaSettings::default()
+        .with(|s| s.meta_schema = None)
+        .into_generator();
+    match serde_json::to_value(generator.into_root_schema_for::<T>()) {
         Ok(Value::Object(mut m)) => {
-            // MCP clients want an object schema at the top; `$schema` is noise to them.
-            m.remove("$schema");
+            // MCP clients want an object schema at the top.
             m.entry("type")
                 .or_insert_with(|| Value::String("object".into()));
             m

@@ -17,6 +17,8 @@
 // them deprecated for 2026-07-28.
 #![allow(deprecated)]
 
+mod inputs;
+
 use std::time::Duration;
 
 use ensemble::runtime::Runtime;
@@ -63,6 +65,129 @@ struct ElicitationArgs {
     message: String,
 }
 
+#[derive(Clone, Deserialize, JsonSchema)]
+struct GreetArgs {
+    /// Who to greet.
+    name: String,
+}
+
+#[derive(Clone, Deserialize, JsonSchema)]
+struct SlowArgs {
+    /// How long to compute, in seconds (0 answers at once).
+    seconds: f64,
+    /// A label to quote in the result.
+    label: Option<String>,
+}
+
+/// A region mirrored into the `Mcp-Param-Region` HTTP header (SEP-2243), so gateways can
+/// route on it without parsing the body; rmcp's HTTP transport checks the header against it.
+#[derive(Clone, Deserialize)]
+struct WeatherArgs {
+    region: String,
+}
+
+impl JsonSchema for WeatherArgs {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "WeatherArgs".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "properties": {
+                "region": {
+                    "type": "string",
+                    "description": "The region to report on.",
+                    "x-mcp-header": "Region"
+                }
+            },
+            "required": ["region"]
+        })
+    }
+}
+
+/// A contact, described by a hand-written JSON Schema 2020-12 that uses `$defs` with an
+/// `$anchor`, `allOf`/`anyOf`, `if`/`then`/`else` and `additionalProperties: false` (SEP-1613,
+/// SEP-2106): clients must see these keywords as written.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ContactArgs {
+    name: Option<String>,
+    address: Option<Address>,
+    contact_method: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+#[derive(Clone, Deserialize)]
+struct Address {
+    street: Option<String>,
+    city: Option<String>,
+}
+
+impl JsonSchema for ContactArgs {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ContactArgs".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "$defs": {
+                "address": {
+                    "$anchor": "addressDef",
+                    "type": "object",
+                    "properties": {"street": {"type": "string"}, "city": {"type": "string"}}
+                }
+            },
+            "properties": {
+                "name": {"type": "string"},
+                "address": {"$ref": "#/$defs/address"},
+                "contactMethod": {"type": "string", "enum": ["phone", "email"]},
+                "phone": {"type": "string"},
+                "email": {"type": "string"}
+            },
+            "allOf": [{"anyOf": [{"required": ["phone"]}, {"required": ["email"]}]}],
+            "if": {"properties": {"contactMethod": {"const": "phone"}}, "required": ["contactMethod"]},
+            "then": {"required": ["phone"]},
+            "else": {"required": ["email"]},
+            "additionalProperties": false
+        })
+    }
+}
+
+impl ContactArgs {
+    /// How to reach the contact, checked the way the schema says (the router decodes the
+    /// arguments with serde; the conditional parts are checked here).
+    fn describe(&self) -> Result<String, String> {
+        // if contactMethod is phone then phone is required, else email is (which also
+        // satisfies the anyOf of phone or email).
+        let (how, value) = match self.contact_method.as_deref() {
+            Some("phone") => ("phone", self.phone.as_deref()),
+            None | Some("email") => ("email", self.email.as_deref()),
+            Some(other) => {
+                return Err(format!(
+                    "contactMethod must be \"phone\" or \"email\", not {other:?}"
+                ));
+            }
+        };
+        let value = value.ok_or_else(|| match self.contact_method {
+            Some(_) => format!("contactMethod is {how}, so `{how}` is required"),
+            None => "`email` is required unless contactMethod is \"phone\"".to_string(),
+        })?;
+        let who = self.name.as_deref().unwrap_or("the contact");
+        let city = self.address.as_ref().and_then(|a| a.city.as_deref());
+        let street = self.address.as_ref().and_then(|a| a.street.as_deref());
+        let place = match (street, city) {
+            (Some(s), Some(c)) => format!(" at {s}, {c}"),
+            (None, Some(c)) | (Some(c), None) => format!(" at {c}"),
+            (None, None) => String::new(),
+        };
+        Ok(format!("Reach {who}{place} by {how}: {value}"))
+    }
+}
+
 type Reply = RpcReplyPort<Result<CallToolResult, String>>;
 
 /// The fixture tools, one message each.
@@ -79,6 +204,15 @@ enum ToolsMsg {
     Elicitation(ElicitationArgs, ToolContext, Reply),
     ElicitDefaults(NoArgs, ToolContext, Reply),
     ElicitEnums(NoArgs, ToolContext, Reply),
+    Contact(ContactArgs, ToolContext, Reply),
+    Greet(GreetArgs, ToolContext, Reply),
+    Weather(WeatherArgs, ToolContext, Reply),
+    SlowCompute(SlowArgs, ToolContext, Reply),
+    FailingJob(NoArgs, ToolContext, Reply),
+    /// Panics: the runtime gets no answer, and the task fails.
+    #[allow(dead_code)]
+    // the context and the reply port are dropped unused: the crash is the point
+    ProtocolErrorJob(NoArgs, ToolContext, Reply),
 }
 
 struct Tools;
@@ -152,6 +286,27 @@ impl Actor for Tools {
                     "This tool intentionally returns an error for testing",
                 )]),
             ),
+            ToolsMsg::Greet(args, ctx, reply) => {
+                (ctx, reply, text(format!("Hello, {}!", args.name)))
+            }
+            ToolsMsg::Weather(args, ctx, reply) => (
+                ctx,
+                reply,
+                text(format!("The weather in {} is fixture-sunny.", args.region)),
+            ),
+            ToolsMsg::Contact(args, ctx, reply) => (
+                ctx,
+                reply,
+                match args.describe() {
+                    Ok(said) => text(said),
+                    Err(why) => CallToolResult::error(vec![ContentBlock::text(why)]),
+                },
+            ),
+            ToolsMsg::ProtocolErrorJob(..) => {
+                // The actor crashes (and its supervisor restarts it); the caller's reply port
+                // is dropped unanswered.
+                panic!("protocol_error_job crashes on purpose");
+            }
             slow => {
                 run_slow(slow);
                 return Ok(());
@@ -277,13 +432,46 @@ fn run_slow(msg: ToolsMsg) {
                 let _ = reply.send(answer);
             });
         }
+        ToolsMsg::SlowCompute(args, ctx, reply) => {
+            tokio::spawn(async move {
+                let wait = Duration::from_secs_f64(args.seconds.clamp(0.0, 3600.0));
+                tokio::select! {
+                    // Cancelled (tasks/cancel, or the client gave up): no answer.
+                    () = ctx.cancellation().cancelled() => {}
+                    () = tokio::time::sleep(wait) => {
+                        let label = args.label.as_deref().unwrap_or("slow_compute");
+                        let _ = reply.send(Ok(CallToolResult::structured(json!({
+                            "label": label,
+                            "seconds": args.seconds,
+                            "result": format!("{label} computed in {}s", args.seconds),
+                        }))));
+                    }
+                }
+            });
+        }
+        ToolsMsg::FailingJob(_, ctx, reply) => {
+            tokio::spawn(async move {
+                tokio::select! {
+                    () = ctx.cancellation().cancelled() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {
+                        let _ = reply.send(Ok(CallToolResult::error(vec![ContentBlock::text(
+                            "failing_job failed, as it always does",
+                        )])));
+                    }
+                }
+            });
+        }
         // Answered in `handle`.
         ToolsMsg::SimpleText(..)
         | ToolsMsg::Image(..)
         | ToolsMsg::Audio(..)
         | ToolsMsg::EmbeddedResource(..)
         | ToolsMsg::Mixed(..)
-        | ToolsMsg::Error(..) => {}
+        | ToolsMsg::Error(..)
+        | ToolsMsg::Contact(..)
+        | ToolsMsg::Greet(..)
+        | ToolsMsg::Weather(..)
+        | ToolsMsg::ProtocolErrorJob(..) => {}
     }
 }
 
@@ -415,6 +603,47 @@ fn register_tools(
             "Elicits every enum shape: titled, untitled, legacy, single and multi (SEP-1330).",
         ),
         ToolsMsg::ElicitEnums,
+    )?;
+    router.register_actor_with_context(
+        tool(
+            "json_schema_2020_12_tool",
+            "Says how to reach a contact; its input schema uses JSON Schema 2020-12 keywords.",
+        ),
+        ToolsMsg::Contact,
+    )?;
+    router.register_actor_with_context(tool("greet", "Says hello to `name`."), ToolsMsg::Greet)?;
+    router.register_actor_with_context(
+        tool(
+            "test_custom_header",
+            "Reports the weather of `region`, which clients also send as the Mcp-Param-Region header.",
+        ),
+        ToolsMsg::Weather,
+    )?;
+    // The tasks fixtures (SEP-2663); `main` offers them as tasks.
+    let long = |name: &'static str, description: &'static str| ActorTool {
+        policy: RoutePolicy::builder(name).bulkhead(64).build(),
+        ..tool(name, description)
+    };
+    router.register_actor_with_context(
+        long(
+            "slow_compute",
+            "Computes for `seconds` seconds, then answers; a task for clients with the tasks extension.",
+        ),
+        ToolsMsg::SlowCompute,
+    )?;
+    router.register_actor_with_context(
+        long(
+            "failing_job",
+            "Fails with a tool error after a second; runs only as a task.",
+        ),
+        ToolsMsg::FailingJob,
+    )?;
+    router.register_actor_with_context(
+        long(
+            "protocol_error_job",
+            "Crashes its actor; as a task it ends failed with the runtime's error.",
+        ),
+        ToolsMsg::ProtocolErrorJob,
     )?;
     Ok(())
 }
@@ -707,13 +936,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "127.0.0.1:0".to_string())
         .parse()
         .map_err(|e| format!("usage: conformance [ADDR]; the address: {e}"))?;
-    let runtime = Runtime::builder().in_memory().build().await?;
+    let runtime = Runtime::builder()
+        .in_memory()
+        .task_tools(["slow_compute", "confirm_delete", "multi_input"])
+        .required_task_tools(["failing_job", "protocol_error_job"])
+        .input_first_task_tools(["test_tool_with_task"])
+        .build()
+        .await?;
     let router = runtime.router().clone();
 
     // The fixture actors run under the host's supervisor, restarted like the engines.
     let tools = ActorSlot::new("fixture-tools");
     let resources = ActorSlot::new("fixture-resources");
     let prompts = ActorSlot::new("fixture-prompts");
+    let asking = ActorSlot::new("fixture-inputs");
     let announce = router.clone();
     let (host, _) = Supervisor::start(
         SupervisorSpec::new("fixtures")
@@ -721,12 +957,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .child(ChildSpec::actor(&resources, move || {
                 (Resources, announce.clone())
             }))
-            .child(ChildSpec::actor(&prompts, || (Prompts, ()))),
+            .child(ChildSpec::actor(&prompts, || (Prompts, ())))
+            .child(ChildSpec::actor(&asking, || (inputs::Inputs, ()))),
     )
     .await?;
     register_tools(&router, &tools)?;
     register_resources(&router, &resources)?;
     register_prompts(&router, &prompts)?;
+    inputs::register(&router, &asking)?;
 
     let opts = HttpOptions {
         addr,
