@@ -26,7 +26,10 @@ pub struct Input {
     end: In,
     /// Bytes read but not handed on yet: the lines being repaired.
     held: Vec<u8>,
-    /// How many bytes at the front of `held` are repaired and ready.
+    /// `held[..given]` has been handed on; `held[given..ready]` is repaired and ready; the rest
+    /// is a line still arriving. Indices, not draining, so that a long line costs no
+    /// quadratic copying.
+    given: usize,
     ready: usize,
 }
 
@@ -35,6 +38,7 @@ impl Input {
         Self {
             end,
             held: Vec::new(),
+            given: 0,
             ready: 0,
         }
     }
@@ -214,13 +218,17 @@ impl AsyncRead for Input {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if this.ready > 0 {
-                let n = this.ready.min(buf.remaining());
-                buf.put_slice(&this.held[..n]);
-                this.held.drain(..n);
-                this.ready -= n;
+            if this.given < this.ready {
+                let n = (this.ready - this.given).min(buf.remaining());
+                buf.put_slice(&this.held[this.given..this.given + n]);
+                this.given += n;
+                if this.given == this.held.len() {
+                    this.held.clear();
+                    (this.given, this.ready) = (0, 0);
+                }
                 return Poll::Ready(Ok(()));
             }
+            let scanned = this.held.len();
             if this.held.is_empty() {
                 let start = buf.filled().len();
                 match this.end.poll_read(cx, buf) {
@@ -241,7 +249,8 @@ impl AsyncRead for Input {
                 match this.end.poll_read(cx, &mut more) {
                     Poll::Ready(Ok(())) if more.filled().is_empty() => {
                         // End of input: what is left is a last line without its newline.
-                        crate::surrogates::repair(&mut this.held);
+                        let ready = this.ready;
+                        crate::surrogates::repair(&mut this.held[ready..]);
                         this.ready = this.held.len();
                         continue;
                     }
@@ -250,9 +259,12 @@ impl AsyncRead for Input {
                     Poll::Pending => return Poll::Pending,
                 }
             }
-            if let Some(nl) = this.held.iter().rposition(|b| *b == b'\n') {
-                crate::surrogates::repair(&mut this.held[..=nl]);
-                this.ready = nl + 1;
+            // Complete lines among the bytes just added.
+            if let Some(nl) = this.held[scanned..].iter().rposition(|b| *b == b'\n') {
+                let end = scanned + nl + 1;
+                let ready = this.ready;
+                crate::surrogates::repair(&mut this.held[ready..end]);
+                this.ready = end;
             }
         }
     }
@@ -378,6 +390,28 @@ mod tests {
             String::from_utf8(got).expect("utf-8"),
             "{\"a\":\"plain\"}\n{\"b\":\"x\\ufffd \\ud83d\\ude00 \\\\ud800\"}\n{\"c\":1}\n"
         );
+    }
+
+    #[tokio::test]
+    async fn a_long_line_with_an_escape_streams_through() {
+        let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let mut input = Input::new(polled_input(ours.as_fd()).expect("a socket is polled"));
+        let line = format!("{{\"a\":\"\\ud800{}\"}}\n", "x".repeat(1 << 20));
+        let sent = line.clone();
+        let writer = std::thread::spawn(move || {
+            theirs.write_all(sent.as_bytes()).expect("write");
+        });
+        let mut got = Vec::with_capacity(line.len());
+        let mut buf = [0u8; 4096];
+        while got.len() < line.len() {
+            let n = input.read(&mut buf).await.expect("read");
+            assert!(n > 0, "early end at {}", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        writer.join().expect("writer");
+        assert_eq!(got.len(), line.len());
+        assert!(got.starts_with(b"{\"a\":\"\\ufffdxxx"));
+        assert!(got.ends_with(b"xxx\"}\n"));
     }
 
     #[tokio::test]
