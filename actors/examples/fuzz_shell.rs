@@ -6,7 +6,10 @@ use ensemble_actors::learning::shell::safety::check_rules;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let path = args.get(1).cloned().unwrap_or_else(|| "../shared/data/learning/shell/safety/commands.jsonl".into());
+    let path = args
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "../shared/data/learning/shell/safety/commands.jsonl".into());
     let secs: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(30);
     let seeds: Vec<String> = std::fs::read_to_string(&path)
         .unwrap_or_default()
@@ -14,7 +17,47 @@ fn main() {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter_map(|v| v["command"].as_str().map(String::from))
         .collect();
-    let pieces = ["$(", ")", "`", "'", "\"", "<<EOF\n", "\nEOF\n", "{", "}", "((", "))", "[[", "]]", "|", "&&", ";", "&", ">", "<", "2>&1", "\\", "$'\\x41'", "${x:-", "!", "#", "\n", "case x in", "esac", "function f", "<(", ">(", "coproc", "select", "time", "$[", "${!a[@]}", "~", "*", "?"];
+    let pieces = [
+        "$(",
+        ")",
+        "`",
+        "'",
+        "\"",
+        "<<EOF\n",
+        "\nEOF\n",
+        "{",
+        "}",
+        "((",
+        "))",
+        "[[",
+        "]]",
+        "|",
+        "&&",
+        ";",
+        "&",
+        ">",
+        "<",
+        "2>&1",
+        "\\",
+        "$'\\x41'",
+        "${x:-",
+        "!",
+        "#",
+        "\n",
+        "case x in",
+        "esac",
+        "function f",
+        "<(",
+        ">(",
+        "coproc",
+        "select",
+        "time",
+        "$[",
+        "${!a[@]}",
+        "~",
+        "*",
+        "?",
+    ];
     let mut state: u64 = 0x9e3779b97f4a7c15;
     let mut rnd = move || {
         state ^= state << 13;
@@ -25,9 +68,15 @@ fn main() {
     let started = std::time::Instant::now();
     let (mut n, mut panics) = (0u64, 0u64);
     while started.elapsed().as_secs() < secs && !seeds.is_empty() {
-        let mut s: Vec<char> = seeds[(rnd() % seeds.len() as u64) as usize].chars().collect();
+        let mut s: Vec<char> = seeds[(rnd() % seeds.len() as u64) as usize]
+            .chars()
+            .collect();
         for _ in 0..(1 + rnd() % 6) {
-            let at = if s.is_empty() { 0 } else { (rnd() % (s.len() as u64 + 1)) as usize };
+            let at = if s.is_empty() {
+                0
+            } else {
+                (rnd() % (s.len() as u64 + 1)) as usize
+            };
             match rnd() % 4 {
                 0 => {
                     let p = pieces[(rnd() % pieces.len() as u64) as usize];
