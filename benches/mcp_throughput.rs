@@ -22,9 +22,13 @@
 //!
 //! Concurrency 1, 16 and 64.
 //!
+//! Ensemble's side calls the echo actor by default; `--tool queue_stats` calls that real engine
+//! tool instead (the execution engine's figures: a supervised engine actor, its policy stack and
+//! a larger answer), still against bare rmcp's echo.
+//!
 //! Run: `cargo bench --bench mcp_throughput` (`-- --secs N` per cell, default 3; `--mode
 //! http-sse|http-json|http-sse-inproc|http-json-inproc|stdio|stdio-polled|stdio-inproc` and
-//! `--concurrency N` run one row).
+//! `--concurrency N` run one row; `--tool echo|queue_stats`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -286,8 +290,9 @@ impl HttpClient {
         (headers, body)
     }
 
-    async fn call(&mut self, id: u64, tool: &str) {
-        let mut params = json!({"name": tool, "arguments": {"text": "hello"}});
+    async fn call(&mut self, id: u64, call: Call) {
+        let tool = call.tool;
+        let mut params = json!({"name": tool, "arguments": (call.args)()});
         if self.mode == HttpMode::StatelessJson {
             params["_meta"] = json!({
                 "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -301,14 +306,32 @@ impl HttpClient {
             )
             .await;
         let text = std::str::from_utf8(&body).expect("utf-8");
-        assert!(
-            text.contains("\"echo\":\"hello\""),
-            "unexpected reply: {text}"
-        );
+        assert!(text.contains(call.expect), "unexpected reply: {text}");
     }
 }
 
 // ---- load -----------------------------------------------------------------------------------
+
+/// What a load generator calls, and what the answer must hold.
+#[derive(Clone, Copy)]
+struct Call {
+    tool: &'static str,
+    args: fn() -> Value,
+    /// Text the JSON answer holds.
+    expect: &'static str,
+}
+
+const ECHO: Call = Call {
+    tool: "bench_echo",
+    args: || json!({"text": "hello"}),
+    expect: "\"echo\":\"hello\"",
+};
+
+const QUEUE_STATS: Call = Call {
+    tool: "queue_stats",
+    args: || json!({}),
+    expect: "\"policy\":",
+};
 
 struct Cell {
     calls_per_sec: f64,
@@ -337,6 +360,7 @@ fn summarize(mut lat: Vec<Duration>, elapsed: Duration) -> Cell {
 async fn http_load(
     addr: SocketAddr,
     mode: HttpMode,
+    call: Call,
     concurrency: usize,
     secs: f64,
 ) -> (Vec<Duration>, Duration) {
@@ -350,7 +374,7 @@ async fn http_load(
                 let mut id = 1;
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    client.call(id, "bench_echo").await;
+                    client.call(id, call).await;
                     lat.push(t.elapsed());
                     id += 1;
                 }
@@ -471,6 +495,7 @@ impl<S> Copy for Stdio<'_, S> {}
 
 async fn stdio_load<S: ServerHandler + Clone>(
     server: Stdio<'_, S>,
+    call: Call,
     concurrency: usize,
     secs: f64,
 ) -> (Vec<Duration>, Duration) {
@@ -507,12 +532,13 @@ async fn stdio_load<S: ServerHandler + Clone>(
                     let t = Instant::now();
                     let r = client
                         .call_tool(
-                            CallToolRequestParams::new("bench_echo")
-                                .with_arguments(object(json!({"text": "hello"}))),
+                            CallToolRequestParams::new(call.tool)
+                                .with_arguments(object((call.args)())),
                         )
                         .await
                         .expect("call");
-                    assert_eq!(r.structured_content, Some(json!({"echo": "hello"})));
+                    let answer = serde_json::to_string(&r.structured_content).unwrap_or_default();
+                    assert!(answer.contains(call.expect), "unexpected reply: {answer}");
                     lat.push(t.elapsed());
                 }
                 lat
@@ -552,11 +578,18 @@ fn main() {
     let mut secs = 3.0;
     let mut only_mode: Option<String> = None;
     let mut only_c: Option<usize> = None;
+    let mut ens_call = ECHO;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--secs" => secs = args.next().and_then(|s| s.parse().ok()).unwrap_or(secs),
             "--mode" => only_mode = args.next(),
             "--concurrency" => only_c = args.next().and_then(|s| s.parse().ok()),
+            "--tool" => {
+                ens_call = match args.next().as_deref() {
+                    Some("queue_stats") => QUEUE_STATS,
+                    _ => ECHO,
+                }
+            }
             _ => {}
         }
     }
@@ -572,6 +605,7 @@ fn main() {
         let (runtime, sup) = ensemble_runtime().await;
         let bare_addr = bare_http().await;
         let ens_addr = ensemble_http(&runtime).await;
+        println!("\nEnsemble calls `{}`; bare rmcp calls its echo.", ens_call.tool);
         println!("\n| mode | concurrency | bare rmcp calls/s | ensemble calls/s | throughput ratio | bare p50 / p99 | ensemble p50 / p99 | p99 ratio |");
         println!("|---|---|---|---|---|---|---|---|");
         let http_rows = [
@@ -599,8 +633,8 @@ fn main() {
                 };
                 let (mut bare, mut ens) = (Vec::new(), Vec::new());
                 for _ in 0..ROUNDS {
-                    bare.push(http_load(bare_at, mode, c, secs / ROUNDS as f64).await);
-                    ens.push(http_load(ens_at, mode, c, secs / ROUNDS as f64).await);
+                    bare.push(http_load(bare_at, mode, ECHO, c, secs / ROUNDS as f64).await);
+                    ens.push(http_load(ens_at, mode, ens_call, c, secs / ROUNDS as f64).await);
                 }
                 row(name, c, &merge(bare), &merge(ens));
             }
@@ -626,8 +660,8 @@ fn main() {
                 };
                 let (mut b, mut e) = (Vec::new(), Vec::new());
                 for _ in 0..ROUNDS {
-                    b.push(stdio_load(bare, c, secs / ROUNDS as f64).await);
-                    e.push(stdio_load(ens, c, secs / ROUNDS as f64).await);
+                    b.push(stdio_load(bare, ECHO, c, secs / ROUNDS as f64).await);
+                    e.push(stdio_load(ens, ens_call, c, secs / ROUNDS as f64).await);
                 }
                 row(name, c, &merge(b), &merge(e));
             }
