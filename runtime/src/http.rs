@@ -113,10 +113,7 @@ async fn repair_surrogates(
         }
     };
     let mut owned = None;
-    if bytes
-        .windows(3)
-        .any(|w| w[0] == b'\\' && w[1] == b'u' && (w[2] | 0x20) == b'd')
-    {
+    if crate::surrogates::may_hold_surrogate(&bytes) {
         let mut v = bytes.to_vec();
         if crate::surrogates::repair(&mut v) > 0 {
             owned = Some(v);

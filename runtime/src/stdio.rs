@@ -202,8 +202,7 @@ impl In {
 
 /// Whether newly read bytes may hold, or end in part of, a surrogate escape.
 fn suspicious(new: &[u8]) -> bool {
-    new.windows(3)
-        .any(|w| w[0] == b'\\' && w[1] == b'u' && (w[2] | 0x20) == b'd')
+    crate::surrogates::may_hold_surrogate(new)
         || new[new.len().saturating_sub(11)..].contains(&b'\\')
 }
 

@@ -10,13 +10,16 @@
 //! tools refuse text holding U+FFFD, naming it. Valid surrogate pairs (`"\ud83d\ude00"`) and
 //! escaped backslashes (`"\\ud800"` is the text `\ud800`) are left alone.
 
+/// Whether `json` holds a `\u` escape of a code unit starting with `d` or `D`: a surrogate,
+/// lone or paired. Cheap; [`repair`] looks closer only where this says yes.
+pub fn may_hold_surrogate(json: &[u8]) -> bool {
+    json.windows(3)
+        .any(|w| w[0] == b'\\' && w[1] == b'u' && (w[2] | 0x20) == b'd')
+}
+
 /// Repairs every lone surrogate escape in `json` in place; returns how many were repaired.
 pub fn repair(json: &mut [u8]) -> usize {
-    // Fast path: no `\u` followed by `d` or `D`.
-    if !json
-        .windows(3)
-        .any(|w| w[0] == b'\\' && w[1] == b'u' && (w[2] | 0x20) == b'd')
-    {
+    if !may_hold_surrogate(json) {
         return 0;
     }
     let mut repaired = 0;
@@ -68,22 +71,6 @@ fn code_unit(json: &[u8], at: usize) -> Option<u16> {
     u16::from_str_radix(text, 16).ok()
 }
 
-/// Where the bytes after `filled` may end in an escape that is not complete yet (a `\`, a
-/// `\uD8`, or a high surrogate whose low half has not arrived): the index from which to hold
-/// them back until more bytes come. `None` when nothing needs holding.
-pub fn incomplete_tail(filled: &[u8]) -> Option<usize> {
-    // The longest thing that can be cut: a pair, 12 bytes, minus one.
-    let from = filled.len().saturating_sub(11);
-    let last = filled[from..].iter().rposition(|b| *b == b'\\')? + from;
-    // Back to the start of that run of backslashes: its parity says whether it escapes.
-    let mut start = last;
-    while start > 0 && filled[start - 1] == b'\\' && last - start < 64 {
-        start -= 1;
-    }
-    // Hold from the run's start; for long runs a little more than needed, never wrong.
-    Some(start)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,12 +111,5 @@ mod tests {
         }
         // After an escaped backslash, `\ud800` is an escape again.
         assert_eq!(fixed(r#""\\\ud800""#), (r#""\\\ufffd""#.into(), 1));
-    }
-
-    #[test]
-    fn an_escape_cut_by_a_read_is_held_back() {
-        assert_eq!(incomplete_tail(br#"{"a":"x\ud8"#), Some(7));
-        assert_eq!(incomplete_tail(br#"{"a":"x"}"#), None);
-        assert_eq!(incomplete_tail(br#"{"a":"x\\"#), Some(7));
     }
 }
