@@ -1146,6 +1146,31 @@ pub fn is_shell(name: &str) -> bool {
     SHELLS.contains(&name)
 }
 
+/// The commands of `find`'s `-exec CMD … ;` / `-exec CMD … {} +` (also `-execdir`, `-ok`,
+/// `-okdir`) among its arguments: the index of each `-exec` word and the command's words.
+pub fn find_exec_commands(args: &[Arg]) -> Vec<(usize, &[Arg])> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        if matches!(
+            args[i].text.as_str(),
+            "-exec" | "-execdir" | "-ok" | "-okdir"
+        ) {
+            let start = i + 1;
+            let mut end = start;
+            while end < args.len() && args[end].text != ";" && args[end].text != "+" {
+                end += 1;
+            }
+            if end > start {
+                out.push((i, &args[start..end]));
+            }
+            i = end;
+        }
+        i += 1;
+    }
+    out
+}
+
 /// The command lines a command runs, to be checked as commands too.
 fn nested_command_lines(name: &str, args: &[Arg]) -> Vec<Nested> {
     let mut out = Vec::new();
@@ -1199,24 +1224,8 @@ fn nested_command_lines(name: &str, args: &[Arg]) -> Vec<Nested> {
             }
         }
         "find" => {
-            // `-exec CMD … ;` / `-exec CMD … {} +`, also -execdir, -ok, -okdir.
-            let mut i = 0;
-            while i < args.len() {
-                if matches!(
-                    args[i].text.as_str(),
-                    "-exec" | "-execdir" | "-ok" | "-okdir"
-                ) {
-                    let start = i + 1;
-                    let mut end = start;
-                    while end < args.len() && args[end].text != ";" && args[end].text != "+" {
-                        end += 1;
-                    }
-                    if end > start {
-                        out.push(Nested::Argv(args[start..end].to_vec()));
-                    }
-                    i = end;
-                }
-                i += 1;
+            for (_, argv) in find_exec_commands(args) {
+                out.push(Nested::Argv(argv.to_vec()));
             }
         }
         "ssh" => {

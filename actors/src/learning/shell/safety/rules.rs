@@ -8,7 +8,9 @@
 //! another program's hook, reading secrets, writing where code runs later, erasing history,
 //! changing privileges, loading a library into a process, and sending a file off the machine.
 
-use super::parse::{Arg, Cmd, Origin, RedirKind, Script, Span, base_name, is_shell};
+use super::parse::{
+    Arg, Cmd, Origin, RedirKind, Script, Span, base_name, find_exec_commands, is_shell,
+};
 use super::paths::{PathClass, classify, paths_in};
 use super::{Finding, Severity};
 
@@ -703,9 +705,9 @@ fn destructive(f: &mut Findings, c: &Cmd) {
                 .take_while(|a| !a.text.starts_with('-'))
                 .collect();
             let deletes = c.words().any(|w| w == "-delete")
-                || c.args.windows(2).any(|w| {
-                    matches!(w[0].text.as_str(), "-exec" | "-execdir")
-                        && matches!(base_name(&w[1].text), "rm" | "shred" | "unlink")
+                || find_exec_commands(&c.args).iter().any(|(at, argv)| {
+                    matches!(c.args[*at].text.as_str(), "-exec" | "-execdir")
+                        && matches!(base_name(&argv[0].text), "rm" | "shred" | "unlink")
                 });
             if deletes {
                 for s in starts {
@@ -1958,22 +1960,19 @@ fn misc(f: &mut Findings, c: &Cmd) {
     let words: Vec<&str> = c.words().collect();
     // `find … -exec CMD \; -quit` with no `{}`: the files found are a pretext.
     if name == "find" {
-        let mut i = 0;
-        while i < c.args.len() {
-            if matches!(
-                c.args[i].text.as_str(),
-                "-exec" | "-execdir" | "-ok" | "-okdir"
-            ) {
-                let mut end = i + 1;
-                while end < c.args.len() && c.args[end].text != ";" && c.args[end].text != "+" {
-                    end += 1;
-                }
-                if end > i + 1 && !c.args[i + 1..end].iter().any(|a| a.text.contains("{}")) {
-                    f.add("indirect-exec", Severity::High, c.args[i].span, format!("`find -exec {}` runs a command that does not act on the files found: find is only a way to run it", c.args[i + 1].text));
-                }
-                i = end;
+        for (at, argv) in find_exec_commands(&c.args) {
+            if !argv.iter().any(|a| a.text.contains("{}")) {
+                f.add(
+                    "indirect-exec",
+                    Severity::High,
+                    c.args[at].span,
+                    format!(
+                        "`find -exec {}` runs a command that does not act on the files found: \
+                         find is only a way to run it",
+                        argv[0].text
+                    ),
+                );
             }
-            i += 1;
         }
     }
     // `xargs -a /dev/null CMD`: no input at all, only a way to run CMD.
