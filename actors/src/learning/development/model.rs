@@ -123,19 +123,19 @@ const BUILTIN: &[&str] = &["std", "core", "alloc", "proc_macro", "test"];
 /// (`r:`), the words of its attributes (`a:`, e.g. `std` of `cfg(feature = "std")`) and its
 /// crate's dependencies (`d:`).
 fn context(names: &BTreeSet<String>, e: &Extracted, deps: &[String]) -> Vec<String> {
-    let roots = &e.roots;
     let mut out: Vec<String> = names.iter().map(|n| format!("i:{n}")).collect();
-    out.extend(e.attributes.iter().map(|a| format!("a:{a}")));
-    out.extend(
-        roots
-            .iter()
-            .filter(|r| r.chars().next().is_some_and(|c| c.is_lowercase()))
-            .map(|r| format!("r:{r}")),
-    );
-    out.extend(deps.iter().map(|d| format!("d:{d}")));
+    out.extend(root_features(e, deps, None));
     out.sort();
     out.dedup();
     out
+}
+
+/// The counts at `key`, if any.
+fn counts<'a>(patterns: &'a Patterns<DevPattern>, key: &[u8]) -> Option<&'a Counts> {
+    patterns.get(key).map(|d| {
+        let DevPattern::Counts(c) = d;
+        c
+    })
 }
 
 /// The imports of a file worth learning: not globs, not renames (the name is the file's own).
@@ -202,10 +202,7 @@ fn learn_file(
     let core = learnable(e).any(|i| matches!(i.root(), "core" | "alloc"));
     if std != core {
         let label = if std { "std" } else { "core" };
-        let mut file_features = root_features(e, deps);
-        if let Some(k) = krate {
-            file_features.push(format!("k:{k}"));
-        }
+        let file_features = root_features(e, deps, krate);
         for f in file_features
             .iter()
             .chain(std::iter::once(&String::from("*")))
@@ -225,9 +222,10 @@ fn root_key(feature: &str) -> Vec<u8> {
 }
 
 /// The features of a file that tell a `no_std` file from a std one: the roots of its qualified
-/// paths, its attribute words and its crate's dependencies.
-fn root_features(e: &Extracted, deps: &[String]) -> Vec<String> {
+/// paths, its attribute words, its crate's dependencies and, when known, the crate itself.
+fn root_features(e: &Extracted, deps: &[String], krate: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> = e.attributes.iter().map(|a| format!("a:{a}")).collect();
+    out.extend(krate.map(|k| format!("k:{k}")));
     out.extend(
         e.roots
             .iter()
@@ -302,12 +300,7 @@ fn rank(
     let total: u64 = candidates.iter().map(|(_, n)| n).sum();
     let contexts: Vec<Option<&Counts>> = candidates
         .iter()
-        .map(|(p, _)| {
-            patterns.get(&context_key(p)).map(|d| {
-                let DevPattern::Counts(c) = d;
-                c
-            })
-        })
+        .map(|(p, _)| counts(patterns, &context_key(p)))
         .collect();
     // Only features seen with some candidate.
     let informative: Vec<&String> = if candidates.len() > 1 {
@@ -345,12 +338,7 @@ fn rank(
         })
         .collect();
     // How the file's own codebase imported the name before, if it did.
-    let own = krate.and_then(|k| {
-        patterns.get(&leaf_key(Some(k), leaf)).map(|d| {
-            let DevPattern::Counts(c) = d;
-            c
-        })
-    });
+    let own = krate.and_then(|k| counts(patterns, &leaf_key(Some(k), leaf)));
     let mut scored: Vec<(String, f64)> = candidates
         .iter()
         .zip(&contexts)
@@ -447,10 +435,7 @@ pub fn suggest(
     let mut names: BTreeSet<String> = wanted.iter().map(|n| n.to_string()).collect();
     names.extend(imported.iter().map(|s| s.to_string()));
     let features = context(&names, &e, deps.as_deref().unwrap_or(&[]));
-    let mut file_features = root_features(&e, deps.as_deref().unwrap_or(&[]));
-    if let Some(k) = &krate {
-        file_features.push(format!("k:{k}"));
-    }
+    let file_features = root_features(&e, deps.as_deref().unwrap_or(&[]), krate.as_deref());
     let core_odds = core_log_odds(patterns, &file_features);
     let mut out = Vec::new();
     for name in wanted {
