@@ -216,7 +216,8 @@ fn report(title: &str, rows: &[&Labelled], judged: &[(f64, String)]) {
     );
 }
 
-/// Trains a fresh instance with `shell_feedback` on `train`, then checks `test`.
+/// Trains a fresh instance with `shell_feedback` on `train`, then checks `test` (with no
+/// training: the rule base alone).
 async fn trained(train: &[&Labelled], test: &[&Labelled]) -> anyhow::Result<Vec<(f64, String)>> {
     let s = session().await?;
     for r in train {
@@ -241,10 +242,7 @@ async fn safety(dir: &Path) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
 
     // 1. The rule base alone.
-    let s = session().await?;
-    let judged = check_all(&s.client, &all).await?;
-    let _ = s.client.cancel().await;
-    s.runtime.shutdown().await?;
+    let judged = trained(&[], &all).await?;
     report(
         "## Safety: the rule base alone (untrained), every command",
         &all,
@@ -260,13 +258,7 @@ async fn safety(dir: &Path) -> anyhow::Result<()> {
         &test,
         &judged,
     );
-    let rules_only: Vec<(f64, String)> = {
-        let s = session().await?;
-        let j = check_all(&s.client, &test).await?;
-        let _ = s.client.cancel().await;
-        s.runtime.shutdown().await?;
-        j
-    };
+    let rules_only = trained(&[], &test).await?;
     report(
         "## Safety: the same test half, rule base alone",
         &test,
@@ -310,10 +302,6 @@ async fn safety(dir: &Path) -> anyhow::Result<()> {
         let judged = trained(&train, &with_harmless).await?;
         test_rows.extend(test.iter().copied());
         judged_rows.extend(judged[..test.len()].iter().cloned());
-        if cat == cats.last().unwrap_or(cat) {
-            // The harmless half once, as judged by the last model (each model's harmless
-            // verdicts are printed below).
-        }
         let accepted = judged[test.len()..]
             .iter()
             .filter(|j| j.1 == "allow")
@@ -322,6 +310,8 @@ async fn safety(dir: &Path) -> anyhow::Result<()> {
             "leave out `{cat}`: harmless accepted {accepted}/{}",
             harmless_test.len()
         );
+        // The harmless half once in the table, as the last model judged it (each model's
+        // acceptance is printed above).
         if *cat == cats[cats.len() - 1] {
             test_rows.extend(harmless_test.iter().copied());
             judged_rows.extend(judged[test.len()..].iter().cloned());
