@@ -331,3 +331,263 @@ async fn a_tool_served_only_as_a_task_refuses_clients_without_tasks_with_32021()
     assert_eq!(done.status(), TaskStatus::Completed);
     tasks.cancel().await.unwrap();
 }
+
+/// A user behind a 2026-07-28 client: asked for a form, answers `answer` (or declines when it
+/// is `None`), and remembers each form's message and fields.
+#[derive(Clone, Default)]
+struct User {
+    answer: Option<Value>,
+    forms: Arc<Mutex<Vec<Value>>>,
+}
+
+impl ClientHandler for User {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let caps: rmcp::model::ClientCapabilities =
+            serde_json::from_value(json!({"elicitation": {}})).unwrap();
+        rmcp::model::ClientConfig::new(caps, rmcp::model::Implementation::new("user", "1"))
+    }
+    async fn create_elicitation(
+        &self,
+        request: rmcp::model::ElicitRequestParams,
+        _: rmcp::service::RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ElicitResult, rmcp::ErrorData> {
+        use rmcp::model::{ElicitResult, ElicitationAction};
+        self.forms
+            .lock()
+            .unwrap()
+            .push(serde_json::to_value(&request).unwrap());
+        Ok(match &self.answer {
+            Some(values) => {
+                ElicitResult::new(ElicitationAction::Accept).with_content(values.clone())
+            }
+            None => ElicitResult::new(ElicitationAction::Decline),
+        })
+    }
+}
+
+/// An in-memory runtime with the `nap` template (`tag` required, `ms` defaulted) and a
+/// 2026-07-28 client (no session: the server asks through input-required results).
+async fn nap_2026(user: User) -> (Runtime, RunningService<RoleClient, User>) {
+    let runtime = Runtime::builder()
+        .in_memory()
+        .test_tools(true)
+        .build()
+        .await
+        .unwrap();
+    let (server_io, client_io) = tokio::io::duplex(1 << 16);
+    let service = runtime.mcp_service();
+    tokio::spawn(async move {
+        if let Ok(running) = service.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let client = rmcp::ClientServiceExt::serve_with_lifecycle(
+        user,
+        client_io,
+        rmcp::ClientLifecycleMode::Discover {
+            preferred_versions: vec![rmcp::model::ProtocolVersion::V_2026_07_28],
+        },
+    )
+    .await
+    .unwrap();
+    let template = json!({
+        "name": "nap", "version": "1.0.0",
+        "parameters": [{"name": "ms", "type": "integer", "default": 1},
+                       {"name": "tag", "type": "string", "pattern": "^[a-z]+$",
+                        "description": "What the nap is for."}],
+        "steps": [{"id": "sleep", "tool": "debug_sleep", "arguments": {"ms": "${ms}", "label": "${tag}"}}]
+    });
+    let r = client
+        .call_tool(
+            CallToolRequestParams::new("template_register")
+                .with_arguments(object(json!({"template": template}))),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.is_error, Some(false), "{:?}", r.content);
+    (runtime, client)
+}
+
+fn nap_run() -> CallToolRequestParams {
+    CallToolRequestParams::new("workflow_run")
+        .with_arguments(object(json!({"template": "nap", "wait": true})))
+}
+
+#[tokio::test]
+async fn a_template_run_missing_a_parameter_asks_the_user_in_input_required_rounds() {
+    use rmcp::model::{CallToolResponse, ElicitResult, ElicitationAction, InputRequest};
+    let user = User {
+        answer: Some(json!({"tag": "nightly"})),
+        ..User::default()
+    };
+    let (_rt, client) = nap_2026(user.clone()).await;
+
+    // rmcp's client drives the round through its handler: the user is asked for `tag` only.
+    let r = client.call_tool(nap_run()).await.unwrap();
+    assert_eq!(r.is_error, Some(false), "{:?}", r.content);
+    let run = r.structured_content.unwrap();
+    assert_eq!(run["state"], "completed", "{run}");
+    assert_eq!(run["steps"][0]["output"]["label"], "nightly", "{run}");
+    let forms = user.forms.lock().unwrap().clone();
+    assert_eq!(forms.len(), 1);
+    let schema = &forms[0]["requestedSchema"];
+    assert_eq!(schema["required"], json!(["tag"]), "{schema}");
+    assert_eq!(schema["properties"]["tag"]["type"], "string");
+    assert!(
+        schema["properties"]["tag"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("What the nap is for.") && d.contains("^[a-z]+$")),
+        "{schema}"
+    );
+    assert!(forms[0]["message"].as_str().unwrap().contains("nap@1.0.0"));
+    // Parameters given are not asked for.
+    let given = client
+        .call_tool(
+            CallToolRequestParams::new("workflow_run").with_arguments(object(
+                json!({"template": "nap", "wait": true, "params": {"tag": "given"}}),
+            )),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        given.structured_content.unwrap()["steps"][0]["output"]["label"],
+        "given"
+    );
+    assert_eq!(user.forms.lock().unwrap().len(), 1);
+
+    // By hand: one round with the form and a sealed requestState.
+    let CallToolResponse::InputRequired(round) = client.call_tool_once(nap_run()).await.unwrap()
+    else {
+        panic!("an input-required result");
+    };
+    let (key, request) = round
+        .input_requests
+        .clone()
+        .unwrap()
+        .into_iter()
+        .next()
+        .unwrap();
+    assert!(
+        matches!(request, InputRequest::Elicitation(_)),
+        "{request:?}"
+    );
+    let state = round.request_state.clone().unwrap();
+    let answer = |tag: &str| -> rmcp::model::InputResponses {
+        [(
+            key.clone(),
+            serde_json::to_value(
+                ElicitResult::new(ElicitationAction::Accept).with_content(json!({"tag": tag})),
+            )
+            .unwrap(),
+        )]
+        .into_iter()
+        .collect()
+    };
+    // An edited state is refused (-32602) and leaves the waiting run's question open.
+    let mut tampered = state.clone().into_bytes();
+    let at = tampered.len() / 3;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let refused = client
+        .call_tool_once(
+            nap_run()
+                .with_input_responses(answer("forged"))
+                .with_request_state(String::from_utf8(tampered).unwrap()),
+        )
+        .await
+        .unwrap_err();
+    let rmcp::ServiceError::McpError(e) = refused else {
+        panic!("a JSON-RPC error: {refused:?}");
+    };
+    assert_eq!(e.code.0, -32602, "{e:?}");
+    // The real state resumes the run with the answer.
+    let CallToolResponse::Complete(done) = client
+        .call_tool_once(
+            nap_run()
+                .with_input_responses(answer("manual"))
+                .with_request_state(state.clone()),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the run's result");
+    };
+    let run = done.structured_content.unwrap();
+    assert_eq!(run["state"], "completed", "{run}");
+    assert_eq!(run["steps"][0]["output"]["label"], "manual");
+    // A state is used once.
+    assert!(
+        client
+            .call_tool_once(
+                nap_run()
+                    .with_input_responses(answer("again"))
+                    .with_request_state(state)
+            )
+            .await
+            .is_err()
+    );
+
+    // An answer that breaks the parameter's pattern is refused with what to fix; no run starts.
+    let CallToolResponse::InputRequired(round) = client.call_tool_once(nap_run()).await.unwrap()
+    else {
+        panic!("an input-required result");
+    };
+    let (key, _) = round.input_requests.unwrap().into_iter().next().unwrap();
+    let CallToolResponse::Complete(bad) = client
+        .call_tool_once(
+            nap_run()
+                .with_input_responses(
+                    [(
+                        key,
+                        serde_json::to_value(
+                            ElicitResult::new(ElicitationAction::Accept)
+                                .with_content(json!({"tag": "NOT LOWER"})),
+                        )
+                        .unwrap(),
+                    )]
+                    .into_iter()
+                    .collect(),
+                )
+                .with_request_state(round.request_state.unwrap()),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("an error result");
+    };
+    assert_eq!(bad.is_error, Some(true));
+    assert!(
+        format!("{:?}", bad.content).contains("`tag`"),
+        "{:?}",
+        bad.content
+    );
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_declined_question_or_a_client_that_cannot_be_asked_gets_the_missing_parameters() {
+    // Declined: the error names the parameter and says the user declined.
+    let (rt, client) = nap_2026(User::default()).await;
+    let r = client.call_tool(nap_run()).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let text = format!("{:?}", r.content);
+    assert!(
+        text.contains("`tag`") && text.contains("declined"),
+        "{text}"
+    );
+    client.cancel().await.unwrap();
+
+    // A 2025-11-25 client without elicitation: nobody is asked, the error lists what is missing.
+    let (server_io, client_io) = tokio::io::duplex(1 << 16);
+    let service = rt.mcp_service();
+    tokio::spawn(async move {
+        if let Ok(running) = service.serve(server_io).await {
+            let _ = running.waiting().await;
+        }
+    });
+    let plain = ().serve(client_io).await.unwrap();
+    let r = plain.call_tool(nap_run()).await.unwrap();
+    assert_eq!(r.is_error, Some(true));
+    let text = format!("{:?}", r.content);
+    assert!(text.contains("`tag`") && !text.contains("asked"), "{text}");
+    plain.cancel().await.unwrap();
+}

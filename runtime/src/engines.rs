@@ -529,7 +529,9 @@ fn register_workflow_tools(
                 "Run a workflow (a DAG of tool calls; `${params.x}` and \
                  `${steps.<id>.output.<path>}` in arguments). Answers at once with the run id, \
                  or when the run ends if `wait` is true. Runs are journalled and resume after a \
-                 restart. While waiting, each finished step is reported as progress.",
+                 restart. While waiting, each finished step is reported as progress. A \
+                 template run missing required parameters asks the user for them (elicitation, \
+                 or an input-required result) when the client can be asked.",
                 Annotations::default(),
             )
         },

@@ -1,16 +1,20 @@
 //! Workflow runs over MCP: each run is a resource (`ensemble://workflows/runs/{id}`), and
 //! `workflow_run` with `wait` reports a progress notification per finished step.
 
-use ensemble_actors::workflow::{RunListener, WorkflowMsg};
+use ensemble_actors::workflow::{
+    AskFailed, ParamAsker, ParamQuestion, RunHooks, RunListener, WorkflowMsg,
+};
 use ensemble_protocol::run::{
     RunError, RunInfo, RunListRequest, RunListResponse, RunProgress, RunRef, RunRequest,
 };
+use ensemble_protocol::template::{ParamType, Parameter};
 use ensemble_supervision::{ActorSlot, CancellationToken};
 use ractor::RpcReplyPort;
+use rmcp::model::{ElicitRequestParams, ElicitationAction};
 use serde_json::{Map, Value};
 
 use crate::config::default_policy;
-use crate::context::ToolContext;
+use crate::context::{ContextError, ToolContext};
 use crate::router::catalog::{
     ActorResource, ActorResourceList, IntoContents, IntoResourcePage, ListResources, ReadResource,
     ResourceError, ResourcePage,
@@ -119,13 +123,17 @@ impl IntoToolOutput for RunInfo {
     }
 }
 
-/// `workflow_run`'s message: the call's context hears of each step's end as progress.
+/// `workflow_run`'s message: the call's context hears of each step's end as progress, and a
+/// template run missing required parameters asks the user for them (an elicitation form; an
+/// input-required round for a 2026 client without a session).
 pub fn run_with_progress(
     req: RunRequest,
     ctx: ToolContext,
     reply: RpcReplyPort<Result<RunInfo, RunError>>,
 ) -> WorkflowMsg {
     let cancel = ctx.cancellation().clone();
+    let asker = ctx.clone();
+    let ask: ParamAsker = Box::new(move |q| Box::pin(async move { ask_params(&asker, q).await }));
     let wait = req.wait;
     let listener: RunListener = Box::new(move |p: &RunProgress| {
         if wait {
@@ -142,5 +150,83 @@ pub fn run_with_progress(
             );
         }
     });
-    WorkflowMsg::RunWatched(req, cancel, listener, reply)
+    WorkflowMsg::RunWatched(
+        req,
+        cancel,
+        RunHooks {
+            listener,
+            ask: Some(ask),
+        },
+        reply,
+    )
+}
+
+/// Asks the user for a template's missing parameters with an elicitation form.
+async fn ask_params(ctx: &ToolContext, q: ParamQuestion) -> Result<Map<String, Value>, AskFailed> {
+    let params = elicitation_form(&q).ok_or(AskFailed::CannotAsk)?;
+    match ctx
+        .elicit_as(format!("params:{}", q.template), params)
+        .await
+    {
+        Ok(answer) => match answer.action {
+            ElicitationAction::Accept => match answer.content {
+                Some(Value::Object(values)) => Ok(values),
+                _ => Err(AskFailed::NoAnswer("the answer held no values".into())),
+            },
+            ElicitationAction::Decline => Err(AskFailed::NoAnswer("the user declined".into())),
+            ElicitationAction::Cancel => Err(AskFailed::NoAnswer("the user cancelled".into())),
+            other => Err(AskFailed::NoAnswer(format!(
+                "the client answered {other:?}"
+            ))),
+        },
+        Err(ContextError::NoClient | ContextError::Unsupported(_)) => Err(AskFailed::CannotAsk),
+        Err(e) => Err(AskFailed::NoAnswer(e.to_string())),
+    }
+}
+
+/// The form asking for `q`'s parameters, or `None` when one of them is not a primitive (an
+/// elicitation form holds strings, numbers and booleans only).
+fn elicitation_form(q: &ParamQuestion) -> Option<ElicitRequestParams> {
+    let mut properties = Map::new();
+    for p in &q.missing {
+        properties.insert(p.name.clone(), form_field(p)?);
+    }
+    let names: Vec<&str> = q.missing.iter().map(|p| p.name.as_str()).collect();
+    serde_json::from_value(serde_json::json!({
+        "mode": "form",
+        "message": format!(
+            "Workflow template `{}` needs {}: {}.",
+            q.template,
+            if names.len() == 1 { "a parameter" } else { "parameters" },
+            names.join(", ")
+        ),
+        "requestedSchema": {
+            "type": "object",
+            "properties": properties,
+            "required": names,
+        }
+    }))
+    .ok()
+}
+
+fn form_field(p: &Parameter) -> Option<Value> {
+    let kind = match p.param_type {
+        ParamType::String => "string",
+        ParamType::Integer => "integer",
+        ParamType::Number => "number",
+        ParamType::Boolean => "boolean",
+        ParamType::Array | ParamType::Object => return None,
+    };
+    let mut description = p.description.clone().unwrap_or_default();
+    if let Some(pattern) = &p.pattern {
+        if !description.is_empty() {
+            description.push(' ');
+        }
+        description.push_str(&format!("(must match `{pattern}`)"));
+    }
+    let mut field = serde_json::json!({"type": kind, "title": p.name});
+    if !description.is_empty() {
+        field["description"] = Value::String(description);
+    }
+    Some(field)
 }

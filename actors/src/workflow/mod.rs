@@ -24,7 +24,9 @@ use crate::engine::reply_when_durable;
 pub use config::{WorkflowArgs, WorkflowConfig};
 use journal::store_err;
 use msg::Event;
-pub use msg::{Internal, Reply, RunListener, WorkflowMsg};
+pub use msg::{
+    AskFailed, Internal, ParamAsker, ParamQuestion, Reply, RunHooks, RunListener, WorkflowMsg,
+};
 pub use state::WorkflowState;
 
 /// The workflow engine actor.
@@ -85,9 +87,9 @@ impl Actor for WorkflowActor {
                     problems,
                 }));
             }
-            WorkflowMsg::Run(req, _, reply) => state.start(req, None, reply, &myself),
-            WorkflowMsg::RunWatched(req, _, listener, reply) => {
-                state.start(req, Some(listener), reply, &myself)
+            WorkflowMsg::Run(req, _, reply) => state.start(req, None, None, reply, &myself),
+            WorkflowMsg::RunWatched(req, _, hooks, reply) => {
+                state.start(req, Some(hooks.listener), hooks.ask, reply, &myself)
             }
             WorkflowMsg::Status(r, _, reply) => {
                 let _ = reply.send(state.status(&r.run_id));

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ensemble_protocol::execution::{ExecError, SubmitRequest, TaskInfo, TaskState};
 use ensemble_protocol::run::{RunError, RunInfo, RunRequest, RunState, StepState};
+use ensemble_protocol::template::{Parameter, TemplateProblem};
 use ensemble_protocol::workflow::{Definition, substitute, validate};
 use ensemble_supervision::CancellationToken;
 use ractor::ActorRef;
@@ -16,7 +17,10 @@ use crate::clock::unix_ms;
 use crate::execution::ExecMsg;
 
 use super::journal::{run_key, step_key, store_err};
-use super::msg::{Event, Internal, Reply, RunListener, WorkflowMsg};
+use super::msg::{
+    AskFailed, Event, Internal, ParamAsker, ParamQuestion, Reply, RunHooks, RunListener,
+    WorkflowMsg,
+};
 use super::run::{
     Run, StepRt, fail_waiters, final_state, notify_watchers, skip_dependents, step_record,
 };
@@ -94,6 +98,7 @@ impl WorkflowState {
         &mut self,
         req: RunRequest,
         listener: Option<RunListener>,
+        ask: Option<ParamAsker>,
         reply: Reply<RunInfo>,
         myself: &ActorRef<WorkflowMsg>,
     ) {
@@ -103,7 +108,22 @@ impl WorkflowState {
                 match self.instantiate(&name, req.version.as_deref(), &req.params) {
                     Ok(done) => (done.definition, Some(done.template)),
                     Err(e) => {
-                        let _ = reply.send(Err(e));
+                        let req = RunRequest {
+                            definition: None,
+                            template: Some(name),
+                            version: req.version,
+                            params: req.params,
+                            wait: req.wait,
+                            max_parallel: req.max_parallel,
+                        };
+                        match (ask, self.question(&req, &e)) {
+                            (Some(ask), Some(question)) => {
+                                ask_then_start(ask, question, req, listener, e, reply, myself);
+                            }
+                            _ => {
+                                let _ = reply.send(Err(e));
+                            }
+                        }
                         return;
                     }
                 }
@@ -156,6 +176,33 @@ impl WorkflowState {
             self.runs.insert(id.clone(), run);
             self.schedule_initial(&id, myself);
         }
+    }
+
+    /// The question to ask when a template run fails only for want of required parameters.
+    fn question(&self, req: &RunRequest, e: &RunError) -> Option<ParamQuestion> {
+        let RunError::Template(problems) = e else {
+            return None;
+        };
+        let only_missing = problems
+            .iter()
+            .all(|p| matches!(p, TemplateProblem::MissingParameter { .. }));
+        if problems.is_empty() || !only_missing {
+            return None; // something else to fix: asking would not make it run
+        }
+        let t = self
+            .template(req.template.as_deref()?, req.version.as_deref())
+            .ok()?;
+        let missing: Vec<Parameter> = problems
+            .iter()
+            .filter_map(|p| match p {
+                TemplateProblem::MissingParameter { name, .. } => t.parameter(name).cloned(),
+                _ => None,
+            })
+            .collect();
+        Some(ParamQuestion {
+            template: format!("{}@{}", t.name, t.version),
+            missing,
+        })
     }
 
     pub(super) fn schedule_initial(&mut self, id: &Arc<str>, myself: &ActorRef<WorkflowMsg>) {
@@ -473,4 +520,52 @@ impl WorkflowState {
             None => self.load(id).map(|r| r.info()),
         }
     }
+}
+
+/// Asks the caller for the missing parameters off the engine's loop, then starts the run again
+/// with them (once: a second failure is answered as it is).
+fn ask_then_start(
+    ask: ParamAsker,
+    question: ParamQuestion,
+    mut req: RunRequest,
+    listener: Option<RunListener>,
+    missing: RunError,
+    reply: Reply<RunInfo>,
+    myself: &ActorRef<WorkflowMsg>,
+) {
+    let me = myself.clone();
+    let asked: Vec<String> = question.missing.iter().map(|p| p.name.clone()).collect();
+    tokio::spawn(async move {
+        match ask(question).await {
+            Ok(values) => {
+                for (name, value) in values {
+                    if asked.contains(&name) {
+                        req.params.insert(name, value);
+                    }
+                }
+                let msg = match listener {
+                    Some(listener) => WorkflowMsg::RunWatched(
+                        req,
+                        CancellationToken::new(),
+                        RunHooks {
+                            listener,
+                            ask: None,
+                        },
+                        reply,
+                    ),
+                    None => WorkflowMsg::Run(req, CancellationToken::new(), reply),
+                };
+                // If the engine stopped meanwhile, the dropped reply port tells the caller.
+                let _ = me.cast(msg);
+            }
+            Err(AskFailed::CannotAsk) => {
+                let _ = reply.send(Err(missing));
+            }
+            Err(AskFailed::NoAnswer(why)) => {
+                let _ = reply.send(Err(RunError::BadRequest(format!(
+                    "{missing}; asked for them, the client gave none: {why}"
+                ))));
+            }
+        }
+    });
 }
