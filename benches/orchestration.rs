@@ -115,6 +115,7 @@ async fn engines(tools: &Tools, max_concurrent: usize, durable: bool) -> Engines
         &store,
         &EventBus::default(),
         Arc::new(tools.clone()),
+        Arc::new(|_: &str| {}),
         &config,
     );
     let (sup, _) = Supervisor::start(spec).await.expect("engines");

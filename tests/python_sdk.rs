@@ -35,7 +35,7 @@ fn the_python_sdk_talks_to_ensemble_in_both_eras() {
         return;
     };
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = common::serve_http(dir.path(), "", &[]);
+    let server = common::serve_http(dir.path(), "", &[("ENSEMBLE_TEST_TOOLS", "1")]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/sdk_client.py");
     let out = Command::new(&python)
         .args([script, env!("CARGO_BIN_EXE_ensemble"), &server.url])
@@ -48,7 +48,14 @@ fn the_python_sdk_talks_to_ensemble_in_both_eras() {
         out.status.success(),
         "the Python SDK client failed:\n{stdout}\n{stderr}"
     );
-    for label in ["stdio/legacy", "stdio/auto", "http/legacy", "http/auto"] {
+    for label in [
+        "stdio/legacy",
+        "stdio/auto",
+        "http/legacy",
+        "http/auto",
+        "stdio/2026",
+        "http/2026",
+    ] {
         assert!(
             stdout.contains(&format!("ok {label}")),
             "{label} did not run:\n{stdout}\n{stderr}"

@@ -35,6 +35,7 @@ async fn engines(tools: &Tools, store: Store, durable: bool) -> Engines {
         },
     };
     let wa = WorkflowArgs {
+        observer: None,
         store,
         exec: exec.clone(),
         invoker,

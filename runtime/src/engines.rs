@@ -14,7 +14,9 @@ use ensemble_actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg};
 use ensemble_actors::registry::{RegistryActor, RegistryMsg};
 use ensemble_actors::store::Store;
 use ensemble_actors::validation::{ValidationActor, ValidationMsg};
-use ensemble_actors::workflow::{WorkflowActor, WorkflowArgs, WorkflowConfig, WorkflowMsg};
+use ensemble_actors::workflow::{
+    RunObserver, WorkflowActor, WorkflowArgs, WorkflowConfig, WorkflowMsg,
+};
 use ensemble_supervision::{
     ActorSlot, CancellationToken, ChildSpec, EventBus, RoutePolicy, SlotState, SupervisorMsg,
     SupervisorSpec,
@@ -204,11 +206,13 @@ impl ToolInvoker for Router {
 /// The engines supervisor's spec and the slots of its children: each engine runs under a
 /// supervisor of its own (its own restart intensity), and the one-for-one `engines`
 /// supervisor restarts a given-up engine after a growing backoff, within the top-level budget.
-/// The orchestration engines call tools through `invoker` (the runtime's router).
+/// The orchestration engines call tools through `invoker` (the runtime's router); the
+/// workflow engine tells `runs` of each run that changes.
 pub fn engines(
     store: &Store,
     events: &EventBus,
     invoker: Arc<dyn ToolInvoker>,
+    runs: RunObserver,
     config: &EngineConfig,
 ) -> (SupervisorSpec, EngineSlots) {
     let mut slots = EngineSlots::new();
@@ -228,6 +232,7 @@ pub fn engines(
         exec: slots.execution.clone(),
         invoker,
         config: config.workflow,
+        observer: Some(runs),
     };
     let tree = &config.tree;
     let mut children = vec![

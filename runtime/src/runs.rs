@@ -29,6 +29,12 @@ pub const RUN_URI_PREFIX: &str = "ensemble://workflows/runs/";
 /// The run resource template.
 pub const RUN_URI_TEMPLATE: &str = "ensemble://workflows/runs/{id}";
 
+/// Tells the sessions subscribed to a run's resource each time the run changes.
+pub fn run_observer(router: &Router) -> ensemble_actors::workflow::RunObserver {
+    let router = router.clone();
+    std::sync::Arc::new(move |id: &str| router.resource_updated(format!("{RUN_URI_PREFIX}{id}")))
+}
+
 /// Serves the runs of the workflow engine in `workflow` as resources of `router`.
 pub fn register_run_resources(
     router: &Router,

@@ -188,7 +188,13 @@ impl RuntimeBuilder {
             policies: self.policies,
             shell: self.shell,
         };
-        let (spec, slots) = engines(&store, &events, Arc::new(router.clone()), &config);
+        let (spec, slots) = engines(
+            &store,
+            &events,
+            Arc::new(router.clone()),
+            crate::runs::run_observer(&router),
+            &config,
+        );
         // Tools first: a workflow resuming at start calls them. (A host's own tools come
         // later; a resumed step that calls one before it is registered fails as unknown.)
         register_tools_with(&router, &slots, self.test_tools, &config.policies)?;

@@ -19,6 +19,7 @@ async fn runtime() -> (
         &store,
         &EventBus::default(),
         std::sync::Arc::new(router.clone()),
+        ensemble_runtime::runs::run_observer(&router),
         &EngineConfig::default(),
     );
     let (sup, _) = Supervisor::start(spec).await.unwrap();

@@ -40,4 +40,10 @@ pub struct WorkflowArgs {
     pub invoker: Arc<dyn ToolInvoker>,
     /// Limits.
     pub config: WorkflowConfig,
+    /// Told the id of a run each time it changes (a step ends, the run ends): the runtime
+    /// turns it into `notifications/resources/updated` for the run's resource.
+    pub observer: Option<RunObserver>,
 }
+
+/// Told the id of a run that changed. Called on the engine's loop: keep it quick.
+pub type RunObserver = Arc<dyn Fn(&str) + Send + Sync>;

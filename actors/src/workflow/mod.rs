@@ -21,7 +21,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 
 use crate::engine::reply_when_durable;
 
-pub use config::{WorkflowArgs, WorkflowConfig};
+pub use config::{RunObserver, WorkflowArgs, WorkflowConfig};
 use journal::store_err;
 use msg::Event;
 pub use msg::{

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::clock::unix_ms;
 use crate::execution::ExecMsg;
 
+use super::config::RunObserver;
 use super::journal::{run_key, step_key, store_err};
 use super::msg::{
     AskFailed, Event, Internal, ParamAsker, ParamQuestion, Reply, RunHooks, RunListener,
@@ -419,6 +420,7 @@ impl WorkflowState {
             skip_dependents(run, step);
         }
         notify_watchers(run, step);
+        tell(&self.observer, id);
         self.pump(id, myself);
         self.maybe_finish(id, myself);
     }
@@ -433,6 +435,7 @@ impl WorkflowState {
         run.state = final_state(run);
         run.finished_at_ms = Some(unix_ms());
         self.metrics.active.decrement(1.0);
+        tell(&self.observer, id);
         if self.config.durable {
             match self.journal.insert(&run_key(id), &run.record()) {
                 Ok(()) => self.after_flush(AfterFlush::Finish(id.clone()), myself),
@@ -465,6 +468,7 @@ impl WorkflowState {
         run.state = RunState::Failed;
         run.finished_at_ms = Some(unix_ms());
         self.metrics.active.decrement(1.0);
+        tell(&self.observer, id);
     }
 
     /// Answers those waiting for the run's end, and lets it go from memory in time.
@@ -568,4 +572,11 @@ fn ask_then_start(
             }
         }
     });
+}
+
+/// Tells the observer, if any, that run `id` changed.
+fn tell(observer: &Option<RunObserver>, id: &str) {
+    if let Some(observer) = observer {
+        observer(id);
+    }
 }

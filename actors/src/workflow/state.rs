@@ -12,7 +12,7 @@ use crate::execution::ExecMsg;
 use crate::invoke::ToolInvoker;
 use crate::store::{Store, Tree};
 
-use super::config::{WorkflowArgs, WorkflowConfig};
+use super::config::{RunObserver, WorkflowArgs, WorkflowConfig};
 use super::run::Run;
 
 /// The engine's state.
@@ -21,6 +21,7 @@ pub struct WorkflowState {
     pub(super) journal: Tree,
     pub(super) exec: ActorSlot<ExecMsg>,
     pub(super) invoker: Arc<dyn ToolInvoker>,
+    pub(super) observer: Option<RunObserver>,
     pub(super) config: WorkflowConfig,
     pub(super) runs: BTreeMap<Arc<str>, Run>,
     pub(super) finished: VecDeque<Arc<str>>,
@@ -72,6 +73,7 @@ impl WorkflowState {
             journal,
             exec: args.exec,
             invoker: args.invoker,
+            observer: args.observer,
             config: args.config,
             runs: BTreeMap::new(),
             finished: VecDeque::new(),
