@@ -319,32 +319,72 @@ struct Call {
     args: fn() -> Value,
     /// Text the JSON answer holds.
     expect: &'static str,
+    /// A key of the structured answer.
+    key: &'static str,
 }
 
 const ECHO: Call = Call {
     tool: "bench_echo",
     args: || json!({"text": "hello"}),
     expect: "\"echo\":\"hello\"",
+    key: "echo",
 };
 
 const QUEUE_STATS: Call = Call {
     tool: "queue_stats",
     args: || json!({}),
     expect: "\"policy\":",
+    key: "policy",
 };
 
 struct Cell {
     calls_per_sec: f64,
     p50: Duration,
     p99: Duration,
+    /// The server process's CPU time (user + system) per call, when it is a child process.
+    cpu_per_call: Option<Duration>,
+    calls: usize,
+}
+
+/// One measured stretch of load: each call's latency, the time it took, and the CPU time the
+/// server process used meanwhile (child processes only).
+type Run = (Vec<Duration>, Duration, Option<Duration>);
+
+/// The CPU time (user + system) process `pid` has used so far, from `/proc/PID/stat`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start after its closing `)`.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_micros(ticks * 1_000_000 / hz))
+}
+
+/// The CPU time `pid` uses while `f` runs.
+async fn with_cpu<T>(
+    pid: Option<u32>,
+    f: impl std::future::Future<Output = T>,
+) -> (T, Option<Duration>) {
+    let before = pid.and_then(cpu_time);
+    let out = f.await;
+    let used = pid
+        .and_then(cpu_time)
+        .zip(before)
+        .map(|(a, b)| a.saturating_sub(b));
+    (out, used)
 }
 
 /// Rounds per cell: the two servers take turns, so drift on a shared machine hits both alike.
 const ROUNDS: usize = 3;
 
-fn merge(parts: Vec<(Vec<Duration>, Duration)>) -> Cell {
+fn merge(parts: Vec<Run>) -> Cell {
     let elapsed = parts.iter().map(|p| p.1).sum();
-    summarize(parts.into_iter().flat_map(|p| p.0).collect(), elapsed)
+    let cpu: Option<Duration> = parts.iter().map(|p| p.2).sum();
+    let mut cell = summarize(parts.into_iter().flat_map(|p| p.0).collect(), elapsed);
+    cell.cpu_per_call = cpu.map(|c| c / cell.calls.max(1) as u32);
+    cell
 }
 
 fn summarize(mut lat: Vec<Duration>, elapsed: Duration) -> Cell {
@@ -354,6 +394,8 @@ fn summarize(mut lat: Vec<Duration>, elapsed: Duration) -> Cell {
         calls_per_sec: lat.len() as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
         p99: at(0.99),
+        cpu_per_call: None,
+        calls: lat.len(),
     }
 }
 
@@ -364,6 +406,7 @@ async fn http_load(
     concurrency: usize,
     secs: f64,
 ) -> (Vec<Duration>, Duration) {
+    // (the CPU time is measured around this by the caller, which knows the process)
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
@@ -451,6 +494,7 @@ async fn wait_for_eof() {
 /// An HTTP server in a child process of this bench; killed when dropped.
 struct HttpChild {
     _child: tokio::process::Child,
+    pid: Option<u32>,
     addr: SocketAddr,
 }
 
@@ -472,6 +516,7 @@ impl HttpChild {
             .expect("child address");
         let addr = line.trim().parse().expect("child address");
         Self {
+            pid: child.id(),
             _child: child,
             addr,
         }
@@ -498,7 +543,8 @@ async fn stdio_load<S: ServerHandler + Clone>(
     call: Call,
     concurrency: usize,
     secs: f64,
-) -> (Vec<Duration>, Duration) {
+) -> Run {
+    let mut pid = None;
     let client = match server {
         Stdio::Child(which) => {
             let mut cmd = tokio::process::Command::new(std::env::current_exe().expect("exe"));
@@ -507,6 +553,7 @@ async fn stdio_load<S: ServerHandler + Clone>(
                 .stderr(std::process::Stdio::inherit())
                 .spawn()
                 .expect("spawn server");
+            pid = transport.id();
             ().serve(transport).await.expect("client")
         }
         Stdio::InProcess(server) => {
@@ -521,6 +568,16 @@ async fn stdio_load<S: ServerHandler + Clone>(
         }
     };
     let client = Arc::new(client);
+    let ((all, elapsed), cpu) = with_cpu(pid, stdio_calls(&client, call, concurrency, secs)).await;
+    (all, elapsed, cpu)
+}
+
+async fn stdio_calls(
+    client: &Arc<rmcp::service::RunningService<rmcp::RoleClient, ()>>,
+    call: Call,
+    concurrency: usize,
+    secs: f64,
+) -> (Vec<Duration>, Duration) {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
@@ -537,8 +594,12 @@ async fn stdio_load<S: ServerHandler + Clone>(
                         )
                         .await
                         .expect("call");
-                    let answer = serde_json::to_string(&r.structured_content).unwrap_or_default();
-                    assert!(answer.contains(call.expect), "unexpected reply: {answer}");
+                    assert!(
+                        r.structured_content
+                            .as_ref()
+                            .is_some_and(|v| v.get(call.key).is_some()),
+                        "unexpected reply: {r:?}"
+                    );
                     lat.push(t.elapsed());
                 }
                 lat
@@ -557,8 +618,13 @@ fn us(d: Duration) -> String {
 }
 
 fn row(mode: &str, c: usize, bare: &Cell, ens: &Cell) {
+    let cpu = |c: &Cell| {
+        c.cpu_per_call.map_or("–".to_string(), |d| {
+            format!("{:.1} µs", d.as_secs_f64() * 1e6)
+        })
+    };
     println!(
-        "| {mode} | {c} | {:.0} | {:.0} | {:.2} | {} / {} | {} / {} | {:.2} |",
+        "| {mode} | {c} | {:.0} | {:.0} | {:.2} | {} / {} | {} / {} | {:.2} | {} / {} |",
         bare.calls_per_sec,
         ens.calls_per_sec,
         ens.calls_per_sec / bare.calls_per_sec,
@@ -567,6 +633,8 @@ fn row(mode: &str, c: usize, bare: &Cell, ens: &Cell) {
         us(ens.p50),
         us(ens.p99),
         ens.p99.as_secs_f64() / bare.p99.as_secs_f64(),
+        cpu(bare),
+        cpu(ens),
     );
 }
 
@@ -606,8 +674,8 @@ fn main() {
         let bare_addr = bare_http().await;
         let ens_addr = ensemble_http(&runtime).await;
         println!("\nEnsemble calls `{}`; bare rmcp calls its echo.", ens_call.tool);
-        println!("\n| mode | concurrency | bare rmcp calls/s | ensemble calls/s | throughput ratio | bare p50 / p99 | ensemble p50 / p99 | p99 ratio |");
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("\n| mode | concurrency | bare rmcp calls/s | ensemble calls/s | throughput ratio | bare p50 / p99 | ensemble p50 / p99 | p99 ratio | server CPU per call, bare / ensemble |");
+        println!("|---|---|---|---|---|---|---|---|---|");
         let http_rows = [
             ("http legacy+SSE (child process)", "http-sse", HttpMode::LegacySse, false),
             ("http stateless+JSON (child process)", "http-json", HttpMode::StatelessJson, false),
@@ -633,8 +701,18 @@ fn main() {
                 };
                 let (mut bare, mut ens) = (Vec::new(), Vec::new());
                 for _ in 0..ROUNDS {
-                    bare.push(http_load(bare_at, mode, ECHO, c, secs / ROUNDS as f64).await);
-                    ens.push(http_load(ens_at, mode, ens_call, c, secs / ROUNDS as f64).await);
+                    let (bare_pid, ens_pid) = children
+                        .as_ref()
+                        .filter(|_| !in_process)
+                        .map(|(b, e)| (b.pid, e.pid))
+                        .unwrap_or_default();
+                    let per = secs / ROUNDS as f64;
+                    let ((l, t), cpu) =
+                        with_cpu(bare_pid, http_load(bare_at, mode, ECHO, c, per)).await;
+                    bare.push((l, t, cpu));
+                    let ((l, t), cpu) =
+                        with_cpu(ens_pid, http_load(ens_at, mode, ens_call, c, per)).await;
+                    ens.push((l, t, cpu));
                 }
                 row(name, c, &merge(bare), &merge(ens));
             }

@@ -316,7 +316,7 @@ impl Runtime {
     pub async fn serve_stdio(&self) -> Result<(), RuntimeError> {
         let running = self
             .mcp_service()
-            .serve(crate::stdio::stdio())
+            .serve(crate::stdio::stdio_transport())
             .await
             .map_err(|e| RuntimeError::Transport(e.to_string()))?;
         running

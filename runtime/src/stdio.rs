@@ -19,6 +19,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::UnixStream;
 use tokio::net::unix::pipe;
 
+pub mod transport;
+
+pub use transport::LineTransport;
+
 /// The server's stdin as an [`AsyncRead`]. Lone surrogate escapes in the JSON it carries are
 /// repaired on the way ([`crate::surrogates`]), so such a message is answered instead of dropped.
 #[derive(Debug)]
@@ -119,6 +123,13 @@ pub fn stdio() -> (Input, Output) {
         "stdio transport"
     );
     (Input::new(input), Output(output))
+}
+
+/// The MCP transport on [`stdio`]: newline-delimited JSON-RPC with the direct `tools/call`
+/// decoder of [`transport`].
+pub fn stdio_transport() -> LineTransport<Input, Output> {
+    let (input, output) = stdio();
+    LineTransport::new(input, output)
 }
 
 /// What a descriptor is, as far as polling it goes.

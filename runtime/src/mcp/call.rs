@@ -147,7 +147,10 @@ impl McpService {
                 task,
             )));
         }
-        let span = tracing::info_span!(
+        // A debug span: at the default level a call creates none (formatting its fields costs
+        // more than the rest of the runtime's own work on a call); failures below carry the
+        // same correlation ids as fields of their own.
+        let span = tracing::debug_span!(
             "tool_call",
             tool = %name,
             request_id = %ctx.id,
@@ -252,17 +255,25 @@ impl McpService {
             self.deliver(&ctx, &name, token.as_ref(), event, &mut requests)
                 .await;
         }
-        if !span.is_disabled() {
-            span.in_scope(|| {
-                let ms = started.elapsed().as_secs_f64() * 1e3;
-                match &outcome {
-                    Ok(_) => tracing::debug!(ms, "tool call answered"),
-                    Err(ToolError::Runtime(e)) => {
-                        tracing::warn!(ms, error = %e, "tool call failed")
-                    }
-                    Err(e) => tracing::info!(ms, error = %e, "tool call refused"),
-                }
-            });
+        let ms = || started.elapsed().as_secs_f64() * 1e3;
+        match &outcome {
+            Ok(_) => span.in_scope(|| tracing::debug!(ms = ms(), "tool call answered")),
+            Err(ToolError::Runtime(e)) => tracing::warn!(
+                tool = %name,
+                request_id = %ctx.id,
+                session_id = %SessionOf(&ctx, self.session),
+                ms = ms(),
+                error = %e,
+                "tool call failed"
+            ),
+            Err(e) => tracing::info!(
+                tool = %name,
+                request_id = %ctx.id,
+                session_id = %SessionOf(&ctx, self.session),
+                ms = ms(),
+                error = %e,
+                "tool call refused"
+            ),
         }
         match &outcome {
             Ok(_) if !self.logs(LoggingLevel::Debug) => {}
