@@ -24,11 +24,16 @@
 //!
 //! Ensemble's side calls the echo actor by default; `--tool queue_stats` calls that real engine
 //! tool instead (the execution engine's figures: a supervised engine actor, its policy stack and
-//! a larger answer), still against bare rmcp's echo.
+//! a larger answer, 334 bytes of JSON), and `--tool validation_validate` the validation engine
+//! checking a small document against a registered schema (a small answer), still against bare
+//! rmcp's echo.
+//!
+//! Each row also gives each server's CPU time (user + system, from `/proc`) per call, for the
+//! servers that run as child processes.
 //!
 //! Run: `cargo bench --bench mcp_throughput` (`-- --secs N` per cell, default 3; `--mode
 //! http-sse|http-json|http-sse-inproc|http-json-inproc|stdio|stdio-polled|stdio-inproc` and
-//! `--concurrency N` run one row; `--tool echo|queue_stats`).
+//! `--concurrency N` run one row; `--tool echo|queue_stats|validation_validate`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -167,6 +172,23 @@ async fn ensemble_runtime() -> (Runtime, ActorRef<ensemble::supervision::Supervi
             EchoMsg::Echo,
         )
         .expect("register");
+    // The schema `validation_validate` checks against (compiled once, on first use).
+    runtime
+        .router()
+        .call(
+            "validation_register_schema",
+            json!({"name": "bench.order", "version": "1.0.0", "schema": {
+                "type": "object",
+                "required": ["id", "qty"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[a-z]+-[0-9]+$"},
+                    "qty": {"type": "integer", "minimum": 1}
+                }
+            }}),
+            None,
+        )
+        .await
+        .expect("validation_register_schema");
     (runtime, sup)
 }
 
@@ -335,6 +357,13 @@ const QUEUE_STATS: Call = Call {
     args: || json!({}),
     expect: "\"policy\":",
     key: "policy",
+};
+
+const VALIDATE: Call = Call {
+    tool: "validation_validate",
+    args: || json!({"schema": "bench.order@1.0.0", "document": {"id": "order-17", "qty": 3}}),
+    expect: "\"valid\":true",
+    key: "valid",
 };
 
 struct Cell {
@@ -655,6 +684,7 @@ fn main() {
             "--tool" => {
                 ens_call = match args.next().as_deref() {
                     Some("queue_stats") => QUEUE_STATS,
+                    Some("validation_validate") => VALIDATE,
                     _ => ECHO,
                 }
             }
