@@ -109,3 +109,50 @@ pub struct ImportCandidate {
     /// Its probability among this name's candidates, 0 to 1.
     pub score: f64,
 }
+
+/// Asks where a file departs from its codebase's conventions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckStyleRequest {
+    /// The file's text.
+    pub content: String,
+    /// Its path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Its crate: that crate's own conventions come first; without it (or for a crate not
+    /// learned yet), the conventions of every codebase learned.
+    #[serde(default, rename = "crate", skip_serializing_if = "Option::is_none")]
+    pub krate: Option<String>,
+    /// Report only deviations at least this sure, 0.5 to 1 (default 0.9: precision over
+    /// recall).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_confidence: Option<f64>,
+}
+
+/// Where a file departs from the learned conventions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CheckStyleResponse {
+    /// The deviations, in file order.
+    pub findings: Vec<StyleFinding>,
+    /// Which conventions were known well enough to check, and against whose code
+    /// (`crate` or `all`): e.g. `{"naming:function": "crate", "use_order": "all"}`.
+    pub checked: std::collections::BTreeMap<String, String>,
+}
+
+/// One deviation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct StyleFinding {
+    /// `naming` (an item's casing for its kind), `use_order` (a `use` group out of the
+    /// codebase's order) or `binding_name` (a local name the codebase gives another name).
+    pub rule: String,
+    /// Line (1-based).
+    pub line: usize,
+    /// Column (1-based).
+    pub column: usize,
+    /// What departs from what.
+    pub message: String,
+    /// The suggested fix: the name to use, or the `use` lines in the codebase's order.
+    pub fix: String,
+    /// How sure, 0 to 1: the share of the learned code that follows the convention.
+    pub confidence: f64,
+}

@@ -25,7 +25,7 @@ pub struct NoDetail {}
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatsRequest {
-    /// The learner: `shell` (others as they land).
+    /// The learner: `shell` or `development`.or `development`.
     pub learner: String,
 }
 
@@ -64,7 +64,7 @@ pub struct LearnerStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExportRequest {
-    /// The learner: `shell`.
+    /// The learner: `shell` or `development`.
     pub learner: String,
     /// The artifact's name; default `learning/<learner>/<instance>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,7 +88,7 @@ pub struct ExportResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportRequest {
-    /// The learner: `shell`.
+    /// The learner: `shell` or `development`.
     pub learner: String,
     /// The snapshot artifact: `name` or `name@version` (latest version when absent).
     pub artifact: String,

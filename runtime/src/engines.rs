@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ensemble_actors::debug::{DebugActor, DebugMsg};
 use ensemble_actors::execution::{ExecArgs, ExecConfig, ExecMsg, ExecutionActor};
 use ensemble_actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits};
+use ensemble_actors::learning::development::{DevLearner, DevModel, DevMsg};
 use ensemble_actors::learning::shell::{ShellLearner, ShellModel, ShellMsg};
 use ensemble_actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg};
 use ensemble_actors::registry::{RegistryActor, RegistryMsg};
@@ -18,14 +19,15 @@ use ensemble_actors::workflow::{
     RunObserver, WorkflowActor, WorkflowArgs, WorkflowConfig, WorkflowMsg,
 };
 use ensemble_supervision::{
-    ActorSlot, CancellationToken, ChildSpec, EventBus, RoutePolicy, SlotState, SupervisorMsg,
-    SupervisorSpec,
+    ActorSlot, CallContext, CancellationToken, ChildSpec, EventBus, RoutePolicy, SlotState,
+    SupervisorMsg, SupervisorSpec,
 };
 use serde_json::Value;
 
 use crate::config::{PolicySettings, RoutePolicies};
 pub use crate::config::{TreeConfig, default_policy};
-use crate::router::{ActorTool, Annotations, RegisterError, Router, ToolError};
+use crate::router::{ActorTool, Annotations, DispatchTool, RegisterError, Router, ToolError};
+use ensemble_protocol::learning::{ExportRequest, ImportRequest, StatsRequest};
 
 /// The slots of the built-in engines, for hosts that call them with typed messages.
 #[derive(Debug, Clone)]
@@ -42,6 +44,8 @@ pub struct EngineSlots {
     pub debug: ActorSlot<DebugMsg>,
     /// The shell learner (command history, next-command suggestions).
     pub shell: ActorSlot<LearnerMsg<ShellModel>>,
+    /// The development learner (import paths and code conventions).
+    pub development: ActorSlot<LearnerMsg<DevModel>>,
     /// Each engine's own supervisor, by engine name (for its children and their states).
     pub supervisors: BTreeMap<&'static str, ActorSlot<SupervisorMsg>>,
 }
@@ -104,6 +108,7 @@ impl EngineSlots {
             workflow: ActorSlot::new("workflow"),
             debug: ActorSlot::new("debug"),
             shell: ActorSlot::new("shell"),
+            development: ActorSlot::new("development"),
             supervisors: BTreeMap::new(),
         }
     }
@@ -115,6 +120,7 @@ impl EngineSlots {
         v.visit("execution", &self.execution);
         v.visit("workflow", &self.workflow);
         v.visit("shell", &self.shell);
+        v.visit("development", &self.development);
         if self.supervisors.contains_key("debug") {
             v.visit("debug", &self.debug);
         }
@@ -170,6 +176,8 @@ pub struct EngineConfig {
     pub policies: RoutePolicies,
     /// The shell learner's flush interval and memory budget (`[learning.shell]`).
     pub shell: LearnerConfig,
+    /// The development learner's (`[learning.development]`).
+    pub development: LearnerConfig,
 }
 
 /// The policy of a call that may legitimately take long (a waiting `workflow_run`): a
@@ -222,6 +230,11 @@ pub fn engines(
         invoker: invoker.clone(),
         config: config.shell,
     };
+    let dev_args = LearnerArgs {
+        store: store.clone(),
+        invoker: invoker.clone(),
+        config: config.development,
+    };
     let exec_args = ExecArgs {
         store: store.clone(),
         invoker: invoker.clone(),
@@ -260,6 +273,12 @@ pub fn engines(
             "shell",
             ChildSpec::actor(&slots.shell, move || {
                 (ShellLearner::default(), shell_args.clone())
+            }),
+        ),
+        (
+            "development",
+            ChildSpec::actor(&slots.development, move || {
+                (DevLearner::default(), dev_args.clone())
             }),
         ),
     ];
@@ -403,6 +422,8 @@ pub fn register_tools_with(
     register_execution_tools(router, &slots.execution, policies)?;
     register_workflow_tools(router, &slots.workflow, policies)?;
     register_learning_tools(router, &slots.shell, policies)?;
+    register_development_tools(router, &slots.development, policies)?;
+    register_learner_admin(router, slots, policies)?;
     if test_tools {
         router.register_actor(
             engine_tool(
@@ -670,33 +691,149 @@ fn register_learning_tools(
         ),
         |req, cancel, reply| Shell::Model(ShellMsg::Feedback(req, cancel, reply)),
     )?;
+    Ok(())
+}
+
+type Dev = LearnerMsg<DevModel>;
+
+fn register_development_tools(
+    router: &Router,
+    slot: &ActorSlot<Dev>,
+    policies: &RoutePolicies,
+) -> Result<(), RegisterError> {
+    let tool = |name, description, annotations| {
+        engine_tool(slot, name, description, annotations, policies)
+    };
     router.register_actor(
         tool(
-            "learning_stats",
-            "A learner's figures: observations, queries, patterns, memory against its budget, \
-             evictions, and its own running accuracy.",
-            Annotations::READ_ONLY,
-        ),
-        Shell::Stats,
-    )?;
-    router.register_actor(
-        tool(
-            "learning_export",
-            "Write a snapshot of what a learner learned as a registry artifact \
-             (`learning/<learner>/<instance>`, a new version per export), for other instances to \
-             import.",
+            "development_learn",
+            "Learn how a codebase is written from its files: {files: [{path, content}], crate?, \
+             dependencies?}. Rust files are parsed; every `use` form (groups, renames, globs, \
+             `crate::`/`super::` paths, re-exports) teaches which path each name is imported \
+             from, per codebase and across codebases; item names and `use` groups teach its \
+             conventions. Files that do not parse are listed with the reason; the rest are \
+             learned.",
             Annotations::default(),
         ),
-        Shell::Export,
+        Dev::Observe,
     )?;
     router.register_actor(
         tool(
-            "learning_import",
-            "Merge a snapshot that another instance exported (`artifact`: name or name@version). \
-             Counts are kept per instance, so importing the same snapshot twice counts it once.",
-            Annotations::IDEMPOTENT_WRITE,
+            "development_suggest_imports",
+            "For each name a Rust file uses but neither imports nor defines, the paths it is \
+             likely imported from, ranked, with scores: {content, path?, crate?, dependencies?}. \
+             Candidates from crates outside `dependencies` rank below the others.",
+            Annotations::READ_ONLY,
         ),
-        Shell::Import,
+        |req, cancel, reply| Dev::Model(DevMsg::SuggestImports(req, cancel, reply)),
+    )?;
+    router.register_actor(
+        tool(
+            "development_check_style",
+            "Where a Rust file departs from the conventions learned for its codebase (item \
+             names' casing per kind, the grouping and order of `use` lines, module layout), each \
+             with a suggested fix and a confidence; only deviations above `min_confidence` \
+             (default 0.9) are reported.",
+            Annotations::READ_ONLY,
+        ),
+        |req, cancel, reply| Dev::Model(DevMsg::CheckStyle(req, cancel, reply)),
     )?;
     Ok(())
+}
+
+/// The learners by name, for the tools every learner answers.
+const LEARNERS: &str = "`shell` or `development`";
+
+/// `learning_stats`, `learning_export` and `learning_import`: sent to the learner the request
+/// names.
+fn register_learner_admin(
+    router: &Router,
+    slots: &EngineSlots,
+    policies: &RoutePolicies,
+) -> Result<(), RegisterError> {
+    let unknown = |given: &str| {
+        ensemble_supervision::CallError::<String>::Engine(format!(
+            "unknown learner `{given}`: the learners are {LEARNERS}"
+        ))
+    };
+    let (shell, dev) = (slots.shell.clone(), slots.development.clone());
+    router.register_dispatch(
+        DispatchTool {
+            name: "learning_stats",
+            description: "A learner's figures: observations, queries, patterns, memory against \
+                 its budget, evictions, and its own running accuracy.",
+            annotations: Annotations::READ_ONLY,
+            policy: policies.route_policy("learning", "learning_stats"),
+        },
+        move |req: StatsRequest, cancel: CallContext| {
+            let (shell, dev) = (shell.clone(), dev.clone());
+            Box::pin(async move {
+                match req.learner.as_str() {
+                    "shell" => ask_slot(&shell, cancel, |c, r| Shell::Stats(req, c, r)).await,
+                    "development" => ask_slot(&dev, cancel, |c, r| Dev::Stats(req, c, r)).await,
+                    other => Err(unknown(other)),
+                }
+            })
+        },
+    )?;
+    let (shell, dev) = (slots.shell.clone(), slots.development.clone());
+    router.register_dispatch(
+        DispatchTool {
+            name: "learning_export",
+            description: "Write a snapshot of what a learner learned as a registry artifact \
+                 (`learning/<learner>/<instance>`, a new version per export), for other \
+                 instances to import.",
+            annotations: Annotations::default(),
+            policy: policies.route_policy("learning", "learning_export"),
+        },
+        move |req: ExportRequest, cancel: CallContext| {
+            let (shell, dev) = (shell.clone(), dev.clone());
+            Box::pin(async move {
+                match req.learner.as_str() {
+                    "shell" => ask_slot(&shell, cancel, |c, r| Shell::Export(req, c, r)).await,
+                    "development" => ask_slot(&dev, cancel, |c, r| Dev::Export(req, c, r)).await,
+                    other => Err(unknown(other)),
+                }
+            })
+        },
+    )?;
+    let (shell, dev) = (slots.shell.clone(), slots.development.clone());
+    router.register_dispatch(
+        DispatchTool {
+            name: "learning_import",
+            description: "Merge a snapshot that another instance exported (`artifact`: name or \
+                 name@version). Counts are kept per instance, so importing the same snapshot \
+                 twice counts it once.",
+            annotations: Annotations::IDEMPOTENT_WRITE,
+            policy: policies.route_policy("learning", "learning_import"),
+        },
+        move |req: ImportRequest, cancel: CallContext| {
+            let (shell, dev) = (shell.clone(), dev.clone());
+            Box::pin(async move {
+                match req.learner.as_str() {
+                    "shell" => ask_slot(&shell, cancel, |c, r| Shell::Import(req, c, r)).await,
+                    "development" => ask_slot(&dev, cancel, |c, r| Dev::Import(req, c, r)).await,
+                    other => Err(unknown(other)),
+                }
+            })
+        },
+    )
+}
+
+/// One call to the actor in `slot`, as a dispatching tool's attempt.
+async fn ask_slot<M, T, E>(
+    slot: &ActorSlot<M>,
+    cancel: CallContext,
+    make: impl FnOnce(CancellationToken, ractor::RpcReplyPort<Result<T, E>>) -> M,
+) -> Result<T, ensemble_supervision::CallError<String>>
+where
+    M: ractor::Message,
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    match slot.call_with_cancel(cancel, make).await {
+        Ok(Ok(answer)) => Ok(answer),
+        Ok(Err(e)) => Err(ensemble_supervision::CallError::Engine(e.to_string())),
+        Err(fault) => Err(ensemble_supervision::CallError::Actor(fault)),
+    }
 }

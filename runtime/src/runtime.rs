@@ -56,6 +56,7 @@ pub struct RuntimeBuilder {
     store_options: StoreOptions,
     policies: RoutePolicies,
     shell: ensemble_actors::learning::LearnerConfig,
+    development: ensemble_actors::learning::LearnerConfig,
     task_tools: Vec<String>,
     required_task_tools: Vec<String>,
     input_first_task_tools: Vec<String>,
@@ -92,6 +93,12 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The development learner's flush interval and memory budget.
+    pub fn development_learner(mut self, config: ensemble_actors::learning::LearnerConfig) -> Self {
+        self.development = config;
+        self
+    }
+
     /// The execution engine's scheduling policy, workers and queue capacity.
     pub fn execution(mut self, config: ExecConfig) -> Self {
         self.execution = config;
@@ -114,6 +121,7 @@ impl RuntimeBuilder {
         self.execution = config.execution.exec_config();
         self.policies = RoutePolicies::from_config(config);
         self.shell = config.learning.shell.learner_config();
+        self.development = config.learning.development.learner_config();
         self.tree = config.tree();
         self
     }
@@ -187,6 +195,7 @@ impl RuntimeBuilder {
             tree: self.tree,
             policies: self.policies,
             shell: self.shell,
+            development: self.development,
         };
         let (spec, slots) = engines(
             &store,

@@ -35,6 +35,9 @@ async fn tools_are_listed_in_order_with_real_schemas() {
         names,
         [
             "cache_invalidate",
+            "development_check_style",
+            "development_learn",
+            "development_suggest_imports",
             "learning_export",
             "learning_import",
             "learning_stats",

@@ -7,6 +7,7 @@
 
 mod backup;
 mod call;
+mod learn;
 mod schema;
 mod serve;
 mod tools;
@@ -106,6 +107,18 @@ path on its machine, writable by its user); it answers loopback callers only.
 Exit status: 0 done; 1 the copy failed or the directory is in use; 2 bad usage (a non-empty
 DIR, no server at --url).")]
     Backup(backup::BackupArgs),
+    /// Teach a learner from a directory (the development learner: every `.rs` file).
+    #[command(after_help = "\
+Examples:
+  ensemble learn development .                    this crate or workspace, into ./ensemble-data
+  ensemble learn development ~/src --data-dir /var/lib/ensemble
+  ensemble learn development ../vendor --url http://127.0.0.1:7300/mcp
+
+Each file goes with the crate of the nearest Cargo.toml above it (its [package] name and its
+dependencies); target/ and hidden directories are skipped. Files that do not parse are listed
+on stderr; the rest are learned.
+Exit status: 0 learned; 1 the learner failed; 2 bad usage (not a directory, no .rs files).")]
+    Learn(learn::LearnArgs),
     /// Check the configuration, or show the effective one.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -388,6 +401,20 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER)?;
             call::call(&loaded.config, args, test_tools()).await
         }
+        Command::Learn(args) => {
+            if args.url.is_some() && !args.runtime.is_empty() {
+                return Err(Failure::Usage(
+                    "--data-dir, --in-memory and the execution flags apply to learning in \
+                     process; with --url the server runs on its own configuration"
+                        .into(),
+                ));
+            }
+            let mut flags = Vec::new();
+            args.runtime.flags(&mut flags);
+            let loaded = load_config(cli.config, flags)?;
+            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER)?;
+            learn::learn(&loaded.config, args).await
+        }
         Command::Backup(args) => {
             let mut flags = Vec::new();
             if let Some(dir) = &args.data_dir {
@@ -447,6 +474,7 @@ pub fn main() -> ExitCode {
         Command::Tools { .. } => "ensemble tools",
         Command::Call(_) => "ensemble call",
         Command::Backup(_) => "ensemble backup",
+        Command::Learn(_) => "ensemble learn",
         Command::Config(_) => "ensemble config",
         Command::Completions { .. } => "ensemble completions",
         Command::Version => "ensemble version",

@@ -374,6 +374,18 @@ pub const KEYS: &[Key] = &[
         int(4096),
         "memory the shell learner's patterns may take; past it the least valuable are evicted",
     ),
+    key(
+        "learning.development.flush_interval_ms",
+        int(1),
+        "the development learner writes what it learned to disk at least this often (ms); a \
+         kill -9 loses at most this much",
+    ),
+    key(
+        "learning.development.memory_budget_bytes",
+        int(4096),
+        "memory the development learner's patterns may take; past it the least valuable are \
+         evicted",
+    ),
 ];
 
 /// The key whose pattern is `pattern`.

@@ -75,6 +75,8 @@ pub struct Config {
 pub struct LearningConfig {
     /// The shell learner.
     pub shell: LearnerSettings,
+    /// The development learner.
+    pub development: LearnerSettings,
 }
 
 /// One learner's settings.

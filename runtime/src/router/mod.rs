@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-use ensemble_supervision::{ActorSlot, CallError, CallOptions, CancellationToken, RoutePolicy};
+use ensemble_supervision::{
+    ActorSlot, CallContext, CallError, CallOptions, CancellationToken, RoutePolicy,
+};
 use ractor::{Message, RpcReplyPort};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -183,6 +185,24 @@ pub struct ActorTool<M: Message> {
     pub policy: RoutePolicy,
 }
 
+/// A tool whose calls are sent to one of several actors, chosen per request
+/// ([`Router::register_dispatch`]).
+pub struct DispatchTool {
+    /// Name.
+    pub name: &'static str,
+    /// Description.
+    pub description: &'static str,
+    /// Hints.
+    pub annotations: Annotations,
+    /// The route's policy stack.
+    pub policy: RoutePolicy,
+}
+
+/// One attempt of a dispatching tool: the request and the attempt's context in, the answer or
+/// why not out.
+pub type Dispatch<Req, Resp> =
+    dyn Fn(Req, CallContext) -> BoxFuture<Result<Resp, CallError<String>>> + Send + Sync;
+
 /// A tool's spec: its input schema from `Req`, its output schema as given.
 fn tool_spec<Req: JsonSchema, M: Message>(
     tool: &ActorTool<M>,
@@ -251,6 +271,52 @@ impl Router {
                         }
                     })
                     .await;
+                match answer {
+                    Ok(resp) => serde_json::to_value(resp)
+                        .map(ToolOutput::Structured)
+                        .map_err(|e| {
+                            ToolError::Runtime(format!("could not encode the answer: {e}"))
+                        }),
+                    Err(e) => Err(policy_error(e)),
+                }
+            })
+        };
+        self.insert(spec, Arc::new(handler), false)
+    }
+
+    /// Registers a tool whose calls go to one of several actors, chosen by `attempt` from the
+    /// request (the learners' `learning_stats` names its learner). Each attempt runs under
+    /// `tool.policy` like any actor tool's.
+    pub fn register_dispatch<Req, Resp, F>(
+        &self,
+        tool: DispatchTool,
+        attempt: F,
+    ) -> Result<(), RegisterError>
+    where
+        Req: DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static,
+        Resp: Serialize + JsonSchema + Send + 'static,
+        F: Fn(Req, CallContext) -> BoxFuture<Result<Resp, CallError<String>>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let spec = ToolSpec {
+            name: tool.name.to_string(),
+            description: tool.description.to_string(),
+            input_schema: Arc::new(schema_of::<Req>()),
+            output_schema: Some(Arc::new(schema_of::<Resp>())),
+            annotations: tool.annotations,
+        };
+        let (policy, name) = (tool.policy, tool.name);
+        let attempt: Arc<Dispatch<Req, Resp>> = Arc::new(attempt);
+        let handler = move |args: Value,
+                            opts: CallOptions,
+                            _ctx: ToolContext|
+              -> BoxFuture<Result<ToolOutput, ToolError>> {
+            let (policy, attempt) = (policy.clone(), attempt.clone());
+            Box::pin(async move {
+                let req: Req = decode(name, args)?;
+                let answer = policy.call(opts, |ctx| attempt(req.clone(), ctx)).await;
                 match answer {
                     Ok(resp) => serde_json::to_value(resp)
                         .map(ToolOutput::Structured)

@@ -79,6 +79,82 @@ pub struct Extracted {
     /// Words of its attributes' string values and flags (`std` in `#[cfg(feature = "std")]`,
     /// `no_std` in `#![no_std]`): what the file is built for.
     pub attributes: BTreeSet<String>,
+    /// Where each defined name is (for style checks), in file order.
+    pub sites: Vec<NameSite>,
+    /// The file's top-level `use` items, in order.
+    pub use_items: Vec<UseItem>,
+    /// `let name = …;` bindings with what they are bound to.
+    pub bindings: Vec<BindingSite>,
+    /// Naming lints the file turns off (`non_snake_case`, …): its names are its own business.
+    pub allowed_lints: BTreeSet<String>,
+}
+
+/// A defined name and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameSite {
+    /// What it names.
+    pub kind: ItemKind,
+    /// The name.
+    pub name: String,
+    /// Line (1-based).
+    pub line: usize,
+    /// Column (1-based).
+    pub column: usize,
+}
+
+/// Where a `use` path leads: the standard library, another crate, or this crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UseClass {
+    /// `std`, `core`, `alloc`.
+    Std,
+    /// Another crate.
+    External,
+    /// `crate::`, `self::`, `super::`.
+    Local,
+}
+
+impl UseClass {
+    /// Its name in findings and patterns.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UseClass::Std => "std",
+            UseClass::External => "external",
+            UseClass::Local => "local",
+        }
+    }
+
+    /// The class of a path's first segment.
+    pub fn of_root(root: &str) -> Self {
+        match root {
+            "std" | "core" | "alloc" => UseClass::Std,
+            "crate" | "self" | "super" => UseClass::Local,
+            _ => UseClass::External,
+        }
+    }
+}
+
+/// One top-level `use` item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseItem {
+    /// Where its path leads.
+    pub class: UseClass,
+    /// `pub use` (a re-export: placed by what it exports, not by habit).
+    pub public: bool,
+    /// First and last line (1-based).
+    pub lines: (usize, usize),
+}
+
+/// A `let` binding of a single name, with what its value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingSite {
+    /// The name.
+    pub name: String,
+    /// What the value is: `call:File::open`, `method:iter`, `struct:Config`, `macro:vec`.
+    pub context: String,
+    /// Line (1-based).
+    pub line: usize,
+    /// Column (1-based).
+    pub column: usize,
 }
 
 /// Why a file could not be read.
@@ -141,6 +217,22 @@ impl Language for Rust {
         let mut item = 0;
         for i in &file.items {
             collect_uses(i, &mut out.imports, &mut item);
+            if let syn::Item::Use(u) = i {
+                let root = match &u.tree {
+                    syn::UseTree::Path(p) => p.ident.to_string(),
+                    syn::UseTree::Name(n) => n.ident.to_string(),
+                    syn::UseTree::Rename(r) => r.ident.to_string(),
+                    _ => String::new(),
+                };
+                out.use_items.push(UseItem {
+                    class: UseClass::of_root(&root),
+                    public: !matches!(u.vis, syn::Visibility::Inherited),
+                    lines: (
+                        u.use_token.span.start().line,
+                        u.semi_token.span.start().line,
+                    ),
+                });
+            }
         }
         let mut v = Walker { out: &mut out };
         v.visit_file(&file);
@@ -318,6 +410,38 @@ fn use_tree(
     }
 }
 
+/// What a bound value comes from, as a binding-name context: the function or method called,
+/// the struct built, the macro expanded.
+fn value_context(e: &syn::Expr) -> Option<String> {
+    let last_two = |p: &syn::Path| {
+        let segs: Vec<String> = p.segments.iter().map(|s| s.ident.to_string()).collect();
+        segs[segs.len().saturating_sub(2)..].join("::")
+    };
+    match e {
+        syn::Expr::Call(c) => match &*c.func {
+            syn::Expr::Path(p) => Some(format!("call:{}", last_two(&p.path))),
+            _ => None,
+        },
+        syn::Expr::MethodCall(m) => Some(format!("method:{}", m.method)),
+        syn::Expr::Struct(s) => s
+            .path
+            .segments
+            .last()
+            .map(|l| format!("struct:{}", l.ident)),
+        syn::Expr::Macro(m) => m
+            .mac
+            .path
+            .segments
+            .last()
+            .map(|l| format!("macro:{}", l.ident)),
+        syn::Expr::Try(t) => value_context(&t.expr),
+        syn::Expr::Await(a) => value_context(&a.base),
+        syn::Expr::Reference(r) => value_context(&r.expr),
+        syn::Expr::Paren(p) => value_context(&p.expr),
+        _ => None,
+    }
+}
+
 /// String literals of an attribute's arguments (`"std"` of `feature = "std"`).
 fn attribute_words(ts: &TokenStream, out: &mut BTreeSet<String>) {
     for tt in ts.clone() {
@@ -341,6 +465,19 @@ struct Walker<'a> {
 }
 
 impl Walker<'_> {
+    fn define(&mut self, kind: ItemKind, ident: &proc_macro2::Ident) {
+        let name = ident.to_string();
+        let name = name.strip_prefix("r#").unwrap_or(&name).to_string();
+        let at = ident.span().start();
+        self.out.sites.push(NameSite {
+            kind,
+            name: name.clone(),
+            line: at.line,
+            column: at.column + 1,
+        });
+        self.out.defined.push((kind, name));
+    }
+
     fn tokens(&mut self, ts: &TokenStream) {
         let mut prev_colons = 0u8;
         let mut last_ident: Option<String> = None;
@@ -381,7 +518,19 @@ impl<'ast> Visit<'ast> for Walker<'_> {
         if let Some(id) = a.path().get_ident() {
             let name = id.to_string();
             if name == "no_std" {
-                self.out.attributes.insert(name);
+                self.out.attributes.insert(name.clone());
+            }
+            if matches!(name.as_str(), "allow" | "expect")
+                && let syn::Meta::List(l) = &a.meta
+            {
+                for tt in l.tokens.clone() {
+                    if let TokenTree::Ident(i) = tt {
+                        let lint = i.to_string();
+                        if lint.starts_with("non_") || lint == "nonstandard_style" {
+                            self.out.allowed_lints.insert(lint);
+                        }
+                    }
+                }
             }
         }
         if let syn::Meta::List(l) = &a.meta {
@@ -408,79 +557,84 @@ impl<'ast> Visit<'ast> for Walker<'_> {
         self.tokens(&m.tokens);
     }
 
+    fn visit_local(&mut self, l: &'ast syn::Local) {
+        let ident = match &l.pat {
+            syn::Pat::Ident(p) if p.subpat.is_none() => Some(&p.ident),
+            syn::Pat::Type(t) => match &*t.pat {
+                syn::Pat::Ident(p) if p.subpat.is_none() => Some(&p.ident),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let (Some(ident), Some(init)) = (ident, &l.init)
+            && let Some(context) = value_context(&init.expr)
+        {
+            let at = ident.span().start();
+            self.out.bindings.push(BindingSite {
+                name: ident.to_string(),
+                context,
+                line: at.line,
+                column: at.column + 1,
+            });
+        }
+        syn::visit::visit_local(self, l);
+    }
+
     fn visit_item_fn(&mut self, f: &'ast syn::ItemFn) {
-        self.out
-            .defined
-            .push((ItemKind::Function, f.sig.ident.to_string()));
+        self.define(ItemKind::Function, &f.sig.ident);
         syn::visit::visit_item_fn(self, f);
     }
 
     fn visit_impl_item_fn(&mut self, f: &'ast syn::ImplItemFn) {
-        self.out
-            .defined
-            .push((ItemKind::Function, f.sig.ident.to_string()));
+        self.define(ItemKind::Function, &f.sig.ident);
         syn::visit::visit_impl_item_fn(self, f);
     }
 
     fn visit_item_struct(&mut self, s: &'ast syn::ItemStruct) {
-        self.out.defined.push((ItemKind::Type, s.ident.to_string()));
+        self.define(ItemKind::Type, &s.ident);
         syn::visit::visit_item_struct(self, s);
     }
 
     fn visit_item_enum(&mut self, e: &'ast syn::ItemEnum) {
-        self.out.defined.push((ItemKind::Type, e.ident.to_string()));
+        self.define(ItemKind::Type, &e.ident);
         for v in &e.variants {
-            self.out
-                .defined
-                .push((ItemKind::Variant, v.ident.to_string()));
+            self.define(ItemKind::Variant, &v.ident);
         }
         syn::visit::visit_item_enum(self, e);
     }
 
     fn visit_item_type(&mut self, t: &'ast syn::ItemType) {
-        self.out.defined.push((ItemKind::Type, t.ident.to_string()));
+        self.define(ItemKind::Type, &t.ident);
         syn::visit::visit_item_type(self, t);
     }
 
     fn visit_item_trait(&mut self, t: &'ast syn::ItemTrait) {
-        self.out
-            .defined
-            .push((ItemKind::Trait, t.ident.to_string()));
+        self.define(ItemKind::Trait, &t.ident);
         syn::visit::visit_item_trait(self, t);
     }
 
     fn visit_item_const(&mut self, c: &'ast syn::ItemConst) {
-        self.out
-            .defined
-            .push((ItemKind::Constant, c.ident.to_string()));
+        self.define(ItemKind::Constant, &c.ident);
         syn::visit::visit_item_const(self, c);
     }
 
     fn visit_item_static(&mut self, s: &'ast syn::ItemStatic) {
-        self.out
-            .defined
-            .push((ItemKind::Constant, s.ident.to_string()));
+        self.define(ItemKind::Constant, &s.ident);
         syn::visit::visit_item_static(self, s);
     }
 
     fn visit_item_mod(&mut self, m: &'ast syn::ItemMod) {
-        self.out
-            .defined
-            .push((ItemKind::Module, m.ident.to_string()));
+        self.define(ItemKind::Module, &m.ident);
         syn::visit::visit_item_mod(self, m);
     }
 
     fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
-        self.out
-            .defined
-            .push((ItemKind::Binding, p.ident.to_string()));
+        self.define(ItemKind::Binding, &p.ident);
         syn::visit::visit_pat_ident(self, p);
     }
 
     fn visit_type_param(&mut self, t: &'ast syn::TypeParam) {
-        self.out
-            .defined
-            .push((ItemKind::TypeParam, t.ident.to_string()));
+        self.define(ItemKind::TypeParam, &t.ident);
         syn::visit::visit_type_param(self, t);
     }
 }

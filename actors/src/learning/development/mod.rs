@@ -4,8 +4,9 @@
 
 pub mod language;
 mod model;
+pub mod style;
 
-pub use model::{DevModel, DevMsg, DevPattern, bytes_of, explain, learn, suggest};
+pub use model::{DevModel, DevMsg, DevPattern, bytes_of, check_style, explain, learn, suggest};
 
 /// The development learner's actor.
 pub type DevLearner = super::LearnerActor<DevModel>;

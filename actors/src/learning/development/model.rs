@@ -42,8 +42,33 @@ impl Counts {
         self.last_seen = self.last_seen.max(clock);
     }
 
-    fn get(&self, item: &str) -> u64 {
+    /// One observation holding `items`.
+    pub(super) fn add_observation(&mut self, items: &[String], instance: InstanceId, clock: u64) {
+        self.total.add(instance, 1);
+        for i in items {
+            self.add(i, instance, clock);
+        }
+    }
+
+    /// How many times `item` was counted.
+    pub(super) fn get(&self, item: &str) -> u64 {
         self.items.get(item)
+    }
+
+    /// Observations counted.
+    pub(super) fn observations(&self) -> u64 {
+        self.total.total()
+    }
+
+    /// The item counted most (ties: the first by name), with its count.
+    pub(super) fn top(&self) -> Option<(&str, u64)> {
+        self.items.iter().map(|(i, n)| (i, n.total())).fold(
+            None,
+            |best: Option<(&str, u64)>, (i, n)| match best {
+                Some((_, b)) if b >= n => best,
+                _ => Some((i, n)),
+            },
+        )
     }
 }
 
@@ -82,6 +107,12 @@ pub enum DevMsg {
         SuggestImportsRequest,
         CancellationToken,
         Reply<SuggestImportsResponse>,
+    ),
+    /// Where a file departs from the learned conventions.
+    CheckStyle(
+        CheckStyleRequest,
+        CancellationToken,
+        Reply<CheckStyleResponse>,
     ),
 }
 
@@ -154,6 +185,7 @@ fn learn_file(
     instance: InstanceId,
     clock: u64,
 ) -> u64 {
+    super::style::learn_style(patterns, e, krate, instance, clock);
     let names: BTreeSet<String> = learnable(e).map(|i| i.leaf.clone()).collect();
     let features = context(&names, e, deps);
     let mut learned = 0;
@@ -384,17 +416,7 @@ pub fn suggest(
     patterns: &Patterns<DevPattern>,
     req: &SuggestImportsRequest,
 ) -> Result<SuggestImportsResponse, LearnError> {
-    if req.content.len() > MAX_FILE_BYTES {
-        return Err(LearnError::BadInput(format!(
-            "`content` is {} bytes; the development learner reads files up to {MAX_FILE_BYTES} bytes",
-            req.content.len()
-        )));
-    }
-    let e = Rust.extract(&req.content).map_err(|e| {
-        LearnError::BadInput(format!(
-            "`content` is not Rust the parser can read ({e}); fix the syntax and ask again"
-        ))
-    })?;
+    let e = read_content(&req.content)?;
     let limit = req.limit.unwrap_or(3).clamp(1, 20) as usize;
     let deps: Option<Vec<String>> = req
         .dependencies
@@ -460,6 +482,43 @@ pub fn suggest(
         });
     }
     Ok(SuggestImportsResponse { names: out })
+}
+
+/// Reads a file sent for a check or a suggestion, or says what to fix.
+fn read_content(content: &str) -> Result<Extracted, LearnError> {
+    if content.len() > MAX_FILE_BYTES {
+        return Err(LearnError::BadInput(format!(
+            "`content` is {} bytes; the development learner reads files up to {MAX_FILE_BYTES} bytes",
+            content.len()
+        )));
+    }
+    Rust.extract(content).map_err(|e| {
+        LearnError::BadInput(format!(
+            "`content` is not Rust the parser can read ({e}); fix the syntax and ask again"
+        ))
+    })
+}
+
+/// Where a file departs from the learned conventions.
+pub fn check_style(
+    patterns: &Patterns<DevPattern>,
+    req: &CheckStyleRequest,
+) -> Result<CheckStyleResponse, LearnError> {
+    if let Some(m) = req.min_confidence
+        && !(0.0..=1.0).contains(&m)
+    {
+        return Err(LearnError::BadInput(format!(
+            "`min_confidence` is {m}; give a number from 0.5 to 1"
+        )));
+    }
+    let e = read_content(&req.content)?;
+    let krate = req.krate.as_deref().map(crate_name);
+    Ok(super::style::check_style(
+        patterns,
+        &e,
+        req,
+        krate.as_deref(),
+    ))
 }
 
 /// Learns a batch of files; returns what was learned.
@@ -553,6 +612,11 @@ impl Model for DevModel {
             DevMsg::SuggestImports(req, cancel, reply) => {
                 if !cancel.is_cancelled() {
                     let _ = reply.send(suggest(cx.patterns, &req));
+                }
+            }
+            DevMsg::CheckStyle(req, cancel, reply) => {
+                if !cancel.is_cancelled() {
+                    let _ = reply.send(check_style(cx.patterns, &req));
                 }
             }
         }
