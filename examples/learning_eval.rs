@@ -1,10 +1,15 @@
-//! Evaluates the shell learner's next-command suggestions on the development users, driving the
-//! MCP tools exactly as a client would (rmcp's client over an in-process MCP session).
+//! Evaluates the learners through their MCP tools, exactly as a client would (rmcp's client
+//! over an in-process MCP session).
 //!
 //! ```sh
 //! cargo run --release --example learning_eval -- [--data ../shared/data/learning/shell] [--users N]
 //!     [--only next|safety]
+//! cargo run --release --example learning_eval -- development \
+//!     [--data ../shared/data/learning/development/crates-train.txt] [--codebase]
 //! ```
+//!
+//! `development`: the development learner's import suggestions and style checks (see
+//! `examples/support/development_eval.rs`). The rest of this header is about the shell learner.
 //!
 //! **Safety** (`safety/commands.jsonl`): every command through `shell_check` on a fresh
 //! instance (the rule base alone, untrained); then trained with `shell_feedback` on one part
@@ -22,6 +27,9 @@
 //! of the users imported (`learning_export` / `learning_import`), and the gain in top-1.
 
 use std::path::{Path, PathBuf};
+
+#[path = "support/development_eval.rs"]
+mod development_eval;
 
 use ensemble::runtime::Runtime;
 use rmcp::ServiceExt;
@@ -347,7 +355,20 @@ fn load(dir: &Path, users: usize) -> anyhow::Result<Vec<(String, Vec<String>)>> 
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    if args.peek().map(String::as_str) == Some("development") {
+        args.next();
+        let mut list = PathBuf::from("../shared/data/learning/development/crates-train.txt");
+        let mut codebase = false;
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--data" => list = args.next().map(PathBuf::from).unwrap_or(list),
+                "--codebase" => codebase = true,
+                other => anyhow::bail!("unknown argument {other}; see the header of this file"),
+            }
+        }
+        return development_eval::run(&list, codebase).await;
+    }
     let mut data = PathBuf::from("../shared/data/learning/shell");
     let mut users = 30;
     let mut only: Option<String> = None;

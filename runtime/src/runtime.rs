@@ -267,7 +267,13 @@ pub struct Runtime {
 impl Runtime {
     /// Starts building a runtime.
     pub fn builder() -> RuntimeBuilder {
-        RuntimeBuilder::default()
+        // Each learner with its own defaults, as a configuration without `[learning]` has.
+        let learning = crate::config::LearningConfig::default();
+        RuntimeBuilder {
+            shell: learning.shell.learner_config(),
+            development: learning.development.learner_config(),
+            ..RuntimeBuilder::default()
+        }
     }
 
     /// The tool router: register a host's own actor tools here.

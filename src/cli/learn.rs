@@ -79,9 +79,13 @@ fn read_manifest(path: &Path) -> Option<Crate> {
     })
 }
 
+/// The crates found under a directory, by their directory, and each `.rs` file with the
+/// directory of the crate that holds it (empty when none does).
+type Walked = (BTreeMap<PathBuf, Crate>, Vec<(PathBuf, PathBuf)>);
+
 /// Every `.rs` file under `dir` (not in `target`, hidden directories or symlinks), by the
 /// crate directory that holds it.
-fn walk(dir: &Path) -> std::io::Result<(BTreeMap<PathBuf, Crate>, Vec<(PathBuf, PathBuf)>)> {
+fn walk(dir: &Path) -> std::io::Result<Walked> {
     let mut crates = BTreeMap::new();
     let mut files = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), None::<PathBuf>)];

@@ -73,10 +73,50 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LearningConfig {
-    /// The shell learner.
+    /// The shell learner (64 MiB by default).
     pub shell: LearnerSettings,
-    /// The development learner.
-    pub development: LearnerSettings,
+    /// The development learner (256 MiB by default: the import contexts of a hundred crates
+    /// take about 150 MiB).
+    pub development: DevelopmentSettings,
+}
+
+/// The development learner's settings: as any learner's, with a larger default budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevelopmentSettings {
+    /// Observations reach the disk at least this often (ms); a kill -9 loses at most this much.
+    pub flush_interval_ms: u64,
+    /// Memory its patterns may take; past it the least valuable are evicted.
+    pub memory_budget_bytes: u64,
+}
+
+impl Default for DevelopmentSettings {
+    fn default() -> Self {
+        Self {
+            memory_budget_bytes: 256 << 20,
+            ..LearnerSettings::default().into()
+        }
+    }
+}
+
+impl From<LearnerSettings> for DevelopmentSettings {
+    fn from(s: LearnerSettings) -> Self {
+        Self {
+            flush_interval_ms: s.flush_interval_ms,
+            memory_budget_bytes: s.memory_budget_bytes,
+        }
+    }
+}
+
+impl DevelopmentSettings {
+    /// The learner actor's configuration.
+    pub fn learner_config(&self) -> ensemble_actors::learning::LearnerConfig {
+        LearnerSettings {
+            flush_interval_ms: self.flush_interval_ms,
+            memory_budget_bytes: self.memory_budget_bytes,
+        }
+        .learner_config()
+    }
 }
 
 /// One learner's settings.

@@ -629,7 +629,10 @@ impl<'ast> Visit<'ast> for Walker<'_> {
     }
 
     fn visit_pat_ident(&mut self, p: &'ast syn::PatIdent) {
-        self.define(ItemKind::Binding, &p.ident);
+        // `None` or `MAX` in a pattern names a variant or a constant, not a new binding.
+        if !p.ident.to_string().starts_with(|c: char| c.is_uppercase()) {
+            self.define(ItemKind::Binding, &p.ident);
+        }
         syn::visit::visit_pat_ident(self, p);
     }
 

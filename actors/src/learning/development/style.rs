@@ -6,8 +6,8 @@
 //! - `N<scope>\0<kind>`: the casing classes of the names of that kind;
 //! - `O<scope>`: for each pair of `use` classes (std, external, local) in a file, which came
 //!   first (`std<external`), or `mixed`;
-//! - `B<scope>\0<context>`: the names of `let` bindings whose value comes from `context`
-//!   (`call:File::open`).
+//! - `B\0<context>`: the names of `let` bindings whose value comes from `context`
+//!   (`call:File::open`), across every crate.
 //!
 //! A deviation is reported when the convention holds in a large share of the learned code
 //! (smoothed: `(k + 1) / (n + 2)`), that share is at least the asked confidence, and the file's
@@ -25,7 +25,10 @@ use crate::learning::{InstanceId, Patterns};
 const MIN_EVIDENCE: u64 = 8;
 
 /// Observations of a binding context needed before its names are checked.
-const MIN_BINDING_EVIDENCE: u64 = 20;
+const MIN_BINDING_EVIDENCE: u64 = 50;
+
+/// The least share of a context's bindings its usual name must have to be suggested.
+const BINDING_MIN_SHARE: f64 = 0.97;
 
 /// The casing of a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +76,8 @@ impl Case {
             out.push(Case::Screaming);
         }
         let first_upper = name.chars().next().is_some_and(|c| c.is_uppercase());
-        let has_lower = name.chars().any(|c| c.is_lowercase());
-        if first_upper && !name.contains('_') && (has_lower || letters == 1) {
+        // `DFA` and `IO` are acronyms in UpperCamelCase as much as screaming case.
+        if first_upper && !name.contains('_') {
             out.push(Case::UpperCamel);
         }
         out
@@ -264,16 +267,16 @@ pub(super) fn learn_style(
             clock,
         );
     }
+    // Binding names across every codebase only: one crate rarely binds a context often
+    // enough to tell, and per crate they would take most of the memory.
     for b in &e.bindings {
-        for scope in &scopes {
-            add(
-                patterns,
-                &scoped(b'B', scope, Some(&b.context)),
-                std::slice::from_ref(&b.name),
-                instance,
-                clock,
-            );
-        }
+        add(
+            patterns,
+            &scoped(b'B', "", Some(&b.context)),
+            std::slice::from_ref(&b.name),
+            instance,
+            clock,
+        );
     }
 }
 
@@ -387,8 +390,9 @@ pub(super) fn check_style(
             if n < MIN_EVIDENCE {
                 continue;
             }
-            let confidence = smoothed(k, n) * (1.0 - smoothed(this, n));
-            if confidence < min {
+            // The share of the files that follow the habit (`this` counts against it).
+            let confidence = smoothed(k, n);
+            if confidence < min || this * 10 > n {
                 continue;
             }
             let order = order_of(c);
@@ -442,8 +446,10 @@ pub(super) fn check_style(
         if top == b.name || c.get(&b.name) > 0 {
             continue;
         }
+        // Names are a matter of taste more than casing is: only a near-unanimous habit over
+        // many bindings counts.
         let confidence = smoothed(k, n);
-        if confidence < min {
+        if confidence < min.max(BINDING_MIN_SHARE) {
             continue;
         }
         let what = b.context.split_once(':').map_or("", |x| x.1);
@@ -504,6 +510,7 @@ mod tests {
         assert_eq!(Case::of("HashMap"), vec![Case::UpperCamel]);
         assert_eq!(Case::of("MAX_LEN"), vec![Case::Screaming]);
         assert_eq!(Case::of("T"), vec![Case::Screaming, Case::UpperCamel]);
+        assert_eq!(Case::of("DFA"), vec![Case::Screaming, Case::UpperCamel]);
         assert!(Case::of("fooBar").is_empty());
         assert_eq!(Case::Snake.convert("ReadToEnd"), "read_to_end");
         assert_eq!(Case::UpperCamel.convert("http_client2"), "HttpClient2");
