@@ -330,10 +330,11 @@ pub(super) fn check_style(
         if fits.is_empty() || fits.contains(&case) {
             continue;
         }
-        // The file's casing must be one the codebase (almost) never uses for this kind.
         let own = fits.iter().map(|f| c.get(f.as_str())).max().unwrap_or(0);
-        let confidence = smoothed(k, n) * (1.0 - smoothed(own, n));
-        if confidence < min {
+        // The share of the names that follow the habit; the file's casing must be one the
+        // codebase (almost) never uses for this kind.
+        let confidence = smoothed(k, n);
+        if confidence < min || own * 20 > n {
             continue;
         }
         let fix = case.convert(&s.name);
