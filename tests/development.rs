@@ -482,3 +482,49 @@ fn ensemble_learn_development_walks_a_workspace() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a directory"));
 }
+
+#[tokio::test]
+async fn a_name_no_codebase_imported_is_found_where_a_learned_crate_defines_it() {
+    let runtime = Runtime::builder().in_memory().build().await.unwrap();
+    let c = connect(&runtime).await;
+    // The `geo` crate defines `Polygon` in `shapes` and re-exports it at its root; nobody has
+    // imported it yet.
+    call(
+        &c,
+        "development_learn",
+        json!({"crate": "geo", "files": [
+            {"path": "src/lib.rs", "content": "pub mod shapes;\npub use shapes::Polygon;\n"},
+            {"path": "src/shapes.rs", "content": "pub struct Polygon;\nstruct Hidden;\n"},
+            {"path": "tests/t.rs", "content": "pub struct FromTests;\n"},
+        ]}),
+    )
+    .await
+    .unwrap();
+    let body = "fn area(p: &Polygon, h: Hidden, t: FromTests) -> f64 { 0.0 }\n";
+    let answer = call(
+        &c,
+        "development_suggest_imports",
+        json!({"content": body, "dependencies": ["geo"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ranked(&answer, "Polygon"),
+        ["geo::Polygon", "geo::shapes::Polygon"],
+        "{answer}"
+    );
+    assert!(ranked(&answer, "Hidden").is_empty(), "private: {answer}");
+    assert!(
+        ranked(&answer, "FromTests").is_empty(),
+        "not the library: {answer}"
+    );
+    // A file that cannot depend on `geo` is not offered its paths.
+    let other = call(
+        &c,
+        "development_suggest_imports",
+        json!({"content": body, "dependencies": ["serde"]}),
+    )
+    .await
+    .unwrap();
+    assert!(ranked(&other, "Polygon").is_empty(), "{other}");
+}

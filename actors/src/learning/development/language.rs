@@ -87,6 +87,9 @@ pub struct Extracted {
     pub bindings: Vec<BindingSite>,
     /// Naming lints the file turns off (`non_snake_case`, …): its names are its own business.
     pub allowed_lints: BTreeSet<String>,
+    /// What the file makes public: `pub` items and `pub use` re-exports, each as the path of
+    /// inline modules inside the file (empty at its top) and the public name.
+    pub exports: Vec<(Vec<String>, String)>,
 }
 
 /// A defined name and where.
@@ -214,6 +217,7 @@ impl Language for Rust {
             }
         })?;
         let mut out = Extracted::default();
+        collect_exports(&file.items, &mut Vec::new(), &mut out.exports);
         let mut item = 0;
         for i in &file.items {
             collect_uses(i, &mut out.imports, &mut item);
@@ -236,6 +240,19 @@ impl Language for Rust {
         }
         let mut v = Walker { out: &mut out };
         v.visit_file(&file);
+        // `use shapes::Polygon` beside `mod shapes;` names this crate's module (2018 paths):
+        // spelled `self::` so that it is not taken for a crate called `shapes`.
+        let modules: BTreeSet<String> = out
+            .defined
+            .iter()
+            .filter(|(k, _)| *k == ItemKind::Module)
+            .map(|(_, n)| n.clone())
+            .collect();
+        for i in &mut out.imports {
+            if modules.contains(i.root()) {
+                i.path = format!("self::{}", i.path);
+            }
+        }
         Ok(out)
     }
 }
@@ -326,6 +343,49 @@ fn collect_uses(item: &syn::Item, out: &mut Vec<Import>, index: &mut usize) {
             }
         }
         _ => {}
+    }
+}
+
+/// The public names of `items` (inside the inline modules `prefix`).
+fn collect_exports(
+    items: &[syn::Item],
+    prefix: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, String)>,
+) {
+    let public = |v: &syn::Visibility| matches!(v, syn::Visibility::Public(_));
+    for item in items {
+        let named = match item {
+            syn::Item::Fn(f) if public(&f.vis) => Some(&f.sig.ident),
+            syn::Item::Struct(s) if public(&s.vis) => Some(&s.ident),
+            syn::Item::Enum(e) if public(&e.vis) => Some(&e.ident),
+            syn::Item::Union(u) if public(&u.vis) => Some(&u.ident),
+            syn::Item::Trait(t) if public(&t.vis) => Some(&t.ident),
+            syn::Item::Type(t) if public(&t.vis) => Some(&t.ident),
+            syn::Item::Const(c) if public(&c.vis) => Some(&c.ident),
+            syn::Item::Static(s) if public(&s.vis) => Some(&s.ident),
+            syn::Item::Mod(m) if public(&m.vis) => {
+                if let Some((_, inner)) = &m.content {
+                    prefix.push(m.ident.to_string());
+                    collect_exports(inner, prefix, out);
+                    prefix.pop();
+                }
+                Some(&m.ident)
+            }
+            syn::Item::Use(u) if public(&u.vis) => {
+                let mut imports = Vec::new();
+                use_tree(&u.tree, &mut Vec::new(), false, 0, &mut imports);
+                for i in imports {
+                    if i.kind != ImportKind::Glob && i.leaf != "self" {
+                        out.push((prefix.clone(), i.leaf));
+                    }
+                }
+                None
+            }
+            _ => None,
+        };
+        if let Some(ident) = named {
+            out.push((prefix.clone(), ident.to_string()));
+        }
     }
 }
 

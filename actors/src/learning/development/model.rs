@@ -249,6 +249,89 @@ fn learn_file(
     learned
 }
 
+/// The module a file of a crate is (`src/a/b.rs` and `src/a/b/mod.rs` are `a::b`,
+/// `src/lib.rs` the crate root); `None` for files outside the library's sources (tests,
+/// examples, binaries, build scripts).
+fn module_of(path: &str) -> Option<Vec<String>> {
+    let path = path.trim_start_matches("./");
+    let rest = path.strip_prefix("src/")?.strip_suffix(".rs")?;
+    let mut parts: Vec<String> = rest.split('/').map(String::from).collect();
+    if parts.first().is_some_and(|p| p == "bin" || p == "main") {
+        return None;
+    }
+    match parts.last().map(String::as_str) {
+        Some("lib") if parts.len() == 1 => parts.clear(),
+        Some("mod") => {
+            parts.pop();
+        }
+        _ => {}
+    }
+    Some(parts)
+}
+
+/// Learns where a crate's public names can be imported from: `E<name>` counts their full
+/// paths. What no codebase has imported yet is found here.
+fn learn_exports(
+    patterns: &mut Patterns<DevPattern>,
+    e: &Extracted,
+    krate: &str,
+    file: &str,
+    instance: InstanceId,
+    clock: u64,
+) {
+    let Some(module) = module_of(file) else {
+        return;
+    };
+    for (inner, name) in &e.exports {
+        let mut path: Vec<&str> = vec![krate];
+        path.extend(module.iter().map(String::as_str));
+        path.extend(inner.iter().map(String::as_str));
+        path.push(name);
+        let full = path.join("::");
+        patterns.update(
+            &key(b'E', name),
+            || DevPattern::Counts(Counts::default()),
+            |p| {
+                let DevPattern::Counts(c) = p;
+                c.total.add(instance, 1);
+                c.add(&full, instance, clock);
+            },
+        );
+    }
+}
+
+/// Candidates for a name no codebase imported: the public paths learned crates give it,
+/// shortest first (a re-export at a crate's root is its usual public path), then by how many
+/// files define it there; only paths of crates the file may use.
+fn exported(
+    patterns: &Patterns<DevPattern>,
+    leaf: &str,
+    allowed: impl Fn(&str) -> bool,
+) -> Vec<(String, f64)> {
+    let Some(c) = counts(patterns, &key(b'E', leaf)) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<(&str, u64)> = c
+        .items
+        .iter()
+        .map(|(p, n)| (p, n.total()))
+        .filter(|(p, _)| allowed(p))
+        .collect();
+    paths.sort_by(|a, b| {
+        let depth = |p: &str| p.matches("::").count();
+        depth(a.0)
+            .cmp(&depth(b.0))
+            .then(b.1.cmp(&a.1))
+            .then(a.0.cmp(b.0))
+    });
+    let z: f64 = (1..=paths.len()).map(|i| 1.0 / i as f64).sum();
+    paths
+        .into_iter()
+        .enumerate()
+        .map(|(i, (p, _))| (p.to_string(), 1.0 / (i as f64 + 1.0) / z))
+        .collect()
+}
+
 fn root_key(feature: &str) -> Vec<u8> {
     key(b'R', feature)
 }
@@ -326,6 +409,25 @@ fn rank(
             }
         }
     }
+    let allowed = |path: &str| {
+        let root = path.split("::").next().unwrap_or("");
+        match deps {
+            None => true,
+            Some(d) => {
+                BUILTIN.contains(&root)
+                    || matches!(root, "crate" | "self" | "super")
+                    || d.iter().any(|x| x == root)
+            }
+        }
+    };
+    // No codebase imported it from anywhere the file may use: where learned crates define it.
+    if !candidates.iter().any(|(p, _)| allowed(p)) {
+        let mut out = exported(patterns, leaf, allowed);
+        if !out.is_empty() {
+            out.extend(candidates.into_iter().map(|(p, _)| (p, 0.0)));
+            return out;
+        }
+    }
     if candidates.is_empty() {
         return Vec::new();
     }
@@ -342,17 +444,6 @@ fn rank(
             .collect()
     } else {
         Vec::new()
-    };
-    let allowed = |path: &str| {
-        let root = path.split("::").next().unwrap_or("");
-        match deps {
-            None => true,
-            Some(d) => {
-                BUILTIN.contains(&root)
-                    || matches!(root, "crate" | "self" | "super")
-                    || d.iter().any(|x| x == root)
-            }
-        }
     };
     // Each feature's rate over all the candidates' files: what a candidate with little
     // context of its own is assumed to have (so that a small context is not mistaken for a
@@ -442,11 +533,14 @@ pub fn suggest(
         .map(|(_, n)| n.as_str())
         .collect();
     // The names to resolve: used, not imported, not defined here, and imported somewhere.
+    // Names imported before, or (for type-like names: methods and locals share the others'
+    // spelling) defined public somewhere learned.
     let known = |n: &str| {
         patterns.get(&leaf_key(None, n)).is_some()
             || krate
                 .as_deref()
                 .is_some_and(|k| patterns.get(&leaf_key(Some(k), n)).is_some())
+            || (n.starts_with(|c: char| c.is_uppercase()) && patterns.get(&key(b'E', n)).is_some())
     };
     let wanted: Vec<&String> = e
         .used
@@ -564,6 +658,9 @@ pub fn learn(
         match Rust.extract(&f.content) {
             Ok(e) => {
                 imports += learn_file(patterns, &e, krate.as_deref(), &deps, instance, clock);
+                if let Some(k) = krate.as_deref() {
+                    learn_exports(patterns, &e, k, &f.path, instance, clock);
+                }
                 files += 1;
             }
             Err(e) => skipped.push(SkippedFile {
