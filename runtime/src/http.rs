@@ -36,8 +36,12 @@ pub const ANSWER_GRACE: Duration = Duration::from_millis(200);
 /// Largest request body accepted at `/mcp`.
 pub const MAX_BODY_BYTES: usize = 4 << 20;
 
+/// What `/health` and `/ready` read. axum clones a router's state for every request, `/mcp`'s
+/// included: behind an `Arc` that is one reference count, not a copy of every engine's slot.
 #[derive(Clone)]
-struct AppState {
+struct AppState(Arc<AppStateInner>);
+
+struct AppStateInner {
     slots: EngineSlots,
     gone: CancellationToken,
 }
@@ -64,32 +68,43 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
         .with_json_response(true)
         .with_max_request_body_bytes(MAX_BODY_BYTES);
     let service = runtime.mcp_service();
-    let mcp = StreamableHttpService::new(
+    // One shared service: axum clones a route's handler for every request, and rmcp's own
+    // `Service::call` clones the whole service again (its configuration with the allowed hosts
+    // and origins); behind an `Arc` a request costs a reference count instead.
+    let mcp = Arc::new(StreamableHttpService::new(
         move || Ok(service.for_new_session()),
         Arc::new(LocalSessionManager::default()),
         config,
-    );
+    ));
+    let endpoint = move |req: axum::extract::Request| {
+        let mcp = mcp.clone();
+        async move {
+            match repair_surrogates(req).await {
+                Ok(req) => mcp.handle(req).await.map(axum::body::Body::new),
+                Err(refused) => refused,
+            }
+        }
+    };
     axum::Router::new()
-        .nest_service("/mcp", mcp)
-        .layer(axum::middleware::from_fn(repair_surrogates))
+        .route("/mcp", axum::routing::any(endpoint))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(AppState {
+        .with_state(AppState(Arc::new(AppStateInner {
             slots: runtime.engines().clone(),
             gone: runtime.gone_token(),
-        })
+        })))
         .merge(crate::admin::routes(runtime.store().clone()))
 }
 
 /// Repairs lone surrogate escapes in an MCP request's JSON ([`crate::surrogates`]), so that the
-/// request reaches its tool and is answered rather than refused whole as unparsable.
+/// request reaches its tool and is answered rather than refused whole as unparsable; a body
+/// over [`MAX_BODY_BYTES`] is refused with 413.
 async fn repair_surrogates(
     req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    if req.method() != axum::http::Method::POST || !req.uri().path().starts_with("/mcp") {
-        return next.run(req).await;
+) -> Result<axum::extract::Request, axum::response::Response> {
+    if req.method() != axum::http::Method::POST {
+        return Ok(req);
     }
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
@@ -97,7 +112,7 @@ async fn repair_surrogates(
         Err(e) => {
             let too_large = std::error::Error::source(&e)
                 .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            return if too_large {
+            return Err(if too_large {
                 (
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("the request body is over {MAX_BODY_BYTES} bytes\n"),
@@ -109,7 +124,7 @@ async fn repair_surrogates(
                     format!("the request body could not be read: {e}\n"),
                 )
                     .into_response()
-            };
+            });
         }
     };
     let mut owned = None;
@@ -123,14 +138,13 @@ async fn repair_surrogates(
         Some(v) => axum::body::Body::from(v),
         None => axum::body::Body::from(bytes),
     };
-    next.run(axum::extract::Request::from_parts(parts, body))
-        .await
+    Ok(axum::extract::Request::from_parts(parts, body))
 }
 
 /// Alive unless the engines are gone for good (the top-level restart budget is spent): a
 /// liveness probe then restarts the process, which is exiting anyway.
 async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    if state.gone.is_cancelled() {
+    if state.0.gone.is_cancelled() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "gone: the engines gave up for good and the process is exiting\n",
@@ -142,6 +156,7 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let down: Vec<String> = state
+        .0
         .slots
         .states()
         .into_iter()
