@@ -371,6 +371,49 @@ fn core_log_odds(patterns: &Patterns<DevPattern>, features: &[String]) -> f64 {
     odds
 }
 
+/// The names std's prelude (2021 edition) brings into every file that has std.
+const STD_PRELUDE: &[&str] = &[
+    "Copy",
+    "Send",
+    "Sized",
+    "Sync",
+    "Unpin",
+    "Drop",
+    "Fn",
+    "FnMut",
+    "FnOnce",
+    "drop",
+    "Box",
+    "ToOwned",
+    "Clone",
+    "PartialEq",
+    "PartialOrd",
+    "Eq",
+    "Ord",
+    "AsRef",
+    "AsMut",
+    "Into",
+    "From",
+    "Default",
+    "Iterator",
+    "Extend",
+    "IntoIterator",
+    "DoubleEndedIterator",
+    "ExactSizeIterator",
+    "Option",
+    "Some",
+    "None",
+    "Result",
+    "Ok",
+    "Err",
+    "String",
+    "ToString",
+    "Vec",
+    "TryFrom",
+    "TryInto",
+    "FromIterator",
+];
+
 /// The weight of each feature in the std/core model (they overlap: a `no_std` crate shows it
 /// in several).
 const ROOT_WEIGHT: f64 = 0.5;
@@ -476,11 +519,15 @@ fn rank(
                 let k = ctx.map_or(0, |c| c.get(f)) as f64;
                 s += CONTEXT_WEIGHT * ((k + PRIOR_STRENGTH * q) / (t + PRIOR_STRENGTH) / q).ln();
             }
-            // std or core/alloc: the file's own odds, not the name's history.
-            match path.split("::").next() {
-                Some("std") => s += log_sigmoid(-core_odds),
-                Some("core" | "alloc") => s += log_sigmoid(core_odds),
-                _ => {}
+            // std or core/alloc: the file's own odds, not the name's history. Except for the
+            // names of std's prelude: a std file never imports them, so a file that needs one
+            // is most likely without std, whatever else it shows.
+            if !STD_PRELUDE.contains(&leaf) {
+                match path.split("::").next() {
+                    Some("std") => s += log_sigmoid(-core_odds),
+                    Some("core" | "alloc") => s += log_sigmoid(core_odds),
+                    _ => {}
+                }
             }
             if !allowed(path) {
                 s -= 1e3;
