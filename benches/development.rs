@@ -13,8 +13,12 @@
 //! cargo bench --bench development [-- --queries N --max-mb N]
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
+
+#[path = "../examples/support/crates.rs"]
+mod crates;
+use crates::{registry_dirs, rs_files, strip_uses};
 use std::time::{Duration, Instant};
 
 use ensemble::actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits};
@@ -43,32 +47,12 @@ impl ToolInvoker for NoTools {
 /// A crate's files: (crate name, [(path, content)]).
 type Corpus = Vec<(String, Vec<(String, String)>)>;
 
-fn rs_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let p = e.path();
-        let name = e.file_name().to_string_lossy().to_string();
-        if p.is_dir() && !name.starts_with('.') && name != "target" {
-            rs_files(&p, out);
-        } else if name.ends_with(".rs") {
-            out.push(p);
-        }
-    }
-}
-
 fn read_crate(name: &str, dir: &Path) -> (String, Vec<(String, String)>) {
     let mut paths = Vec::new();
-    rs_files(dir, &mut paths);
+    rs_files(dir, dir, &mut paths);
     let files = paths
         .into_iter()
-        .filter_map(|p| {
-            let text = std::fs::read_to_string(&p).ok()?;
-            Some((p.strip_prefix(dir).ok()?.display().to_string(), text))
-        })
+        .filter_map(|p| Some((p.clone(), std::fs::read_to_string(dir.join(&p)).ok()?)))
         .collect();
     (name.to_string(), files)
 }
@@ -77,16 +61,7 @@ fn read_crate(name: &str, dir: &Path) -> (String, Vec<(String, String)>) {
 fn corpus(max_bytes: usize) -> (Corpus, &'static str) {
     let list = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/data/learning/development/crates-train.txt");
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .unwrap_or_default();
-    let regs: Vec<PathBuf> = std::fs::read_dir(home.join("registry/src"))
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect();
+    let regs = registry_dirs();
     let mut out = Vec::new();
     let mut bytes = 0;
     for line in std::fs::read_to_string(list).unwrap_or_default().lines() {
@@ -194,24 +169,10 @@ fn pct(v: &[Duration], q: f64) -> Duration {
 /// A file of 1,000 lines or so from the corpus (the one closest to it that parses), without
 /// its `use` lines.
 fn thousand_lines(corpus: &Corpus) -> String {
-    let strip = |src: &str| {
-        let mut out = String::new();
-        let mut in_use = false;
-        for line in src.lines() {
-            let t = line.trim_start();
-            if in_use || t.starts_with("use ") || t.starts_with("pub use ") {
-                in_use = !line.trim_end().ends_with(';');
-                continue;
-            }
-            out.push_str(line);
-            out.push('\n');
-        }
-        out
-    };
     corpus
         .iter()
         .flat_map(|(_, f)| f.iter())
-        .map(|(_, c)| strip(c))
+        .map(|(_, c)| strip_uses(c))
         .filter(|c| syn::parse_file(c).is_ok())
         .min_by_key(|c| c.lines().count().abs_diff(1000))
         .unwrap_or_default()

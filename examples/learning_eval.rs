@@ -28,6 +28,8 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "support/crates.rs"]
+mod crates;
 #[path = "support/development_eval.rs"]
 mod development_eval;
 

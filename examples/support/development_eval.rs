@@ -30,6 +30,7 @@ use ensemble_actors::learning::development::language::{
 };
 use serde_json::json;
 
+use super::crates::{registry_dirs, rs_files, strip_uses};
 use super::{Client, call, session};
 
 /// One crate: its name, directory, dependencies and `.rs` files (relative paths).
@@ -97,36 +98,6 @@ fn bucket(name: &str) -> u32 {
         .fold(0u32, |r, b| (r * 256 + u32::from(*b)) % 5)
 }
 
-fn registry_dirs() -> Vec<PathBuf> {
-    let home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-        .unwrap_or_default();
-    std::fs::read_dir(home.join("registry/src"))
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .collect()
-}
-
-fn rs_files(dir: &Path, base: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let p = e.path();
-        let name = e.file_name().to_string_lossy().to_string();
-        if p.is_dir() && !name.starts_with('.') && name != "target" {
-            rs_files(&p, base, out);
-        } else if name.ends_with(".rs") {
-            out.push(p.strip_prefix(base).unwrap_or(&p).display().to_string());
-        }
-    }
-}
-
 fn manifest_deps(dir: &Path) -> Vec<String> {
     let Ok(text) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
         return Vec::new();
@@ -182,26 +153,6 @@ fn load(list: &Path) -> anyhow::Result<Vec<Crate>> {
         );
     }
     Ok(out)
-}
-
-/// The file without its `use` items.
-fn strip_uses(src: &str) -> String {
-    let mut out = String::new();
-    let mut in_use = false;
-    for line in src.lines() {
-        let t = line.trim_start();
-        let starts = t.starts_with("use ")
-            || t.starts_with("pub use ")
-            || t.starts_with("pub(crate) use ")
-            || t.starts_with("pub(super) use ");
-        if in_use || starts {
-            in_use = !line.trim_end().ends_with(';');
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
 }
 
 fn half_of(path: &str) -> u8 {

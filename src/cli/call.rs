@@ -92,6 +92,16 @@ pub async fn call(config: &Config, args: CallArgs, test_tools: bool) -> Result<(
 type Answer = Result<CallToolResult, ServiceError>;
 
 async fn remote(url: &str, params: CallToolRequestParams) -> Result<Answer, Failure> {
+    let client = open_session(url).await?;
+    let answer = client.call_tool(params).await;
+    let _ = client.cancel().await;
+    Ok(answer)
+}
+
+/// An MCP session with the server at `url` (`--url`), or what to fix.
+pub(super) async fn open_session(
+    url: &str,
+) -> Result<rmcp::service::RunningService<rmcp::RoleClient, ()>, Failure> {
     if url.starts_with("https://") {
         // No TLS stack is built in (it would be most of the client's size): `ensemble serve`
         // itself speaks plain HTTP, usually on loopback.
@@ -106,14 +116,11 @@ async fn remote(url: &str, params: CallToolRequestParams) -> Result<Answer, Fail
         )));
     }
     let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_string());
-    let client = ().serve(transport).await.map_err(|e| {
+    ().serve(transport).await.map_err(|e| {
         Failure::Usage(format!(
             "could not open an MCP session at {url}: {e}; is `ensemble serve --http` running there?"
         ))
-    })?;
-    let answer = client.call_tool(params).await;
-    let _ = client.cancel().await;
-    Ok(answer)
+    })
 }
 
 async fn in_process(

@@ -9,7 +9,6 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use ensemble::runtime::Runtime;
 use ensemble::runtime::config::Config;
-use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
 
@@ -234,17 +233,7 @@ async fn in_process(config: &Config, batches: Vec<Value>) -> Result<Vec<Value>, 
 }
 
 async fn remote(url: &str, batches: Vec<Value>) -> Result<Vec<Value>, Failure> {
-    if !url.starts_with("http://") {
-        return Err(Failure::Usage(format!(
-            "--url {url:?}: give the server's MCP endpoint, like http://127.0.0.1:7300/mcp"
-        )));
-    }
-    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_string());
-    let client = ().serve(transport).await.map_err(|e| {
-        Failure::Usage(format!(
-            "could not open an MCP session at {url}: {e}; is `ensemble serve --http` running there?"
-        ))
-    })?;
+    let client = super::call::open_session(url).await?;
     let mut answers = Vec::new();
     for b in batches {
         let Value::Object(args) = b else { continue };
