@@ -11,7 +11,7 @@ use ensemble_actors::execution::{ExecArgs, ExecConfig, ExecMsg, ExecutionActor};
 use ensemble_actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits};
 use ensemble_actors::learning::development::{DevLearner, DevModel, DevMsg};
 use ensemble_actors::learning::shell::{ShellLearner, ShellModel, ShellMsg};
-use ensemble_actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg};
+use ensemble_actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg, Reply};
 use ensemble_actors::registry::{RegistryActor, RegistryMsg};
 use ensemble_actors::store::Store;
 use ensemble_actors::validation::{ValidationActor, ValidationMsg};
@@ -26,7 +26,9 @@ use serde_json::Value;
 
 use crate::config::{PolicySettings, RoutePolicies};
 pub use crate::config::{TreeConfig, default_policy};
-use crate::router::{ActorTool, Annotations, DispatchTool, RegisterError, Router, ToolError};
+use crate::router::{
+    ActorTool, Annotations, DispatchTool, RegisterError, Router, ToolError, attempt,
+};
 use ensemble_protocol::learning::{ExportRequest, ImportRequest, StatsRequest};
 
 /// The slots of the built-in engines, for hosts that call them with typed messages.
@@ -744,6 +746,59 @@ fn register_development_tools(
 /// The learners by name, for the tools every learner answers.
 const LEARNERS: &str = "`shell` or `development`";
 
+/// A request every learner answers: it names its learner.
+trait ToLearner: serde::de::DeserializeOwned + schemars::JsonSchema + Clone + Send + Sync {
+    fn learner(&self) -> &str;
+}
+
+impl ToLearner for StatsRequest {
+    fn learner(&self) -> &str {
+        &self.learner
+    }
+}
+
+impl ToLearner for ExportRequest {
+    fn learner(&self) -> &str {
+        &self.learner
+    }
+}
+
+impl ToLearner for ImportRequest {
+    fn learner(&self) -> &str {
+        &self.learner
+    }
+}
+
+/// A message of every learner actor, whatever its model.
+type LearnerMake<M, Req, Resp> = fn(Req, CancellationToken, Reply<Resp>) -> LearnerMsg<M>;
+
+/// Registers `tool`, sent to the learner its request names.
+fn register_to_learner<Req, Resp>(
+    router: &Router,
+    slots: &EngineSlots,
+    tool: DispatchTool,
+    shell: LearnerMake<ShellModel, Req, Resp>,
+    development: LearnerMake<DevModel, Req, Resp>,
+) -> Result<(), RegisterError>
+where
+    Req: ToLearner + 'static,
+    Resp: serde::Serialize + schemars::JsonSchema + Send + 'static,
+{
+    let (shell_slot, dev_slot) = (slots.shell.clone(), slots.development.clone());
+    router.register_dispatch(tool, move |req: Req, ctx: CallContext| {
+        let (shell_slot, dev_slot) = (shell_slot.clone(), dev_slot.clone());
+        Box::pin(async move {
+            match req.learner() {
+                "shell" => attempt(&shell_slot, ctx, |c, r| shell(req, c, r)).await,
+                "development" => attempt(&dev_slot, ctx, |c, r| development(req, c, r)).await,
+                other => Err(ensemble_supervision::CallError::Engine(format!(
+                    "unknown learner `{other}`: the learners are {LEARNERS}"
+                ))),
+            }
+        })
+    })
+}
+
 /// `learning_stats`, `learning_export` and `learning_import`: sent to the learner the request
 /// names.
 fn register_learner_admin(
@@ -751,13 +806,9 @@ fn register_learner_admin(
     slots: &EngineSlots,
     policies: &RoutePolicies,
 ) -> Result<(), RegisterError> {
-    let unknown = |given: &str| {
-        ensemble_supervision::CallError::<String>::Engine(format!(
-            "unknown learner `{given}`: the learners are {LEARNERS}"
-        ))
-    };
-    let (shell, dev) = (slots.shell.clone(), slots.development.clone());
-    router.register_dispatch(
+    register_to_learner(
+        router,
+        slots,
         DispatchTool {
             name: "learning_stats",
             description: "A learner's figures: observations, queries, patterns, memory against \
@@ -765,19 +816,12 @@ fn register_learner_admin(
             annotations: Annotations::READ_ONLY,
             policy: policies.route_policy("learning", "learning_stats"),
         },
-        move |req: StatsRequest, cancel: CallContext| {
-            let (shell, dev) = (shell.clone(), dev.clone());
-            Box::pin(async move {
-                match req.learner.as_str() {
-                    "shell" => ask_slot(&shell, cancel, |c, r| Shell::Stats(req, c, r)).await,
-                    "development" => ask_slot(&dev, cancel, |c, r| Dev::Stats(req, c, r)).await,
-                    other => Err(unknown(other)),
-                }
-            })
-        },
+        Shell::Stats,
+        Dev::Stats,
     )?;
-    let (shell, dev) = (slots.shell.clone(), slots.development.clone());
-    router.register_dispatch(
+    register_to_learner(
+        router,
+        slots,
         DispatchTool {
             name: "learning_export",
             description: "Write a snapshot of what a learner learned as a registry artifact \
@@ -786,19 +830,12 @@ fn register_learner_admin(
             annotations: Annotations::default(),
             policy: policies.route_policy("learning", "learning_export"),
         },
-        move |req: ExportRequest, cancel: CallContext| {
-            let (shell, dev) = (shell.clone(), dev.clone());
-            Box::pin(async move {
-                match req.learner.as_str() {
-                    "shell" => ask_slot(&shell, cancel, |c, r| Shell::Export(req, c, r)).await,
-                    "development" => ask_slot(&dev, cancel, |c, r| Dev::Export(req, c, r)).await,
-                    other => Err(unknown(other)),
-                }
-            })
-        },
+        Shell::Export,
+        Dev::Export,
     )?;
-    let (shell, dev) = (slots.shell.clone(), slots.development.clone());
-    router.register_dispatch(
+    register_to_learner(
+        router,
+        slots,
         DispatchTool {
             name: "learning_import",
             description: "Merge a snapshot that another instance exported (`artifact`: name or \
@@ -807,33 +844,7 @@ fn register_learner_admin(
             annotations: Annotations::IDEMPOTENT_WRITE,
             policy: policies.route_policy("learning", "learning_import"),
         },
-        move |req: ImportRequest, cancel: CallContext| {
-            let (shell, dev) = (shell.clone(), dev.clone());
-            Box::pin(async move {
-                match req.learner.as_str() {
-                    "shell" => ask_slot(&shell, cancel, |c, r| Shell::Import(req, c, r)).await,
-                    "development" => ask_slot(&dev, cancel, |c, r| Dev::Import(req, c, r)).await,
-                    other => Err(unknown(other)),
-                }
-            })
-        },
+        Shell::Import,
+        Dev::Import,
     )
-}
-
-/// One call to the actor in `slot`, as a dispatching tool's attempt.
-async fn ask_slot<M, T, E>(
-    slot: &ActorSlot<M>,
-    cancel: CallContext,
-    make: impl FnOnce(CancellationToken, ractor::RpcReplyPort<Result<T, E>>) -> M,
-) -> Result<T, ensemble_supervision::CallError<String>>
-where
-    M: ractor::Message,
-    T: Send + 'static,
-    E: std::fmt::Display + Send + 'static,
-{
-    match slot.call_with_cancel(cancel, make).await {
-        Ok(Ok(answer)) => Ok(answer),
-        Ok(Err(e)) => Err(ensemble_supervision::CallError::Engine(e.to_string())),
-        Err(fault) => Err(ensemble_supervision::CallError::Actor(fault)),
-    }
 }

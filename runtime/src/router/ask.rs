@@ -4,7 +4,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use ensemble_supervision::{
-    ActorSlot, CallError, CallOptions, CancellationToken, PolicyError, RoutePolicy,
+    ActorSlot, CallContext, CallError, CallOptions, CancellationToken, PolicyError, RoutePolicy,
 };
 use ractor::{Message, RpcReplyPort};
 
@@ -37,6 +37,38 @@ where
             }
         })
         .await
+}
+
+/// One attempt of a call to the actor in `slot`: the message is `make(attempt_cancel, reply)`;
+/// an engine error becomes its message (the tool's error text).
+pub async fn attempt<M, Resp, E>(
+    slot: &ActorSlot<M>,
+    ctx: CallContext,
+    make: impl FnOnce(CancellationToken, RpcReplyPort<Result<Resp, E>>) -> M,
+) -> Result<Resp, CallError<String>>
+where
+    M: Message,
+    Resp: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    // The attempt's token moves into the message (no clone per call).
+    match slot.call_with_cancel(ctx, make).await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(e)) => Err(CallError::Engine(e.to_string())),
+        Err(fault) => Err(CallError::Actor(fault)),
+    }
+}
+
+/// A typed answer as a tool's structured output, or why not.
+pub(crate) fn structured<Resp: serde::Serialize>(
+    answer: Result<Resp, PolicyError<String>>,
+) -> Result<super::ToolOutput, ToolError> {
+    match answer {
+        Ok(resp) => serde_json::to_value(resp)
+            .map(super::ToolOutput::Structured)
+            .map_err(|e| ToolError::Runtime(format!("could not encode the answer: {e}"))),
+        Err(e) => Err(policy_error(e)),
+    }
 }
 
 pub(crate) fn policy_error<E: std::fmt::Display>(e: PolicyError<E>) -> ToolError {

@@ -26,8 +26,9 @@ mod output;
 mod resources;
 mod spec;
 
-use ask::policy_error;
+pub use ask::attempt;
 pub(crate) use ask::{BoxFuture, ask};
+use ask::{policy_error, structured};
 use catalog::Catalog;
 pub use content::{
     Content, PromptMessage, PromptResult, ResourceContents, ResourceInfo, Role, ToolResult,
@@ -255,42 +256,24 @@ impl Router {
                 let req: Req = decode(name, args)?;
                 let answer = policy
                     .call(opts, |ctx| {
-                        let slot = &slot;
                         // Each attempt sends its own copy: a retry must not find it consumed.
                         let req = req.clone();
-                        async move {
-                            // The attempt's token moves into the message (no clone per call).
-                            match slot
-                                .call_with_cancel(ctx, |cancel, reply| make(req, cancel, reply))
-                                .await
-                            {
-                                Ok(Ok(resp)) => Ok(resp),
-                                Ok(Err(e)) => Err(CallError::Engine(e.to_string())),
-                                Err(fault) => Err(CallError::Actor(fault)),
-                            }
-                        }
+                        attempt(&slot, ctx, move |cancel, reply| make(req, cancel, reply))
                     })
                     .await;
-                match answer {
-                    Ok(resp) => serde_json::to_value(resp)
-                        .map(ToolOutput::Structured)
-                        .map_err(|e| {
-                            ToolError::Runtime(format!("could not encode the answer: {e}"))
-                        }),
-                    Err(e) => Err(policy_error(e)),
-                }
+                structured(answer)
             })
         };
         self.insert(spec, Arc::new(handler), false)
     }
 
-    /// Registers a tool whose calls go to one of several actors, chosen by `attempt` from the
-    /// request (the learners' `learning_stats` names its learner). Each attempt runs under
-    /// `tool.policy` like any actor tool's.
+    /// Registers a tool whose calls go to one of several actors, chosen by `route` from the
+    /// request (the learners' `learning_stats` names its learner); `route` makes the attempt,
+    /// typically with [`attempt`]. Each attempt runs under `tool.policy` like any actor tool's.
     pub fn register_dispatch<Req, Resp, F>(
         &self,
         tool: DispatchTool,
-        attempt: F,
+        route: F,
     ) -> Result<(), RegisterError>
     where
         Req: DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static,
@@ -308,23 +291,15 @@ impl Router {
             annotations: tool.annotations,
         };
         let (policy, name) = (tool.policy, tool.name);
-        let attempt: Arc<Dispatch<Req, Resp>> = Arc::new(attempt);
+        let route: Arc<Dispatch<Req, Resp>> = Arc::new(route);
         let handler = move |args: Value,
                             opts: CallOptions,
                             _ctx: ToolContext|
               -> BoxFuture<Result<ToolOutput, ToolError>> {
-            let (policy, attempt) = (policy.clone(), attempt.clone());
+            let (policy, route) = (policy.clone(), route.clone());
             Box::pin(async move {
                 let req: Req = decode(name, args)?;
-                let answer = policy.call(opts, |ctx| attempt(req.clone(), ctx)).await;
-                match answer {
-                    Ok(resp) => serde_json::to_value(resp)
-                        .map(ToolOutput::Structured)
-                        .map_err(|e| {
-                            ToolError::Runtime(format!("could not encode the answer: {e}"))
-                        }),
-                    Err(e) => Err(policy_error(e)),
-                }
+                structured(policy.call(opts, |ctx| route(req.clone(), ctx)).await)
             })
         };
         self.insert(spec, Arc::new(handler), false)

@@ -74,7 +74,7 @@ where
                 if available.is_empty() {
                     return Read::Eof;
                 }
-                let newline = memchr(available);
+                let newline = newline_at(available);
                 let take = newline.map_or(available.len(), |i| i + 1);
                 if self.discarding {
                     self.discarding = newline.is_none();
@@ -103,7 +103,7 @@ enum Read {
     Failed(std::io::Error),
 }
 
-fn memchr(bytes: &[u8]) -> Option<usize> {
+fn newline_at(bytes: &[u8]) -> Option<usize> {
     bytes.iter().position(|b| *b == b'\n')
 }
 
