@@ -8,6 +8,8 @@
 //! - [`actors`]: the engines and learning servers;
 //! - [`runtime`]: the runtime builder, configuration, tool router, MCP service and HTTP server.
 
+pub mod manifest;
+
 pub use ensemble_actors as actors;
 pub use ensemble_protocol as protocol;
 pub use ensemble_runtime as runtime;

@@ -98,29 +98,6 @@ fn bucket(name: &str) -> u32 {
         .fold(0u32, |r, b| (r * 256 + u32::from(*b)) % 5)
 }
 
-fn manifest_deps(dir: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
-        return Vec::new();
-    };
-    let Ok(doc) = text.parse::<toml::Table>() else {
-        return Vec::new();
-    };
-    let mut deps: BTreeSet<String> = BTreeSet::new();
-    for s in ["dependencies", "build-dependencies", "dev-dependencies"] {
-        if let Some(t) = doc.get(s).and_then(|t| t.as_table()) {
-            deps.extend(t.keys().map(|k| k.replace('-', "_")));
-        }
-    }
-    if let Some(targets) = doc.get("target").and_then(|t| t.as_table()) {
-        for t in targets.values().filter_map(|t| t.as_table()) {
-            if let Some(d) = t.get("dependencies").and_then(|d| d.as_table()) {
-                deps.extend(d.keys().map(|k| k.replace('-', "_")));
-            }
-        }
-    }
-    deps.into_iter().collect()
-}
-
 fn load(list: &Path) -> anyhow::Result<Vec<Crate>> {
     let regs = registry_dirs();
     let mut out = Vec::new();
@@ -141,7 +118,9 @@ fn load(list: &Path) -> anyhow::Result<Vec<Crate>> {
         rs_files(&dir, &dir, &mut files);
         out.push(Crate {
             name: name.to_string(),
-            deps: manifest_deps(&dir),
+            deps: ensemble::manifest::read(&dir)
+                .map(|p| p.dependencies)
+                .unwrap_or_default(),
             dir,
             files,
         });

@@ -51,33 +51,6 @@ struct Crate {
     dependencies: Vec<String>,
 }
 
-/// Reads a `Cargo.toml`: the package's name and the names its code uses for its dependencies.
-fn read_manifest(path: &Path) -> Option<Crate> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let doc: toml::Table = text.parse().ok()?;
-    let package = doc.get("package")?.as_table()?;
-    let name = package.get("name")?.as_str()?.to_string();
-    let mut dependencies: Vec<String> = Vec::new();
-    for section in ["dependencies", "build-dependencies", "dev-dependencies"] {
-        if let Some(t) = doc.get(section).and_then(|d| d.as_table()) {
-            dependencies.extend(t.keys().map(|k| k.replace('-', "_")));
-        }
-    }
-    if let Some(targets) = doc.get("target").and_then(|t| t.as_table()) {
-        for t in targets.values().filter_map(|t| t.as_table()) {
-            if let Some(d) = t.get("dependencies").and_then(|d| d.as_table()) {
-                dependencies.extend(d.keys().map(|k| k.replace('-', "_")));
-            }
-        }
-    }
-    dependencies.sort();
-    dependencies.dedup();
-    Some(Crate {
-        name: Some(name),
-        dependencies,
-    })
-}
-
 /// The crates found under a directory, by their directory, and each `.rs` file with the
 /// directory of the crate that holds it (empty when none does).
 type Walked = (BTreeMap<PathBuf, Crate>, Vec<(PathBuf, PathBuf)>);
@@ -89,9 +62,14 @@ fn walk(dir: &Path) -> std::io::Result<Walked> {
     let mut files = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), None::<PathBuf>)];
     while let Some((d, mut owner)) = stack.pop() {
-        let manifest = d.join("Cargo.toml");
-        if let Some(c) = read_manifest(&manifest) {
-            crates.insert(d.clone(), c);
+        if let Some(p) = ensemble::manifest::read(&d) {
+            crates.insert(
+                d.clone(),
+                Crate {
+                    name: Some(p.name),
+                    dependencies: p.dependencies,
+                },
+            );
             owner = Some(d.clone());
         }
         let mut entries: Vec<_> = std::fs::read_dir(&d)?.filter_map(Result::ok).collect();
