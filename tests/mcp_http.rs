@@ -301,3 +301,82 @@ async fn stateless_requests_do_not_log_a_line_each_at_the_default_level() {
         "a line or more per request in the default log: {log:#?}"
     );
 }
+
+/// The value of an unlabelled counter in a Prometheus text page (0 when absent).
+fn counter(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter_map(|l| l.strip_prefix(name))
+        .filter_map(|rest| rest.trim().parse().ok())
+        .next()
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn the_fast_lane_answers_stateless_calls_with_rmcps_own_bytes() {
+    // A plain stateless 2026-07-28 tools/call is answered by the runtime itself
+    // (`mcp::fast`); a loopback `Origin` header sends the same request through rmcp. Both
+    // must give the client the same status, type and body, for answers, tool errors and
+    // refused arguments alike, and only the first kind may be counted as the fast lane's.
+    let server = start(&[]);
+    let origin = format!("http://{}", server.addr);
+    let calls = [
+        (json!(1), "registry_list", json!({})),
+        (json!("req-7"), "registry_list", json!({"prefix": "none."})),
+        (
+            json!(2),
+            "validation_validate",
+            json!({"schema": "no.such.schema", "document": {}}),
+        ),
+        (json!(3), "registry_list", json!({"prefix": 42})),
+        (
+            json!(4),
+            "validation_validate",
+            json!({"schema": {"type": "integer"}, "document": "text"}),
+        ),
+    ];
+    let fast_before = {
+        let (_, _, page) = http(&server.addr, "GET", "/metrics", &[], "").await;
+        counter(&page, "ensemble_http_fast_lane_calls_total")
+    };
+    for (id, tool, args) in &calls {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": tool, "arguments": args,
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "e2e", "version": "1"}
+        }}})
+        .to_string();
+        let headers = vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", tool),
+        ];
+        let mut through_rmcp = headers.clone();
+        through_rmcp.push(("Origin", &origin));
+        let fast = http(&server.addr, "POST", "/mcp", &headers, &body).await;
+        let slow = http(&server.addr, "POST", "/mcp", &through_rmcp, &body).await;
+        let content_type = |h: &[(String, String)]| {
+            h.iter()
+                .find(|(k, _)| k == "content-type")
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(fast.0, slow.0, "status of {tool} {args}");
+        assert_eq!(content_type(&fast.1), content_type(&slow.1));
+        assert_eq!(
+            fast.2, slow.2,
+            "the two lanes answered {tool} {args} differently"
+        );
+        let answer = message(&fast.2);
+        assert_eq!(answer["id"], *id, "{answer}");
+        assert!(answer.get("result").is_some(), "{answer}");
+    }
+    let (_, _, page) = http(&server.addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(
+        counter(&page, "ensemble_http_fast_lane_calls_total") - fast_before,
+        calls.len() as f64,
+        "every plain call, and only those, went through the fast lane"
+    );
+}

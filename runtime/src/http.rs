@@ -60,6 +60,7 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
     if !opts.addr.ip().is_unspecified() {
         hosts.push(opts.addr.ip().to_string());
     }
+    let lane = crate::mcp::FastLane::new(&hosts);
     let config = StreamableHttpServerConfig::default()
         .with_cancellation_token(shutdown)
         .with_allowed_hosts(hosts)
@@ -68,6 +69,7 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
         .with_json_response(true)
         .with_max_request_body_bytes(MAX_BODY_BYTES);
     let service = runtime.mcp_service();
+    let fast = service.clone();
     // One shared service: axum clones a route's handler for every request, and rmcp's own
     // `Service::call` clones the whole service again (its configuration with the allowed hosts
     // and origins); behind an `Arc` a request costs a reference count instead.
@@ -77,12 +79,31 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
         config,
     ));
     let endpoint = move |req: axum::extract::Request| {
-        let mcp = mcp.clone();
+        let (mcp, fast, lane) = (mcp.clone(), fast.clone(), lane.clone());
         async move {
-            match repair_surrogates(req).await {
-                Ok(req) => mcp.handle(req).await.map(axum::body::Body::new),
-                Err(refused) => refused,
+            if req.method() != axum::http::Method::POST {
+                return mcp.handle(req).await.map(axum::body::Body::new);
             }
+            let (parts, body) = match read_body(req).await {
+                Ok(read) => read,
+                Err(refused) => return refused,
+            };
+            // A plain stateless 2026-07-28 tools/call is answered here (see `mcp::fast`).
+            if lane.admits(&parts.headers)
+                && let Some(call) = fast.fast_call(&parts.headers, &body)
+            {
+                lane.taken();
+                let (status, answer) = fast.serve_fast(call).await;
+                let mut response = axum::response::Response::new(axum::body::Body::from(answer));
+                *response.status_mut() = status;
+                response.headers_mut().insert(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                );
+                return response;
+            }
+            let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
+            mcp.handle(req).await.map(axum::body::Body::new)
         }
     };
     axum::Router::new()
@@ -97,15 +118,12 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
         .merge(crate::admin::routes(runtime.store().clone()))
 }
 
-/// Repairs lone surrogate escapes in an MCP request's JSON ([`crate::surrogates`]), so that the
-/// request reaches its tool and is answered rather than refused whole as unparsable; a body
-/// over [`MAX_BODY_BYTES`] is refused with 413.
-async fn repair_surrogates(
+/// Reads an MCP request's body, with lone surrogate escapes in its JSON repaired
+/// ([`crate::surrogates`]) so that the request reaches its tool and is answered rather than
+/// refused whole as unparsable; a body over [`MAX_BODY_BYTES`] is refused with 413.
+async fn read_body(
     req: axum::extract::Request,
-) -> Result<axum::extract::Request, axum::response::Response> {
-    if req.method() != axum::http::Method::POST {
-        return Ok(req);
-    }
+) -> Result<(axum::http::request::Parts, axum::body::Bytes), axum::response::Response> {
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
@@ -127,18 +145,13 @@ async fn repair_surrogates(
             });
         }
     };
-    let mut owned = None;
     if crate::surrogates::may_hold_surrogate(&bytes) {
         let mut v = bytes.to_vec();
         if crate::surrogates::repair(&mut v) > 0 {
-            owned = Some(v);
+            return Ok((parts, axum::body::Bytes::from(v)));
         }
     }
-    let body = match owned {
-        Some(v) => axum::body::Body::from(v),
-        None => axum::body::Body::from(bytes),
-    };
-    Ok(axum::extract::Request::from_parts(parts, body))
+    Ok((parts, bytes))
 }
 
 /// Alive unless the engines are gone for good (the top-level restart budget is spent): a

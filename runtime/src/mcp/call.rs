@@ -13,7 +13,7 @@ use tracing::Instrument;
 
 use crate::context::{ContextError, ContextEvent, ToolContext};
 use crate::convert::{into_call_result, unknown_tool};
-use crate::router::{BoxFuture, ToolError};
+use crate::router::{BoxFuture, ToolError, ToolOutput};
 
 use super::{McpService, mrtr};
 
@@ -255,26 +255,14 @@ impl McpService {
             self.deliver(&ctx, &name, token.as_ref(), event, &mut requests)
                 .await;
         }
-        let ms = || started.elapsed().as_secs_f64() * 1e3;
-        match &outcome {
-            Ok(_) => span.in_scope(|| tracing::debug!(ms = ms(), "tool call answered")),
-            Err(ToolError::Runtime(e)) => tracing::warn!(
-                tool = %name,
-                request_id = %ctx.id,
-                session_id = %SessionOf(&ctx, self.session),
-                ms = ms(),
-                error = %e,
-                "tool call failed"
-            ),
-            Err(e) => tracing::info!(
-                tool = %name,
-                request_id = %ctx.id,
-                session_id = %SessionOf(&ctx, self.session),
-                ms = ms(),
-                error = %e,
-                "tool call refused"
-            ),
-        }
+        record_outcome(
+            &span,
+            &name,
+            &ctx.id,
+            &SessionOf(&ctx, self.session),
+            started,
+            &outcome,
+        );
         match &outcome {
             Ok(_) if !self.logs(LoggingLevel::Debug) => {}
             Ok(_) => {
@@ -300,14 +288,7 @@ impl McpService {
                 .await
             }
         }
-        match into_call_result(outcome) {
-            Ok(result) => Ok(result.into()),
-            Err(ToolError::UnknownTool(tool)) => Err(unknown_tool(&tool)),
-            Err(_) => Err(ErrorData::internal_error(
-                "the request was cancelled".to_string(),
-                None,
-            )),
-        }
+        call_answer(outcome).map(Into::into)
     }
 
     /// Drives a call for a 2026-07-28 client to its answer, or to the point where it waits for
@@ -462,6 +443,53 @@ pub(super) enum Driven {
     Input(rmcp::model::InputRequiredResult),
 }
 
+/// Logs how a call ended: a failure at `warn`, a refusal at `info`, an answer inside the
+/// call's debug span.
+pub(super) fn record_outcome(
+    span: &tracing::Span,
+    name: &str,
+    request_id: &dyn std::fmt::Display,
+    session_id: &dyn std::fmt::Display,
+    started: std::time::Instant,
+    outcome: &Result<ToolOutput, ToolError>,
+) {
+    let ms = || started.elapsed().as_secs_f64() * 1e3;
+    match outcome {
+        Ok(_) => span.in_scope(|| tracing::debug!(ms = ms(), "tool call answered")),
+        Err(ToolError::Runtime(e)) => tracing::warn!(
+            tool = %name,
+            request_id = %request_id,
+            session_id = %session_id,
+            ms = ms(),
+            error = %e,
+            "tool call failed"
+        ),
+        Err(e) => tracing::info!(
+            tool = %name,
+            request_id = %request_id,
+            session_id = %session_id,
+            ms = ms(),
+            error = %e,
+            "tool call refused"
+        ),
+    }
+}
+
+/// A call's outcome as MCP sees it: a result (a tool's error is a result with `isError`), or
+/// a JSON-RPC error for an unknown tool or a cancelled call.
+pub(super) fn call_answer(
+    outcome: Result<ToolOutput, ToolError>,
+) -> Result<rmcp::model::CallToolResult, ErrorData> {
+    match into_call_result(outcome) {
+        Ok(result) => Ok(result),
+        Err(ToolError::UnknownTool(tool)) => Err(unknown_tool(&tool)),
+        Err(_) => Err(ErrorData::internal_error(
+            "the request was cancelled".to_string(),
+            None,
+        )),
+    }
+}
+
 fn finish_tool(driven: Driven) -> Result<CallToolResponse, ErrorData> {
     let outcome = match driven {
         Driven::Input(r) => return Ok(CallToolResponse::InputRequired(r)),
@@ -473,12 +501,5 @@ fn finish_tool(driven: Driven) -> Result<CallToolResponse, ErrorData> {
             ));
         }
     };
-    match into_call_result(outcome) {
-        Ok(result) => Ok(result.into()),
-        Err(ToolError::UnknownTool(tool)) => Err(unknown_tool(&tool)),
-        Err(_) => Err(ErrorData::internal_error(
-            "the request was cancelled".to_string(),
-            None,
-        )),
-    }
+    call_answer(outcome).map(Into::into)
 }

@@ -8,6 +8,7 @@
 #![allow(deprecated)]
 
 mod call;
+mod fast;
 mod mrtr;
 mod progress;
 
@@ -32,6 +33,7 @@ use crate::convert::resource_error;
 pub use crate::convert::to_mcp_tool;
 use crate::router::Router;
 use crate::router::catalog::{Complete, CompletionTarget, PromptError, ResourceError};
+pub(crate) use fast::FastLane;
 pub(crate) use mrtr::client_result;
 use progress::ProgressClock;
 

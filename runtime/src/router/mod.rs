@@ -51,6 +51,9 @@ pub(crate) struct Route {
     metrics: RouteMetrics,
     /// The actor takes a [`ToolContext`] and reports its own progress.
     with_context: bool,
+    /// The input schema marks arguments as `x-mcp-header` (SEP-2243): an HTTP request must
+    /// repeat them as `Mcp-Param-*` headers, which rmcp checks.
+    param_headers: bool,
 }
 
 impl Route {
@@ -58,6 +61,23 @@ impl Route {
     pub(crate) fn takes_context(&self) -> bool {
         self.with_context
     }
+
+    /// The input schema asks for `Mcp-Param-*` headers anywhere.
+    pub(crate) fn has_param_headers(&self) -> bool {
+        self.param_headers
+    }
+}
+
+/// Whether `schema` holds an `x-mcp-header` annotation at any depth.
+fn declares_param_headers(schema: &serde_json::Map<String, Value>) -> bool {
+    fn walk(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => m.contains_key("x-mcp-header") || m.values().any(walk),
+            Value::Array(a) => a.iter().any(walk),
+            _ => false,
+        }
+    }
+    schema.contains_key("x-mcp-header") || schema.values().any(walk)
 }
 
 /// The route's metric handles, looked up once: a lookup by name and labels on every call would
@@ -366,6 +386,7 @@ impl Router {
             return Err(RegisterError::Duplicate(spec.name));
         }
         let metrics = RouteMetrics::new(&spec.name);
+        let param_headers = declares_param_headers(&spec.input_schema);
         routes.insert(
             spec.name.clone(),
             Arc::new(Route {
@@ -373,6 +394,7 @@ impl Router {
                 handler,
                 metrics,
                 with_context,
+                param_headers,
             }),
         );
         drop(routes);

@@ -1,0 +1,346 @@
+//! The fast lane: a stateless 2026-07-28 `tools/call` over Streamable HTTP answered on the
+//! connection's own task.
+//!
+//! rmcp serves each stateless request by building a handler, spawning a service loop and a
+//! task to await it, and spawning the request's handler from that loop: three spawns and four
+//! hand-offs between tasks per call, before the call reaches its actor. For the common call
+//! (a tool without a context, no progress token, no task, no input round) that is most of
+//! the server's work. The fast lane takes exactly those calls, and only when every check rmcp
+//! would make is sure to pass: anything else (another method, a session, an `Origin`,
+//! `Mcp-Param-*` headers, an unusual `Accept`, extra `_meta`, a task-capable tool...) goes to
+//! rmcp unchanged, which answers it or refuses it as it always does. The answer is built with
+//! rmcp's own types, so both lanes give the client the same bytes
+//! (`tests/http_fast_lane.rs` compares them).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use rmcp::model::{
+    CallToolResponse, ClientCapabilities, ErrorCode, Implementation, ProtocolVersion, RequestId,
+    ServerJsonRpcMessage, ServerResult,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use tracing::Instrument;
+
+use super::McpService;
+use super::call::{call_answer, record_outcome};
+use crate::context::ToolContext;
+use crate::router::Route;
+
+/// A call the fast lane takes.
+pub(crate) struct FastCall {
+    id: RequestId,
+    route: Arc<Route>,
+    args: Map<String, Value>,
+}
+
+/// The JSON-RPC request, with nothing the fast lane does not know: an unknown member (a task,
+/// `requestState`, a progress token, a log level...) fails to parse and the request goes to
+/// rmcp.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    jsonrpc: &'a str,
+    id: RequestId,
+    method: &'a str,
+    params: Params,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Params {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Map<String, Value>>,
+    #[serde(rename = "_meta")]
+    meta: Meta,
+}
+
+/// The request metadata 2026-07-28 requires (protocol version, client capabilities), and the
+/// client's name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Meta {
+    #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
+    protocol_version: String,
+    #[serde(rename = "io.modelcontextprotocol/clientCapabilities")]
+    _client_capabilities: ClientCapabilities,
+    #[serde(rename = "io.modelcontextprotocol/clientInfo", default)]
+    _client_info: Option<Implementation>,
+}
+
+/// The one value of header `name`, if there is exactly one and it is text.
+fn single<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    first.to_str().ok()
+}
+
+/// Whether every `Accept` value is a plain list of media types (no parameters, no quoting)
+/// naming both JSON and SSE: a subset of what rmcp accepts.
+fn accepts_json_and_sse(headers: &HeaderMap) -> bool {
+    let (mut json, mut sse) = (false, false);
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        if value.contains([';', '"']) {
+            return false;
+        }
+        for essence in value.split(',').map(str::trim) {
+            json |= essence.eq_ignore_ascii_case("application/json");
+            sse |= essence.eq_ignore_ascii_case("text/event-stream");
+        }
+    }
+    json && sse
+}
+
+fn is_json(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|v| {
+        v.split_once(';')
+            .map_or(v, |(essence, _)| essence)
+            .trim()
+            .eq_ignore_ascii_case("application/json")
+    })
+}
+
+/// The `Host` header's host, lower-cased and without brackets, if it parses as rmcp parses it.
+fn host_of(headers: &HeaderMap) -> Option<String> {
+    let host = single(headers, header::HOST.as_str())?;
+    let authority = axum::http::uri::Authority::try_from(host).ok()?;
+    Some(
+        authority
+            .host()
+            .trim_matches(['[', ']'])
+            .to_ascii_lowercase(),
+    )
+}
+
+/// The checks of the HTTP layer, made once per server: the hosts rmcp lets in.
+#[derive(Clone)]
+pub(crate) struct FastLane {
+    /// Allowed hosts without a port, normalized as rmcp normalizes them.
+    hosts: Arc<[String]>,
+    /// `ensemble_http_fast_lane_calls_total`: the calls this lane answered.
+    taken: metrics::Counter,
+}
+
+impl FastLane {
+    /// A fast lane for a server that allows `hosts` (rmcp's `allowed_hosts`). Entries with a
+    /// port are left to rmcp; an empty list (rmcp then allows any host) admits nothing here.
+    pub(crate) fn new(hosts: &[String]) -> Self {
+        let hosts = hosts
+            .iter()
+            .filter_map(|h| {
+                let a = axum::http::uri::Authority::try_from(h.trim()).ok();
+                match a {
+                    Some(a) if a.port().is_some() => None,
+                    Some(a) => Some(a.host().trim_matches(['[', ']']).to_ascii_lowercase()),
+                    None => Some(h.trim().trim_matches(['[', ']']).to_ascii_lowercase()),
+                }
+            })
+            .collect();
+        Self {
+            hosts,
+            taken: metrics::counter!("ensemble_http_fast_lane_calls_total"),
+        }
+    }
+
+    /// Counts a call this lane answered.
+    pub(crate) fn taken(&self) {
+        self.taken.increment(1);
+    }
+
+    /// Whether the headers of a POST to `/mcp` pass every check rmcp makes of a stateless
+    /// 2026-07-28 `tools/call` (the body is checked by [`McpService::fast_call`]).
+    pub(crate) fn admits(&self, headers: &HeaderMap) -> bool {
+        single(headers, "mcp-protocol-version") == Some(ProtocolVersion::V_2026_07_28.as_str())
+            && single(headers, "mcp-method") == Some("tools/call")
+            && single(headers, "mcp-name").is_some_and(|n| !n.starts_with("=?"))
+            && !headers.contains_key("mcp-session-id")
+            && !headers.contains_key(header::ORIGIN)
+            && !headers.contains_key("last-event-id")
+            && !headers.keys().any(|k| k.as_str().starts_with("mcp-param-"))
+            && headers.get_all(header::CONTENT_TYPE).iter().count() == 1
+            && headers.get(header::CONTENT_TYPE).is_some_and(is_json)
+            && accepts_json_and_sse(headers)
+            && host_of(headers).is_some_and(|h| self.hosts.contains(&h))
+    }
+}
+
+impl McpService {
+    /// The call in `body` if the fast lane can answer it exactly as rmcp would (headers
+    /// already [admitted](FastLane::admits)); `None` sends the request to rmcp.
+    pub(crate) fn fast_call(&self, headers: &HeaderMap, body: &[u8]) -> Option<FastCall> {
+        let envelope: Envelope = serde_json::from_slice(body).ok()?;
+        if envelope.jsonrpc != "2.0"
+            || envelope.method != "tools/call"
+            || envelope.params.meta.protocol_version != ProtocolVersion::V_2026_07_28.as_str()
+            || single(headers, "mcp-name") != Some(envelope.params.name.as_str())
+        {
+            return None;
+        }
+        let name = envelope.params.name;
+        if self.task_tools.contains(&name) || self.input_first_tools.contains(&name) {
+            return None;
+        }
+        let route = self.router.route(&name)?;
+        if route.takes_context() || route.has_param_headers() {
+            return None;
+        }
+        Some(FastCall {
+            id: envelope.id,
+            route,
+            args: envelope.params.arguments.unwrap_or_default(),
+        })
+    }
+
+    /// Answers a fast-lane call: the HTTP status and the JSON-RPC message, as rmcp's JSON
+    /// response mode would give them. Dropping the future (the client went away) cancels the
+    /// actor's work.
+    pub(crate) async fn serve_fast(&self, call: FastCall) -> (StatusCode, Vec<u8>) {
+        let FastCall { id, route, args } = call;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let _cancel_on_drop = cancel.clone().drop_guard();
+        let session = super::next_session_name();
+        let name = route.spec.name.as_str();
+        let span = tracing::debug_span!(
+            "tool_call",
+            tool = %name,
+            request_id = %id,
+            session_id = %format_args!("local-{session}")
+        );
+        let started = Instant::now();
+        let outcome = self
+            .router
+            .call_route(
+                &route,
+                Value::Object(args),
+                Some(cancel.clone()),
+                ToolContext::detached(cancel),
+            )
+            .instrument(span.clone())
+            .await;
+        record_outcome(
+            &span,
+            name,
+            &id,
+            &format_args!("local-{session}"),
+            started,
+            &outcome,
+        );
+        let message = match call_answer(outcome) {
+            Ok(result) => {
+                let mut result = ServerResult::from(CallToolResponse::from(result));
+                result.fill_missing_cache_hints();
+                ServerJsonRpcMessage::response(result, id)
+            }
+            Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
+        };
+        let status = match &message {
+            ServerJsonRpcMessage::Error(e) => match e.error.code {
+                ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+                ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
+                | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+                | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
+                _ => StatusCode::OK,
+            },
+            _ => StatusCode::OK,
+        };
+        match serde_json::to_vec(&message) {
+            Ok(body) => (status, body),
+            Err(e) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the answer could not be encoded: {e}").into_bytes(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    const GOOD: &[(&str, &str)] = &[
+        ("host", "127.0.0.1:8080"),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "echo"),
+        ("content-type", "application/json"),
+        ("accept", "application/json, text/event-stream"),
+    ];
+
+    fn lane() -> FastLane {
+        FastLane::new(&["localhost".into(), "127.0.0.1".into(), "::1".into()])
+    }
+
+    #[test]
+    fn admits_a_plain_stateless_call() {
+        assert!(lane().admits(&headers(GOOD)));
+        let mut ipv6 = GOOD.to_vec();
+        ipv6[0] = ("host", "[::1]:9");
+        assert!(lane().admits(&headers(&ipv6)));
+    }
+
+    #[test]
+    fn leaves_to_rmcp_whatever_it_might_refuse_or_treat_otherwise() {
+        let with = |extra: (&'static str, &'static str)| {
+            let mut h = headers(GOOD);
+            h.append(extra.0, HeaderValue::from_static(extra.1));
+            lane().admits(&h)
+        };
+        let without = |name: &str| {
+            let mut h = headers(GOOD);
+            h.remove(name);
+            lane().admits(&h)
+        };
+        let replaced = |name: &'static str, value: &'static str| {
+            let mut h = headers(GOOD);
+            h.insert(name, HeaderValue::from_static(value));
+            lane().admits(&h)
+        };
+        assert!(!with(("origin", "http://localhost:3000")));
+        assert!(!with(("mcp-session-id", "abc")));
+        assert!(!with(("mcp-param-region", "eu")));
+        assert!(!with(("mcp-method", "tools/call")), "a repeated header");
+        for h in [
+            "host",
+            "mcp-protocol-version",
+            "mcp-method",
+            "mcp-name",
+            "accept",
+        ] {
+            assert!(!without(h), "{h} missing");
+        }
+        assert!(!replaced("host", "evil.example:80"));
+        assert!(!replaced("mcp-protocol-version", "2025-11-25"));
+        assert!(!replaced("mcp-method", "tools/list"));
+        assert!(!replaced("mcp-name", "=?base64?ZWNobw==?="));
+        assert!(!replaced("content-type", "text/plain"));
+        assert!(!replaced("accept", "application/json"));
+        assert!(!replaced(
+            "accept",
+            "application/json;q=0, text/event-stream"
+        ));
+        assert!(replaced("content-type", "application/json; charset=utf-8"));
+    }
+
+    #[test]
+    fn a_host_list_with_ports_or_none_admits_nothing_it_cannot_match() {
+        assert!(!FastLane::new(&["127.0.0.1:8080".into()]).admits(&headers(GOOD)));
+        assert!(!FastLane::new(&[]).admits(&headers(GOOD)));
+    }
+}
