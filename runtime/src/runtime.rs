@@ -329,9 +329,10 @@ impl Runtime {
 
     /// Serves MCP on stdin/stdout until the client closes the stream.
     pub async fn serve_stdio(&self) -> Result<(), RuntimeError> {
-        let running = self
-            .mcp_service()
-            .serve(crate::stdio::stdio_transport())
+        let service = self.mcp_service();
+        let transport = crate::stdio::stdio_transport().with_fast_lane(service.clone());
+        let running = service
+            .serve(transport)
             .await
             .map_err(|e| RuntimeError::Transport(e.to_string()))?;
         running

@@ -17,8 +17,9 @@ use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use rmcp::model::{
-    CallToolResponse, ClientCapabilities, ErrorCode, Implementation, ProtocolVersion, RequestId,
-    ServerJsonRpcMessage, ServerResult,
+    CallToolResponse, ClientCapabilities, ErrorCode, Implementation, ProgressNotification,
+    ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestId, ServerJsonRpcMessage,
+    ServerNotification, ServerResult,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -28,6 +29,27 @@ use super::McpService;
 use super::call::{call_answer, record_outcome};
 use crate::context::ToolContext;
 use crate::router::Route;
+
+/// Which protocol shapes a result: 2026-07-28 and later carry `resultType` and cache hints,
+/// older peers get the legacy shape without them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Era {
+    /// 2026-07-28 or later.
+    Modern,
+    /// Before 2026-07-28.
+    Legacy,
+}
+
+impl Era {
+    /// The era of a negotiated protocol version.
+    pub(crate) fn of(version: &ProtocolVersion) -> Self {
+        if version.as_str() >= ProtocolVersion::V_2026_07_28.as_str() {
+            Era::Modern
+        } else {
+            Era::Legacy
+        }
+    }
+}
 
 /// A call the fast lane takes.
 pub(crate) struct FastCall {
@@ -185,12 +207,8 @@ impl McpService {
         {
             return None;
         }
-        let name = envelope.params.name;
-        if self.task_tools.contains(&name) || self.input_first_tools.contains(&name) {
-            return None;
-        }
-        let route = self.router.route(&name)?;
-        if route.takes_context() || route.has_param_headers() {
+        let route = self.plain_route(&envelope.params.name)?;
+        if route.has_param_headers() {
             return None;
         }
         Some(FastCall {
@@ -200,13 +218,33 @@ impl McpService {
         })
     }
 
-    /// Answers a fast-lane call: the HTTP status and the JSON-RPC message, as rmcp's JSON
-    /// response mode would give them. Dropping the future (the client went away) cancels the
-    /// actor's work.
-    pub(crate) async fn serve_fast(&self, call: FastCall) -> (StatusCode, Vec<u8>) {
-        let FastCall { id, route, args } = call;
-        let cancel = tokio_util::sync::CancellationToken::new();
-        let _cancel_on_drop = cancel.clone().drop_guard();
+    /// The route of `name` if a call of it can skip rmcp's request machinery: the tool takes
+    /// no context (no progress, log messages or client requests of its own) and is not offered
+    /// as a task.
+    pub(crate) fn plain_route(&self, name: &str) -> Option<Arc<Route>> {
+        if self.task_tools.contains(name) || self.input_first_tools.contains(name) {
+            return None;
+        }
+        self.router.route(name).filter(|r| !r.takes_context())
+    }
+
+    /// Calls `route` and answers as rmcp's handler would for a peer on protocol `era`: the
+    /// JSON-RPC message, logged as any call is. `cancel` stops the call. With `progress`, a
+    /// call running longer than the service's progress period reports a heartbeat through it,
+    /// as [`McpService::serve_call`] does for tools that report none themselves.
+    pub(crate) async fn answer_plain<N, F>(
+        &self,
+        id: RequestId,
+        route: &Route,
+        args: Map<String, Value>,
+        cancel: tokio_util::sync::CancellationToken,
+        era: Era,
+        progress: Option<(ProgressToken, N)>,
+    ) -> ServerJsonRpcMessage
+    where
+        N: FnMut(ServerNotification) -> F,
+        F: std::future::Future<Output = ()>,
+    {
         let session = super::next_session_name();
         let name = route.spec.name.as_str();
         let span = tracing::debug_span!(
@@ -216,16 +254,46 @@ impl McpService {
             session_id = %format_args!("local-{session}")
         );
         let started = Instant::now();
-        let outcome = self
+        let call = self
             .router
             .call_route(
-                &route,
+                route,
                 Value::Object(args),
                 Some(cancel.clone()),
                 ToolContext::detached(cancel),
             )
-            .instrument(span.clone())
-            .await;
+            .instrument(span.clone());
+        let outcome = match progress {
+            None => call.await,
+            Some((token, mut notify)) => {
+                let mut call = std::pin::pin!(call);
+                let mut ticks = self.progress.subscribe();
+                let every = self.progress.inner.every;
+                loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut call => break r,
+                        changed = ticks.changed() => {
+                            if changed.is_err() {
+                                break call.await;
+                            }
+                            // Ticks are shared: a call reports once it has run a whole period.
+                            if started.elapsed() < every {
+                                continue;
+                            }
+                            let elapsed = started.elapsed().as_secs_f64();
+                            notify(ServerNotification::ProgressNotification(
+                                ProgressNotification::new(
+                                    ProgressNotificationParam::new(token.clone(), elapsed)
+                                        .with_message(format!("`{name}` running for {elapsed:.1}s")),
+                                ),
+                            ))
+                            .await;
+                        }
+                    }
+                }
+            }
+        };
         record_outcome(
             &span,
             name,
@@ -234,14 +302,44 @@ impl McpService {
             started,
             &outcome,
         );
-        let message = match call_answer(outcome) {
+        match call_answer(outcome) {
             Ok(result) => {
                 let mut result = ServerResult::from(CallToolResponse::from(result));
-                result.fill_missing_cache_hints();
+                match era {
+                    Era::Modern => result.fill_missing_cache_hints(),
+                    Era::Legacy => {
+                        result.strip_result_type_for_legacy_peer();
+                        result.strip_non_object_output_for_legacy_peer();
+                    }
+                }
                 ServerJsonRpcMessage::response(result, id)
             }
             Err(error) => ServerJsonRpcMessage::error(error, Some(id)),
-        };
+        }
+    }
+
+    /// Answers a fast-lane call: the HTTP status and the JSON-RPC message, as rmcp's JSON
+    /// response mode would give them. Dropping the future (the client went away) cancels the
+    /// actor's work.
+    pub(crate) async fn serve_fast(&self, call: FastCall) -> (StatusCode, Vec<u8>) {
+        let FastCall { id, route, args } = call;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let _cancel_on_drop = cancel.clone().drop_guard();
+        // A progress token sends a request to rmcp (`Meta` has no room for one): a JSON answer
+        // has no room for progress notifications.
+        let message = self
+            .answer_plain(
+                id,
+                &route,
+                args,
+                cancel,
+                Era::Modern,
+                None::<(
+                    ProgressToken,
+                    fn(ServerNotification) -> std::future::Ready<()>,
+                )>,
+            )
+            .await;
         let status = match &message {
             ServerJsonRpcMessage::Error(e) => match e.error.code {
                 ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,

@@ -33,7 +33,7 @@ use crate::convert::resource_error;
 pub use crate::convert::to_mcp_tool;
 use crate::router::Router;
 use crate::router::catalog::{Complete, CompletionTarget, PromptError, ResourceError};
-pub(crate) use fast::FastLane;
+pub(crate) use fast::{Era, FastLane};
 pub(crate) use mrtr::client_result;
 use progress::ProgressClock;
 
@@ -199,6 +199,14 @@ impl McpService {
     fn logs(&self, level: LoggingLevel) -> bool {
         let wanted = *self.log_level.lock().unwrap_or_else(|p| p.into_inner());
         wanted.is_some_and(|w| rank(level) >= w)
+    }
+
+    /// The client never set a logging level: a call sends it no log messages.
+    pub(crate) fn logs_nothing(&self) -> bool {
+        self.log_level
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 
     fn subscribed(&self, uri: &str) -> bool {

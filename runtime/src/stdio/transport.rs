@@ -11,19 +11,37 @@
 //! `CallToolRequest` deserializer, so `_meta` and every field mean what they mean in rmcp.
 //! Any other message, and any `tools/call` the direct path cannot read, takes rmcp's decoder.
 //!
-//! Sending is rmcp's (its codec and framing, on an `AsyncRwTransport` used only for writing).
+//! Sending frames messages as rmcp's codec does (the JSON, then a newline).
+//!
+//! With [`LineTransport::with_fast_lane`], a plain `tools/call` of an initialized session (a
+//! tool without a context and not offered as a task, no `_meta`, no input round, no log level
+//! set by the client) is served by the transport itself, as [`crate::mcp`]'s HTTP fast lane
+//! serves stateless ones: the call runs on a task of its own and its answer is written from
+//! there, instead of going through rmcp's service loop (a request context, two cancellation
+//! tokens and a hand-off back to the loop per call). `notifications/cancelled` stops such a
+//! call as rmcp stops its own; every other message goes to rmcp.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequest, ClientJsonRpcMessage, ClientRequest, ErrorData, JsonRpcRequest, RequestId,
-    ServerJsonRpcMessage,
+    CallToolRequest, ClientJsonRpcMessage, ClientNotification, ClientRequest, ErrorData,
+    JsonRpcNotification, JsonRpcRequest, RequestId, ServerJsonRpcMessage, ServerNotification,
+    ServerResult,
 };
 use rmcp::service::RoleServer;
 use rmcp::transport::Transport;
-use rmcp::transport::async_rw::AsyncRwTransport;
 use serde::Deserialize;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio_util::sync::CancellationToken;
+
+use crate::mcp::{Era, McpService};
+
+/// How long the end of a session waits for the fast lane's calls in flight (rmcp waits as
+/// long for its own).
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The longest message accepted, as rmcp's default: a longer line is dropped (and logged)
 /// without being buffered, and the session goes on.
@@ -37,7 +55,190 @@ pub struct LineTransport<R: AsyncRead, W: AsyncWrite> {
     /// Dropping the rest of a line that was too long.
     discarding: bool,
     max_line: usize,
-    write: AsyncRwTransport<RoleServer, tokio::io::Empty, W>,
+    /// Shared with the fast lane's calls, which write their own answers.
+    write: Writer<W>,
+    lane: Option<Lane>,
+}
+
+/// The writing half, shared by rmcp's sends and the fast lane's calls; `None` once closed.
+type Writer<W> = Arc<tokio::sync::Mutex<Option<W>>>;
+
+/// Writes `item` as one line on `write`, as rmcp's codec frames it (the JSON, then a
+/// newline): encoded before the lock is taken, written and flushed under it.
+fn send_on<W>(
+    write: &Writer<W>,
+    item: ServerJsonRpcMessage,
+) -> impl Future<Output = Result<(), std::io::Error>> + Send + use<W>
+where
+    W: AsyncWrite + Send + Unpin + 'static,
+{
+    let write = write.clone();
+    async move {
+        let mut line = serde_json::to_vec(&item).map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        let mut open = write.lock().await;
+        let Some(w) = open.as_mut() else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "the transport is closed",
+            ));
+        };
+        w.write_all(&line).await?;
+        w.flush().await
+    }
+}
+
+/// The fast lane's state (see the module's documentation).
+struct Lane {
+    service: McpService,
+    /// The session's protocol era, once the `initialize` answer has gone out.
+    era: Option<Era>,
+    /// `notifications/initialized` has come in.
+    initialized: bool,
+    /// The lane's calls in flight, to cancel by request id.
+    in_flight: Arc<Mutex<HashMap<RequestId, CancellationToken>>>,
+    /// Calls the lane took.
+    taken: Arc<AtomicU64>,
+    /// The lane's call tasks, waited for when the session ends.
+    tasks: tokio_util::task::TaskTracker,
+}
+
+/// A call the lane took.
+struct Plain {
+    id: RequestId,
+    route: Arc<crate::router::Route>,
+    era: Era,
+    progress: Option<rmcp::model::ProgressToken>,
+}
+
+/// How many calls a transport's fast lane took (for tests and diagnostics).
+#[derive(Debug, Clone, Default)]
+pub struct FastLaneCount(Arc<AtomicU64>);
+
+impl FastLaneCount {
+    /// Calls taken so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Lane {
+    /// The call in `message` if the lane takes it.
+    fn takes(&self, message: &ClientJsonRpcMessage) -> Option<Plain> {
+        let era = self.era.filter(|_| self.initialized)?;
+        let ClientJsonRpcMessage::Request(JsonRpcRequest {
+            id,
+            request: ClientRequest::CallToolRequest(call),
+            ..
+        }) = message
+        else {
+            return None;
+        };
+        let p = &call.params;
+        // Request metadata: none, or a progress token alone (rmcp's client sends one with
+        // every call).
+        let metas = [
+            p.meta.as_ref(),
+            call.extensions.get::<rmcp::model::RequestMetaObject>(),
+        ];
+        let mut progress = None;
+        for meta in metas.into_iter().flatten().filter(|m| !m.is_empty()) {
+            match meta.get_progress_token() {
+                Some(token) if meta.len() == 1 => progress = Some(token),
+                _ => return None,
+            }
+        }
+        if p.request_state.is_some() || p.input_responses.is_some() || !self.service.logs_nothing()
+        {
+            return None;
+        }
+        let route = self.service.plain_route(&p.name)?;
+        Some(Plain {
+            id: id.clone(),
+            route,
+            era,
+            progress,
+        })
+    }
+
+    /// Runs a call the lane took on a task of its own, which writes the answer.
+    fn spawn<W: AsyncWrite + Send + Unpin + 'static>(
+        &self,
+        plain: Plain,
+        message: ClientJsonRpcMessage,
+        write: &Writer<W>,
+    ) {
+        let Plain {
+            id,
+            route,
+            era,
+            progress,
+        } = plain;
+        let ClientJsonRpcMessage::Request(JsonRpcRequest {
+            request: ClientRequest::CallToolRequest(call),
+            ..
+        }) = message
+        else {
+            return;
+        };
+        let args = call.params.arguments.unwrap_or_default();
+        let cancel = CancellationToken::new();
+        let in_flight = self.in_flight.clone();
+        in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), cancel.clone());
+        self.taken.fetch_add(1, Ordering::Relaxed);
+        let (service, write, cancel_seen) = (self.service.clone(), write.clone(), cancel.clone());
+        self.tasks.spawn(async move {
+            let heartbeat = progress.map(|token| {
+                let write = write.clone();
+                (token, move |note: ServerNotification| {
+                    let sending = send_on(&write, ServerJsonRpcMessage::notification(note));
+                    async move {
+                        let _ = sending.await;
+                    }
+                })
+            });
+            let answer = service
+                .answer_plain(id.clone(), &route, args, cancel, era, heartbeat)
+                .await;
+            in_flight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            // A cancelled request gets no answer (as rmcp does, and as MCP asks).
+            if cancel_seen.is_cancelled() {
+                return;
+            }
+            if let Err(e) = send_on(&write, answer).await {
+                tracing::debug!(error = %e, "a tool call's answer could not be written");
+            }
+        });
+    }
+
+    /// Notes what the session's handshake and cancellations mean for the lane.
+    fn observe(&mut self, message: &ClientJsonRpcMessage) {
+        let ClientJsonRpcMessage::Notification(JsonRpcNotification { notification, .. }) = message
+        else {
+            return;
+        };
+        match notification {
+            ClientNotification::InitializedNotification(_) => self.initialized = true,
+            ClientNotification::CancelledNotification(n) => {
+                if let Some(id) = &n.params.request_id
+                    && let Some(cancel) = self
+                        .in_flight
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(id)
+                {
+                    cancel.cancel();
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 impl<R, W> LineTransport<R, W>
@@ -52,8 +253,33 @@ where
             line: Vec::new(),
             discarding: false,
             max_line: MAX_LINE,
-            write: AsyncRwTransport::new(tokio::io::empty(), write),
+            write: Arc::new(tokio::sync::Mutex::new(Some(write))),
+            lane: None,
         }
+    }
+
+    /// Serves plain tool calls of an initialized session itself, for `service` (the handler
+    /// rmcp serves on this transport, or a clone of it: they share the session's log level).
+    pub fn with_fast_lane(mut self, service: McpService) -> Self {
+        self.lane = Some(Lane {
+            service,
+            era: None,
+            initialized: false,
+            in_flight: Arc::default(),
+            taken: Arc::default(),
+            tasks: tokio_util::task::TaskTracker::new(),
+        });
+        self
+    }
+
+    /// How many calls the fast lane took (zero without one).
+    pub fn fast_lane_count(&self) -> FastLaneCount {
+        FastLaneCount(
+            self.lane
+                .as_ref()
+                .map(|l| l.taken.clone())
+                .unwrap_or_default(),
+        )
     }
 
     /// The same with another limit on a message's length.
@@ -171,7 +397,13 @@ where
         &mut self,
         item: ServerJsonRpcMessage,
     ) -> impl Future<Output = Result<(), Self::Error>> + Send + 'static {
-        self.write.send(item)
+        if let Some(lane) = &mut self.lane
+            && let ServerJsonRpcMessage::Response(r) = &item
+            && let ServerResult::InitializeResult(init) = &r.result
+        {
+            lane.era = Some(Era::of(&init.protocol_version));
+        }
+        send_on(&self.write, item)
     }
 
     async fn receive(&mut self) -> Option<ClientJsonRpcMessage> {
@@ -197,13 +429,22 @@ where
             self.line.clear();
             match decoded {
                 None => {}
-                Some(Decoded::Message(m)) => return Some(*m),
+                Some(Decoded::Message(m)) => {
+                    if let Some(lane) = &mut self.lane {
+                        lane.observe(&m);
+                        if let Some(plain) = lane.takes(&m) {
+                            lane.spawn(plain, *m, &self.write);
+                            continue;
+                        }
+                    }
+                    return Some(*m);
+                }
                 Some(Decoded::Ignore(why)) => tracing::debug!("ignoring a message: {why}"),
                 Some(Decoded::Invalid(id, why)) => {
                     tracing::debug!("refusing a message: {why}");
                     let answer =
                         ServerJsonRpcMessage::error(ErrorData::invalid_request(why, None), id);
-                    if self.write.send(answer).await.is_err() {
+                    if send_on(&self.write, answer).await.is_err() {
                         return None;
                     }
                 }
@@ -212,7 +453,25 @@ where
     }
 
     async fn close(&mut self) -> Result<(), Self::Error> {
-        self.write.close().await
+        // As rmcp at the end of a session: calls in flight get a while to answer, then the
+        // rest are cancelled.
+        if let Some(lane) = &self.lane {
+            lane.tasks.close();
+            if tokio::time::timeout(DRAIN, lane.tasks.wait())
+                .await
+                .is_err()
+            {
+                tracing::warn!("timed out waiting for calls in flight at the end of the session");
+            }
+            let calls =
+                std::mem::take(&mut *lane.in_flight.lock().unwrap_or_else(|p| p.into_inner()));
+            for cancel in calls.into_values() {
+                cancel.cancel();
+            }
+        }
+        // As rmcp's own transport: the writer is dropped, and later sends fail.
+        drop(self.write.lock().await.take());
+        Ok(())
     }
 }
 
