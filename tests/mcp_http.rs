@@ -380,3 +380,129 @@ async fn the_fast_lane_answers_stateless_calls_with_rmcps_own_bytes() {
         "every plain call, and only those, went through the fast lane"
     );
 }
+
+/// A chunked HTTP/1.1 body's content (the body itself if it is not chunked).
+fn dechunk(body: &str) -> String {
+    let mut out = String::new();
+    let mut rest = body;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            return body.to_string();
+        };
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].strip_prefix("\r\n").unwrap_or(&tail[n..]);
+    }
+    out
+}
+
+/// The SSE events of a (chunked) body: (id, data) per event.
+fn events(body: &str) -> Vec<(Option<String>, String)> {
+    dechunk(body)
+        .split("\n\n")
+        .filter(|e| !e.trim().is_empty())
+        .map(|e: &str| {
+            let field = |name: &str| {
+                e.lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .map(|v| v.trim().to_string())
+            };
+            (field("id:"), field("data:").unwrap_or_default())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn session_calls_take_the_fast_lane_and_answer_resume_and_refuse_as_rmcp_does() {
+    // Session `fast` calls plain tools through the session fast lane; session `slow` set a
+    // logging level, so its calls go through rmcp's session (at `emergency`, with no log
+    // messages). Both must answer the same, each stream primed; the fast lane's streams resume.
+    let server = start(&[]);
+    let fast = Session::open(&server.addr).await;
+    let slow = Session::open(&server.addr).await;
+    let (status, _) = slow
+        .post(
+            json!({"jsonrpc": "2.0", "id": 2, "method": "logging/setLevel",
+                     "params": {"level": "emergency"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let taken = |page: &str| counter(page, "ensemble_http_fast_lane_calls_total");
+    let (_, _, page) = http(&server.addr, "GET", "/metrics", &[], "").await;
+    let before = taken(&page);
+    let calls = [
+        ("registry_list", json!({})),
+        (
+            "validation_validate",
+            json!({"schema": "no.such", "document": {}}),
+        ),
+        ("registry_list", json!({"prefix": 3})),
+    ];
+    let mut last_priming = None;
+    for (n, (tool, args)) in calls.iter().enumerate() {
+        let request = json!({"jsonrpc": "2.0", "id": 10 + n, "method": "tools/call",
+                             "params": {"name": tool, "arguments": args,
+                                        "_meta": {"progressToken": n}}});
+        let (a_status, a) = fast.post(request.clone()).await;
+        let (b_status, b) = slow.post(request).await;
+        assert_eq!((a_status, b_status), (200, 200), "{a}\n{b}");
+        assert_eq!(message(&a), message(&b), "{tool} {args}");
+        for body in [&a, &b] {
+            let ev = events(body);
+            assert!(
+                ev.len() == 2 && ev[0].0.is_some() && ev[0].1.is_empty() && ev[1].0.is_some(),
+                "a priming event, then the answer with an id: {body:?}"
+            );
+        }
+        last_priming = events(&a)[0].0.clone();
+    }
+    let (_, _, page) = http(&server.addr, "GET", "/metrics", &[], "").await;
+    assert_eq!(
+        taken(&page) - before,
+        calls.len() as f64,
+        "the plain calls of `fast`, and only those, took the lane"
+    );
+
+    // A stream cut after its priming event resumes with the answer; after the answer, with
+    // nothing.
+    let primed = last_priming.expect("a priming id");
+    let resume = |last: String| {
+        let (addr, id) = (server.addr.clone(), fast.id.clone());
+        async move {
+            http(
+                &addr,
+                "GET",
+                "/mcp",
+                &[
+                    ("Accept", "text/event-stream"),
+                    ("Mcp-Session-Id", &id),
+                    ("MCP-Protocol-Version", "2025-06-18"),
+                    ("Last-Event-ID", &last),
+                ],
+                "",
+            )
+            .await
+        }
+    };
+    let (status, _, body) = resume(primed.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let replayed = events(&body);
+    assert_eq!(replayed.len(), 1, "{body:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&replayed[0].1).expect("JSON")["id"],
+        12
+    );
+    let answered = primed.replacen("0/", "1/", 1);
+    let (status, _, body) = resume(answered).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(events(&body).is_empty(), "{body:?}");
+    // An id nobody gave: rmcp answers an empty stream (a client retrying the same id would
+    // loop on an error), for its own ids and for the lane's alike.
+    for unknown in ["0/f999999", "0/999999"] {
+        let (status, _, body) = resume(unknown.to_string()).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(events(&body).is_empty(), "{unknown}: {body:?}");
+    }
+}

@@ -10,7 +10,6 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
@@ -73,9 +72,10 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
     // One shared service: axum clones a route's handler for every request, and rmcp's own
     // `Service::call` clones the whole service again (its configuration with the allowed hosts
     // and origins); behind an `Arc` a request costs a reference count instead.
+    let sessions = Arc::new(crate::mcp::sessions::FastSessions::new(fast.clone()));
     let mcp = Arc::new(StreamableHttpService::new(
         move || Ok(service.for_new_session()),
-        Arc::new(LocalSessionManager::default()),
+        sessions,
         config,
     ));
     let endpoint = move |req: axum::extract::Request| {

@@ -228,6 +228,31 @@ impl McpService {
         self.router.route(name).filter(|r| !r.takes_context())
     }
 
+    /// The route and progress token of `call` if it can skip rmcp's request machinery: no
+    /// request metadata but a progress token (rmcp's client sends one with every call), no
+    /// input round, and a [plain route](Self::plain_route).
+    pub(crate) fn plain_call(
+        &self,
+        call: &rmcp::model::CallToolRequest,
+    ) -> Option<(Arc<Route>, Option<ProgressToken>)> {
+        let p = &call.params;
+        let metas = [
+            p.meta.as_ref(),
+            call.extensions.get::<rmcp::model::RequestMetaObject>(),
+        ];
+        let mut progress = None;
+        for meta in metas.into_iter().flatten().filter(|m| !m.is_empty()) {
+            match meta.get_progress_token() {
+                Some(token) if meta.len() == 1 => progress = Some(token),
+                _ => return None,
+            }
+        }
+        if p.request_state.is_some() || p.input_responses.is_some() {
+            return None;
+        }
+        Some((self.plain_route(&p.name)?, progress))
+    }
+
     /// Calls `route` and answers as rmcp's handler would for a peer on protocol `era`: the
     /// JSON-RPC message, logged as any call is. `cancel` stops the call. With `progress`, a
     /// call running longer than the service's progress period reports a heartbeat through it,

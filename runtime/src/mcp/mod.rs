@@ -11,6 +11,7 @@ mod call;
 mod fast;
 mod mrtr;
 mod progress;
+pub mod sessions;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -134,25 +134,10 @@ impl Lane {
         else {
             return None;
         };
-        let p = &call.params;
-        // Request metadata: none, or a progress token alone (rmcp's client sends one with
-        // every call).
-        let metas = [
-            p.meta.as_ref(),
-            call.extensions.get::<rmcp::model::RequestMetaObject>(),
-        ];
-        let mut progress = None;
-        for meta in metas.into_iter().flatten().filter(|m| !m.is_empty()) {
-            match meta.get_progress_token() {
-                Some(token) if meta.len() == 1 => progress = Some(token),
-                _ => return None,
-            }
-        }
-        if p.request_state.is_some() || p.input_responses.is_some() || !self.service.logs_nothing()
-        {
+        if !self.service.logs_nothing() {
             return None;
         }
-        let route = self.service.plain_route(&p.name)?;
+        let (route, progress) = self.service.plain_call(call)?;
         Some(Plain {
             id: id.clone(),
             route,
