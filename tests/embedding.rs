@@ -3,7 +3,9 @@
 // MCP logging is deprecated in rmcp for 2026-07-28 clients; this test exercises it for older ones.
 #![allow(deprecated)]
 
-use std::sync::atomic::{AtomicBool, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -71,51 +73,6 @@ impl Actor for Adder {
     }
 }
 
-#[derive(Clone, Deserialize, JsonSchema)]
-struct NapRequest {
-    ms: u64,
-}
-
-#[derive(Serialize, JsonSchema)]
-struct NapResponse {
-    slept_ms: u64,
-}
-
-enum NapMsg {
-    Nap(
-        NapRequest,
-        CancellationToken,
-        RpcReplyPort<Result<NapResponse, String>>,
-    ),
-}
-
-/// Sleeps unless cancelled; records whether it saw a cancellation.
-struct Napper(Arc<AtomicBool>);
-
-impl Actor for Napper {
-    type Msg = NapMsg;
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, _: ActorRef<NapMsg>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-    async fn handle(
-        &self,
-        _: ActorRef<NapMsg>,
-        msg: NapMsg,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        let NapMsg::Nap(req, cancel, reply) = msg;
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_millis(req.ms)) => {
-                let _ = reply.send(Ok(NapResponse { slept_ms: req.ms }));
-            }
-            _ = cancel.cancelled() => self.0.store(true, Ordering::SeqCst),
-        }
-        Ok(())
-    }
-}
-
 #[derive(Default, Clone)]
 struct Seen {
     progress: Arc<Mutex<Vec<f64>>>,
@@ -138,28 +95,7 @@ impl ClientHandler for Seen {
 #[tokio::test]
 async fn long_calls_report_progress_set_level_is_honoured_and_cancel_reaches_the_actor() {
     let runtime = Runtime::builder().in_memory().build().await.unwrap();
-    let saw_cancel = Arc::new(AtomicBool::new(false));
-    let slot = ActorSlot::new("napper");
-    let flag = saw_cancel.clone();
-    let (host, _) = Supervisor::start(
-        SupervisorSpec::new("host")
-            .child(ChildSpec::actor(&slot, move || (Napper(flag.clone()), ()))),
-    )
-    .await
-    .unwrap();
-    runtime
-        .router()
-        .register_actor(
-            ActorTool {
-                name: "host_nap",
-                description: "Sleep.",
-                annotations: Annotations::default(),
-                slot,
-                policy: default_policy("host_nap"),
-            },
-            NapMsg::Nap,
-        )
-        .unwrap();
+    let (host, saw_cancel) = common::nap::host_nap(&runtime, Annotations::default()).await;
     let (server_io, client_io) = tokio::io::duplex(1 << 16);
     let service = runtime
         .mcp_service()

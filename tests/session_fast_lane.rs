@@ -2,68 +2,17 @@
 //! stream with no answer and stops the actor's work; a call whose client went away runs on
 //! and its answer is there for a resumed stream.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+mod common;
+
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use ensemble::runtime::Runtime;
-use ensemble::runtime::engines::default_policy;
 use ensemble::runtime::http::{HttpOptions, app};
-use ensemble::runtime::router::{ActorTool, Annotations};
-use ensemble::supervision::{ActorSlot, CancellationToken, ChildSpec, Supervisor, SupervisorSpec};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use ensemble::runtime::router::Annotations;
+use ensemble::supervision::CancellationToken;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-#[derive(Clone, Deserialize, JsonSchema)]
-struct NapRequest {
-    ms: u64,
-}
-
-#[derive(Serialize, JsonSchema)]
-struct NapResponse {
-    slept_ms: u64,
-}
-
-enum NapMsg {
-    Nap(
-        NapRequest,
-        CancellationToken,
-        RpcReplyPort<Result<NapResponse, String>>,
-    ),
-}
-
-/// Sleeps unless cancelled; records a cancellation.
-struct Napper(Arc<AtomicBool>);
-
-impl Actor for Napper {
-    type Msg = NapMsg;
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, _: ActorRef<NapMsg>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-    async fn handle(
-        &self,
-        _: ActorRef<NapMsg>,
-        msg: NapMsg,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        let NapMsg::Nap(req, cancel, reply) = msg;
-        let saw_cancel = self.0.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(req.ms)) => {
-                    let _ = reply.send(Ok(NapResponse { slept_ms: req.ms }));
-                }
-                _ = cancel.cancelled() => saw_cancel.store(true, Ordering::SeqCst),
-            }
-        });
-        Ok(())
-    }
-}
 
 /// Sends one HTTP/1.1 request on a new connection and returns the stream, to read from.
 async fn send(
@@ -130,28 +79,7 @@ async fn cancelled_calls_end_unanswered_and_abandoned_ones_resume() {
         .build()
         .await
         .expect("runtime");
-    let saw_cancel = Arc::new(AtomicBool::new(false));
-    let slot = ActorSlot::new("napper");
-    let flag = saw_cancel.clone();
-    let (_host, _) = Supervisor::start(
-        SupervisorSpec::new("host")
-            .child(ChildSpec::actor(&slot, move || (Napper(flag.clone()), ()))),
-    )
-    .await
-    .expect("host supervisor");
-    runtime
-        .router()
-        .register_actor(
-            ActorTool {
-                name: "host_nap",
-                description: "Sleep.",
-                annotations: Annotations::READ_ONLY,
-                slot,
-                policy: default_policy("host_nap"),
-            },
-            NapMsg::Nap,
-        )
-        .expect("register host_nap");
+    let (_host, saw_cancel) = common::nap::host_nap(&runtime, Annotations::READ_ONLY).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

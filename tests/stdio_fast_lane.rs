@@ -2,67 +2,17 @@
 //! line by line through a transport with the lane and one without must read the same
 //! answers, cancellation included, and the lane must take exactly the calls it may.
 
+mod common;
+
 use std::time::Duration;
 
 use ensemble::runtime::Runtime;
-use ensemble::runtime::engines::default_policy;
-use ensemble::runtime::router::{ActorTool, Annotations};
+use ensemble::runtime::router::Annotations;
 use ensemble::runtime::stdio::LineTransport;
 use ensemble::runtime::stdio::transport::FastLaneCount;
-use ensemble::supervision::{ActorSlot, CancellationToken, ChildSpec, Supervisor, SupervisorSpec};
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rmcp::ServiceExt;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-#[derive(Clone, Deserialize, JsonSchema)]
-struct NapRequest {
-    ms: u64,
-}
-
-#[derive(Serialize, JsonSchema)]
-struct NapResponse {
-    slept_ms: u64,
-}
-
-enum NapMsg {
-    Nap(
-        NapRequest,
-        CancellationToken,
-        RpcReplyPort<Result<NapResponse, String>>,
-    ),
-}
-
-/// A host's tool without a context: sleeps unless cancelled.
-struct Napper;
-
-impl Actor for Napper {
-    type Msg = NapMsg;
-    type State = ();
-    type Arguments = ();
-    async fn pre_start(&self, _: ActorRef<NapMsg>, _: ()) -> Result<(), ActorProcessingErr> {
-        Ok(())
-    }
-    async fn handle(
-        &self,
-        _: ActorRef<NapMsg>,
-        msg: NapMsg,
-        _: &mut (),
-    ) -> Result<(), ActorProcessingErr> {
-        let NapMsg::Nap(req, cancel, reply) = msg;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(req.ms)) => {
-                    let _ = reply.send(Ok(NapResponse { slept_ms: req.ms }));
-                }
-                _ = cancel.cancelled() => {}
-            }
-        });
-        Ok(())
-    }
-}
 
 struct Session {
     write: tokio::io::WriteHalf<tokio::io::DuplexStream>,
@@ -144,25 +94,7 @@ async fn the_lane_answers_as_rmcp_does_and_takes_only_plain_calls() {
         .build()
         .await
         .expect("runtime");
-    let slot = ActorSlot::new("napper");
-    let (_host, _) = Supervisor::start(
-        SupervisorSpec::new("host").child(ChildSpec::actor(&slot, || (Napper, ()))),
-    )
-    .await
-    .expect("host supervisor");
-    runtime
-        .router()
-        .register_actor(
-            ActorTool {
-                name: "host_nap",
-                description: "Sleep.",
-                annotations: Annotations::READ_ONLY,
-                slot,
-                policy: default_policy("host_nap"),
-            },
-            NapMsg::Nap,
-        )
-        .expect("register host_nap");
+    let (_host, _) = common::nap::host_nap(&runtime, Annotations::READ_ONLY).await;
     let mut fast = Session::start(&runtime, true).await;
     let mut slow = Session::start(&runtime, false).await;
 
