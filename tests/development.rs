@@ -207,6 +207,42 @@ async fn dependencies_rank_candidates_from_other_crates_last() {
 }
 
 #[tokio::test]
+async fn a_test_file_reaches_its_own_library_by_name() {
+    let runtime = Runtime::builder().in_memory().build().await.unwrap();
+    let c = connect(&runtime).await;
+    for i in 0..3 {
+        call(
+            &c,
+            "development_learn",
+            json!({"files": [{"path": "src/lib.rs", "content":
+                "use std::collections::HashMap;\nfn f() -> HashMap<u8, u8> { HashMap::new() }\n"}],
+                   "crate": format!("other{i}")}),
+        )
+        .await
+        .unwrap();
+    }
+    // `Widget` is known nowhere; `HashMap` is std's everywhere learned.
+    let body =
+        "#[test]\nfn t() { let w = Widget::new(); let m: HashMap<u8, u8> = HashMap::new(); }\n";
+    let ask = |path: &str| json!({"content": body, "path": path, "crate": "my-gadget", "dependencies": []});
+    let test = call(&c, "development_suggest_imports", ask("tests/widgets.rs"))
+        .await
+        .unwrap();
+    assert_eq!(ranked(&test, "Widget"), ["my_gadget::Widget"]);
+    assert_eq!(
+        ranked(&test, "HashMap"),
+        ["std::collections::HashMap", "my_gadget::HashMap"],
+        "known paths first, the guess after them"
+    );
+    // Inside the library, the crate is `crate::`, not its name: no guess.
+    let lib = call(&c, "development_suggest_imports", ask("src/widgets.rs"))
+        .await
+        .unwrap();
+    assert!(ranked(&lib, "Widget").is_empty(), "{lib}");
+    assert_eq!(ranked(&lib, "HashMap"), ["std::collections::HashMap"]);
+}
+
+#[tokio::test]
 async fn bad_files_are_listed_the_rest_learned_and_bad_requests_say_what_to_fix() {
     let runtime = Runtime::builder().in_memory().build().await.unwrap();
     let c = connect(&runtime).await;

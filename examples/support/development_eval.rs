@@ -13,7 +13,9 @@
 //! right, with the most-frequent-path floor computed on the same files. `--codebase` also
 //! learns half of each validation crate's files (by a hash of the path) and tests the other
 //! half, both ways: the codebase being written is known to the learner, as with
-//! `ensemble learn development .`.
+//! `ensemble learn development .`. With `DEV_EVAL_MISSES=1` in the environment, each top-1
+//! miss is printed on stderr (`MISS`, crate, name, expected path, first suggestion), for error
+//! analysis.
 //!
 //! **Style (task V2).** Into each validation file that allows it, one convention break is
 //! injected at a time — a function or type name in the wrong casing, the first std `use` moved
@@ -276,6 +278,14 @@ async fn test_files(
             if ranked.first() == Some(path) {
                 out.top1 += 1;
                 right += 1;
+            } else if std::env::var_os("DEV_EVAL_MISSES").is_some() {
+                eprintln!(
+                    "MISS\t{}\t{}\t{}\t{}",
+                    c.name,
+                    leaf,
+                    path,
+                    ranked.first().map_or("-", |s| s.as_str())
+                );
             }
             if ranked.iter().take(3).any(|p| p == path) {
                 out.top3 += 1;

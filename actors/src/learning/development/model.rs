@@ -418,6 +418,10 @@ const STD_PRELUDE: &[&str] = &[
 /// in several).
 const ROOT_WEIGHT: f64 = 0.5;
 
+/// How far (in log-odds) the guess that a test imports a name from its own library ranks
+/// below the best known candidate.
+const GUESS_MARGIN: f64 = 1.0;
+
 /// The weight of a codebase's own history of a name against everyone's.
 const CRATE_WEIGHT: f64 = 2.0;
 
@@ -439,6 +443,7 @@ fn rank(
     features: &[String],
     deps: Option<&[String]>,
     core_odds: f64,
+    library: Option<&str>,
 ) -> Vec<(String, f64)> {
     // Everyone's paths with everyone's counts; then the codebase's own paths no one else has
     // (its `crate::` ones).
@@ -459,6 +464,7 @@ fn rank(
             Some(d) => {
                 BUILTIN.contains(&root)
                     || matches!(root, "crate" | "self" | "super")
+                    || library == Some(root)
                     || d.iter().any(|x| x == root)
             }
         }
@@ -471,6 +477,19 @@ fn rank(
             return out;
         }
     }
+    // A test, example, bench or binary imports its own library by name: the library's
+    // root-level name is a candidate (for a type-like name), the first when nothing the file
+    // may use is known.
+    if let Some(lib) = library
+        && leaf.starts_with(|c: char| c.is_uppercase())
+        && !STD_PRELUDE.contains(&leaf)
+        && !candidates
+            .iter()
+            .any(|(p, _)| p.split("::").next() == Some(lib))
+    {
+        candidates.push((format!("{lib}::{leaf}"), 0));
+    }
+    let guessed = library.map(|lib| format!("{lib}::{leaf}"));
     if candidates.is_empty() {
         return Vec::new();
     }
@@ -535,6 +554,22 @@ fn rank(
             (path.clone(), s)
         })
         .collect();
+    // The library's name is a guess with no history of its own: it ranks just below the best
+    // candidate the file may use, or first when there is none.
+    if let Some(guess) = &guessed {
+        let best = scored
+            .iter()
+            .filter(|(p, s)| p != guess && *s > -1e2)
+            .map(|(_, s)| *s)
+            .fold(f64::NEG_INFINITY, f64::max);
+        if best.is_finite() {
+            for (p, s) in scored.iter_mut() {
+                if p == guess {
+                    *s = best - GUESS_MARGIN;
+                }
+            }
+        }
+    }
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     // Scores as probabilities among the candidates.
     let max = scored.first().map_or(0.0, |s| s.1);
@@ -561,6 +596,11 @@ pub fn suggest(
         .as_ref()
         .map(|d| d.iter().map(|x| crate_name(x)).collect());
     let krate = req.krate.as_deref().map(crate_name);
+    // A file outside the library's sources (tests, examples, benches, binaries) reaches the
+    // library by its name, not by `crate::`.
+    let library = krate
+        .as_deref()
+        .filter(|_| req.path.as_deref().is_some_and(outside_library));
     let imported: BTreeSet<&str> = e.imports.iter().map(|i| i.leaf.as_str()).collect();
     // Names the file defines as items shadow imports; methods and bindings do not (every
     // `impl Display` defines `fmt`, and still needs `use std::fmt`).
@@ -588,6 +628,9 @@ pub fn suggest(
                 .as_deref()
                 .is_some_and(|k| patterns.get(&leaf_key(Some(k), n)).is_some())
             || (n.starts_with(|c: char| c.is_uppercase()) && patterns.get(&key(b'E', n)).is_some())
+            || (library.is_some()
+                && n.starts_with(|c: char| c.is_uppercase())
+                && !STD_PRELUDE.contains(&n))
     };
     let wanted: Vec<&String> = e
         .used
@@ -609,6 +652,7 @@ pub fn suggest(
             &features,
             deps.as_deref(),
             core_odds,
+            library,
         );
         if ranked.is_empty() {
             continue;
@@ -623,6 +667,15 @@ pub fn suggest(
         });
     }
     Ok(SuggestImportsResponse { names: out })
+}
+
+/// Whether a file at `path` (relative to its crate) is outside the library's sources: an
+/// integration test, example, bench or binary, which imports the library by its name.
+fn outside_library(path: &str) -> bool {
+    let path = path.trim_start_matches("./");
+    ["tests/", "examples/", "benches/", "src/bin/"]
+        .iter()
+        .any(|dir| path.starts_with(dir))
 }
 
 /// Reads a file sent for a check or a suggestion, or says what to fix.
