@@ -416,7 +416,7 @@ const STD_PRELUDE: &[&str] = &[
 
 /// The weight of each feature in the std/core model (they overlap: a `no_std` crate shows it
 /// in several).
-const ROOT_WEIGHT: f64 = 0.5;
+const ROOT_WEIGHT: f64 = 1.0;
 
 /// How far (in log-odds) the guess that a test imports a name from its own library ranks
 /// below the best known candidate.
