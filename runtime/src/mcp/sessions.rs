@@ -13,7 +13,8 @@
 //! - the stream starts with a priming event and every message has an event id
 //!   (`0/fN`, `1/fN`: the `f` keeps them apart from rmcp's `index/request` ids), and a client
 //!   that lost the stream resumes it with `Last-Event-ID` (GET), within the last
-//!   [`KEPT_ANSWERS`] calls of the session;
+//!   [`KEPT_ANSWERS`] calls of the session, each for as long after it ended as rmcp keeps a
+//!   completed stream (`completed_cache_ttl`, 60 s);
 //! - a call whose client went away runs on, its answer kept for that resume;
 //! - `notifications/cancelled` stops the call and its answer is not sent; closing the session
 //!   (DELETE) cancels its calls;
@@ -46,7 +47,8 @@ use super::McpService;
 use super::fast::Era;
 use crate::router::Route;
 
-/// How many of a session's fast calls keep their answers for a resumed stream.
+/// How many of a session's fast calls keep their answers for a resumed stream (each for as
+/// long as rmcp keeps a completed stream's, 60 s by default).
 pub const KEPT_ANSWERS: usize = 256;
 
 /// How often a session busy only with fast calls tells rmcp's worker it is alive (rmcp's idle
@@ -67,7 +69,9 @@ pub enum SessionError {
     #[error(transparent)]
     Local(#[from] LocalSessionManagerError),
     /// A `Last-Event-ID` names a fast call no longer kept.
-    #[error("no stream {0} to resume (only the last {KEPT_ANSWERS} calls of a session are kept)")]
+    #[error(
+        "no stream {0} to resume (a session keeps its last {KEPT_ANSWERS} calls, each for a while after it ended)"
+    )]
     UnknownStream(String),
 }
 
@@ -164,8 +168,8 @@ struct Lane {
     logging: bool,
     next_stream: u64,
     in_flight: HashMap<RequestId, CancellationToken>,
-    /// The last calls' outcomes by stream number, oldest first.
-    kept: VecDeque<(u64, watch::Receiver<Outcome>)>,
+    /// The last calls' outcomes, oldest first.
+    kept: VecDeque<Kept>,
     /// When the session's worker last saw anything of this session.
     touched: Instant,
 }
@@ -181,6 +185,15 @@ impl Lane {
             touched: Instant::now(),
         }
     }
+}
+
+/// A call's outcome kept for a resume.
+struct Kept {
+    stream: u64,
+    outcome: watch::Receiver<Outcome>,
+    /// When the call ended; an ended call's answer is kept as long as rmcp keeps its own
+    /// (`completed_cache_ttl`).
+    ended: Option<Instant>,
 }
 
 /// A call the lane takes.
@@ -249,7 +262,14 @@ impl FastSessions {
             let n = l.next_stream;
             l.next_stream += 1;
             l.in_flight.insert(call.id.clone(), cancel.clone());
-            l.kept.push_back((n, outcome));
+            let ttl = self.inner.session_config.completed_cache_ttl;
+            l.kept
+                .retain(|k| k.ended.is_none_or(|at| at.elapsed() < ttl));
+            l.kept.push_back(Kept {
+                stream: n,
+                outcome,
+                ended: None,
+            });
             while l.kept.len() > KEPT_ANSWERS {
                 l.kept.pop_front();
             }
@@ -284,10 +304,13 @@ impl FastSessions {
             let answer = service
                 .answer_plain(id.clone(), &route, args, cancel.clone(), era, heartbeat)
                 .await;
-            lane.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .in_flight
-                .remove(&id);
+            {
+                let mut l = lane.lock().unwrap_or_else(|p| p.into_inner());
+                l.in_flight.remove(&id);
+                if let Some(k) = l.kept.iter_mut().find(|k| k.stream == stream) {
+                    k.ended = Some(Instant::now());
+                }
+            }
             // A cancelled request gets no answer (as rmcp's sessions do).
             if cancel.is_cancelled() {
                 let _ = done.send(Some(None));
@@ -334,8 +357,8 @@ impl FastSessions {
             .unwrap_or_else(|p| p.into_inner())
             .kept
             .iter()
-            .find(|(n, _)| *n == stream)
-            .map(|(_, o)| o.clone());
+            .find(|k| k.stream == stream)
+            .map(|k| k.outcome.clone());
         let Some(mut outcome) = outcome else {
             return Some(Err(unknown()));
         };
