@@ -262,9 +262,16 @@ impl FastSessions {
             let n = l.next_stream;
             l.next_stream += 1;
             l.in_flight.insert(call.id.clone(), cancel.clone());
+            // Oldest first: the expired are at the front (one clock read per call, typically).
             let ttl = self.inner.session_config.completed_cache_ttl;
-            l.kept
-                .retain(|k| k.ended.is_none_or(|at| at.elapsed() < ttl));
+            let now = Instant::now();
+            while l
+                .kept
+                .front()
+                .is_some_and(|k| k.ended.is_some_and(|at| now.duration_since(at) >= ttl))
+            {
+                l.kept.pop_front();
+            }
             l.kept.push_back(Kept {
                 stream: n,
                 outcome,
