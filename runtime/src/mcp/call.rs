@@ -192,7 +192,6 @@ impl McpService {
             return finish_tool(self.drive_rounds(&ctx, running).await?);
         }
         let mut ticks = (token.is_some() && !with_context).then(|| self.progress.subscribe());
-        let every = self.progress.inner.every;
         // Only a tool that takes a context gets a channel back (no allocation for the rest).
         let (tool_ctx, mut events) = if with_context {
             let (c, rx) = ToolContext::attached(ctx.ct.clone());
@@ -233,19 +232,10 @@ impl McpService {
                         None => std::future::pending().await,
                     }
                 } => {
-                    // Ticks are shared: a call reports once it has run a whole period.
-                    if started.elapsed() < every {
-                        continue;
-                    }
-                    let elapsed = started.elapsed().as_secs_f64();
-                    if let Some(token) = &token {
-                        let _ = ctx
-                            .peer
-                            .notify_progress(
-                                ProgressNotificationParam::new(token.clone(), elapsed)
-                                    .with_message(format!("`{name}` running for {elapsed:.1}s")),
-                            )
-                            .await;
+                    if let Some(token) = &token
+                        && let Some(beat) = self.progress.heartbeat(&name, token, started)
+                    {
+                        let _ = ctx.peer.notify_progress(beat).await;
                     }
                 }
             }

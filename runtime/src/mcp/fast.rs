@@ -10,19 +10,22 @@
 //! `Mcp-Param-*` headers, an unusual `Accept`, extra `_meta`, a task-capable tool...) goes to
 //! rmcp unchanged, which answers it or refuses it as it always does. The answer is built with
 //! rmcp's own types, so both lanes give the client the same bytes
-//! (`tests/http_fast_lane.rs` compares them).
+//! (`tests/mcp_http.rs` compares them).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use rmcp::model::{
-    CallToolResponse, ClientCapabilities, ErrorCode, Implementation, ProgressNotification,
-    ProgressNotificationParam, ProgressToken, ProtocolVersion, RequestId, ServerJsonRpcMessage,
-    ServerNotification, ServerResult,
+    CallToolResponse, ClientCapabilities, ClientJsonRpcMessage, ClientNotification, ClientRequest,
+    ErrorCode, Implementation, JsonRpcNotification, JsonRpcRequest, ProgressNotification,
+    ProgressToken, ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerNotification,
+    ServerResult,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::McpService;
@@ -47,6 +50,57 @@ impl Era {
             Era::Modern
         } else {
             Era::Legacy
+        }
+    }
+}
+
+/// A plain call taken out of its request (see [`McpService::take_plain`]).
+pub(crate) struct PlainCall {
+    pub(crate) id: RequestId,
+    pub(crate) route: Arc<Route>,
+    pub(crate) args: Map<String, Value>,
+    pub(crate) progress: Option<ProgressToken>,
+}
+
+/// A lane's calls in flight by request id, so that `notifications/cancelled` stops one.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallsInFlight(Arc<Mutex<HashMap<RequestId, CancellationToken>>>);
+
+impl CallsInFlight {
+    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<RequestId, CancellationToken>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers call `id`; its token is cancelled if the client cancels it.
+    pub(crate) fn start(&self, id: &RequestId) -> CancellationToken {
+        let cancel = CancellationToken::new();
+        self.calls().insert(id.clone(), cancel.clone());
+        cancel
+    }
+
+    /// Call `id` has ended.
+    pub(crate) fn end(&self, id: &RequestId) {
+        self.calls().remove(id);
+    }
+
+    /// Cancels the call `message` cancels, if it is a `notifications/cancelled` for one of
+    /// these.
+    pub(crate) fn observe(&self, message: &ClientJsonRpcMessage) {
+        if let ClientJsonRpcMessage::Notification(JsonRpcNotification {
+            notification: ClientNotification::CancelledNotification(n),
+            ..
+        }) = message
+            && let Some(request) = &n.params.request_id
+            && let Some(cancel) = self.calls().remove(request)
+        {
+            cancel.cancel();
+        }
+    }
+
+    /// Cancels every call (the session ended).
+    pub(crate) fn cancel_all(&self) {
+        for cancel in std::mem::take(&mut *self.calls()).into_values() {
+            cancel.cancel();
         }
     }
 }
@@ -131,16 +185,16 @@ fn is_json(value: &HeaderValue) -> bool {
     })
 }
 
-/// The `Host` header's host, lower-cased and without brackets, if it parses as rmcp parses it.
+/// A host as rmcp compares hosts: lower-cased, without brackets.
+fn normalized(host: &str) -> String {
+    host.trim_matches(['[', ']']).to_ascii_lowercase()
+}
+
+/// The `Host` header's host, normalized, if it parses as rmcp parses it.
 fn host_of(headers: &HeaderMap) -> Option<String> {
     let host = single(headers, header::HOST.as_str())?;
     let authority = axum::http::uri::Authority::try_from(host).ok()?;
-    Some(
-        authority
-            .host()
-            .trim_matches(['[', ']'])
-            .to_ascii_lowercase(),
-    )
+    Some(normalized(authority.host()))
 }
 
 /// The checks of the HTTP layer, made once per server: the hosts rmcp lets in.
@@ -158,13 +212,10 @@ impl FastLane {
     pub(crate) fn new(hosts: &[String]) -> Self {
         let hosts = hosts
             .iter()
-            .filter_map(|h| {
-                let a = axum::http::uri::Authority::try_from(h.trim()).ok();
-                match a {
-                    Some(a) if a.port().is_some() => None,
-                    Some(a) => Some(a.host().trim_matches(['[', ']']).to_ascii_lowercase()),
-                    None => Some(h.trim().trim_matches(['[', ']']).to_ascii_lowercase()),
-                }
+            .filter_map(|h| match axum::http::uri::Authority::try_from(h.trim()) {
+                Ok(a) if a.port().is_some() => None,
+                Ok(a) => Some(normalized(a.host())),
+                Err(_) => Some(normalized(h.trim())),
             })
             .collect();
         Self {
@@ -228,14 +279,20 @@ impl McpService {
         self.router.route(name).filter(|r| !r.takes_context())
     }
 
-    /// The route and progress token of `call` if it can skip rmcp's request machinery: no
-    /// request metadata but a progress token (rmcp's client sends one with every call), no
-    /// input round, and a [plain route](Self::plain_route).
-    pub(crate) fn plain_call(
-        &self,
-        call: &rmcp::model::CallToolRequest,
-    ) -> Option<(Arc<Route>, Option<ProgressToken>)> {
-        let p = &call.params;
+    /// The plain call in `message`, if it is one: a `tools/call` with no request metadata but
+    /// a progress token (rmcp's client sends one with every call), no input round, and a
+    /// [plain route](Self::plain_route). Its arguments are moved out of `message`, which is
+    /// not used again then.
+    pub(crate) fn take_plain(&self, message: &mut ClientJsonRpcMessage) -> Option<PlainCall> {
+        let ClientJsonRpcMessage::Request(JsonRpcRequest {
+            id,
+            request: ClientRequest::CallToolRequest(call),
+            ..
+        }) = message
+        else {
+            return None;
+        };
+        let p = &mut call.params;
         let metas = [
             p.meta.as_ref(),
             call.extensions.get::<rmcp::model::RequestMetaObject>(),
@@ -250,7 +307,13 @@ impl McpService {
         if p.request_state.is_some() || p.input_responses.is_some() {
             return None;
         }
-        Some((self.plain_route(&p.name)?, progress))
+        let route = self.plain_route(&p.name)?;
+        Some(PlainCall {
+            id: id.clone(),
+            route,
+            args: p.arguments.take().unwrap_or_default(),
+            progress,
+        })
     }
 
     /// Calls `route` and answers as rmcp's handler would for a peer on protocol `era`: the
@@ -262,7 +325,7 @@ impl McpService {
         id: RequestId,
         route: &Route,
         args: Map<String, Value>,
-        cancel: tokio_util::sync::CancellationToken,
+        cancel: CancellationToken,
         era: Era,
         progress: Option<(ProgressToken, N)>,
     ) -> ServerJsonRpcMessage
@@ -293,7 +356,6 @@ impl McpService {
             Some((token, mut notify)) => {
                 let mut call = std::pin::pin!(call);
                 let mut ticks = self.progress.subscribe();
-                let every = self.progress.inner.every;
                 loop {
                     tokio::select! {
                         biased;
@@ -302,18 +364,12 @@ impl McpService {
                             if changed.is_err() {
                                 break call.await;
                             }
-                            // Ticks are shared: a call reports once it has run a whole period.
-                            if started.elapsed() < every {
-                                continue;
+                            if let Some(beat) = self.progress.heartbeat(name, &token, started) {
+                                notify(ServerNotification::ProgressNotification(
+                                    ProgressNotification::new(beat),
+                                ))
+                                .await;
                             }
-                            let elapsed = started.elapsed().as_secs_f64();
-                            notify(ServerNotification::ProgressNotification(
-                                ProgressNotification::new(
-                                    ProgressNotificationParam::new(token.clone(), elapsed)
-                                        .with_message(format!("`{name}` running for {elapsed:.1}s")),
-                                ),
-                            ))
-                            .await;
                         }
                     }
                 }
@@ -348,7 +404,7 @@ impl McpService {
     /// actor's work.
     pub(crate) async fn serve_fast(&self, call: FastCall) -> (StatusCode, Vec<u8>) {
         let FastCall { id, route, args } = call;
-        let cancel = tokio_util::sync::CancellationToken::new();
+        let cancel = CancellationToken::new();
         let _cancel_on_drop = cancel.clone().drop_guard();
         // A progress token sends a request to rmcp (`Meta` has no room for one): a JSON answer
         // has no room for progress notifications.

@@ -34,7 +34,7 @@ use crate::convert::resource_error;
 pub use crate::convert::to_mcp_tool;
 use crate::router::Router;
 use crate::router::catalog::{Complete, CompletionTarget, PromptError, ResourceError};
-pub(crate) use fast::{Era, FastLane};
+pub(crate) use fast::{CallsInFlight, Era, FastLane, PlainCall};
 pub(crate) use mrtr::client_result;
 use progress::ProgressClock;
 

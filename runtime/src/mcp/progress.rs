@@ -1,19 +1,21 @@
 //! The shared progress ticker of calls that asked for progress but report none themselves.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rmcp::model::{ProgressNotificationParam, ProgressToken};
 
 /// One ticker shared by all calls of a service that asked for progress: rmcp's client asks on
 /// every request, and a timer per call would cost more than a short call itself. The ticker
 /// runs only while such calls are in flight.
 #[derive(Debug, Clone)]
 pub(super) struct ProgressClock {
-    pub(super) inner: Arc<ClockInner>,
+    inner: Arc<ClockInner>,
 }
 
 #[derive(Debug)]
-pub(super) struct ClockInner {
-    pub(super) every: Duration,
+struct ClockInner {
+    every: Duration,
     ticks: tokio::sync::watch::Sender<u64>,
     running: Mutex<bool>,
 }
@@ -27,6 +29,22 @@ impl ProgressClock {
                 running: Mutex::new(false),
             }),
         }
+    }
+
+    /// The heartbeat of call `tool` started at `started` and asking with `token`, if it has run
+    /// a whole period (ticks are shared: a younger call lets this tick pass).
+    pub(super) fn heartbeat(
+        &self,
+        tool: &str,
+        token: &ProgressToken,
+        started: Instant,
+    ) -> Option<ProgressNotificationParam> {
+        let elapsed = started.elapsed();
+        (elapsed >= self.inner.every).then(|| {
+            let secs = elapsed.as_secs_f64();
+            ProgressNotificationParam::new(token.clone(), secs)
+                .with_message(format!("`{tool}` running for {secs:.1}s"))
+        })
     }
 
     pub(super) fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {

@@ -28,9 +28,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, ClientRequest, CustomNotification,
-    JsonRpcNotification, JsonRpcRequest, ProgressToken, RequestId, ServerJsonRpcMessage,
-    ServerNotification, ServerResult,
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, CustomNotification, JsonRpcRequest,
+    ServerJsonRpcMessage, ServerNotification, ServerResult,
 };
 use rmcp::transport::WorkerTransport;
 use rmcp::transport::streamable_http_server::session::local::{
@@ -41,11 +40,9 @@ use rmcp::transport::streamable_http_server::{SessionId, SessionManager};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use tokio_util::sync::CancellationToken;
 
 use super::McpService;
-use super::fast::Era;
-use crate::router::Route;
+use super::fast::{CallsInFlight, Era, PlainCall};
 
 /// How many of a session's fast calls keep their answers for a resumed stream (each for as
 /// long as rmcp keeps a completed stream's, 60 s by default).
@@ -167,7 +164,7 @@ struct Lane {
     /// The client set a logging level: calls carry log messages, rmcp's way.
     logging: bool,
     next_stream: u64,
-    in_flight: HashMap<RequestId, CancellationToken>,
+    in_flight: CallsInFlight,
     /// The last calls' outcomes, oldest first.
     kept: VecDeque<Kept>,
     /// When the session's worker last saw anything of this session.
@@ -180,7 +177,7 @@ impl Lane {
             era: None,
             logging: false,
             next_stream: 0,
-            in_flight: HashMap::new(),
+            in_flight: CallsInFlight::default(),
             kept: VecDeque::new(),
             touched: Instant::now(),
         }
@@ -194,14 +191,6 @@ struct Kept {
     /// When the call ended; an ended call's answer is kept as long as rmcp keeps its own
     /// (`completed_cache_ttl`).
     ended: Option<Instant>,
-}
-
-/// A call the lane takes.
-struct Plain {
-    id: RequestId,
-    route: Arc<Route>,
-    args: serde_json::Map<String, serde_json::Value>,
-    progress: Option<ProgressToken>,
 }
 
 impl FastSessions {
@@ -230,38 +219,16 @@ impl FastSessions {
         }
     }
 
-    /// The call in `message` if the lane takes it (its arguments are moved out of `message`,
-    /// which is not used again then).
-    fn plain(&self, message: &mut ClientJsonRpcMessage) -> Option<Plain> {
-        let ClientJsonRpcMessage::Request(JsonRpcRequest {
-            id,
-            request: ClientRequest::CallToolRequest(call),
-            ..
-        }) = message
-        else {
-            return None;
-        };
-        let (route, progress) = self.service.plain_call(call)?;
-        Some(Plain {
-            id: id.clone(),
-            route,
-            args: call.params.arguments.take().unwrap_or_default(),
-            progress,
-        })
-    }
-
     /// The stream answering `call`: polling it runs the call (on the connection's task, as
     /// the stateless lane does); a stream dropped before the answer leaves the call running on
     /// a task of its own, its answer kept for a resume.
     /// Also says whether the session's worker should hear the session is alive.
-    fn serve(&self, lane: &Arc<Mutex<Lane>>, era: Era, call: Plain) -> (CallStream, bool) {
+    fn serve(&self, lane: &Arc<Mutex<Lane>>, era: Era, call: PlainCall) -> (CallStream, bool) {
         let (done, outcome) = watch::channel(None);
-        let cancel = CancellationToken::new();
-        let (stream, stale) = {
+        let (stream, stale, in_flight) = {
             let mut l = lane.lock().unwrap_or_else(|p| p.into_inner());
             let n = l.next_stream;
             l.next_stream += 1;
-            l.in_flight.insert(call.id.clone(), cancel.clone());
             // Oldest first: the expired are at the front (one clock read per call, typically).
             let ttl = self.inner.session_config.completed_cache_ttl;
             let now = Instant::now();
@@ -284,8 +251,9 @@ impl FastSessions {
             if stale {
                 l.touched = Instant::now();
             }
-            (n, stale)
+            (n, stale, l.in_flight.clone())
         };
+        let cancel = in_flight.start(&call.id);
         let priming = self
             .inner
             .session_config
@@ -294,7 +262,7 @@ impl FastSessions {
         let (notes_tx, notes) = mpsc::unbounded_channel();
         let (service, lane) = (self.service.clone(), lane.clone());
         let run = async move {
-            let Plain {
+            let PlainCall {
                 id,
                 route,
                 args,
@@ -311,12 +279,15 @@ impl FastSessions {
             let answer = service
                 .answer_plain(id.clone(), &route, args, cancel.clone(), era, heartbeat)
                 .await;
+            in_flight.end(&id);
+            if let Some(k) = lane
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .kept
+                .iter_mut()
+                .find(|k| k.stream == stream)
             {
-                let mut l = lane.lock().unwrap_or_else(|p| p.into_inner());
-                l.in_flight.remove(&id);
-                if let Some(k) = l.kept.iter_mut().find(|k| k.stream == stream) {
-                    k.ended = Some(Instant::now());
-                }
+                k.ended = Some(Instant::now());
             }
             // A cancelled request gets no answer (as rmcp's sessions do).
             if cancel.is_cancelled() {
@@ -426,11 +397,10 @@ impl SessionManager for FastSessions {
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
         if let Some(lane) = lane {
-            let calls =
-                std::mem::take(&mut lane.lock().unwrap_or_else(|p| p.into_inner()).in_flight);
-            for cancel in calls.into_values() {
-                cancel.cancel();
-            }
+            lane.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .in_flight
+                .cancel_all();
         }
         Ok(self.inner.close_session(id).await?)
     }
@@ -448,7 +418,7 @@ impl SessionManager for FastSessions {
             };
             let mut message = message;
             if let (Some(era), false) = (era, logging)
-                && let Some(call) = self.plain(&mut message)
+                && let Some(call) = self.service.take_plain(&mut message)
             {
                 self.taken.increment(1);
                 let (stream, stale) = self.serve(lane, era, call);
@@ -475,23 +445,11 @@ impl SessionManager for FastSessions {
         id: &SessionId,
         message: ClientJsonRpcMessage,
     ) -> Result<(), Self::Error> {
-        if let ClientJsonRpcMessage::Notification(JsonRpcNotification {
-            notification: ClientNotification::CancelledNotification(n),
-            ..
-        }) = &message
-            && let Some(request) = &n.params.request_id
-            && let Some(lane) = self.lane(id)
-        {
-            let cancel = lane
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .in_flight
-                .remove(request);
-            if let Some(cancel) = cancel {
-                cancel.cancel();
-            }
+        if let Some(lane) = self.lane(id) {
+            let mut l = lane.lock().unwrap_or_else(|p| p.into_inner());
+            l.in_flight.observe(&message);
+            l.touched = Instant::now();
         }
-        self.touch(id);
         Ok(self.inner.accept_message(id, message).await?)
     }
 

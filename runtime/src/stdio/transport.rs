@@ -22,9 +22,8 @@
 //! call as rmcp stops its own; every other message goes to rmcp.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
     CallToolRequest, ClientJsonRpcMessage, ClientNotification, ClientRequest, ErrorData,
@@ -35,9 +34,8 @@ use rmcp::service::RoleServer;
 use rmcp::transport::Transport;
 use serde::Deserialize;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
-use tokio_util::sync::CancellationToken;
 
-use crate::mcp::{Era, McpService};
+use crate::mcp::{CallsInFlight, Era, McpService, PlainCall};
 
 /// How long the end of a session waits for the fast lane's calls in flight (rmcp waits as
 /// long for its own).
@@ -96,19 +94,11 @@ struct Lane {
     /// `notifications/initialized` has come in.
     initialized: bool,
     /// The lane's calls in flight, to cancel by request id.
-    in_flight: Arc<Mutex<HashMap<RequestId, CancellationToken>>>,
+    in_flight: CallsInFlight,
     /// Calls the lane took.
     taken: Arc<AtomicU64>,
     /// The lane's call tasks, waited for when the session ends.
     tasks: tokio_util::task::TaskTracker,
-}
-
-/// A call the lane took.
-struct Plain {
-    id: RequestId,
-    route: Arc<crate::router::Route>,
-    era: Era,
-    progress: Option<rmcp::model::ProgressToken>,
 }
 
 /// How many calls a transport's fast lane took (for tests and diagnostics).
@@ -123,58 +113,33 @@ impl FastLaneCount {
 }
 
 impl Lane {
-    /// The call in `message` if the lane takes it.
-    fn takes(&self, message: &ClientJsonRpcMessage) -> Option<Plain> {
+    /// The call in `message` and the session's era, if the lane takes the call (its
+    /// arguments are moved out of `message`, which is not used again then).
+    fn takes(&self, message: &mut ClientJsonRpcMessage) -> Option<(PlainCall, Era)> {
         let era = self.era.filter(|_| self.initialized)?;
-        let ClientJsonRpcMessage::Request(JsonRpcRequest {
-            id,
-            request: ClientRequest::CallToolRequest(call),
-            ..
-        }) = message
-        else {
-            return None;
-        };
         if !self.service.logs_nothing() {
             return None;
         }
-        let (route, progress) = self.service.plain_call(call)?;
-        Some(Plain {
-            id: id.clone(),
-            route,
-            era,
-            progress,
-        })
+        Some((self.service.take_plain(message)?, era))
     }
 
     /// Runs a call the lane took on a task of its own, which writes the answer.
     fn spawn<W: AsyncWrite + Send + Unpin + 'static>(
         &self,
-        plain: Plain,
-        message: ClientJsonRpcMessage,
+        call: PlainCall,
+        era: Era,
         write: &Writer<W>,
     ) {
-        let Plain {
+        let PlainCall {
             id,
             route,
-            era,
+            args,
             progress,
-        } = plain;
-        let ClientJsonRpcMessage::Request(JsonRpcRequest {
-            request: ClientRequest::CallToolRequest(call),
-            ..
-        }) = message
-        else {
-            return;
-        };
-        let args = call.params.arguments.unwrap_or_default();
-        let cancel = CancellationToken::new();
-        let in_flight = self.in_flight.clone();
-        in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.clone(), cancel.clone());
+        } = call;
+        let cancel = self.in_flight.start(&id);
         self.taken.fetch_add(1, Ordering::Relaxed);
-        let (service, write, cancel_seen) = (self.service.clone(), write.clone(), cancel.clone());
+        let (service, write, in_flight) =
+            (self.service.clone(), write.clone(), self.in_flight.clone());
         self.tasks.spawn(async move {
             let heartbeat = progress.map(|token| {
                 let write = write.clone();
@@ -186,14 +151,11 @@ impl Lane {
                 })
             });
             let answer = service
-                .answer_plain(id.clone(), &route, args, cancel, era, heartbeat)
+                .answer_plain(id.clone(), &route, args, cancel.clone(), era, heartbeat)
                 .await;
-            in_flight
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&id);
+            in_flight.end(&id);
             // A cancelled request gets no answer (as rmcp does, and as MCP asks).
-            if cancel_seen.is_cancelled() {
+            if cancel.is_cancelled() {
                 return;
             }
             if let Err(e) = send_on(&write, answer).await {
@@ -204,25 +166,14 @@ impl Lane {
 
     /// Notes what the session's handshake and cancellations mean for the lane.
     fn observe(&mut self, message: &ClientJsonRpcMessage) {
-        let ClientJsonRpcMessage::Notification(JsonRpcNotification { notification, .. }) = message
-        else {
-            return;
-        };
-        match notification {
-            ClientNotification::InitializedNotification(_) => self.initialized = true,
-            ClientNotification::CancelledNotification(n) => {
-                if let Some(id) = &n.params.request_id
-                    && let Some(cancel) = self
-                        .in_flight
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .remove(id)
-                {
-                    cancel.cancel();
-                }
-            }
-            _ => {}
+        if let ClientJsonRpcMessage::Notification(JsonRpcNotification {
+            notification: ClientNotification::InitializedNotification(_),
+            ..
+        }) = message
+        {
+            self.initialized = true;
         }
+        self.in_flight.observe(message);
     }
 }
 
@@ -250,7 +201,7 @@ where
             service,
             era: None,
             initialized: false,
-            in_flight: Arc::default(),
+            in_flight: CallsInFlight::default(),
             taken: Arc::default(),
             tasks: tokio_util::task::TaskTracker::new(),
         });
@@ -414,11 +365,11 @@ where
             self.line.clear();
             match decoded {
                 None => {}
-                Some(Decoded::Message(m)) => {
+                Some(Decoded::Message(mut m)) => {
                     if let Some(lane) = &mut self.lane {
                         lane.observe(&m);
-                        if let Some(plain) = lane.takes(&m) {
-                            lane.spawn(plain, *m, &self.write);
+                        if let Some((call, era)) = lane.takes(&mut m) {
+                            lane.spawn(call, era, &self.write);
                             continue;
                         }
                     }
@@ -448,11 +399,7 @@ where
             {
                 tracing::warn!("timed out waiting for calls in flight at the end of the session");
             }
-            let calls =
-                std::mem::take(&mut *lane.in_flight.lock().unwrap_or_else(|p| p.into_inner()));
-            for cancel in calls.into_values() {
-                cancel.cancel();
-            }
+            lane.in_flight.cancel_all();
         }
         // As rmcp's own transport: the writer is dropped, and later sends fail.
         drop(self.write.lock().await.take());
