@@ -13,36 +13,26 @@
 //! cargo bench --bench development [-- --queries N --max-mb N]
 //! ```
 
-use std::path::Path;
-use std::sync::Arc;
-
 #[path = "../examples/support/crates.rs"]
 mod crates;
-use crates::{registry_dirs, rs_files, strip_uses};
+#[path = "common/no_tools.rs"]
+mod no_tools;
+
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ensemble::actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits};
+use crates::{registry_dirs, rs_files, strip_uses};
 use ensemble::actors::learning::development::DevLearner;
 use ensemble::actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg};
 use ensemble::actors::store::Store;
 use ensemble::protocol::development::{LearnRequest, SourceFile};
 use ensemble::supervision::CancellationToken;
+use no_tools::NoTools;
 use ractor::Actor;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, object};
 use serde_json::{Value, json};
-
-struct NoTools;
-
-impl ToolInvoker for NoTools {
-    fn traits(&self, _: &str) -> Option<ToolTraits> {
-        None
-    }
-    fn invoke(&self, tool: &str, _: Value, _: CancellationToken) -> InvokeFuture {
-        let tool = tool.to_string();
-        Box::pin(async move { Err(InvokeError::UnknownTool(tool)) })
-    }
-}
 
 /// A crate's files: (crate name, [(path, content)]).
 type Corpus = Vec<(String, Vec<(String, String)>)>;

@@ -18,32 +18,23 @@
 //! Commands are the development users' (`../shared/data/learning/shell/next_command`) when
 //! present, else a synthetic stream of the same shape.
 
+#[path = "common/no_tools.rs"]
+mod no_tools;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ensemble::actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits};
 use ensemble::actors::learning::shell::{ShellLearner, ShellModel, ShellMsg};
 use ensemble::actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg};
 use ensemble::actors::store::Store;
 use ensemble::protocol::shell::{CheckRequest, ObserveRequest, SuggestRequest};
 use ensemble::supervision::CancellationToken;
+use no_tools::NoTools;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, object};
 use serde_json::{Value, json};
-
-struct NoTools;
-
-impl ToolInvoker for NoTools {
-    fn traits(&self, _: &str) -> Option<ToolTraits> {
-        None
-    }
-    fn invoke(&self, tool: &str, _: Value, _: CancellationToken) -> InvokeFuture {
-        let tool = tool.to_string();
-        Box::pin(async move { Err(InvokeError::UnknownTool(tool)) })
-    }
-}
 
 /// The baseline: an actor that counts commands, answering like the learner does.
 struct Counter;
