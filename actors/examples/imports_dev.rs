@@ -13,32 +13,21 @@
 //! `--per-crate` also learns half of each validation crate's own files (by a hash of the path)
 //! and tests the other half, both ways: a codebase that the learner has partly seen.
 
+// The MCP eval's corpus helpers: files are stripped of their `use` items as there (the
+// registry walk is not used here).
+#[allow(dead_code)]
+#[path = "../../examples/support/crates.rs"]
+mod crates;
+
 use std::collections::BTreeSet;
 
+use crates::strip_uses;
 use ensemble_actors::learning::Patterns;
 use ensemble_actors::learning::development::language::{ImportKind, Language, Rust};
 use ensemble_actors::learning::development::{DevPattern, explain, learn, suggest};
 use ensemble_actors::store::Store;
 use ensemble_protocol::development::*;
 use serde_json::Value;
-
-/// The file without its `use` items (one or several lines each).
-fn strip_uses(src: &str) -> String {
-    let mut out = String::new();
-    let mut in_use = false;
-    for line in src.lines() {
-        let t = line.trim_start();
-        let starts =
-            t.starts_with("use ") || t.starts_with("pub use ") || t.starts_with("pub(crate) use ");
-        if in_use || starts {
-            in_use = !line.trim_end().ends_with(';');
-            continue;
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
 
 fn half_of(path: &str) -> u8 {
     (path
