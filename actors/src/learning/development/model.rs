@@ -480,16 +480,17 @@ fn rank(
     // A test, example, bench or binary imports its own library by name: the library's
     // root-level name is a candidate (for a type-like name), the first when nothing the file
     // may use is known.
-    if let Some(lib) = library
-        && leaf.starts_with(|c: char| c.is_uppercase())
-        && !STD_PRELUDE.contains(&leaf)
-        && !candidates
-            .iter()
-            .any(|(p, _)| p.split("::").next() == Some(lib))
-    {
-        candidates.push((format!("{lib}::{leaf}"), 0));
+    let guessed = library
+        .filter(|lib| {
+            library_name(leaf)
+                && !candidates
+                    .iter()
+                    .any(|(p, _)| p.split("::").next() == Some(*lib))
+        })
+        .map(|lib| format!("{lib}::{leaf}"));
+    if let Some(guess) = &guessed {
+        candidates.push((guess.clone(), 0));
     }
-    let guessed = library.map(|lib| format!("{lib}::{leaf}"));
     if candidates.is_empty() {
         return Vec::new();
     }
@@ -559,7 +560,7 @@ fn rank(
     if let Some(guess) = &guessed {
         let best = scored
             .iter()
-            .filter(|(p, s)| p != guess && *s > -1e2)
+            .filter(|(p, _)| p != guess && allowed(p))
             .map(|(_, s)| *s)
             .fold(f64::NEG_INFINITY, f64::max);
         if best.is_finite() {
@@ -628,9 +629,7 @@ pub fn suggest(
                 .as_deref()
                 .is_some_and(|k| patterns.get(&leaf_key(Some(k), n)).is_some())
             || (n.starts_with(|c: char| c.is_uppercase()) && patterns.get(&key(b'E', n)).is_some())
-            || (library.is_some()
-                && n.starts_with(|c: char| c.is_uppercase())
-                && !STD_PRELUDE.contains(&n))
+            || (library.is_some() && library_name(n))
     };
     let wanted: Vec<&String> = e
         .used
@@ -667,6 +666,12 @@ pub fn suggest(
         });
     }
     Ok(SuggestImportsResponse { names: out })
+}
+
+/// Whether `name` may be one a file outside the library imports from it: type-like, and not
+/// in std's prelude.
+fn library_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_uppercase()) && !STD_PRELUDE.contains(&name)
 }
 
 /// Whether a file at `path` (relative to its crate) is outside the library's sources: an
