@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Client, HttpServer, connect, serve_http};
+use common::{Client, HttpServer, connect, metric, serve_http};
 use rmcp::model::{CallToolRequestParams, CallToolResult, object};
 use serde_json::{Value, json};
 
@@ -81,14 +81,6 @@ async fn get(base: &str, path: &str) -> (u16, String) {
         .unwrap_or(0);
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     (status, body.to_string())
-}
-
-fn metric(metrics: &str, name: &str, label: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|l| l.starts_with(name) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .fold(0.0, |a, b| a + b)
 }
 
 #[derive(Default)]

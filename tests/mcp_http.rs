@@ -3,9 +3,12 @@
 //! Plain HTTP/1.1 on a socket keeps this test free of an HTTP client stack; the protocol steps
 //! are the ones any Streamable HTTP client takes.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+use common::metric;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -302,15 +305,6 @@ async fn stateless_requests_do_not_log_a_line_each_at_the_default_level() {
     );
 }
 
-/// The value of an unlabelled counter in a Prometheus text page (0 when absent).
-fn counter(page: &str, name: &str) -> f64 {
-    page.lines()
-        .filter_map(|l| l.strip_prefix(name))
-        .filter_map(|rest| rest.trim().parse().ok())
-        .next()
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 async fn the_fast_lane_answers_stateless_calls_with_rmcps_own_bytes() {
     // A plain stateless 2026-07-28 tools/call is answered by the runtime itself
@@ -336,7 +330,7 @@ async fn the_fast_lane_answers_stateless_calls_with_rmcps_own_bytes() {
     ];
     let fast_before = {
         let (_, _, page) = http(&server.addr, "GET", "/metrics", &[], "").await;
-        counter(&page, "ensemble_http_fast_lane_calls_total")
+        metric(&page, "ensemble_http_fast_lane_calls_total", "")
     };
     for (id, tool, args) in &calls {
         let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
@@ -375,7 +369,7 @@ async fn the_fast_lane_answers_stateless_calls_with_rmcps_own_bytes() {
     }
     let (_, _, page) = http(&server.addr, "GET", "/metrics", &[], "").await;
     assert_eq!(
-        counter(&page, "ensemble_http_fast_lane_calls_total") - fast_before,
+        metric(&page, "ensemble_http_fast_lane_calls_total", "") - fast_before,
         calls.len() as f64,
         "every plain call, and only those, went through the fast lane"
     );
@@ -429,7 +423,7 @@ async fn session_calls_take_the_fast_lane_and_answer_resume_and_refuse_as_rmcp_d
         )
         .await;
     assert_eq!(status, 200);
-    let taken = |page: &str| counter(page, "ensemble_http_fast_lane_calls_total");
+    let taken = |page: &str| metric(page, "ensemble_http_fast_lane_calls_total", "");
     let (_, _, page) = http(&server.addr, "GET", "/metrics", &[], "").await;
     let before = taken(&page);
     let calls = [

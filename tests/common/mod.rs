@@ -91,3 +91,13 @@ pub async fn connect(url: &str) -> Client {
         .await
         .expect("MCP session over HTTP")
 }
+
+/// The sum of the samples of metric `name` whose line contains `label` (`""` for all), in a
+/// Prometheus text page (0 when absent).
+pub fn metric(metrics: &str, name: &str, label: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |a, b| a + b)
+}
