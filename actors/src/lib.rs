@@ -7,6 +7,7 @@ mod clock;
 pub mod debug;
 pub mod engine;
 pub mod execution;
+pub mod governance;
 pub mod invoke;
 pub mod learning;
 pub mod registry;

@@ -9,6 +9,7 @@ pub mod config;
 pub mod context;
 mod convert;
 pub mod engines;
+pub mod governance;
 pub mod http;
 pub mod mcp;
 pub mod router;
