@@ -14,6 +14,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use crate::engines::EngineSlots;
+use crate::governance::http::HttpAuth;
 use crate::runtime::{Runtime, RuntimeError};
 
 /// HTTP settings.
@@ -45,8 +46,21 @@ struct AppStateInner {
     gone: CancellationToken,
 }
 
-/// The axum app for `runtime`; `shutdown` ends MCP sessions and streams.
+/// The axum app for `runtime`; `shutdown` ends MCP sessions and streams. Requests are not
+/// authenticated: a governed runtime treats every caller as anonymous (see
+/// [`app_with_auth`]).
 pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -> axum::Router {
+    app_with_auth(runtime, opts, shutdown, None)
+}
+
+/// [`app`], with every request to `/mcp` authenticated by `auth` (bearer tokens, API keys)
+/// and the Protected Resource Metadata served.
+pub fn app_with_auth(
+    runtime: &Runtime,
+    opts: &HttpOptions,
+    shutdown: CancellationToken,
+    auth: Option<HttpAuth>,
+) -> axum::Router {
     let mut origins: Vec<String> = ["http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*"]
         .into_iter()
         .map(String::from)
@@ -67,7 +81,17 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
         .enforce_origin_validation()
         .with_json_response(true)
         .with_max_request_body_bytes(MAX_BODY_BYTES);
-    let service = runtime.mcp_service();
+    let governance = runtime.governance().clone();
+    // Without authentication a caller is anonymous; with it, a request that somehow reached
+    // the handler unauthenticated is nobody.
+    let default_caller = if auth.is_some() {
+        governance.nobody()
+    } else {
+        governance.anonymous_identity()
+    };
+    let service = runtime
+        .mcp_service()
+        .with_governance(governance, default_caller);
     let fast = service.clone();
     // One shared service: axum clones a route's handler for every request, and rmcp's own
     // `Service::call` clones the whole service again (its configuration with the allowed hosts
@@ -78,19 +102,50 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
         sessions,
         config,
     ));
-    let endpoint = move |req: axum::extract::Request| {
-        let (mcp, fast, lane) = (mcp.clone(), fast.clone(), lane.clone());
+    let prm = auth.as_ref().map(HttpAuth::routes);
+    let endpoint = move |mut req: axum::extract::Request| {
+        let (mcp, fast, lane, auth) = (mcp.clone(), fast.clone(), lane.clone(), auth.clone());
         async move {
             if req.method() != axum::http::Method::POST {
+                if let Some(auth) = &auth {
+                    match auth
+                        .authenticate(req.headers(), req.uri().query(), None)
+                        .await
+                    {
+                        Ok(who) => {
+                            req.extensions_mut().insert(who);
+                        }
+                        Err(refused) => return refused,
+                    }
+                }
                 return mcp.handle(req).await.map(axum::body::Body::new);
             }
-            let (parts, body) = match read_body(req).await {
+            let (mut parts, body) = match read_body(req).await {
                 Ok(read) => read,
                 Err(refused) => return refused,
             };
+            let who = match &auth {
+                Some(auth) => {
+                    let method = match parts.headers.get("mcp-method") {
+                        Some(m) => m.to_str().ok().map(str::to_string),
+                        None => crate::governance::http::method_of(&body),
+                    };
+                    match auth
+                        .authenticate(&parts.headers, parts.uri.query(), method.as_deref())
+                        .await
+                    {
+                        Ok(who) => {
+                            parts.extensions.insert(who.clone());
+                            Some(who)
+                        }
+                        Err(refused) => return refused,
+                    }
+                }
+                None => None,
+            };
             // A plain stateless 2026-07-28 tools/call is answered here (see `mcp::fast`).
             if lane.admits(&parts.headers)
-                && let Some(call) = fast.fast_call(&parts.headers, &body)
+                && let Some(call) = fast.fast_call(&parts.headers, &body, who.as_ref())
             {
                 lane.taken();
                 let (status, answer) = fast.serve_fast(call).await;
@@ -106,7 +161,7 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
             mcp.handle(req).await.map(axum::body::Body::new)
         }
     };
-    axum::Router::new()
+    let app = axum::Router::new()
         .route("/mcp", axum::routing::any(endpoint))
         .route("/health", get(health))
         .route("/ready", get(ready))
@@ -115,7 +170,11 @@ pub fn app(runtime: &Runtime, opts: &HttpOptions, shutdown: CancellationToken) -
             slots: runtime.engines().clone(),
             gone: runtime.gone_token(),
         })))
-        .merge(crate::admin::routes(runtime.store().clone()))
+        .merge(crate::admin::routes(runtime.store().clone()));
+    match prm {
+        Some(prm) => app.merge(prm),
+        None => app,
+    }
 }
 
 /// Reads an MCP request's body, with lone surrogate escapes in its JSON repaired
@@ -203,6 +262,15 @@ pub async fn serve(
     opts: HttpOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RuntimeError> {
+    let config = runtime.governance().config();
+    if !opts.addr.ip().is_loopback() && !config.authenticates() && !config.insecure_no_auth {
+        return Err(RuntimeError::Governance(format!(
+            "refusing to serve {} without authentication: anyone who can reach it could call \
+             every tool. Configure [governance.oauth] or [[governance.api_keys]], listen on \
+             127.0.0.1, or pass --insecure-no-auth if something in front of it authenticates",
+            opts.addr
+        )));
+    }
     let listener = tokio::net::TcpListener::bind(opts.addr)
         .await
         .map_err(|e| RuntimeError::Transport(format!("cannot listen on {}: {e}", opts.addr)))?;
@@ -213,8 +281,18 @@ pub async fn serve(
         addr: local,
         ..opts
     };
+    let governance = runtime.governance();
+    let auth = if governance.is_governed() {
+        Some(
+            HttpAuth::new(governance, local)
+                .await
+                .map_err(|e| RuntimeError::Governance(e.to_string()))?,
+        )
+    } else {
+        None
+    };
     let sessions = CancellationToken::new();
-    let app = app(runtime, &opts, sessions.clone());
+    let app = app_with_auth(runtime, &opts, sessions.clone(), auth);
     tracing::info!(addr = %local, "serving MCP over Streamable HTTP at /mcp");
     eprintln!("ensemble: listening on http://{local}/mcp");
     // Without TCP_NODELAY every SSE reply waits ~40 ms on Nagle's algorithm.

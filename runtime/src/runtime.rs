@@ -31,6 +31,9 @@ pub enum RuntimeError {
     /// The MCP transport failed.
     #[error("MCP transport: {0}")]
     Transport(String),
+    /// The governance configuration cannot be used.
+    #[error("{0}")]
+    Governance(String),
 }
 
 /// Builds a [`Runtime`].
@@ -60,6 +63,7 @@ pub struct RuntimeBuilder {
     task_tools: Vec<String>,
     required_task_tools: Vec<String>,
     input_first_task_tools: Vec<String>,
+    governance: crate::config::governance::GovernanceConfig,
 }
 
 impl RuntimeBuilder {
@@ -123,6 +127,7 @@ impl RuntimeBuilder {
         self.shell = config.learning.shell.learner_config();
         self.development = config.learning.development.learner_config();
         self.tree = config.tree();
+        self.governance = config.governance.clone();
         self
     }
 
@@ -159,6 +164,13 @@ impl RuntimeBuilder {
     {
         self.input_first_task_tools
             .extend(tools.into_iter().map(Into::into));
+        self
+    }
+
+    /// Governs the runtime: identities, roles and what they may call (`[governance]`).
+    /// Checked at [`build`](Self::build) against the tools, resources and prompts served then.
+    pub fn governance(mut self, config: crate::config::governance::GovernanceConfig) -> Self {
+        self.governance = config;
         self
     }
 
@@ -209,6 +221,17 @@ impl RuntimeBuilder {
         register_tools_with(&router, &slots, self.test_tools, &config.policies)?;
         crate::artifacts::register_artifact_resources(&router, &slots.registry)?;
         crate::runs::register_run_resources(&router, &slots.workflow)?;
+        let known = ensemble_actors::governance::policy::Known {
+            tools: router
+                .mcp_tools()
+                .into_iter()
+                .map(|t| t.name.to_string())
+                .collect(),
+            prompts: router.prompts().into_iter().map(|p| p.name).collect(),
+            resource_schemes: vec!["ensemble".into()],
+        };
+        let governance = crate::governance::Governance::from_config(&self.governance, &known)
+            .map_err(|e| RuntimeError::Governance(e.to_string()))?;
         let (supervisor, stopped) = Supervisor::start(spec)
             .await
             .map_err(|e| RuntimeError::Engines(e.to_string()))?;
@@ -232,6 +255,7 @@ impl RuntimeBuilder {
         task_tools.extend(self.task_tools);
         Ok(Runtime {
             router,
+            governance,
             task_tools: Arc::new(task_tools),
             required_task_tools: Arc::new(self.required_task_tools),
             input_first_task_tools: Arc::new(self.input_first_task_tools),
@@ -249,6 +273,8 @@ impl RuntimeBuilder {
 #[derive(Debug)]
 pub struct Runtime {
     router: Router,
+    /// Who may use what.
+    governance: crate::governance::Governance,
     /// Tools offered as MCP tasks.
     task_tools: Arc<Vec<String>>,
     /// Tools served only as MCP tasks.
@@ -319,9 +345,15 @@ impl Runtime {
         self.gone.clone()
     }
 
-    /// An MCP handler over this runtime's tools.
+    /// The runtime's governance.
+    pub fn governance(&self) -> &crate::governance::Governance {
+        &self.governance
+    }
+
+    /// An MCP handler over this runtime's tools, its caller the stdio identity.
     pub fn mcp_service(&self) -> McpService {
         McpService::new(self.router.clone())
+            .with_governance(self.governance.clone(), self.governance.stdio_identity())
             .with_task_tools(self.task_tools.iter().cloned())
             .with_required_task_tools(self.required_task_tools.iter().cloned())
             .with_input_first_task_tools(self.input_first_task_tools.iter().cloned())

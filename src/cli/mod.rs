@@ -176,6 +176,10 @@ struct ServerArgs {
     /// Log lines as text or JSON (always on stderr).
     #[arg(long, value_enum, value_name = "FORMAT")]
     log_format: Option<LogFormat>,
+    /// Serve HTTP on a non-loopback address without authentication (something in front of
+    /// it must authenticate; refused otherwise).
+    #[arg(long)]
+    insecure_no_auth: bool,
 }
 
 /// Store and execution flags (`[store]`, `[execution]`).
@@ -237,6 +241,13 @@ impl ServerArgs {
                 LogFormat::Json => "json",
             };
             out.push(flag("server.log_format", "--log-format", word));
+        }
+        if self.insecure_no_auth {
+            out.push(flag(
+                "governance.insecure_no_auth",
+                "--insecure-no-auth",
+                true,
+            ));
         }
     }
 }

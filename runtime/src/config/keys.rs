@@ -37,6 +37,71 @@ pub enum Accepts {
     OneOf(&'static [&'static str]),
     /// An array of strings (from the environment: comma-separated).
     Strings,
+    /// A non-empty string.
+    Text,
+    /// An `http://` or `https://` URL without a fragment.
+    Url,
+    /// An array of tables of one shape (only in the file).
+    Records(Records),
+}
+
+/// The shapes of [`Accepts::Records`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Records {
+    /// `[[governance.roles]]`.
+    Roles,
+    /// `[[governance.bindings]]`.
+    Bindings,
+    /// `[[governance.api_keys]]`.
+    ApiKeys,
+}
+
+impl Records {
+    fn describe(self) -> &'static str {
+        match self {
+            Records::Roles => {
+                "[[governance.roles]] tables with name, tools, deny_tools, resources, \
+                 deny_resources, prompts, deny_prompts"
+            }
+            Records::Bindings => {
+                "[[governance.bindings]] tables with roles and one of subject, api_key or \
+                 claim + value"
+            }
+            Records::ApiKeys => "[[governance.api_keys]] tables with name and sha256",
+        }
+    }
+
+    fn check(self, value: &toml::Value) -> Result<(), String> {
+        use super::governance::{ApiKey, Binding};
+        use ensemble_actors::governance::policy::RoleSpec;
+        fn shape<T: serde::de::DeserializeOwned>(value: &toml::Value) -> Result<(), String> {
+            let toml::Value::Array(items) = value else {
+                return Err("expected an array of tables".into());
+            };
+            for (i, item) in items.iter().enumerate() {
+                if let Err(e) = item.clone().try_into::<T>() {
+                    return Err(format!("entry {i}: {}", e.message().trim_end()));
+                }
+            }
+            Ok(())
+        }
+        match self {
+            Records::Roles => shape::<RoleSpec>(value),
+            Records::Bindings => shape::<Binding>(value),
+            Records::ApiKeys => shape::<ApiKey>(value),
+        }
+    }
+}
+
+/// Whether `text` is an http(s) URL with a host and no fragment.
+fn is_url(text: &str) -> bool {
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?']).next().unwrap_or_default();
+        !host.is_empty() && !r.contains('#') && !r.contains(char::is_whitespace)
+    })
 }
 
 impl Accepts {
@@ -53,6 +118,9 @@ impl Accepts {
             Accepts::Percent => "a percentage from 0 to 100".into(),
             Accepts::OneOf(words) => one_of(words),
             Accepts::Strings => "an array of strings, like [\"https://example.com\"]".into(),
+            Accepts::Text => "a non-empty string".into(),
+            Accepts::Url => "a URL like \"https://example.com/path\" (no #fragment)".into(),
+            Accepts::Records(r) => r.describe().into(),
         }
     }
 
@@ -83,6 +151,12 @@ impl Accepts {
             (Accepts::Strings, V::Array(items)) if items.iter().all(|i| i.is_str()) => {
                 Ok(value.clone())
             }
+            (Accepts::Text, V::String(s)) if !s.trim().is_empty() => Ok(value.clone()),
+            (Accepts::Url, V::String(s)) if is_url(s) => Ok(value.clone()),
+            (Accepts::Url, V::String(s)) => {
+                Err(format!("{s:?} is not a URL: expected {}", self.describe()))
+            }
+            (Accepts::Records(r), V::Array(_)) => r.check(value).map(|()| value.clone()),
             _ => refuse(),
         }
     }
@@ -92,7 +166,12 @@ impl Accepts {
         use toml::Value as V;
         let text = text.trim();
         let value = match self {
-            Accepts::Address | Accepts::Path | Accepts::OneOf(_) => V::String(text.to_string()),
+            Accepts::Address | Accepts::Path | Accepts::OneOf(_) | Accepts::Text | Accepts::Url => {
+                V::String(text.to_string())
+            }
+            Accepts::Records(_) => {
+                return Err("is a list of tables: set it in the configuration file".into());
+            }
             Accepts::Bool => match text.to_ascii_lowercase().as_str() {
                 "true" | "1" | "yes" | "on" => V::Boolean(true),
                 "false" | "0" | "no" | "off" => V::Boolean(false),
@@ -386,6 +465,72 @@ pub const KEYS: &[Key] = &[
         "memory the development learner's patterns may take; past it the least valuable are \
          evicted",
     ),
+    key(
+        "governance.resource",
+        Accepts::Url,
+        "this server's canonical URI, the `aud` bearer tokens must carry (default \
+         http://ADDR/mcp)",
+    ),
+    key(
+        "governance.insecure_no_auth",
+        Accepts::Bool,
+        "serve HTTP on a non-loopback address without authentication (refused otherwise)",
+    ),
+    key(
+        "governance.roles",
+        Accepts::Records(Records::Roles),
+        "what each role allows and denies (glob patterns; deny wins; default deny)",
+    ),
+    key(
+        "governance.bindings",
+        Accepts::Records(Records::Bindings),
+        "which identities (subject, API key, claim) hold which roles",
+    ),
+    key(
+        "governance.api_keys",
+        Accepts::Records(Records::ApiKeys),
+        "service accounts: a name and the SHA-256 of the key",
+    ),
+    key(
+        "governance.oauth.issuer",
+        Accepts::Url,
+        "the authorization server whose tokens are accepted (their `iss`)",
+    ),
+    key(
+        "governance.oauth.jwks_file",
+        Accepts::Path,
+        "the issuer's signing keys, a JWKS file",
+    ),
+    key(
+        "governance.oauth.jwks_url",
+        Accepts::Url,
+        "the issuer's signing keys, fetched (https; http only on loopback)",
+    ),
+    key(
+        "governance.oauth.read_scope",
+        Accepts::Text,
+        "the scope a token needs to list and read",
+    ),
+    key(
+        "governance.oauth.call_scope",
+        Accepts::Text,
+        "the scope a token needs to call tools (it implies read_scope)",
+    ),
+    key(
+        "governance.oauth.leeway_s",
+        Accepts::Integer { min: 0, max: 600 },
+        "clock skew tolerated on a token's exp and nbf, in seconds",
+    ),
+    key(
+        "governance.stdio.subject",
+        Accepts::Text,
+        "who a stdio client is, as bindings and the audit name it",
+    ),
+    key(
+        "governance.stdio.roles",
+        Accepts::Strings,
+        "the roles of a stdio client",
+    ),
 ];
 
 /// The key whose pattern is `pattern`.
@@ -539,7 +684,8 @@ mod tests {
                 "supervision",
                 "engines",
                 "tools",
-                "learning"
+                "learning",
+                "governance"
             ]
         );
         assert_eq!(

@@ -269,11 +269,58 @@ pub fn load(sources: &Sources) -> Result<Loaded, ConfigError> {
         };
         origins.insert(path, origin);
     }
+    let section = governance_problems(&config, known, |key| {
+        // `governance.bindings[1].roles` was read from the line of `governance.bindings`.
+        let base = key.split('[').next().unwrap_or(key);
+        match figment.find_metadata(base).map(|md| md.name.as_ref()) {
+            Some(FILE) => Origin::File {
+                path: sources.file.clone().unwrap_or_default(),
+                line: lines.get(base).copied(),
+            },
+            Some(ENV) => Origin::Env(keys::env_name(base)),
+            _ => Origin::Default,
+        }
+    });
+    if !section.is_empty() {
+        return Err(ConfigError { problems: section });
+    }
     Ok(Loaded {
         config,
         file: sources.file.clone(),
         origins,
     })
+}
+
+/// `[governance]` as a whole: bindings against roles, and every role's patterns against the
+/// tools when they are known.
+fn governance_problems(
+    config: &Config,
+    known: Option<&[String]>,
+    origin: impl Fn(&str) -> Origin,
+) -> Vec<Problem> {
+    use ensemble_actors::governance::policy::{Known, Policy};
+    let g = &config.governance;
+    let mut found = super::governance::problems(g);
+    let names = Known {
+        tools: known.map(<[String]>::to_vec).unwrap_or_default(),
+        prompts: Vec::new(),
+        resource_schemes: vec!["ensemble".into()],
+    };
+    if let Err(problems) = Policy::compile(&g.roles, &names) {
+        found.extend(
+            problems
+                .into_iter()
+                .map(|p| (format!("governance.{}", p.key), p.message)),
+        );
+    }
+    found
+        .into_iter()
+        .map(|(key, message)| Problem {
+            origin: origin(&key),
+            key,
+            message,
+        })
+        .collect()
 }
 
 const DEFAULT: &str = "default";

@@ -24,11 +24,11 @@
 //! assert_eq!(config.engines.validation.timeout_ms, 30_000);
 //! ```
 //!
-//! Sections still to come (`[governance]`, `[learning.<name>]`, `[retrieval]`, `[cluster]`,
-//! `[dashboard]`) are a field of [`Config`] and their keys in [`keys::KEYS`].
+//! Sections still to come (`[retrieval]`, `[cluster]`, `[dashboard]`) are a field of [`Config`] and their keys in [`keys::KEYS`].
 
 mod env;
 mod file;
+pub mod governance;
 pub mod keys;
 mod load;
 mod show;
@@ -67,6 +67,8 @@ pub struct Config {
     pub tools: BTreeMap<String, ToolPolicy>,
     /// `[learning.<name>]`: each learner's flush interval and memory budget.
     pub learning: LearningConfig,
+    /// `[governance]`: identities, roles and what they may call.
+    pub governance: governance::GovernanceConfig,
 }
 
 /// `[learning.<name>]`, one per learner.
@@ -679,6 +681,10 @@ mod tests {
     fn the_key_table_is_the_keys_of_config() {
         let mut full = Config::default();
         full.server.http = Some("127.0.0.1:7300".parse().unwrap());
+        full.governance.resource = Some("https://mcp.example/mcp".into());
+        full.governance.oauth.issuer = Some("https://as.example".into());
+        full.governance.oauth.jwks_file = Some("jwks.json".into());
+        full.governance.oauth.jwks_url = Some("https://as.example/jwks".into());
         full.tools.insert(
             "registry_get".into(),
             ToolPolicy {

@@ -1,4 +1,438 @@
 //! Governance at the edge: who is calling (bearer token, API key, the stdio identity), whether
-//! they may, and the HTTP side of the MCP authorization spec.
+//! they may use a tool, resource or prompt, and the HTTP side of the MCP authorization spec.
+//!
+//! With no `[governance]` configuration every caller is the local owner and may do everything
+//! (the runtime as it always was). Once configured, it is deny by default: a caller may use
+//! what one of its roles allows and none denies ([`ensemble_actors::governance::policy`]); a
+//! hidden tool answers exactly as an unknown one.
 
+pub mod http;
 pub mod token;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use ensemble_actors::governance::policy::{Decision, Kind, Known, Policy, RoleSet, Rule};
+use sha2::{Digest, Sha256};
+
+use crate::config::governance::{Binding, GovernanceConfig};
+
+/// How a caller proved who it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// No governance configured: the local owner, with every right.
+    Owner,
+    /// A stdio client, as `[governance.stdio]` names it.
+    Stdio,
+    /// A bearer JWT from this issuer.
+    Token {
+        /// The token's `iss`.
+        issuer: Arc<str>,
+    },
+    /// A service account's API key.
+    ApiKey,
+    /// An HTTP caller of a server that authenticates nobody (bindings to the subject
+    /// `anonymous` give it roles).
+    Anonymous,
+}
+
+/// Who is calling, and the roles they hold. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    subject: Arc<str>,
+    source: Source,
+    /// `None` for the owner (ungoverned), else the caller's resolved roles.
+    roles: Option<RoleSet>,
+    scopes: Arc<[String]>,
+}
+
+impl Identity {
+    /// The local owner of an ungoverned runtime: may do everything.
+    pub fn owner() -> Self {
+        Self {
+            subject: "owner".into(),
+            source: Source::Owner,
+            roles: None,
+            scopes: Arc::from(Vec::new()),
+        }
+    }
+
+    /// The subject: a token's `sub`, `apikey:NAME`, the stdio subject, or `owner`.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// How the caller authenticated.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// The token's scopes (empty for other sources).
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// Whether this is the ungoverned owner.
+    pub fn is_owner(&self) -> bool {
+        self.roles.is_none()
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.subject)
+    }
+}
+
+/// Why the governance configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum GovernanceError {
+    /// The roles or bindings are wrong (each problem on its own line).
+    #[error("the governance configuration has problems:\n{0}")]
+    Config(String),
+    /// The issuer's keys could not be loaded.
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
+}
+
+/// A binding, resolved against the policy.
+struct CompiledBinding {
+    select: Select,
+    roles: Vec<String>,
+}
+
+enum Select {
+    Subject(String),
+    ApiKey(String),
+    Claim { name: String, value: String },
+}
+
+/// The governance of one runtime: the compiled policy and how identities get their roles.
+/// Cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub struct Governance(Arc<Inner>);
+
+struct Inner {
+    /// `None`: ungoverned.
+    policy: Option<Policy>,
+    config: GovernanceConfig,
+    bindings: Vec<CompiledBinding>,
+    /// SHA-256 of each key → the account's name.
+    api_keys: HashMap<[u8; 32], Arc<str>>,
+    stdio: Identity,
+}
+
+impl fmt::Debug for Governance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Governance")
+            .field("governed", &self.is_governed())
+            .finish()
+    }
+}
+
+impl Default for Governance {
+    fn default() -> Self {
+        Self::ungoverned()
+    }
+}
+
+impl Governance {
+    /// No governance: every caller is the owner.
+    pub fn ungoverned() -> Self {
+        Self(Arc::new(Inner {
+            policy: None,
+            config: GovernanceConfig::default(),
+            bindings: Vec::new(),
+            api_keys: HashMap::new(),
+            stdio: Identity::owner(),
+        }))
+    }
+
+    /// Compiles `config` against the names the runtime serves; every problem at once.
+    pub fn from_config(config: &GovernanceConfig, known: &Known) -> Result<Self, GovernanceError> {
+        if !config.is_configured() {
+            return Ok(Self::ungoverned());
+        }
+        let mut problems: Vec<String> = crate::config::governance::problems(config)
+            .into_iter()
+            .map(|(k, m)| format!("`{k}`: {m}"))
+            .collect();
+        let policy = match Policy::compile(&config.roles, known) {
+            Ok(p) => Some(p),
+            Err(ps) => {
+                problems.extend(
+                    ps.into_iter()
+                        .map(|p| format!("`governance.{}`: {}", p.key, p.message)),
+                );
+                None
+            }
+        };
+        let Some(policy) = policy.filter(|_| problems.is_empty()) else {
+            return Err(GovernanceError::Config(problems.join("\n")));
+        };
+        let bindings = config.bindings.iter().filter_map(compile_binding).collect();
+        let api_keys = config
+            .api_keys
+            .iter()
+            .filter_map(|k| Some((hex32(&k.sha256)?, Arc::from(k.name.as_str()))))
+            .collect();
+        let mut inner = Inner {
+            policy: Some(policy),
+            config: config.clone(),
+            bindings,
+            api_keys,
+            stdio: Identity::owner(),
+        };
+        inner.stdio = inner.resolve(
+            config.stdio.subject.as_str().into(),
+            Source::Stdio,
+            Vec::new(),
+            |b| matches!(&b.select, Select::Subject(s) if *s == config.stdio.subject),
+            config.stdio.roles.iter().cloned(),
+        );
+        Ok(Self(Arc::new(inner)))
+    }
+
+    /// Whether a policy applies (else everyone is the owner).
+    pub fn is_governed(&self) -> bool {
+        self.0.policy.is_some()
+    }
+
+    /// The configuration it was built from.
+    pub fn config(&self) -> &GovernanceConfig {
+        &self.0.config
+    }
+
+    /// Who a stdio client is.
+    pub fn stdio_identity(&self) -> Identity {
+        self.0.stdio.clone()
+    }
+
+    /// Nobody: no roles (the owner when ungoverned). What a request that names no caller
+    /// gets where a caller is required.
+    pub fn nobody(&self) -> Identity {
+        self.0.resolve(
+            "nobody".into(),
+            Source::Anonymous,
+            Vec::new(),
+            |_| false,
+            std::iter::empty(),
+        )
+    }
+
+    /// Who an HTTP caller is when no credentials are configured: the subject `anonymous`,
+    /// with the roles bindings to that subject grant (none by default).
+    pub fn anonymous_identity(&self) -> Identity {
+        self.0.resolve(
+            "anonymous".into(),
+            Source::Anonymous,
+            Vec::new(),
+            |b| matches!(&b.select, Select::Subject(s) if s == "anonymous"),
+            std::iter::empty(),
+        )
+    }
+
+    /// The identity of a service account presenting `key`, if it is one of the configured keys.
+    pub fn api_key_identity(&self, key: &str) -> Option<Identity> {
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let name = self.0.api_keys.get(&digest)?.clone();
+        Some(self.0.resolve(
+            format!("apikey:{name}").into(),
+            Source::ApiKey,
+            Vec::new(),
+            |b| matches!(&b.select, Select::ApiKey(n) if **n == *name),
+            std::iter::empty(),
+        ))
+    }
+
+    /// The identity of a validated bearer token.
+    pub fn token_identity(&self, claims: &token::TokenClaims) -> Identity {
+        self.0.resolve(
+            claims.subject.as_str().into(),
+            Source::Token {
+                issuer: claims.issuer.as_str().into(),
+            },
+            claims.scopes.clone(),
+            |b| match &b.select {
+                Select::Subject(s) => *s == claims.subject,
+                Select::ApiKey(_) => false,
+                Select::Claim { name, value } => claims.claim_contains(name, value),
+            },
+            std::iter::empty(),
+        )
+    }
+
+    /// Whether `who` may use `name` (a tool, resource URI or prompt), and the rule that decided.
+    pub fn decide(&self, who: &Identity, kind: Kind, name: &str) -> Decision {
+        match (&self.0.policy, &who.roles) {
+            (Some(policy), Some(roles)) => policy.decide(roles, kind, name),
+            // The owner of an ungoverned runtime; or an owner identity minted before a policy
+            // existed (embedding code): only the ungoverned runtime lets it through.
+            (None, _) => Decision {
+                allowed: true,
+                rule: Rule::Allow {
+                    role: "owner".into(),
+                    pattern: "*".into(),
+                },
+            },
+            (Some(_), None) => Decision {
+                allowed: false,
+                rule: Rule::Default,
+            },
+        }
+    }
+
+    /// Shorthand for [`decide`](Self::decide)`(..).allowed`.
+    pub fn allows(&self, who: &Identity, kind: Kind, name: &str) -> bool {
+        self.decide(who, kind, name).allowed
+    }
+}
+
+impl Inner {
+    /// The identity with the roles its bindings (and `extra`) grant.
+    fn resolve(
+        &self,
+        subject: Arc<str>,
+        source: Source,
+        scopes: Vec<String>,
+        binds: impl Fn(&CompiledBinding) -> bool,
+        extra: impl Iterator<Item = String>,
+    ) -> Identity {
+        let Some(policy) = &self.policy else {
+            return Identity::owner();
+        };
+        let mut names: Vec<String> = extra.collect();
+        for b in self.bindings.iter().filter(|b| binds(b)) {
+            names.extend(b.roles.iter().cloned());
+        }
+        // Every name was checked at load; an unknown one cannot occur, and grants nothing.
+        names.retain(|n| policy.has_role(n));
+        let roles = policy
+            .role_set(&names)
+            .or_else(|_| policy.role_set(Vec::<String>::new()))
+            .ok();
+        Identity {
+            subject,
+            source,
+            roles,
+            scopes: scopes.into(),
+        }
+    }
+}
+
+fn compile_binding(b: &Binding) -> Option<CompiledBinding> {
+    let select = match (&b.subject, &b.api_key, &b.claim, &b.value) {
+        (Some(s), None, None, _) => Select::Subject(s.clone()),
+        (None, Some(k), None, _) => Select::ApiKey(k.clone()),
+        (None, None, Some(name), Some(value)) => Select::Claim {
+            name: name.clone(),
+            value: value.clone(),
+        },
+        _ => return None,
+    };
+    Some(CompiledBinding {
+        select,
+        roles: b.roles.clone(),
+    })
+}
+
+fn hex32(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> GovernanceConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    const TOOLS: &[&str] = &["registry_get", "registry_put", "registry_delete"];
+
+    #[test]
+    fn identities_get_the_roles_their_bindings_grant() {
+        let key_hash = format!("{:x}", Sha256::digest(b"s3cret"));
+        let g = Governance::from_config(
+            &config(&format!(
+                r#"
+                [stdio]
+                subject = "ops"
+                [[roles]]
+                name = "reader"
+                tools = ["registry_get"]
+                [[roles]]
+                name = "writer"
+                tools = ["registry_*"]
+                deny_tools = ["registry_delete"]
+                [[bindings]]
+                subject = "ops"
+                roles = ["writer"]
+                [[bindings]]
+                api_key = "bot"
+                roles = ["reader"]
+                [[api_keys]]
+                name = "bot"
+                sha256 = "{key_hash}"
+                "#
+            )),
+            &Known::tools(TOOLS.iter().copied()),
+        )
+        .unwrap();
+        let ops = g.stdio_identity();
+        assert_eq!(ops.subject(), "ops");
+        assert!(g.allows(&ops, Kind::Tool, "registry_put"));
+        assert!(!g.allows(&ops, Kind::Tool, "registry_delete"));
+        let bot = g.api_key_identity("s3cret").unwrap();
+        assert_eq!(bot.subject(), "apikey:bot");
+        assert!(g.allows(&bot, Kind::Tool, "registry_get"));
+        assert!(!g.allows(&bot, Kind::Tool, "registry_put"));
+        assert!(g.api_key_identity("s3cre").is_none());
+        // The owner identity is not let through once a policy exists.
+        assert!(!g.allows(&Identity::owner(), Kind::Tool, "registry_get"));
+    }
+
+    #[test]
+    fn ungoverned_lets_everyone_do_everything() {
+        let g = Governance::from_config(&GovernanceConfig::default(), &Known::default()).unwrap();
+        assert!(!g.is_governed());
+        assert!(g.allows(&g.stdio_identity(), Kind::Tool, "anything"));
+    }
+
+    #[test]
+    fn a_bad_configuration_names_every_problem() {
+        let err = Governance::from_config(
+            &config(
+                r#"
+                [[roles]]
+                name = "r"
+                tools = ["registry_gte"]
+                [[bindings]]
+                subject = "a"
+                roles = ["w"]
+                "#,
+            ),
+            &Known::tools(TOOLS.iter().copied()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("`governance.bindings[0].roles`: there is no role `w`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("`governance.roles[0].tools`: \"registry_gte\" matches no tool (did you mean `registry_get`?)"),
+            "{err}"
+        );
+    }
+}

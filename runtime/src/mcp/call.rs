@@ -99,6 +99,8 @@ impl McpService {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = req.name.to_string();
+        // A tool the caller may not use does not exist for it.
+        self.admit_call(&self.caller(&ctx.extensions), &name)?;
         // Protocol 2026-07-28 takes no server→client requests: a tool's requests become an
         // input-required result and the call waits parked for the client's next round.
         let mrtr = ctx

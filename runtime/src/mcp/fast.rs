@@ -249,7 +249,12 @@ impl FastLane {
 impl McpService {
     /// The call in `body` if the fast lane can answer it exactly as rmcp would (headers
     /// already [admitted](FastLane::admits)); `None` sends the request to rmcp.
-    pub(crate) fn fast_call(&self, headers: &HeaderMap, body: &[u8]) -> Option<FastCall> {
+    pub(crate) fn fast_call(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        who: Option<&crate::governance::Identity>,
+    ) -> Option<FastCall> {
         let envelope: Envelope = serde_json::from_slice(body).ok()?;
         if envelope.jsonrpc != "2.0"
             || envelope.method != "tools/call"
@@ -258,7 +263,7 @@ impl McpService {
         {
             return None;
         }
-        let route = self.plain_route(&envelope.params.name)?;
+        let route = self.plain_route(&envelope.params.name, who.unwrap_or(&self.identity))?;
         if route.has_param_headers() {
             return None;
         }
@@ -272,8 +277,16 @@ impl McpService {
     /// The route of `name` if a call of it can skip rmcp's request machinery: the tool takes
     /// no context (no progress, log messages or client requests of its own) and is not offered
     /// as a task.
-    pub(crate) fn plain_route(&self, name: &str) -> Option<Arc<Route>> {
+    pub(crate) fn plain_route(
+        &self,
+        name: &str,
+        who: &crate::governance::Identity,
+    ) -> Option<Arc<Route>> {
         if self.task_tools.contains(name) || self.input_first_tools.contains(name) {
+            return None;
+        }
+        // A call the caller may not make takes rmcp's path, which answers it as unknown.
+        if !self.may(who, ensemble_actors::governance::policy::Kind::Tool, name) {
             return None;
         }
         self.router.route(name).filter(|r| !r.takes_context())
@@ -307,7 +320,9 @@ impl McpService {
         if p.request_state.is_some() || p.input_responses.is_some() {
             return None;
         }
-        let route = self.plain_route(&p.name)?;
+        let who = self.caller(&call.extensions);
+        let route = self.plain_route(&call.params.name, &who)?;
+        let p = &mut call.params;
         Some(PlainCall {
             id: id.clone(),
             route,

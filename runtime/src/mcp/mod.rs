@@ -9,6 +9,7 @@
 
 mod call;
 mod fast;
+mod govern;
 mod mrtr;
 mod progress;
 pub mod sessions;
@@ -34,6 +35,7 @@ use crate::convert::resource_error;
 pub use crate::convert::to_mcp_tool;
 use crate::router::Router;
 use crate::router::catalog::{Complete, CompletionTarget, PromptError, ResourceError};
+use ensemble_actors::governance::policy::Kind;
 pub(crate) use fast::{CallsInFlight, Era, FastLane, PlainCall};
 pub(crate) use mrtr::client_result;
 use progress::ProgressClock;
@@ -64,6 +66,10 @@ pub struct McpService {
     tasks: rmcp::task_manager::TaskManager,
     /// Calls waiting for a 2026-07-28 client's input (shared like the tasks).
     parking: mrtr::Parking,
+    /// Who may use what (see `govern`).
+    governance: crate::governance::Governance,
+    /// The caller of a request that names none (the stdio client; nobody over HTTP).
+    identity: crate::governance::Identity,
 }
 
 impl std::fmt::Debug for McpService {
@@ -114,6 +120,8 @@ impl McpService {
             tasks: rmcp::task_manager::TaskManager::new(),
             parking: mrtr::Parking::new(),
             session: next_session_name(),
+            governance: crate::governance::Governance::ungoverned(),
+            identity: crate::governance::Identity::owner(),
         }
     }
 
@@ -334,6 +342,7 @@ impl ServerHandler for McpService {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let cursor = params.and_then(|p| p.cursor);
+        let who = self.caller(&ctx.extensions);
         let page = self
             .router
             .list_resources(cursor.as_deref(), ctx.ct.clone())
@@ -342,7 +351,12 @@ impl ServerHandler for McpService {
                 ResourceError::NotFound(m) => ErrorData::invalid_params(m, None),
                 ResourceError::Failed(m) => ErrorData::internal_error(m, None),
             })?;
-        let resources = page.resources.into_iter().map(Into::into).collect();
+        let resources = page
+            .resources
+            .into_iter()
+            .filter(|r| self.may(&who, Kind::Resource, &r.uri))
+            .map(Into::into)
+            .collect();
         let mut result = ListResourcesResult::with_all_items(resources);
         result.next_cursor = page.next_cursor;
         Ok(result)
@@ -351,11 +365,12 @@ impl ServerHandler for McpService {
     async fn list_resource_templates(
         &self,
         _params: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
-        Ok(ListResourceTemplatesResult::with_all_items(
-            self.router.resource_templates(),
-        ))
+        let who = self.caller(&ctx.extensions);
+        let mut templates = self.router.resource_templates();
+        templates.retain(|t| self.may(&who, Kind::Resource, &t.uri_template));
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
     async fn read_resource(
@@ -363,6 +378,8 @@ impl ServerHandler for McpService {
         req: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let who = self.caller(&ctx.extensions);
+        self.admit_resource(&who, &req.uri)?;
         let contents = self
             .router
             .read_resource(&req.uri, ctx.ct.clone())
@@ -374,9 +391,10 @@ impl ServerHandler for McpService {
     async fn subscribe(
         &self,
         req: SubscribeRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        if !self.router.serves_resource(&req.uri) {
+        let who = self.caller(&ctx.extensions);
+        if !self.router.serves_resource(&req.uri) || !self.may(&who, Kind::Resource, &req.uri) {
             return Err(ErrorData::resource_not_found(
                 format!(
                     "no resource at {}; resources/list shows what this server has",
@@ -430,9 +448,12 @@ impl ServerHandler for McpService {
     async fn list_prompts(
         &self,
         _params: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
-        Ok(ListPromptsResult::with_all_items(self.router.prompts()))
+        let who = self.caller(&ctx.extensions);
+        let mut prompts = self.router.prompts();
+        prompts.retain(|p| self.may(&who, Kind::Prompt, &p.name));
+        Ok(ListPromptsResult::with_all_items(prompts))
     }
 
     async fn get_prompt(
@@ -440,6 +461,13 @@ impl ServerHandler for McpService {
         req: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let who = self.caller(&ctx.extensions);
+        if !self.may(&who, Kind::Prompt, &req.name) {
+            return Err(ErrorData::invalid_params(
+                PromptError::UnknownPrompt(req.name.to_string()).to_string(),
+                Some(serde_json::json!({ "prompt": req.name })),
+            ));
+        }
         let args = req
             .arguments
             .unwrap_or_default()
@@ -514,9 +542,14 @@ impl ServerHandler for McpService {
         req: CompleteRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, ErrorData> {
+        let who = self.caller(&ctx.extensions);
         let target = match req.r#ref {
-            Reference::Prompt(p) => CompletionTarget::Prompt(p.name),
-            Reference::Resource(r) => CompletionTarget::ResourceTemplate(r.uri),
+            Reference::Prompt(p) if self.may(&who, Kind::Prompt, &p.name) => {
+                CompletionTarget::Prompt(p.name)
+            }
+            Reference::Resource(r) if self.may(&who, Kind::Resource, &r.uri) => {
+                CompletionTarget::ResourceTemplate(r.uri)
+            }
             _ => return Ok(CompleteResult::new(CompletionInfo::default())),
         };
         let complete = Complete {
@@ -547,9 +580,14 @@ impl ServerHandler for McpService {
     async fn list_tools(
         &self,
         _params: Option<PaginatedRequestParams>,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(self.router.mcp_tools()))
+        let mut tools = self.router.mcp_tools();
+        if self.governance.is_governed() {
+            let who = self.caller(&ctx.extensions);
+            tools.retain(|t| self.may(&who, Kind::Tool, &t.name));
+        }
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

@@ -1,0 +1,66 @@
+//! Governance in the MCP handler: the caller of each request, and what it may see and use.
+//!
+//! HTTP requests carry their caller in the request's extensions (put there by
+//! [`crate::governance::http::HttpAuth`]); a stdio connection is the handler's own identity.
+//! What a caller may not use is hidden: left out of every list, and answered exactly as a name
+//! that does not exist.
+
+use ensemble_actors::governance::policy::Kind;
+use rmcp::ErrorData;
+
+use super::McpService;
+use crate::governance::{Governance, Identity};
+
+impl McpService {
+    /// Governs this handler: `default` is who a request without an authenticated caller is
+    /// (the stdio client, or nobody over HTTP).
+    pub fn with_governance(mut self, governance: Governance, default: Identity) -> Self {
+        self.governance = governance;
+        self.identity = default;
+        self
+    }
+
+    /// The governance this handler applies.
+    pub fn governance(&self) -> &Governance {
+        &self.governance
+    }
+
+    /// Who sent the request whose extensions these are.
+    pub(crate) fn caller(&self, extensions: &rmcp::model::Extensions) -> Identity {
+        extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Identity>())
+            .unwrap_or(&self.identity)
+            .clone()
+    }
+
+    /// Whether `who` may use `name`. Ungoverned: always.
+    pub(crate) fn may(&self, who: &Identity, kind: Kind, name: &str) -> bool {
+        !self.governance.is_governed() || self.governance.allows(who, kind, name)
+    }
+
+    /// `Err` (the unknown tool's own error) unless `who` may call `tool`.
+    pub(crate) fn admit_call(&self, who: &Identity, tool: &str) -> Result<(), ErrorData> {
+        if self.may(who, Kind::Tool, tool) {
+            Ok(())
+        } else {
+            metrics::counter!("ensemble_governance_denials_total", "kind" => "tool").increment(1);
+            Err(crate::convert::unknown_tool(tool))
+        }
+    }
+
+    /// `Err` (the missing resource's own error) unless `who` may read `uri`.
+    pub(crate) fn admit_resource(&self, who: &Identity, uri: &str) -> Result<(), ErrorData> {
+        if self.may(who, Kind::Resource, uri) {
+            return Ok(());
+        }
+        metrics::counter!("ensemble_governance_denials_total", "kind" => "resource").increment(1);
+        Err(crate::convert::resource_error(
+            crate::router::catalog::ResourceError::NotFound(format!(
+                "no resource at {uri}; resources/list and resources/templates/list show what \
+                 this server has"
+            )),
+            uri,
+        ))
+    }
+}
