@@ -30,6 +30,10 @@ name = "reader"
 tools = ["registry_get", "registry_list", "registry_versions", "validation_*"]
 resources = ["ensemble://registry/*"]
 
+[[governance.roles.rate_limits]]
+tools = "registry_versions"
+per_minute = 2
+
 [[governance.roles]]
 name = "writer"
 tools = ["registry_*", "task_*"]
@@ -405,4 +409,88 @@ async fn the_stateless_lane_is_governed_too() {
             .unwrap()
             .replace("registry_frobnicate", "TOOL")
     );
+}
+
+/// Calls `registry_versions` three times over a 2026-07-28 stateless POST with `key`.
+async fn versions_over_http(url: &str, key: &str) -> Vec<(u16, HashMap<String, String>, Value)> {
+    let mut out = Vec::new();
+    for id in 0..3 {
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": "registry_versions", "arguments": {"name": "nothing"},
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}
+        }}})
+        .to_string();
+        let auth = format!("Bearer {key}");
+        let headers = [
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "registry_versions"),
+            ("authorization", auth.as_str()),
+        ];
+        let (status, headers, body) = raw(url, "POST", &headers, &body).await;
+        out.push((
+            status,
+            headers,
+            serde_json::from_str(&body).unwrap_or(Value::Null),
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_is_429_over_http_and_a_json_rpc_error_over_stdio() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::serve_http(dir.path(), &config(), &[]);
+    let answers = versions_over_http(&server.url, READER_KEY).await;
+    assert_eq!(answers[0].0, 200, "{:?}", answers[0]);
+    assert_eq!(answers[1].0, 200, "{:?}", answers[1]);
+    let (status, headers, body) = &answers[2];
+    assert_eq!(*status, 429, "{body}");
+    let retry: u64 = headers["retry-after"].parse().unwrap();
+    assert!((1..=30).contains(&retry), "{headers:?}");
+    assert_eq!(headers["ratelimit-policy"], "\"reader/0\";q=2;w=60");
+    assert!(
+        headers["ratelimit"].starts_with("\"reader/0\";r=0;t="),
+        "{headers:?}"
+    );
+    assert_eq!(body["id"], json!(2));
+    assert_eq!(body["error"]["code"], json!(429));
+    assert!(body["error"]["data"]["retry_after_ms"].as_u64().unwrap() > 0);
+    // Each identity has its own allowance; the writer's role has no limit at all.
+    let writer = versions_over_http(&server.url, WRITER_KEY).await;
+    assert!(writer.iter().all(|(s, ..)| *s == 200), "{writer:?}");
+
+    // Over stdio the same limit is a JSON-RPC error with the same code and retry time.
+    let file = dir.path().join("ensemble.toml");
+    let cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_ensemble")).configure(|c| {
+        c.args(["serve", "--in-memory", "--config"]).arg(&file);
+    });
+    let (transport, _stderr) = TokioChildProcess::builder(cmd)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ensemble");
+    let client = ().serve(transport).await.expect("MCP over stdio");
+    let call = || {
+        client.call_tool(
+            CallToolRequestParams::new("registry_versions")
+                .with_arguments(object(json!({"name": "nothing"}))),
+        )
+    };
+    assert!(call().await.is_ok());
+    assert!(call().await.is_ok());
+    let Err(ServiceError::McpError(e)) = call().await else {
+        panic!("the third call is refused")
+    };
+    assert_eq!(e.code.0, 429, "{e:?}");
+    assert!(
+        e.message.starts_with("rate limited: registry_versions"),
+        "{e:?}"
+    );
+    assert!(e.data.unwrap()["retry_after_ms"].as_u64().unwrap() > 0);
+    client.cancel().await.ok();
 }

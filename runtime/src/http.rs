@@ -103,8 +103,10 @@ pub fn app_with_auth(
         config,
     ));
     let prm = auth.as_ref().map(HttpAuth::routes);
+    let governance = runtime.governance().clone();
     let endpoint = move |mut req: axum::extract::Request| {
         let (mcp, fast, lane, auth) = (mcp.clone(), fast.clone(), lane.clone(), auth.clone());
+        let governance = governance.clone();
         async move {
             if req.method() != axum::http::Method::POST {
                 if let Some(auth) = &auth {
@@ -125,22 +127,10 @@ pub fn app_with_auth(
                 Err(refused) => return refused,
             };
             let who = match &auth {
-                Some(auth) => {
-                    let method = match parts.headers.get("mcp-method") {
-                        Some(m) => m.to_str().ok().map(str::to_string),
-                        None => crate::governance::http::method_of(&body),
-                    };
-                    match auth
-                        .authenticate(&parts.headers, parts.uri.query(), method.as_deref())
-                        .await
-                    {
-                        Ok(who) => {
-                            parts.extensions.insert(who.clone());
-                            Some(who)
-                        }
-                        Err(refused) => return refused,
-                    }
-                }
+                Some(auth) => match admit(auth, &governance, &mut parts, &body).await {
+                    Ok(who) => Some(who),
+                    Err(refused) => return refused,
+                },
                 None => None,
             };
             // A plain stateless 2026-07-28 tools/call is answered here (see `mcp::fast`).
@@ -175,6 +165,50 @@ pub fn app_with_auth(
         Some(prm) => app.merge(prm),
         None => app,
     }
+}
+
+/// Authenticates a POST to `/mcp` and, for a `tools/call`, admits it (a hidden tool goes on
+/// to be answered as unknown; one over its rate limit is answered 429 here). The caller ends
+/// up in the request's extensions.
+async fn admit(
+    auth: &HttpAuth,
+    governance: &crate::governance::Governance,
+    parts: &mut axum::http::request::Parts,
+    body: &[u8],
+) -> Result<crate::governance::Identity, axum::response::Response> {
+    use crate::governance::http::{EdgeAdmitted, probe, rate_limited};
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let mut read = None;
+    let method = match header("mcp-method") {
+        Some(m) => Some(m),
+        None => read.get_or_insert_with(|| probe(body)).method.clone(),
+    };
+    let who = auth
+        .authenticate(&parts.headers, parts.uri.query(), method.as_deref())
+        .await?;
+    if method.as_deref() == Some("tools/call") {
+        let probed = read.get_or_insert_with(|| probe(body));
+        let tool = probed.name.clone().or_else(|| header("mcp-name"));
+        if let Some(tool) = tool {
+            match governance.admit(&who, &tool) {
+                crate::governance::Admission::Allowed => {
+                    parts.extensions.insert(EdgeAdmitted);
+                }
+                crate::governance::Admission::Limited(limited) => {
+                    return Err(rate_limited(&limited, probed.id.take(), &tool));
+                }
+                crate::governance::Admission::Hidden(_) => {}
+            }
+        }
+    }
+    parts.extensions.insert(who.clone());
+    Ok(who)
 }
 
 /// Reads an MCP request's body, with lone surrogate escapes in its JSON repaired

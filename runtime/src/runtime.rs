@@ -232,6 +232,7 @@ impl RuntimeBuilder {
         };
         let governance = crate::governance::Governance::from_config(&self.governance, &known)
             .map_err(|e| RuntimeError::Governance(e.to_string()))?;
+        governance.spawn_retain(std::time::Duration::from_secs(60));
         let (supervisor, stopped) = Supervisor::start(spec)
             .await
             .map_err(|e| RuntimeError::Engines(e.to_string()))?;

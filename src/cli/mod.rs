@@ -5,6 +5,7 @@
 //! file over the defaults. Exit status: 0 done, 1 failed while running (or, for `call`, the
 //! tool answered with an error), 2 bad usage or configuration.
 
+mod audit;
 mod backup;
 mod call;
 mod learn;
@@ -119,6 +120,9 @@ dependencies); target/ and hidden directories are skipped. Files that do not par
 on stderr; the rest are learned.
 Exit status: 0 learned; 1 the learner failed; 2 bad usage (not a directory, no .rs files).")]
     Learn(learn::LearnArgs),
+    /// Check the tamper-evident audit log of a data directory.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
     /// Check the configuration, or show the effective one.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -412,6 +416,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER)?;
             call::call(&loaded.config, args, test_tools()).await
         }
+        Command::Audit(command) => audit::run(command).await,
         Command::Learn(args) => {
             if args.url.is_some() && !args.runtime.is_empty() {
                 return Err(Failure::Usage(
@@ -486,6 +491,7 @@ pub fn main() -> ExitCode {
         Command::Call(_) => "ensemble call",
         Command::Backup(_) => "ensemble backup",
         Command::Learn(_) => "ensemble learn",
+        Command::Audit(_) => "ensemble audit",
         Command::Config(_) => "ensemble config",
         Command::Completions { .. } => "ensemble completions",
         Command::Version => "ensemble version",

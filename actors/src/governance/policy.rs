@@ -76,6 +76,50 @@ pub struct RoleSpec {
     pub prompts: Vec<String>,
     /// Prompt names it denies.
     pub deny_prompts: Vec<String>,
+    /// Rate limits on the calls of its holders, each identity on its own.
+    pub rate_limits: Vec<RateSpec>,
+}
+
+/// A role's rate limit: calls of the tools matching `tools`, per identity, at most `count` per
+/// period (GCRA: evenly spread, with bursts up to `burst`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateSpec {
+    /// The tools it applies to (a glob, like the role's own patterns).
+    pub tools: String,
+    /// Calls per second...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u32>,
+    /// ... or per minute...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u32>,
+    /// ... or per hour (exactly one of the three).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_hour: Option<u32>,
+    /// Calls that may come at once after a quiet spell (default: the count per period).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+}
+
+impl RateSpec {
+    /// `(count, window in seconds)`, if exactly one period is set and its count is positive.
+    pub fn quota(&self) -> Option<(u32, u64)> {
+        match (self.per_second, self.per_minute, self.per_hour) {
+            (Some(n), None, None) if n > 0 => Some((n, 1)),
+            (None, Some(n), None) if n > 0 => Some((n, 60)),
+            (None, None, Some(n)) if n > 0 => Some((n, 3600)),
+            _ => None,
+        }
+    }
+}
+
+/// One rate limit of the policy: the role's index and the limit's index in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LimitId {
+    /// The role, by position.
+    pub role: u16,
+    /// The limit, by position in the role's `rate_limits`.
+    pub index: u16,
 }
 
 impl RoleSpec {
@@ -165,6 +209,8 @@ pub struct Decision {
     pub allowed: bool,
     /// Why.
     pub rule: Rule,
+    /// The rate limits a call of it counts against (tools only; empty when denied).
+    pub limits: Arc<[LimitId]>,
 }
 
 /// A caller's roles, resolved against one policy (see [`Policy::role_set`]). Cheap to clone.
@@ -193,6 +239,7 @@ struct Lists {
 struct CompiledRole {
     name: Arc<str>,
     kinds: [Lists; 3],
+    limits: Vec<globset::GlobMatcher>,
 }
 
 /// Decisions made so far, per role set, kind and name. Bounded: cleared past
@@ -206,6 +253,7 @@ struct Cache {
 /// A compiled policy. Share it behind an `Arc`; every method takes `&self`.
 pub struct Policy {
     roles: Vec<CompiledRole>,
+    rates: Vec<(LimitId, RateSpec)>,
     by_name: HashMap<String, u16>,
     interned: Mutex<HashMap<Arc<[u16]>, u32>>,
     cache: RwLock<Cache>,
@@ -268,19 +316,71 @@ impl Policy {
                     deny_text,
                 }
             });
+            let mut limits = Vec::new();
+            for (j, rate) in spec.rate_limits.iter().enumerate() {
+                let key = at(&format!("rate_limits[{j}]"));
+                if rate.quota().is_none() {
+                    problems.push(PolicyProblem {
+                        key: key.clone(),
+                        message: "set exactly one of per_second, per_minute or per_hour, to a \
+                                  count of 1 or more"
+                            .into(),
+                    });
+                }
+                if rate.burst == Some(0) {
+                    problems.push(PolicyProblem {
+                        key: format!("{key}.burst"),
+                        message: "a burst of 0 would refuse every call; use 1 or more".into(),
+                    });
+                }
+                match glob(&rate.tools) {
+                    Ok(g) => {
+                        if let Some(message) =
+                            Self::matches_nothing(&g, &rate.tools, Kind::Tool, known)
+                        {
+                            problems.push(PolicyProblem {
+                                key: format!("{key}.tools"),
+                                message,
+                            });
+                        }
+                        limits.push(g.compile_matcher());
+                    }
+                    Err(e) => problems.push(PolicyProblem {
+                        key: format!("{key}.tools"),
+                        message: format!("{:?} is not a valid pattern ({})", rate.tools, e.kind()),
+                    }),
+                }
+            }
             by_name
                 .entry(spec.name.clone())
                 .or_insert(compiled.len() as u16);
             compiled.push(CompiledRole {
                 name: spec.name.as_str().into(),
                 kinds,
+                limits,
             });
         }
         if !problems.is_empty() {
             return Err(problems);
         }
+        let rates = roles
+            .iter()
+            .enumerate()
+            .flat_map(|(r, spec)| {
+                spec.rate_limits.iter().enumerate().map(move |(i, rate)| {
+                    (
+                        LimitId {
+                            role: r as u16,
+                            index: i as u16,
+                        },
+                        rate.clone(),
+                    )
+                })
+            })
+            .collect();
         Ok(Self {
             roles: compiled,
+            rates,
             by_name,
             interned: Mutex::new(HashMap::new()),
             cache: RwLock::new(Cache::default()),
@@ -362,6 +462,20 @@ impl Policy {
         Some(format!("{pattern:?} matches no {what}{near}"))
     }
 
+    /// Every rate limit of every role.
+    pub fn rate_limits(&self) -> &[(LimitId, RateSpec)] {
+        &self.rates
+    }
+
+    /// A limit's name for headers and errors: `ROLE/INDEX`.
+    pub fn limit_name(&self, id: LimitId) -> String {
+        let role = self
+            .roles
+            .get(usize::from(id.role))
+            .map_or("?", |r| &*r.name);
+        format!("{role}/{}", id.index)
+    }
+
     /// The names of the roles, in the order they were configured.
     pub fn role_names(&self) -> impl Iterator<Item = &str> {
         self.roles.iter().map(|r| &*r.name)
@@ -428,6 +542,7 @@ impl Policy {
                         role: role.name.clone(),
                         pattern: lists.deny_text[p].clone(),
                     },
+                    limits: Arc::from(Vec::new()),
                 };
             }
             if allow.is_none()
@@ -440,13 +555,30 @@ impl Policy {
             }
         }
         match allow {
-            Some(rule) => Decision {
-                allowed: true,
-                rule,
-            },
+            Some(rule) => {
+                let mut limits = Vec::new();
+                if kind == Kind::Tool {
+                    for &i in roles.roles.iter() {
+                        for (j, m) in self.roles[usize::from(i)].limits.iter().enumerate() {
+                            if m.is_match(name) {
+                                limits.push(LimitId {
+                                    role: i,
+                                    index: j as u16,
+                                });
+                            }
+                        }
+                    }
+                }
+                Decision {
+                    allowed: true,
+                    rule,
+                    limits: limits.into(),
+                }
+            }
             None => Decision {
                 allowed: false,
                 rule: Rule::Default,
+                limits: Arc::from(Vec::new()),
             },
         }
     }

@@ -61,7 +61,7 @@ impl Records {
         match self {
             Records::Roles => {
                 "[[governance.roles]] tables with name, tools, deny_tools, resources, \
-                 deny_resources, prompts, deny_prompts"
+                 deny_resources, prompts, deny_prompts, rate_limits"
             }
             Records::Bindings => {
                 "[[governance.bindings]] tables with roles and one of subject, api_key or \

@@ -276,18 +276,84 @@ fn carries_token(query: &str) -> bool {
     })
 }
 
-/// The JSON-RPC method of a request body, if it is one request (cheap: only `method` is
-/// read).
-pub fn method_of(body: &[u8]) -> Option<String> {
+/// Marks a request whose `tools/call` the HTTP edge admitted (allowed, and counted against
+/// its rate limits): the handler does not count it again.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeAdmitted;
+
+/// What the edge reads of a request body: its method, id and tool name (cheap: nothing else
+/// is parsed).
+#[derive(Debug, Default)]
+pub struct Probe {
+    /// The JSON-RPC method.
+    pub method: Option<String>,
+    /// The request id.
+    pub id: Option<serde_json::Value>,
+    /// `params.name` (a tool or prompt).
+    pub name: Option<String>,
+}
+
+/// Reads [`Probe`] out of a single JSON-RPC request.
+pub fn probe(body: &[u8]) -> Probe {
     #[derive(serde::Deserialize)]
-    struct Probe<'a> {
+    struct Params<'a> {
+        #[serde(borrow)]
+        name: Option<std::borrow::Cow<'a, str>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
         #[serde(borrow)]
         method: Option<std::borrow::Cow<'a, str>>,
+        id: Option<serde_json::Value>,
+        #[serde(borrow)]
+        params: Option<Params<'a>>,
     }
-    serde_json::from_slice::<Probe<'_>>(body)
-        .ok()?
-        .method
-        .map(|m| m.into_owned())
+    match serde_json::from_slice::<Envelope<'_>>(body) {
+        Ok(e) => Probe {
+            method: e.method.map(|m| m.into_owned()),
+            id: e.id,
+            name: e.params.and_then(|p| p.name).map(|n| n.into_owned()),
+        },
+        Err(_) => Probe::default(),
+    }
+}
+
+/// The JSON-RPC method of a request body, if it is one request.
+pub fn method_of(body: &[u8]) -> Option<String> {
+    probe(body).method
+}
+
+/// A rate-limited request: 429 with `Retry-After` and the IETF `RateLimit-Policy` /
+/// `RateLimit` fields, and the JSON-RPC error as the body.
+pub fn rate_limited(
+    limited: &super::limits::Limited,
+    id: Option<serde_json::Value>,
+    tool: &str,
+) -> Response {
+    let error = limited.to_error(tool);
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.unwrap_or(serde_json::Value::Null),
+        "error": error,
+    });
+    let mut r = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    let name = limited.policy.replace('"', "'");
+    let headers = r.headers_mut();
+    let mut set = |k: &'static str, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            headers.insert(k, v);
+        }
+    };
+    set("retry-after", limited.retry_after_s().to_string());
+    set(
+        "ratelimit-policy",
+        format!("\"{name}\";q={};w={}", limited.quota, limited.window_s),
+    );
+    set(
+        "ratelimit",
+        format!("\"{name}\";r=0;t={}", limited.retry_after_s()),
+    );
+    r
 }
 
 #[cfg(test)]

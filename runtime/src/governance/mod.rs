@@ -7,6 +7,7 @@
 //! hidden tool answers exactly as an unknown one.
 
 pub mod http;
+pub mod limits;
 pub mod token;
 
 use std::collections::HashMap;
@@ -96,6 +97,17 @@ pub enum GovernanceError {
     Token(#[from] token::TokenError),
 }
 
+/// What [`Governance::admit`] says of a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Admission {
+    /// It may go ahead (and was counted against its limits).
+    Allowed,
+    /// The caller may not use it: it answers as an unknown tool. The rule that decided.
+    Hidden(Rule),
+    /// Over a rate limit.
+    Limited(limits::Limited),
+}
+
 /// A binding, resolved against the policy.
 struct CompiledBinding {
     select: Select,
@@ -116,6 +128,8 @@ pub struct Governance(Arc<Inner>);
 struct Inner {
     /// `None`: ungoverned.
     policy: Option<Policy>,
+    /// The roles' rate limits (`None`: none configured).
+    limits: Option<limits::Limits>,
     config: GovernanceConfig,
     bindings: Vec<CompiledBinding>,
     /// SHA-256 of each key → the account's name.
@@ -142,6 +156,7 @@ impl Governance {
     pub fn ungoverned() -> Self {
         Self(Arc::new(Inner {
             policy: None,
+            limits: None,
             config: GovernanceConfig::default(),
             bindings: Vec::new(),
             api_keys: HashMap::new(),
@@ -177,7 +192,9 @@ impl Governance {
             .iter()
             .filter_map(|k| Some((hex32(&k.sha256)?, Arc::from(k.name.as_str()))))
             .collect();
+        let limits = Some(limits::Limits::new(&policy)).filter(|l| !l.is_empty());
         let mut inner = Inner {
+            limits,
             policy: Some(policy),
             config: config.clone(),
             bindings,
@@ -275,12 +292,67 @@ impl Governance {
                     role: "owner".into(),
                     pattern: "*".into(),
                 },
+                limits: Arc::from(Vec::new()),
             },
             (Some(_), None) => Decision {
                 allowed: false,
                 rule: Rule::Default,
+                limits: Arc::from(Vec::new()),
             },
         }
+    }
+
+    /// Whether `who` may call `tool` now: hidden (not allowed), over a rate limit, or allowed
+    /// (and counted against its limits).
+    pub fn admit(&self, who: &Identity, tool: &str) -> Admission {
+        if self.0.policy.is_none() {
+            return Admission::Allowed;
+        }
+        let decision = self.decide(who, Kind::Tool, tool);
+        if !decision.allowed {
+            return Admission::Hidden(decision.rule);
+        }
+        match &self.0.limits {
+            Some(limits) if !decision.limits.is_empty() => {
+                match limits.check(&who.subject, &decision.limits) {
+                    Ok(()) => Admission::Allowed,
+                    Err(limited) => Admission::Limited(limited),
+                }
+            }
+            _ => Admission::Allowed,
+        }
+    }
+
+    /// Whether a call of `tool` by `who` would count against a rate limit.
+    pub fn is_limited(&self, who: &Identity, tool: &str) -> bool {
+        self.0.limits.is_some() && !self.decide(who, Kind::Tool, tool).limits.is_empty()
+    }
+
+    /// Drops idle rate-limit keys (the runtime calls it on a timer; memory stays bounded).
+    pub fn retain_recent(&self) {
+        if let Some(limits) = &self.0.limits {
+            limits.retain_recent();
+        }
+    }
+
+    /// Drops idle rate-limit keys every `every`, for as long as this governance is in use
+    /// (the task ends once the last handle is gone). Needs a tokio runtime.
+    pub fn spawn_retain(&self, every: std::time::Duration) {
+        if self.0.limits.is_none() {
+            return;
+        }
+        let weak = Arc::downgrade(&self.0);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(inner) => Governance(inner).retain_recent(),
+                    None => return,
+                }
+            }
+        });
     }
 
     /// Shorthand for [`decide`](Self::decide)`(..).allowed`.

@@ -100,7 +100,7 @@ impl McpService {
     ) -> Result<CallToolResponse, ErrorData> {
         let name = req.name.to_string();
         // A tool the caller may not use does not exist for it.
-        self.admit_call(&self.caller(&ctx.extensions), &name)?;
+        self.admit_call(&ctx.extensions, &name)?;
         // Protocol 2026-07-28 takes no server→client requests: a tool's requests become an
         // input-required result and the call waits parked for the client's next round.
         let mrtr = ctx

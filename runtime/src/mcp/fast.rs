@@ -263,7 +263,12 @@ impl McpService {
         {
             return None;
         }
-        let route = self.plain_route(&envelope.params.name, who.unwrap_or(&self.identity))?;
+        // With a caller, the edge authenticated and admitted the call (see `http::admit`).
+        let route = self.plain_route(
+            &envelope.params.name,
+            who.unwrap_or(&self.identity),
+            who.is_some(),
+        )?;
         if route.has_param_headers() {
             return None;
         }
@@ -281,12 +286,13 @@ impl McpService {
         &self,
         name: &str,
         who: &crate::governance::Identity,
+        counted: bool,
     ) -> Option<Arc<Route>> {
         if self.task_tools.contains(name) || self.input_first_tools.contains(name) {
             return None;
         }
-        // A call the caller may not make takes rmcp's path, which answers it as unknown.
-        if !self.may(who, ensemble_actors::governance::policy::Kind::Tool, name) {
+        // A call the caller may not make, or that a rate limit may refuse, takes rmcp's path.
+        if !self.lane_may(who, name, counted) {
             return None;
         }
         self.router.route(name).filter(|r| !r.takes_context())
@@ -321,7 +327,8 @@ impl McpService {
             return None;
         }
         let who = self.caller(&call.extensions);
-        let route = self.plain_route(&call.params.name, &who)?;
+        let counted = Self::admitted_at_edge(&call.extensions);
+        let route = self.plain_route(&call.params.name, &who, counted)?;
         let p = &mut call.params;
         Some(PlainCall {
             id: id.clone(),

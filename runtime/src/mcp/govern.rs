@@ -9,7 +9,8 @@ use ensemble_actors::governance::policy::Kind;
 use rmcp::ErrorData;
 
 use super::McpService;
-use crate::governance::{Governance, Identity};
+use crate::governance::http::EdgeAdmitted;
+use crate::governance::{Admission, Governance, Identity};
 
 impl McpService {
     /// Governs this handler: `default` is who a request without an authenticated caller is
@@ -39,14 +40,44 @@ impl McpService {
         !self.governance.is_governed() || self.governance.allows(who, kind, name)
     }
 
-    /// `Err` (the unknown tool's own error) unless `who` may call `tool`.
-    pub(crate) fn admit_call(&self, who: &Identity, tool: &str) -> Result<(), ErrorData> {
-        if self.may(who, Kind::Tool, tool) {
-            Ok(())
-        } else {
-            metrics::counter!("ensemble_governance_denials_total", "kind" => "tool").increment(1);
-            Err(crate::convert::unknown_tool(tool))
+    /// Whether the HTTP edge already admitted this request's call (and counted it).
+    pub(crate) fn admitted_at_edge(extensions: &rmcp::model::Extensions) -> bool {
+        extensions
+            .get::<axum::http::request::Parts>()
+            .is_some_and(|p| p.extensions.get::<EdgeAdmitted>().is_some())
+    }
+
+    /// The caller of a `tools/call`, or the error to answer: the unknown tool's own for a tool
+    /// the caller may not use, a rate-limit error (code 429) for one over its limit.
+    pub(crate) fn admit_call(
+        &self,
+        extensions: &rmcp::model::Extensions,
+        tool: &str,
+    ) -> Result<Identity, ErrorData> {
+        let who = self.caller(extensions);
+        if !self.governance.is_governed() || Self::admitted_at_edge(extensions) {
+            return Ok(who);
         }
+        match self.governance.admit(&who, tool) {
+            Admission::Allowed => Ok(who),
+            Admission::Hidden(_) => {
+                metrics::counter!("ensemble_governance_denials_total", "kind" => "tool")
+                    .increment(1);
+                Err(crate::convert::unknown_tool(tool))
+            }
+            Admission::Limited(limited) => Err(limited.to_error(tool)),
+        }
+    }
+
+    /// Whether a plain call of `tool` may take a fast lane: the caller may use it, and it
+    /// counts against no rate limit unless the HTTP edge already counted it (a lane has no
+    /// room for a refusal; rmcp's path answers it).
+    pub(crate) fn lane_may(&self, who: &Identity, tool: &str, counted: bool) -> bool {
+        if !self.governance.is_governed() {
+            return true;
+        }
+        self.governance.allows(who, Kind::Tool, tool)
+            && (counted || !self.governance.is_limited(who, tool))
     }
 
     /// `Err` (the missing resource's own error) unless `who` may read `uri`.
