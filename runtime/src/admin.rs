@@ -1,4 +1,6 @@
-//! Administrative HTTP endpoints beside `/mcp`: `POST /admin/backup`.
+//! Administrative HTTP endpoints beside `/mcp`: `POST /admin/backup`, and for a governed
+//! runtime `POST /admin/governance/mode` (lifting read-only or lockdown is an operator's
+//! action on the server's machine, never an MCP tool call).
 //!
 //! They are not MCP tools on purpose: a tool is offered to every MCP client (and to the model
 //! behind it), and a backup writes a directory on the server's disk. These endpoints answer only
@@ -37,6 +39,59 @@ pub fn routes(store: Store) -> axum::Router {
     axum::Router::new()
         .route("/admin/backup", post(backup))
         .with_state(store)
+}
+
+/// The body of `POST /admin/governance/mode`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeRequest {
+    /// `normal`, `read_only` or `lockdown`.
+    pub mode: crate::governance::controls::Mode,
+    /// Why (kept with the change and in the audit log).
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The governance admin route (only for a governed runtime).
+pub fn governance_routes(governance: crate::governance::Governance) -> axum::Router {
+    axum::Router::new()
+        .route("/admin/governance/mode", post(set_mode))
+        .with_state(governance)
+}
+
+/// Sets the mode as the operator: what `ensemble admin mode --url` calls.
+async fn set_mode(
+    State(governance): State<crate::governance::Governance>,
+    request: Request,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    if let Err(why) = local_only(peer, request.headers()) {
+        return refuse(StatusCode::FORBIDDEN, why);
+    }
+    let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
+        Ok(body) => body,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("unreadable body: {e}")),
+    };
+    let request: ModeRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the body must be {{\"mode\": \"normal\" | \"read_only\" | \"lockdown\", \
+                     \"reason\": \"...\"}}: {e}"
+                ),
+            );
+        }
+    };
+    match crate::governance::set_mode_as_operator(&governance, request.mode, &request.reason).await
+    {
+        Ok(controls) => Json(json!({ "mode": controls.mode })).into_response(),
+        Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 fn refuse(status: StatusCode, error: impl Into<String>) -> Response {

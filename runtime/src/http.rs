@@ -161,6 +161,13 @@ pub fn app_with_auth(
             gone: runtime.gone_token(),
         })))
         .merge(crate::admin::routes(runtime.store().clone()));
+    let app = if runtime.governance().is_governed() {
+        app.merge(crate::admin::governance_routes(
+            runtime.governance().clone(),
+        ))
+    } else {
+        app
+    };
     match prm {
         Some(prm) => app.merge(prm),
         None => app,
@@ -203,7 +210,9 @@ async fn admit(
                 crate::governance::Admission::Limited(limited) => {
                     return Err(rate_limited(&limited, probed.id.take(), &tool));
                 }
-                crate::governance::Admission::Hidden(_) => {}
+                // The handler answers these (unknown tool; the controls' refusal).
+                crate::governance::Admission::Hidden(_)
+                | crate::governance::Admission::Refused(_) => {}
             }
         }
     }

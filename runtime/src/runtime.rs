@@ -221,17 +221,42 @@ impl RuntimeBuilder {
         register_tools_with(&router, &slots, self.test_tools, &config.policies)?;
         crate::artifacts::register_artifact_resources(&router, &slots.registry)?;
         crate::runs::register_run_resources(&router, &slots.workflow)?;
+        let governed = self.governance.is_configured();
+        let mut tools: Vec<String> = router
+            .mcp_tools()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        if governed {
+            tools.extend(
+                crate::governance::tools::TOOLS
+                    .iter()
+                    .map(|t| t.to_string()),
+            );
+        }
         let known = ensemble_actors::governance::policy::Known {
-            tools: router
-                .mcp_tools()
-                .into_iter()
-                .map(|t| t.name.to_string())
-                .collect(),
+            tools,
             prompts: router.prompts().into_iter().map(|p| p.name).collect(),
             resource_schemes: vec!["ensemble".into()],
         };
+        let read_only = {
+            let router = router.clone();
+            move |tool: &str| router.annotations(tool).is_some_and(|a| a.read_only)
+        };
         let governance = crate::governance::Governance::from_config(&self.governance, &known)
+            .and_then(|g| {
+                g.attach(
+                    &store,
+                    read_only,
+                    crate::governance::tools::TOOLS
+                        .iter()
+                        .map(|t| t.to_string()),
+                )
+            })
             .map_err(|e| RuntimeError::Governance(e.to_string()))?;
+        if governance.is_governed() {
+            crate::governance::tools::register(&router, &governance)?;
+        }
         governance.spawn_retain(std::time::Duration::from_secs(60));
         let (supervisor, stopped) = Supervisor::start(spec)
             .await

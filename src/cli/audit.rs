@@ -26,8 +26,8 @@ Examples:
   ensemble audit verify --data-dir /backups/2026-11-30
       the chain alone: edits, deletions and moves, but not truncation or a recomputed chain
 
---checkpoints is the directory the server writes checkpoints into ([governance.audit]); keep it
-outside the data directory. --public-key is the `.pub` file written beside the signing key;
+--checkpoints is the directory the server writes its signed checkpoints into (kept outside the
+data directory). --public-key is the `.pub` file written beside the signing key;
 without it signatures are not checked. The first problem of each kind is listed with its entry
 (seq) or checkpoint (size).
 Exit status: 0 intact; 1 tampering found; 2 cannot read (bad usage, no store, the data directory

@@ -98,7 +98,7 @@ async fn offline(config: &Config, to: &Path) -> Result<Value, Failure> {
 }
 
 /// The server's base URL from what the user gave (`http://HOST:PORT`, with or without `/mcp`).
-fn base_url(url: &str) -> Result<String, Failure> {
+pub(super) fn base_url(url: &str) -> Result<String, Failure> {
     let Some(rest) = url.strip_prefix("http://") else {
         return Err(Failure::Usage(format!(
             "--url {url:?}: give the server's plain HTTP address on this machine, like \

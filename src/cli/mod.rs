@@ -5,6 +5,7 @@
 //! file over the defaults. Exit status: 0 done, 1 failed while running (or, for `call`, the
 //! tool answered with an error), 2 bad usage or configuration.
 
+mod admin;
 mod audit;
 mod backup;
 mod call;
@@ -123,6 +124,9 @@ Exit status: 0 learned; 1 the learner failed; 2 bad usage (not a directory, no .
     /// Check the tamper-evident audit log of a data directory.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The operator's actions on a governed runtime (lifting lockdown, …).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
     /// Check the configuration, or show the effective one.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -417,6 +421,24 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             call::call(&loaded.config, args, test_tools()).await
         }
         Command::Audit(command) => audit::run(command).await,
+        Command::Admin(command) => {
+            let flags = match &command {
+                admin::AdminCommand::Mode(a) => a
+                    .data_dir
+                    .iter()
+                    .map(|d| {
+                        flag(
+                            "store.data_dir",
+                            "--data-dir",
+                            d.to_string_lossy().into_owned(),
+                        )
+                    })
+                    .collect(),
+            };
+            let loaded = load_config(cli.config, flags)?;
+            init_logs(loaded.config.server.log_format, ONE_SHOT_LOG_FILTER)?;
+            admin::run(&loaded.config, command).await
+        }
         Command::Learn(args) => {
             if args.url.is_some() && !args.runtime.is_empty() {
                 return Err(Failure::Usage(
@@ -492,6 +514,7 @@ pub fn main() -> ExitCode {
         Command::Backup(_) => "ensemble backup",
         Command::Learn(_) => "ensemble learn",
         Command::Audit(_) => "ensemble audit",
+        Command::Admin(_) => "ensemble admin",
         Command::Config(_) => "ensemble config",
         Command::Completions { .. } => "ensemble completions",
         Command::Version => "ensemble version",

@@ -52,6 +52,8 @@ pub struct GovernanceConfig {
     pub bindings: Vec<Binding>,
     /// `[[governance.api_keys]]`: service accounts, their keys stored hashed.
     pub api_keys: Vec<ApiKey>,
+    /// Subjects that may still call tools in lockdown.
+    pub break_glass: Vec<String>,
 }
 
 impl GovernanceConfig {

@@ -492,6 +492,11 @@ pub const KEYS: &[Key] = &[
         "service accounts: a name and the SHA-256 of the key",
     ),
     key(
+        "governance.break_glass",
+        Accepts::Strings,
+        "subjects that may still call tools in lockdown (the operator's break-glass identities)",
+    ),
+    key(
         "governance.oauth.issuer",
         Accepts::Url,
         "the authorization server whose tokens are accepted (their `iss`)",

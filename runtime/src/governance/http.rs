@@ -144,6 +144,9 @@ impl HttpAuth {
             ));
         };
         if let Some(who) = me.governance.api_key_identity(credential) {
+            if let Some(why) = me.governance.refuses_credential(&who, None) {
+                return Err(self.unauthorized(Some("invalid_token"), why));
+            }
             return Ok(who);
         }
         let Some(tokens) = &me.tokens else {
@@ -158,6 +161,9 @@ impl HttpAuth {
             }
         };
         let who = me.governance.token_identity(&claims);
+        if let Some(why) = me.governance.refuses_credential(&who, claims.issued_at) {
+            return Err(self.unauthorized(Some("invalid_token"), why));
+        }
         if let Some(needed) = self.missing_scopes(&who, method) {
             return Err(self.insufficient_scope(&needed, method.unwrap_or("this request")));
         }

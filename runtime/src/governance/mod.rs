@@ -6,9 +6,11 @@
 //! what one of its roles allows and none denies ([`ensemble_actors::governance::policy`]); a
 //! hidden tool answers exactly as an unknown one.
 
+pub mod controls;
 pub mod http;
 pub mod limits;
 pub mod token;
+pub mod tools;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,6 +20,73 @@ use ensemble_actors::governance::policy::{Decision, Kind, Known, Policy, RoleSet
 use sha2::{Digest, Sha256};
 
 use crate::config::governance::{Binding, GovernanceConfig};
+
+tokio::task_local! {
+    /// The caller of the tool call being served (set by the MCP handler around the router
+    /// call), for tools that act as someone: the governance tools.
+    static CALLER: Identity;
+}
+
+/// Runs `f` as `who`'s call: [`current_caller`] inside it is `who`.
+pub async fn with_caller<F: std::future::Future>(who: Identity, f: F) -> F::Output {
+    CALLER.scope(who, f).await
+}
+
+/// The caller of the tool call being served, if there is one (none in a workflow step).
+pub fn current_caller() -> Option<Identity> {
+    CALLER.try_with(Identity::clone).ok()
+}
+
+/// The operator's identity in audit entries and control changes made on the machine.
+pub const OPERATOR: &str = "operator";
+
+/// Sets the mode as the operator (`ensemble admin mode`, the loopback admin endpoint): the
+/// only way to lift read-only or lockdown. Durable and audited before it returns.
+pub async fn set_mode_as_operator(
+    governance: &Governance,
+    mode: controls::Mode,
+    reason: &str,
+) -> Result<Arc<controls::Controls>, String> {
+    let Some(store) = governance.control_store() else {
+        return Err("this runtime is not governed: there is no mode to set".into());
+    };
+    let change = controls::Change {
+        since_ms: controls::now_ms(),
+        by: OPERATOR.into(),
+        reason: reason.to_string(),
+    };
+    let controls = store
+        .set_mode(mode, change)
+        .await
+        .map_err(|e| format!("the mode was not changed: {e}"))?;
+    let operator = Identity {
+        subject: OPERATOR.into(),
+        source: Source::Stdio,
+        roles: None,
+        scopes: Arc::from(Vec::new()),
+    };
+    governance
+        .audit_change(&operator, &format!("mode set to {}", mode.as_str()), None)
+        .await
+        .map_err(|e| {
+            format!(
+                "the mode is {} but its audit entry failed: {e}",
+                mode.as_str()
+            )
+        })?;
+    Ok(controls)
+}
+
+/// Appends an operator's change made on a data directory no server holds (`ensemble admin`)
+/// to that store's audit log.
+pub async fn audit_offline(
+    store: &ensemble_actors::store::Store,
+    config: &crate::config::Config,
+    what: &str,
+) -> Result<(), String> {
+    let _ = (store, config, what);
+    Ok(())
+}
 
 /// How a caller proved who it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +175,70 @@ pub enum Admission {
     Hidden(Rule),
     /// Over a rate limit.
     Limited(limits::Limited),
+    /// Refused by the operator's controls: a suspended identity, lockdown or read-only mode.
+    Refused(Refusal),
+}
+
+/// A call the operator's controls refuse, as the JSON-RPC error every transport answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// [`SUSPENDED`] or [`LOCKED`].
+    pub code: i32,
+    /// What holds and what to do.
+    pub message: String,
+}
+
+/// JSON-RPC code of a call by a suspended identity (outside the ranges JSON-RPC and MCP reserve).
+pub const SUSPENDED: i32 = 403;
+/// JSON-RPC code of a call the runtime's mode refuses (lockdown, read-only).
+pub const LOCKED: i32 = 423;
+
+impl Refusal {
+    fn suspended(who: &Identity, controls: &controls::Controls) -> Self {
+        let why = controls
+            .subjects
+            .get(&*who.subject)
+            .map(|s| format!(" by {} ({})", s.change.by, s.change.reason))
+            .unwrap_or_default();
+        Self {
+            code: SUSPENDED,
+            message: format!(
+                "identity `{}` is suspended{why}; ask an administrator to lift it",
+                who.subject
+            ),
+        }
+    }
+
+    fn mode(state: &controls::ModeState) -> Self {
+        let why = state
+            .change
+            .as_ref()
+            .map(|c| format!(" (set by {}: {})", c.by, c.reason))
+            .unwrap_or_default();
+        let message = match state.mode {
+            controls::Mode::Lockdown => format!(
+                "the runtime is in lockdown{why}: only break-glass identities may call tools; \
+                 an operator lifts it with `ensemble admin mode normal`"
+            ),
+            _ => format!(
+                "the runtime is read-only{why}: only read-only tools run; an operator lifts it \
+                 with `ensemble admin mode normal`"
+            ),
+        };
+        Self {
+            code: LOCKED,
+            message,
+        }
+    }
+
+    /// The JSON-RPC error.
+    pub fn to_error(&self) -> rmcp::ErrorData {
+        rmcp::ErrorData::new(
+            rmcp::model::ErrorCode(self.code),
+            self.message.clone(),
+            None,
+        )
+    }
 }
 
 /// A binding, resolved against the policy.
@@ -135,7 +268,16 @@ struct Inner {
     /// SHA-256 of each key → the account's name.
     api_keys: HashMap<[u8; 32], Arc<str>>,
     stdio: Identity,
+    /// The operator's controls (mode, suspensions, disabled tools), once attached to a store.
+    controls: Option<controls::ControlStore>,
+    /// Whether a tool is annotated read-only (what `read_only` mode lets run).
+    read_only: Option<ReadOnlyTools>,
+    /// The tools governance itself answers (never in a fast lane: they need their caller).
+    edge_tools: std::collections::HashSet<String>,
 }
+
+/// Tells a read-only tool from the others.
+type ReadOnlyTools = Box<dyn Fn(&str) -> bool + Send + Sync>;
 
 impl fmt::Debug for Governance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -157,6 +299,9 @@ impl Governance {
         Self(Arc::new(Inner {
             policy: None,
             limits: None,
+            controls: None,
+            read_only: None,
+            edge_tools: Default::default(),
             config: GovernanceConfig::default(),
             bindings: Vec::new(),
             api_keys: HashMap::new(),
@@ -194,6 +339,9 @@ impl Governance {
             .collect();
         let limits = Some(limits::Limits::new(&policy)).filter(|l| !l.is_empty());
         let mut inner = Inner {
+            controls: None,
+            read_only: None,
+            edge_tools: Default::default(),
             limits,
             policy: Some(policy),
             config: config.clone(),
@@ -308,9 +456,26 @@ impl Governance {
         if self.0.policy.is_none() {
             return Admission::Allowed;
         }
+        let controls = self.controls();
+        if controls.suspended(&who.subject) {
+            return Admission::Refused(Refusal::suspended(who, &controls));
+        }
+        if controls.disabled_tools.contains_key(tool) {
+            return Admission::Hidden(Rule::Default);
+        }
+        if controls.mode.mode == controls::Mode::Lockdown && !self.is_break_glass(who) {
+            return Admission::Refused(Refusal::mode(&controls.mode));
+        }
         let decision = self.decide(who, Kind::Tool, tool);
         if !decision.allowed {
             return Admission::Hidden(decision.rule);
+        }
+        // The controls themselves stay usable in read-only mode (to escalate to lockdown).
+        if controls.mode.mode == controls::Mode::ReadOnly
+            && !self.is_read_only(tool)
+            && !self.is_edge_tool(tool)
+        {
+            return Admission::Refused(Refusal::mode(&controls.mode));
         }
         match &self.0.limits {
             Some(limits) if !decision.limits.is_empty() => {
@@ -321,6 +486,106 @@ impl Governance {
             }
             _ => Admission::Allowed,
         }
+    }
+
+    /// Whether `tool` shows in `who`'s `tools/list`: what [`admit`](Self::admit) would let
+    /// through now, rate limits aside.
+    pub fn shows_tool(&self, who: &Identity, tool: &str) -> bool {
+        if self.0.policy.is_none() {
+            return true;
+        }
+        let controls = self.controls();
+        !controls.suspended(&who.subject)
+            && !controls.disabled_tools.contains_key(tool)
+            && (controls.mode.mode != controls::Mode::Lockdown || self.is_break_glass(who))
+            && (controls.mode.mode != controls::Mode::ReadOnly
+                || self.is_read_only(tool)
+                || self.is_edge_tool(tool))
+            && self.allows(who, Kind::Tool, tool)
+    }
+
+    /// The operator's controls now (all off when none are attached).
+    pub fn controls(&self) -> Arc<controls::Controls> {
+        match &self.0.controls {
+            Some(c) => c.snapshot(),
+            None => Arc::default(),
+        }
+    }
+
+    /// The store of the controls, once attached.
+    pub fn control_store(&self) -> Option<&controls::ControlStore> {
+        self.0.controls.as_ref()
+    }
+
+    /// Whether `who` is one of the break-glass subjects (`governance.break_glass`).
+    pub fn is_break_glass(&self, who: &Identity) -> bool {
+        self.is_break_glass_subject(&who.subject)
+    }
+
+    /// Whether `subject` is one of the break-glass subjects.
+    pub fn is_break_glass_subject(&self, subject: &str) -> bool {
+        self.0.config.break_glass.iter().any(|s| s == subject)
+    }
+
+    /// Appends a governance change by `who` to the audit log (durable when it returns).
+    pub async fn audit_change(
+        &self,
+        who: &Identity,
+        what: &str,
+        target: Option<&str>,
+    ) -> Result<(), String> {
+        let _ = (who, what, target);
+        Ok(())
+    }
+
+    fn is_read_only(&self, tool: &str) -> bool {
+        self.0.read_only.as_ref().is_some_and(|f| f(tool))
+    }
+
+    /// Whether governance answers `tool` itself (its caller matters: never in a fast lane).
+    pub fn is_edge_tool(&self, tool: &str) -> bool {
+        self.0.edge_tools.contains(tool)
+    }
+
+    /// Why a credential that authenticated is refused anyway: its subject is suspended, or
+    /// the token was issued before a revocation (`iat`, Unix seconds).
+    pub fn refuses_credential(&self, who: &Identity, iat: Option<i64>) -> Option<&'static str> {
+        self.0.controls.as_ref()?;
+        let controls = self.controls();
+        if controls.suspended(&who.subject) {
+            Some("this identity is suspended")
+        } else if matches!(who.source, Source::Token { .. }) && controls.revoked(&who.subject, iat)
+        {
+            Some("this token was revoked")
+        } else {
+            None
+        }
+    }
+
+    /// Attaches the operator's controls in `store` and what tells read-only tools; the
+    /// runtime does this once, before serving. Fails (closed) if the controls cannot be read.
+    pub fn attach(
+        self,
+        store: &ensemble_actors::store::Store,
+        read_only: impl Fn(&str) -> bool + Send + Sync + 'static,
+        edge_tools: impl IntoIterator<Item = String>,
+    ) -> Result<Self, GovernanceError> {
+        if self.0.policy.is_none() {
+            return Ok(self);
+        }
+        let controls = controls::ControlStore::open(store).map_err(|e| {
+            GovernanceError::Config(format!(
+                "the governance controls in the store cannot be read ({e}); refusing to start \
+                 without them"
+            ))
+        })?;
+        let mut inner = Arc::try_unwrap(self.0).map_err(|_| {
+            GovernanceError::Config("governance is already in use; attach it first".into())
+        })?;
+        inner.controls = Some(controls);
+        inner.read_only = Some(Box::new(read_only));
+        inner.edge_tools = edge_tools.into_iter().collect();
+        Ok(Self(Arc::new(inner)))
     }
 
     /// Whether a call of `tool` by `who` would count against a rate limit.

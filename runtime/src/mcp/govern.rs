@@ -66,6 +66,7 @@ impl McpService {
                 Err(crate::convert::unknown_tool(tool))
             }
             Admission::Limited(limited) => Err(limited.to_error(tool)),
+            Admission::Refused(refusal) => Err(refusal.to_error()),
         }
     }
 
@@ -76,7 +77,8 @@ impl McpService {
         if !self.governance.is_governed() {
             return true;
         }
-        self.governance.allows(who, Kind::Tool, tool)
+        !self.governance.is_edge_tool(tool)
+            && self.governance.shows_tool(who, tool)
             && (counted || !self.governance.is_limited(who, tool))
     }
 

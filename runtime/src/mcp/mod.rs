@@ -585,7 +585,7 @@ impl ServerHandler for McpService {
         let mut tools = self.router.mcp_tools();
         if self.governance.is_governed() {
             let who = self.caller(&ctx.extensions);
-            tools.retain(|t| self.may(&who, Kind::Tool, &t.name));
+            tools.retain(|t| self.governance.shows_tool(&who, &t.name));
         }
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -628,6 +628,15 @@ impl ServerHandler for McpService {
         // Boxed: the call's state is ~3 KB, and rmcp's request future — which holds the
         // largest handler future inline — is moved several times on its way into each spawned
         // request task. One allocation costs less than those copies.
+        if self.governance.is_governed() {
+            // The governance tools act as their caller.
+            let who = self.caller(&ctx.extensions);
+            return Box::pin(crate::governance::with_caller(
+                who,
+                self.serve_call(req, ctx),
+            ))
+            .await;
+        }
         Box::pin(self.serve_call(req, ctx)).await
     }
 }

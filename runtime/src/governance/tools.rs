@@ -1,0 +1,353 @@
+//! The governance tools: the operator's controls as MCP tools for administrators (what a role
+//! allows decides who that is), and the audit log's query.
+//!
+//! Engaging `read_only` or `lockdown` is a tool; lifting either is not: it is an operator's
+//! action on the machine (`ensemble admin mode normal`), so a stolen administrator token can
+//! lock the runtime but never unlock it.
+
+use std::sync::Weak;
+
+use ensemble_supervision::CallError;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::controls::{Change, Controls, Mode, SubjectControl, now_ms};
+use super::{Governance, Identity, Inner, current_caller};
+use crate::router::{Annotations, BoxFuture, DispatchTool, RegisterError, Router};
+
+/// `governance_status`: no arguments.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusRequest {}
+
+/// The controls now, and who is asking.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct StatusResponse {
+    /// The caller's subject.
+    pub you: String,
+    /// The mode, suspended subjects and disabled tools.
+    pub controls: Controls,
+}
+
+/// `governance_set_mode`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetModeRequest {
+    /// `read_only` (only read-only tools run) or `lockdown` (only break-glass identities call
+    /// tools). `normal` is refused: lifting is an operator action (`ensemble admin mode
+    /// normal`).
+    pub mode: Mode,
+    /// Why (kept with the change and in the audit log).
+    pub reason: String,
+}
+
+/// `governance_suspend` and `governance_unsuspend`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectRequest {
+    /// The subject: a token's `sub`, `apikey:NAME`, or the stdio subject.
+    pub subject: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `governance_revoke_tokens`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// The subject whose tokens to revoke.
+    pub subject: String,
+    /// Tokens issued before this time (Unix seconds) are refused; default now (every token
+    /// it holds).
+    #[serde(default)]
+    pub issued_before: Option<i64>,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `governance_disable_tool`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableRequest {
+    /// The tool.
+    pub tool: String,
+    /// `true` disables it (hidden from everyone), `false` enables it again.
+    pub disabled: bool,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// The controls after a change.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ChangeResponse {
+    /// What changed, in words.
+    pub changed: String,
+    /// The controls now.
+    pub controls: Controls,
+}
+
+/// The tools this module registers.
+pub const TOOLS: &[&str] = &[
+    "governance_status",
+    "governance_set_mode",
+    "governance_suspend",
+    "governance_unsuspend",
+    "governance_revoke_tokens",
+    "governance_disable_tool",
+];
+
+type Answer<T> = BoxFuture<Result<T, CallError<String>>>;
+
+fn refuse<T: Send + 'static>(message: String) -> Answer<T> {
+    Box::pin(async move { Err(CallError::Engine(message)) })
+}
+
+/// The governance and the caller of a tool call, or why the tool cannot run.
+fn context(weak: &Weak<Inner>) -> Result<(Governance, Identity), String> {
+    let governance = weak
+        .upgrade()
+        .map(Governance)
+        .ok_or_else(|| "the runtime is shutting down".to_string())?;
+    let caller = current_caller().ok_or_else(|| {
+        "governance tools answer MCP callers only (not workflow steps)".to_string()
+    })?;
+    Ok((governance, caller))
+}
+
+fn change(caller: &Identity, reason: &str) -> Change {
+    Change {
+        since_ms: now_ms(),
+        by: caller.subject().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// One change of the controls.
+enum Edit {
+    Mode(Mode, Change),
+    Subject(String, Option<SubjectControl>),
+    Tool(String, Option<Change>),
+}
+
+/// Applies a control change and audits it; answers once both are durable.
+async fn apply(
+    governance: Governance,
+    caller: Identity,
+    what: String,
+    target: Option<String>,
+    edit: Edit,
+) -> Result<ChangeResponse, CallError<String>> {
+    let Some(store) = governance.control_store() else {
+        return Err(CallError::Engine("governance has no store attached".into()));
+    };
+    let written = match edit {
+        Edit::Mode(mode, change) => store.set_mode(mode, change).await,
+        Edit::Subject(subject, control) => store.set_subject(&subject, control).await,
+        Edit::Tool(tool, change) => store.set_tool(&tool, change).await,
+    };
+    let controls =
+        written.map_err(|e| CallError::Engine(format!("the change was not made: {e}")))?;
+    governance
+        .audit_change(&caller, &what, target.as_deref())
+        .await
+        .map_err(|e| {
+            CallError::Engine(format!(
+                "the change is in effect but its audit entry failed: {e}"
+            ))
+        })?;
+    Ok(ChangeResponse {
+        changed: what,
+        controls: (*controls).clone(),
+    })
+}
+
+/// Registers the governance tools (only for a governed runtime).
+pub fn register(router: &Router, governance: &Governance) -> Result<(), RegisterError> {
+    let policy = |name: &str| crate::config::default_policy(name);
+    let weak = std::sync::Arc::downgrade(&governance.0);
+
+    let w = weak.clone();
+    router.register_dispatch(
+        DispatchTool {
+            name: "governance_status",
+            description: "The operator's controls: the mode (normal, read_only, lockdown), \
+                 suspended identities and revoked tokens, disabled tools; and your subject.",
+            annotations: Annotations::READ_ONLY,
+            policy: policy("governance_status"),
+        },
+        move |_: StatusRequest, _ctx| -> Answer<StatusResponse> {
+            let (governance, caller) = match context(&w) {
+                Ok(c) => c,
+                Err(m) => return refuse(m),
+            };
+            Box::pin(async move {
+                Ok(StatusResponse {
+                    you: caller.subject().to_string(),
+                    controls: (*governance.controls()).clone(),
+                })
+            })
+        },
+    )?;
+
+    let w = weak.clone();
+    router.register_dispatch(
+        DispatchTool {
+            name: "governance_set_mode",
+            description: "Engage read_only (only read-only tools run) or lockdown (only \
+                 break-glass identities call tools), effective on the next request and kept \
+                 across restarts. Lifting is an operator action: `ensemble admin mode normal`.",
+            annotations: Annotations::IDEMPOTENT_WRITE,
+            policy: policy("governance_set_mode"),
+        },
+        move |req: SetModeRequest, _ctx| -> Answer<ChangeResponse> {
+            let (governance, caller) = match context(&w) {
+                Ok(c) => c,
+                Err(m) => return refuse(m),
+            };
+            if req.mode == Mode::Normal {
+                return refuse(
+                    "lifting read_only or lockdown is an operator action, never a tool call: run \
+                     `ensemble admin mode normal --data-dir DIR` with the server stopped, or \
+                     `--url http://127.0.0.1:PORT` on the server's machine"
+                        .into(),
+                );
+            }
+            let what = format!("mode set to {}", req.mode.as_str());
+            let ch = change(&caller, &req.reason);
+            Box::pin(apply(
+                governance,
+                caller,
+                what,
+                None,
+                Edit::Mode(req.mode, ch),
+            ))
+        },
+    )?;
+
+    let w = weak.clone();
+    router.register_dispatch(
+        DispatchTool {
+            name: "governance_suspend",
+            description: "Suspend an identity (a token's subject, `apikey:NAME`, the stdio \
+                 subject): every request of it is refused from the next one on, across \
+                 restarts, until governance_unsuspend.",
+            annotations: Annotations::IDEMPOTENT_WRITE,
+            policy: policy("governance_suspend"),
+        },
+        move |req: SubjectRequest, _ctx| -> Answer<ChangeResponse> {
+            let (governance, caller) = match context(&w) {
+                Ok(c) => c,
+                Err(m) => return refuse(m),
+            };
+            if governance.is_break_glass_subject(&req.subject) {
+                return refuse(format!(
+                    "`{}` is a break-glass identity: remove it from governance.break_glass first",
+                    req.subject
+                ));
+            }
+            let mut control = governance
+                .controls()
+                .subjects
+                .get(&req.subject)
+                .cloned()
+                .unwrap_or_default();
+            control.suspended = true;
+            control.change = change(&caller, &req.reason);
+            let what = format!("suspended {}", req.subject);
+            let edit = Edit::Subject(req.subject.clone(), Some(control));
+            Box::pin(apply(governance, caller, what, Some(req.subject), edit))
+        },
+    )?;
+
+    let w = weak.clone();
+    router.register_dispatch(
+        DispatchTool {
+            name: "governance_unsuspend",
+            description: "Lift an identity's suspension (its token revocations stay).",
+            annotations: Annotations::IDEMPOTENT_WRITE,
+            policy: policy("governance_unsuspend"),
+        },
+        move |req: SubjectRequest, _ctx| -> Answer<ChangeResponse> {
+            let (governance, caller) = match context(&w) {
+                Ok(c) => c,
+                Err(m) => return refuse(m),
+            };
+            let current = governance.controls().subjects.get(&req.subject).cloned();
+            let next = current.and_then(|mut c| {
+                c.suspended = false;
+                c.change = change(&caller, &req.reason);
+                c.revoke_before.is_some().then_some(c)
+            });
+            let what = format!("lifted the suspension of {}", req.subject);
+            let edit = Edit::Subject(req.subject.clone(), next);
+            Box::pin(apply(governance, caller, what, Some(req.subject), edit))
+        },
+    )?;
+
+    let w = weak.clone();
+    router.register_dispatch(
+        DispatchTool {
+            name: "governance_revoke_tokens",
+            description: "Revoke every bearer token of a subject issued before a time (default: \
+                 now): those tokens are refused with 401 from the next request on; tokens issued \
+                 later are accepted.",
+            annotations: Annotations::IDEMPOTENT_WRITE,
+            policy: policy("governance_revoke_tokens"),
+        },
+        move |req: RevokeRequest, _ctx| -> Answer<ChangeResponse> {
+            let (governance, caller) = match context(&w) {
+                Ok(c) => c,
+                Err(m) => return refuse(m),
+            };
+            let before = req
+                .issued_before
+                .unwrap_or_else(|| (now_ms() / 1000) as i64 + 1);
+            let mut control = governance
+                .controls()
+                .subjects
+                .get(&req.subject)
+                .cloned()
+                .unwrap_or_default();
+            control.revoke_before = Some(control.revoke_before.map_or(before, |b| b.max(before)));
+            control.change = change(&caller, &req.reason);
+            let what = format!(
+                "revoked the tokens of {} issued before {before}",
+                req.subject
+            );
+            let edit = Edit::Subject(req.subject.clone(), Some(control));
+            Box::pin(apply(governance, caller, what, Some(req.subject), edit))
+        },
+    )?;
+
+    let w = weak;
+    router.register_dispatch(
+        DispatchTool {
+            name: "governance_disable_tool",
+            description: "Disable a tool for everyone (it answers as unknown) or enable it \
+                 again; effective on the next request and kept across restarts.",
+            annotations: Annotations::IDEMPOTENT_WRITE,
+            policy: policy("governance_disable_tool"),
+        },
+        move |req: DisableRequest, _ctx| -> Answer<ChangeResponse> {
+            let (governance, caller) = match context(&w) {
+                Ok(c) => c,
+                Err(m) => return refuse(m),
+            };
+            if TOOLS.contains(&req.tool.as_str()) {
+                return refuse("the governance tools cannot be disabled".into());
+            }
+            let what = format!(
+                "{} {}",
+                if req.disabled { "disabled" } else { "enabled" },
+                req.tool
+            );
+            let ch = req.disabled.then(|| change(&caller, &req.reason));
+            let edit = Edit::Tool(req.tool.clone(), ch);
+            Box::pin(apply(governance, caller, what, Some(req.tool), edit))
+        },
+    )?;
+    Ok(())
+}
