@@ -208,6 +208,19 @@ async fn admit(
                     parts.extensions.insert(EdgeAdmitted);
                 }
                 crate::governance::Admission::Limited(limited) => {
+                    let mut record = ensemble_actors::governance::audit::AuditRecord::new(
+                        ensemble_actors::governance::audit::AuditKind::Decision,
+                        who.subject(),
+                        "tools/call",
+                    );
+                    record.target = Some(tool.clone());
+                    record.allowed = Some(false);
+                    record.rule = Some(format!("rate limit {}", limited.policy));
+                    record.outcome = Some("rate_limited".into());
+                    // Refused either way; a log that cannot be written is in the server's log.
+                    if let Err(e) = governance.audit(record).await {
+                        tracing::error!(error = %e, "the audit log cannot be written");
+                    }
                     return Err(rate_limited(&limited, probed.id.take(), &tool));
                 }
                 // The handler answers these (unknown tool; the controls' refusal).

@@ -404,6 +404,8 @@ impl Runtime {
     pub async fn shutdown(self) -> Result<(), RuntimeError> {
         self.stopping.store(true, Ordering::Release);
         let _ = self.supervisor.stop_and_wait(None, None).await;
+        // A last signed checkpoint of the audit log.
+        self.governance.close().await;
         self.store.flush().await?;
         Ok(())
     }

@@ -54,6 +54,50 @@ pub struct GovernanceConfig {
     pub api_keys: Vec<ApiKey>,
     /// Subjects that may still call tools in lockdown.
     pub break_glass: Vec<String>,
+    /// `[governance.audit]`: the audit log's node name and signed checkpoints.
+    pub audit: AuditSettings,
+}
+
+/// `[governance.audit]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSettings {
+    /// This node's name in the chain (`ensemble-audit/<node_id>`).
+    pub node_id: String,
+    /// A directory outside the data directory receiving each signed checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// The Ed25519 signing key (created with its `.pub` when absent); unset: no checkpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// A checkpoint after this many entries.
+    pub checkpoint_every_entries: u64,
+    /// A checkpoint this long (ms) after the last one, if entries came since.
+    pub checkpoint_every_ms: u64,
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            node_id: "local".into(),
+            checkpoint_dir: None,
+            key_file: None,
+            checkpoint_every_entries: 1000,
+            checkpoint_every_ms: 60_000,
+        }
+    }
+}
+
+impl AuditSettings {
+    /// The audit log's checkpoint settings.
+    pub fn checkpoints(&self) -> ensemble_actors::governance::checkpoint::CheckpointConfig {
+        ensemble_actors::governance::checkpoint::CheckpointConfig {
+            dir: self.checkpoint_dir.clone(),
+            key_file: self.key_file.clone(),
+            every_entries: self.checkpoint_every_entries,
+            every: std::time::Duration::from_millis(self.checkpoint_every_ms),
+        }
+    }
 }
 
 impl GovernanceConfig {

@@ -527,6 +527,31 @@ pub const KEYS: &[Key] = &[
         "clock skew tolerated on a token's exp and nbf, in seconds",
     ),
     key(
+        "governance.audit.node_id",
+        Accepts::Text,
+        "this node's name in the audit chain",
+    ),
+    key(
+        "governance.audit.checkpoint_dir",
+        Accepts::Path,
+        "a directory outside the data dir that receives every signed checkpoint",
+    ),
+    key(
+        "governance.audit.key_file",
+        Accepts::Path,
+        "the checkpoints' Ed25519 signing key, outside the data dir (created when absent)",
+    ),
+    key(
+        "governance.audit.checkpoint_every_entries",
+        int(0),
+        "a signed checkpoint after this many entries (0: not by count)",
+    ),
+    key(
+        "governance.audit.checkpoint_every_ms",
+        int(0),
+        "a signed checkpoint this long (ms) after the last, if entries came since (0: not by time)",
+    ),
+    key(
         "governance.stdio.subject",
         Accepts::Text,
         "who a stdio client is, as bindings and the audit name it",

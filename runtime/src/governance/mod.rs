@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
+use ensemble_actors::governance::audit::{AuditKind, AuditLog, AuditRecord};
 use ensemble_actors::governance::policy::{Decision, Kind, Known, Policy, RoleSet, Rule};
 use sha2::{Digest, Sha256};
 
@@ -84,8 +85,14 @@ pub async fn audit_offline(
     config: &crate::config::Config,
     what: &str,
 ) -> Result<(), String> {
-    let _ = (store, config, what);
-    Ok(())
+    let audit = &config.governance.audit;
+    let log =
+        AuditLog::open(store, &audit.node_id, audit.checkpoints()).map_err(|e| e.to_string())?;
+    let mut record = AuditRecord::new(AuditKind::Change, OPERATOR, "governance/change");
+    record.detail = Some(what.to_string());
+    record.outcome = Some("ok".into());
+    log.append(record).await.map_err(|e| e.to_string())?;
+    log.close().await.map_err(|e| e.to_string())
 }
 
 /// How a caller proved who it is.
@@ -274,6 +281,8 @@ struct Inner {
     read_only: Option<ReadOnlyTools>,
     /// The tools governance itself answers (never in a fast lane: they need their caller).
     edge_tools: std::collections::HashSet<String>,
+    /// The tamper-evident log of decisions, calls and changes, once attached to a store.
+    audit: Option<AuditLog>,
 }
 
 /// Tells a read-only tool from the others.
@@ -302,6 +311,7 @@ impl Governance {
             controls: None,
             read_only: None,
             edge_tools: Default::default(),
+            audit: None,
             config: GovernanceConfig::default(),
             bindings: Vec::new(),
             api_keys: HashMap::new(),
@@ -342,6 +352,7 @@ impl Governance {
             controls: None,
             read_only: None,
             edge_tools: Default::default(),
+            audit: None,
             limits,
             policy: Some(policy),
             config: config.clone(),
@@ -534,8 +545,42 @@ impl Governance {
         what: &str,
         target: Option<&str>,
     ) -> Result<(), String> {
-        let _ = (who, what, target);
-        Ok(())
+        let mut record = AuditRecord::new(AuditKind::Change, who.subject(), "governance/change");
+        record.target = target.map(str::to_string);
+        record.detail = Some(what.to_string());
+        record.outcome = Some("ok".into());
+        self.audit(record).await
+    }
+
+    /// The audit log, once attached.
+    pub fn audit_log(&self) -> Option<&AuditLog> {
+        self.0.audit.as_ref()
+    }
+
+    /// Appends `record`; answers once it is durable. No log attached: nothing to do.
+    pub async fn audit(&self, record: AuditRecord) -> Result<(), String> {
+        match &self.0.audit {
+            Some(log) => log
+                .append(record)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether calls are audited (a governed runtime attached to its store).
+    pub fn audits(&self) -> bool {
+        self.0.audit.is_some()
+    }
+
+    /// Closes the audit log: a last signed checkpoint, then the writer stops.
+    pub async fn close(&self) {
+        if let Some(log) = &self.0.audit
+            && let Err(e) = log.close().await
+        {
+            tracing::warn!(error = %e, "the audit log did not close cleanly");
+        }
     }
 
     fn is_read_only(&self, tool: &str) -> bool {
@@ -582,6 +627,17 @@ impl Governance {
         let mut inner = Arc::try_unwrap(self.0).map_err(|_| {
             GovernanceError::Config("governance is already in use; attach it first".into())
         })?;
+        let audit = AuditLog::open(
+            store,
+            &inner.config.audit.node_id,
+            inner.config.audit.checkpoints(),
+        )
+        .map_err(|e| {
+            GovernanceError::Config(format!(
+                "the audit log cannot be opened ({e}); refusing to start without it"
+            ))
+        })?;
+        inner.audit = Some(audit);
         inner.controls = Some(controls);
         inner.read_only = Some(Box::new(read_only));
         inner.edge_tools = edge_tools.into_iter().collect();

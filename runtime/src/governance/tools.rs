@@ -89,8 +89,58 @@ pub struct ChangeResponse {
     pub controls: Controls,
 }
 
+/// `audit_query`: filters and a page.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQueryRequest {
+    /// Entries of this identity (subject).
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// Entries about this tool (or resource URI).
+    #[serde(default)]
+    pub tool: Option<String>,
+    /// Entries with this outcome: ok, error, denied, rate_limited, refused, started, …
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// Entries at or after this time (Unix ms).
+    #[serde(default)]
+    pub since_ms: Option<u64>,
+    /// Entries before this time (Unix ms).
+    #[serde(default)]
+    pub until_ms: Option<u64>,
+    /// Continue after this sequence number (the previous page's `next`).
+    #[serde(default)]
+    pub after: Option<u64>,
+    /// At most this many entries (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AuditEntryView {
+    /// Its sequence number in the chain.
+    pub seq: u64,
+    /// The record, as stored.
+    #[schemars(with = "serde_json::Value")]
+    pub record: ensemble_actors::governance::audit::AuditRecord,
+}
+
+/// A page of the audit log, oldest first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AuditQueryResponse {
+    /// The entries.
+    pub entries: Vec<AuditEntryView>,
+    /// Pass as `after` for the next page; absent at the end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+    /// Entries in the log.
+    pub total: u64,
+}
+
 /// The tools this module registers.
 pub const TOOLS: &[&str] = &[
+    "audit_query",
     "governance_status",
     "governance_set_mode",
     "governance_suspend",
@@ -319,6 +369,50 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
             );
             let edit = Edit::Subject(req.subject.clone(), Some(control));
             Box::pin(apply(governance, caller, what, Some(req.subject), edit))
+        },
+    )?;
+
+    let w = weak.clone();
+    router.register_dispatch(
+        DispatchTool {
+            name: "audit_query",
+            description: "Read the audit log (decisions, tool calls, governance changes), oldest \
+                 first, filtered by identity, tool, outcome and time; paginated with `after`. \
+                 Arguments appear as their SHA-256, never in clear.",
+            annotations: Annotations::READ_ONLY,
+            policy: policy("audit_query"),
+        },
+        move |req: AuditQueryRequest, _ctx| -> Answer<AuditQueryResponse> {
+            let (governance, _caller) = match context(&w) {
+                Ok(c) => c,
+                Err(m) => return refuse(m),
+            };
+            Box::pin(async move {
+                let Some(log) = governance.audit_log() else {
+                    return Err(CallError::Engine("this runtime keeps no audit log".into()));
+                };
+                let filter = ensemble_actors::governance::audit::AuditFilter {
+                    identity: req.identity,
+                    target: req.tool,
+                    outcome: req.outcome,
+                    kind: None,
+                    since_ms: req.since_ms,
+                    until_ms: req.until_ms,
+                };
+                let limit = req.limit.unwrap_or(100).clamp(1, 1000);
+                let page = log
+                    .query(&filter, req.after, limit)
+                    .map_err(|e| CallError::Engine(format!("the audit log cannot be read: {e}")))?;
+                Ok(AuditQueryResponse {
+                    entries: page
+                        .entries
+                        .into_iter()
+                        .map(|(seq, record)| AuditEntryView { seq, record })
+                        .collect(),
+                    next: page.next,
+                    total: log.len(),
+                })
+            })
         },
     )?;
 

@@ -60,6 +60,8 @@ pub(crate) struct PlainCall {
     pub(crate) route: Arc<Route>,
     pub(crate) args: Map<String, Value>,
     pub(crate) progress: Option<ProgressToken>,
+    /// Who calls (audited with the call).
+    pub(crate) who: crate::governance::Identity,
 }
 
 /// A lane's calls in flight by request id, so that `notifications/cancelled` stops one.
@@ -110,6 +112,7 @@ pub(crate) struct FastCall {
     id: RequestId,
     route: Arc<Route>,
     args: Map<String, Value>,
+    who: crate::governance::Identity,
 }
 
 /// The JSON-RPC request, with nothing the fast lane does not know: an unknown member (a task,
@@ -276,6 +279,7 @@ impl McpService {
             id: envelope.id,
             route,
             args: envelope.params.arguments.unwrap_or_default(),
+            who: who.unwrap_or(&self.identity).clone(),
         })
     }
 
@@ -335,6 +339,7 @@ impl McpService {
             route,
             args: p.arguments.take().unwrap_or_default(),
             progress,
+            who,
         })
     }
 
@@ -342,11 +347,14 @@ impl McpService {
     /// JSON-RPC message, logged as any call is. `cancel` stops the call. With `progress`, a
     /// call running longer than the service's progress period reports a heartbeat through it,
     /// as [`McpService::serve_call`] does for tools that report none themselves.
+    // The three lanes each hold these apart; a struct would be built only to be taken apart.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn answer_plain<N, F>(
         &self,
         id: RequestId,
         route: &Route,
         args: Map<String, Value>,
+        who: &crate::governance::Identity,
         cancel: CancellationToken,
         era: Era,
         progress: Option<(ProgressToken, N)>,
@@ -364,11 +372,16 @@ impl McpService {
             session_id = %format_args!("local-{session}")
         );
         let started = Instant::now();
+        let args = Value::Object(args);
+        let audited = match self.audit_start(who, name, &args, None).await {
+            Ok(a) => a,
+            Err(error) => return ServerJsonRpcMessage::error(error, Some(id)),
+        };
         let call = self
             .router
             .call_route(
                 route,
-                Value::Object(args),
+                args,
                 Some(cancel.clone()),
                 ToolContext::detached(cancel),
             )
@@ -405,6 +418,17 @@ impl McpService {
             started,
             &outcome,
         );
+        if let Some(audited) = audited {
+            let how = match &outcome {
+                Ok(crate::router::ToolOutput::Content(r)) if r.is_error == Some(true) => "error",
+                Ok(_) => "ok",
+                Err(crate::router::ToolError::Cancelled) => "cancelled",
+                Err(_) => "error",
+            };
+            if let Err(error) = self.audit_end(audited, how).await {
+                return ServerJsonRpcMessage::error(error, Some(id));
+            }
+        }
         match call_answer(outcome) {
             Ok(result) => {
                 let mut result = ServerResult::from(CallToolResponse::from(result));
@@ -425,7 +449,12 @@ impl McpService {
     /// response mode would give them. Dropping the future (the client went away) cancels the
     /// actor's work.
     pub(crate) async fn serve_fast(&self, call: FastCall) -> (StatusCode, Vec<u8>) {
-        let FastCall { id, route, args } = call;
+        let FastCall {
+            id,
+            route,
+            args,
+            who,
+        } = call;
         let cancel = CancellationToken::new();
         let _cancel_on_drop = cancel.clone().drop_guard();
         // A progress token sends a request to rmcp (`Meta` has no room for one): a JSON answer
@@ -435,6 +464,7 @@ impl McpService {
                 id,
                 &route,
                 args,
+                &who,
                 cancel,
                 Era::Modern,
                 None::<(

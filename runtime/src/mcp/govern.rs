@@ -9,6 +9,8 @@ use ensemble_actors::governance::policy::Kind;
 use rmcp::ErrorData;
 
 use super::McpService;
+use ensemble_actors::governance::audit::{AuditKind, AuditRecord, args_digest};
+
 use crate::governance::http::EdgeAdmitted;
 use crate::governance::{Admission, Governance, Identity};
 
@@ -96,4 +98,129 @@ impl McpService {
             uri,
         ))
     }
+
+    /// A `tools/call` of a governed runtime: audited, and served as its caller (the
+    /// governance tools act as them).
+    pub(crate) async fn serve_governed_call(
+        &self,
+        req: rmcp::model::CallToolRequestParams,
+        ctx: rmcp::service::RequestContext<rmcp::RoleServer>,
+    ) -> Result<rmcp::model::CallToolResponse, ErrorData> {
+        use rmcp::model::CallToolResponse;
+        let who = self.caller(&ctx.extensions);
+        let tool = req.name.to_string();
+        let audited = if self.governance.audits() {
+            let args = serde_json::Value::Object(req.arguments.clone().unwrap_or_default());
+            let session = super::call::session_name(&ctx, self.session);
+            self.audit_start(&who, &tool, &args, Some(session)).await?
+        } else {
+            None
+        };
+        let answer = crate::governance::with_caller(who, Box::pin(self.serve_call(req, ctx))).await;
+        if let Some(call) = audited {
+            let outcome = match &answer {
+                Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => "error",
+                Ok(CallToolResponse::Complete(_)) => "ok",
+                Ok(CallToolResponse::InputRequired(_)) => "input_required",
+                Ok(CallToolResponse::Task(_)) => "task",
+                Ok(_) => "ok",
+                Err(e) if e.code.0 == crate::governance::limits::RATE_LIMITED => "rate_limited",
+                Err(e)
+                    if e.code.0 == crate::governance::LOCKED
+                        || e.code.0 == crate::governance::SUSPENDED =>
+                {
+                    "refused"
+                }
+                Err(_) if !call.allowed => "denied",
+                Err(_) => "error",
+            };
+            self.audit_end(call, outcome).await?;
+        }
+        answer
+    }
+
+    /// Starts the audit of a call `who` makes: for a tool that changes something (not
+    /// read-only) an entry is made durable before the call runs, so that a log that cannot be
+    /// written stops the call (fail closed). `None` when calls are not audited.
+    pub(crate) async fn audit_start(
+        &self,
+        who: &Identity,
+        tool: &str,
+        args: &serde_json::Value,
+        session: Option<String>,
+    ) -> Result<Option<AuditedCall>, ErrorData> {
+        if !self.governance.audits() {
+            return Ok(None);
+        }
+        let decision = self.governance.decide(who, Kind::Tool, tool);
+        let call = AuditedCall {
+            who: who.subject().to_string(),
+            tool: tool.to_string(),
+            digest: args_digest(args),
+            session,
+            allowed: decision.allowed,
+            rule: decision.rule.to_string(),
+            started: std::time::Instant::now(),
+        };
+        let mutating = self.router.annotations(tool).is_some_and(|a| !a.read_only);
+        if decision.allowed && mutating {
+            let mut record = call.record(AuditKind::Decision);
+            record.outcome = Some("started".into());
+            self.governance
+                .audit(record)
+                .await
+                .map_err(|e| audit_unwritable(tool, &e))?;
+        }
+        Ok(Some(call))
+    }
+
+    /// Ends the audit of a call: its outcome, durable before the call is answered.
+    pub(crate) async fn audit_end(
+        &self,
+        call: AuditedCall,
+        outcome: &str,
+    ) -> Result<(), ErrorData> {
+        let mut record = call.record(AuditKind::Call);
+        record.outcome = Some(outcome.to_string());
+        record.duration_us = Some(call.started.elapsed().as_micros() as u64);
+        self.governance
+            .audit(record)
+            .await
+            .map_err(|e| audit_unwritable(&call.tool, &e))
+    }
+}
+
+/// A call being audited.
+pub(crate) struct AuditedCall {
+    who: String,
+    tool: String,
+    digest: [u8; 32],
+    session: Option<String>,
+    allowed: bool,
+    rule: String,
+    started: std::time::Instant,
+}
+
+impl AuditedCall {
+    fn record(&self, kind: AuditKind) -> AuditRecord {
+        let mut r = AuditRecord::new(kind, self.who.clone(), "tools/call");
+        r.session = self.session.clone();
+        r.target = Some(self.tool.clone());
+        r.args_sha256 = Some(self.digest);
+        r.allowed = Some(self.allowed);
+        r.rule = Some(self.rule.clone());
+        r
+    }
+}
+
+/// The error of a call whose audit entry could not be written.
+fn audit_unwritable(tool: &str, why: &str) -> ErrorData {
+    metrics::counter!("ensemble_governance_audit_refusals_total").increment(1);
+    ErrorData::internal_error(
+        format!(
+            "{tool}: the audit log cannot be written ({why}); calls are refused until it can \
+             (see the server's log)"
+        ),
+        None,
+    )
 }

@@ -629,13 +629,7 @@ impl ServerHandler for McpService {
         // largest handler future inline — is moved several times on its way into each spawned
         // request task. One allocation costs less than those copies.
         if self.governance.is_governed() {
-            // The governance tools act as their caller.
-            let who = self.caller(&ctx.extensions);
-            return Box::pin(crate::governance::with_caller(
-                who,
-                self.serve_call(req, ctx),
-            ))
-            .await;
+            return Box::pin(self.serve_governed_call(req, ctx)).await;
         }
         Box::pin(self.serve_call(req, ctx)).await
     }

@@ -267,6 +267,7 @@ impl FastSessions {
                 route,
                 args,
                 progress,
+                who,
             } = call;
             let heartbeat = progress.map(|token| {
                 (token, move |note: ServerNotification| {
@@ -277,7 +278,15 @@ impl FastSessions {
                 })
             });
             let answer = service
-                .answer_plain(id.clone(), &route, args, cancel.clone(), era, heartbeat)
+                .answer_plain(
+                    id.clone(),
+                    &route,
+                    args,
+                    &who,
+                    cancel.clone(),
+                    era,
+                    heartbeat,
+                )
                 .await;
             in_flight.end(&id);
             if let Some(k) = lane

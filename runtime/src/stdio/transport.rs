@@ -135,6 +135,7 @@ impl Lane {
             route,
             args,
             progress,
+            who,
         } = call;
         let cancel = self.in_flight.start(&id);
         self.taken.fetch_add(1, Ordering::Relaxed);
@@ -151,7 +152,15 @@ impl Lane {
                 })
             });
             let answer = service
-                .answer_plain(id.clone(), &route, args, cancel.clone(), era, heartbeat)
+                .answer_plain(
+                    id.clone(),
+                    &route,
+                    args,
+                    &who,
+                    cancel.clone(),
+                    era,
+                    heartbeat,
+                )
                 .await;
             in_flight.end(&id);
             // A cancelled request gets no answer (as rmcp does, and as MCP asks).

@@ -1,0 +1,163 @@
+//! The audit log of a governed server, end to end: every call (and each change it makes, before
+//! it runs) becomes an entry with who, what, a digest of the arguments (never the arguments),
+//! the rule that decided and the outcome; administrators read it with `audit_query`; after the
+//! server is gone, `ensemble audit verify` finds the chain and its signed checkpoints intact.
+
+mod common;
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, object};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const ADMIN_KEY: &str = "ens-admin-c3a9";
+const USER_KEY: &str = "ens-user-77e0";
+
+type Client = RunningService<RoleClient, ()>;
+
+async fn connect(url: &str, key: &str) -> Client {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key),
+    );
+    ().serve(transport).await.expect("MCP session")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_audited_queryable_and_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let checkpoints = dir.path().join("checkpoints");
+    let hash = |k: &str| format!("{:x}", Sha256::digest(k.as_bytes()));
+    let config = format!(
+        r#"
+[[governance.roles]]
+name = "admin"
+tools = ["*"]
+
+[[governance.roles]]
+name = "user"
+tools = ["registry_*"]
+
+[[governance.bindings]]
+api_key = "admin"
+roles = ["admin"]
+
+[[governance.bindings]]
+api_key = "user"
+roles = ["user"]
+
+[[governance.api_keys]]
+name = "admin"
+sha256 = "{}"
+
+[[governance.api_keys]]
+name = "user"
+sha256 = "{}"
+
+[governance.audit]
+node_id = "test-node"
+key_file = "{}"
+checkpoint_dir = "{}"
+checkpoint_every_entries = 4
+"#,
+        hash(ADMIN_KEY),
+        hash(USER_KEY),
+        keys.join("audit.key").display(),
+        checkpoints.display()
+    );
+    let server = common::serve_http(dir.path(), &config, &[]);
+    let user = connect(&server.url, USER_KEY).await;
+    let secret = "s3cr3t-value-never-in-the-log";
+    for v in ["1.0.0", "1.0.1"] {
+        user.call_tool(
+            CallToolRequestParams::new("registry_put").with_arguments(object(json!({
+                "name": "cfg", "version": v, "content": {"password": secret}
+            }))),
+        )
+        .await
+        .expect("registry_put");
+    }
+    user.call_tool(
+        CallToolRequestParams::new("registry_get").with_arguments(object(json!({"name": "cfg"}))),
+    )
+    .await
+    .expect("registry_get");
+    // A tool the user may not use: audited as denied.
+    let _ = user
+        .call_tool(CallToolRequestParams::new("task_submit").with_arguments(object(json!({}))))
+        .await;
+
+    let admin = connect(&server.url, ADMIN_KEY).await;
+    let page: Value = admin
+        .call_tool(
+            CallToolRequestParams::new("audit_query")
+                .with_arguments(object(json!({"identity": "apikey:user"}))),
+        )
+        .await
+        .expect("audit_query")
+        .structured_content
+        .expect("structured");
+    let entries = page["entries"].as_array().expect("entries");
+    let seen: Vec<(String, String, String)> = entries
+        .iter()
+        .map(|e| {
+            let r = &e["record"];
+            (
+                r["kind"].as_str().unwrap_or_default().to_string(),
+                r["target"].as_str().unwrap_or_default().to_string(),
+                r["outcome"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let expect = |k: &str, t: &str, o: &str| (k.to_string(), t.to_string(), o.to_string());
+    assert_eq!(
+        seen,
+        [
+            expect("decision", "registry_put", "started"),
+            expect("call", "registry_put", "ok"),
+            expect("decision", "registry_put", "started"),
+            expect("call", "registry_put", "ok"),
+            expect("call", "registry_get", "ok"),
+            expect("call", "task_submit", "denied"),
+        ]
+    );
+    let put = &entries[1]["record"];
+    assert_eq!(put["rule"], "role user: allow registry_*");
+    assert_eq!(put["args_sha256"].as_str().map(str::len), Some(64));
+    assert!(put["duration_us"].as_u64().is_some());
+    assert!(
+        !page.to_string().contains(secret),
+        "arguments in clear: {page}"
+    );
+    let denied = &entries[5]["record"];
+    assert_eq!(denied["allowed"], false);
+    assert_eq!(denied["rule"], "default deny");
+    user.cancel().await.ok();
+    admin.cancel().await.ok();
+
+    // The server is gone (kill -9): the chain and the checkpoints it signed verify.
+    drop(server);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--checkpoints")
+        .arg(&checkpoints)
+        .arg("--public-key")
+        .arg(keys.join("audit.key.pub"))
+        .output()
+        .expect("ensemble audit verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_dir(&checkpoints).unwrap().count() >= 1,
+        "signed checkpoints were written"
+    );
+}
