@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use ensemble_protocol::principal::Principal;
 use ensemble_supervision::CancellationToken;
 use serde_json::Value;
 
@@ -49,4 +50,17 @@ pub trait ToolInvoker: Send + Sync + 'static {
 
     /// Calls `tool`; the call stops when `cancel` is cancelled.
     fn invoke(&self, tool: &str, arguments: Value, cancel: CancellationToken) -> InvokeFuture;
+
+    /// Calls `tool` for `submitter`, whose run or task this call belongs to: a governed
+    /// invoker refuses what that identity may not call. By default the submitter is ignored.
+    fn invoke_as(
+        &self,
+        tool: &str,
+        arguments: Value,
+        cancel: CancellationToken,
+        submitter: Option<&Principal>,
+    ) -> InvokeFuture {
+        let _ = submitter;
+        self.invoke(tool, arguments, cancel)
+    }
 }

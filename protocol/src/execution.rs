@@ -87,6 +87,11 @@ pub struct SubmitRequest {
     /// its priority (priority inheritance). If one of them does not complete, this task fails.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub wait_for: Vec<TaskId>,
+    /// Who submits it (set by the runtime from the caller, never from the arguments): the
+    /// tool runs with that identity's rights.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub submitter: Option<crate::principal::Principal>,
 }
 
 fn empty_object() -> Value {
@@ -104,6 +109,7 @@ impl SubmitRequest {
             timeout_ms: None,
             cache_ttl_s: None,
             wait_for: Vec::new(),
+            submitter: None,
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod debug;
 pub mod development;
 pub mod execution;
 pub mod learning;
+pub mod principal;
 pub mod registry;
 pub mod run;
 pub mod shell;

@@ -52,6 +52,11 @@ pub struct RunRequest {
     /// Steps of this run running at once (default 16).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel: Option<usize>,
+    /// Who submits it (set by the runtime from the caller, never from the arguments): its
+    /// steps run with that identity's rights.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub submitter: Option<crate::principal::Principal>,
 }
 
 impl RunRequest {
@@ -64,6 +69,7 @@ impl RunRequest {
             params,
             wait: false,
             max_parallel: None,
+            submitter: None,
         }
     }
 }

@@ -213,6 +213,31 @@ impl ToolInvoker for Router {
     }
 }
 
+/// `task_submit`: the task acts for its caller (the tool runs with their rights; a result
+/// cached for someone else is not looked up for a caller who may not call the tool).
+fn submit_as_caller(
+    mut req: ensemble_protocol::execution::SubmitRequest,
+    cancel: CancellationToken,
+    reply: ractor::RpcReplyPort<
+        Result<
+            ensemble_protocol::execution::SubmitResponse,
+            ensemble_protocol::execution::ExecError,
+        >,
+    >,
+) -> ExecMsg {
+    req.submitter = crate::governance::current_principal();
+    if let Some((who, governance)) = crate::governance::current_call()
+        && !governance.allows(
+            &who,
+            ensemble_actors::governance::policy::Kind::Tool,
+            &req.tool,
+        )
+    {
+        req.cache_ttl_s = None;
+    }
+    ExecMsg::Submit(req, cancel, reply)
+}
+
 /// The engines supervisor's spec and the slots of its children: each engine runs under a
 /// supervisor of its own (its own restart intensity), and the one-for-one `engines`
 /// supervisor restarts a given-up engine after a growing backoff, within the top-level budget.
@@ -464,7 +489,7 @@ fn register_execution_tools(
              the task id at once; a full queue refuses with an error.",
             Annotations::default(),
         ),
-        ExecMsg::Submit,
+        submit_as_caller,
     )?;
     router.register_actor(
         tool(

@@ -133,10 +133,12 @@ impl IntoToolOutput for RunInfo {
 /// template run missing required parameters asks the user for them (an elicitation form; an
 /// input-required round for a 2026 client without a session).
 pub fn run_with_progress(
-    req: RunRequest,
+    mut req: RunRequest,
     ctx: ToolContext,
     reply: RpcReplyPort<Result<RunInfo, RunError>>,
 ) -> WorkflowMsg {
+    // The run acts for its caller: its steps run with their rights.
+    req.submitter = crate::governance::current_principal();
     let cancel = ctx.cancellation().clone();
     let asker = ctx.clone();
     let ask: ParamAsker = Box::new(move |q| Box::pin(async move { ask_params(&asker, q).await }));

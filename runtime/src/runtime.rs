@@ -209,10 +209,11 @@ impl RuntimeBuilder {
             shell: self.shell,
             development: self.development,
         };
+        let invoker = crate::governance::invoker::GovernedInvoker::new(router.clone());
         let (spec, slots) = engines(
             &store,
             &events,
-            Arc::new(router.clone()),
+            Arc::new(invoker.clone()),
             crate::runs::run_observer(&router),
             &config,
         );
@@ -257,6 +258,8 @@ impl RuntimeBuilder {
         if governance.is_governed() {
             crate::governance::tools::register(&router, &governance)?;
         }
+        // Before any engine starts: a workflow resuming at start runs as its submitter.
+        invoker.govern(governance.clone());
         governance.spawn_retain(std::time::Duration::from_secs(60));
         let (supervisor, stopped) = Supervisor::start(spec)
             .await

@@ -21,8 +21,18 @@ pub fn spawn(tasks: &TaskManager, router: Router, tool: String, arguments: Value
     let options = TaskOptions::new()
         .with_poll_interval_ms(POLL_INTERVAL_MS)
         .with_status_message(format!("`{tool}` started"));
+    // The task runs on a task of its own: it keeps its caller (a run it starts acts for them).
+    let caller = crate::governance::current_call();
     tasks.spawn(options, move |task| {
-        Box::pin(async move { run(task, router, tool, arguments).await })
+        Box::pin(async move {
+            match caller {
+                Some((who, governance)) => {
+                    let call = run(task, router, tool, arguments);
+                    crate::governance::with_caller(who, governance, call).await
+                }
+                None => run(task, router, tool, arguments).await,
+            }
+        })
     })
 }
 

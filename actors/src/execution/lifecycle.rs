@@ -66,6 +66,7 @@ impl ExecState {
             cancel,
             blocked_on: 0,
             wait_for: req.wait_for,
+            submitter: req.submitter,
             dependents: Vec::new(),
             result: None,
             error: None,
@@ -217,7 +218,9 @@ impl ExecState {
         r.holds_worker = true;
         self.running += 1;
         let args = r.arguments.clone().unwrap_or(Value::Null);
-        let call = self.invoker.invoke(&r.tool, args, r.cancel.clone());
+        let call = self
+            .invoker
+            .invoke_as(&r.tool, args, r.cancel.clone(), r.submitter.as_ref());
         let (timeout, cancel, me) = (r.timeout, r.cancel.clone(), myself.clone());
         tokio::spawn(async move {
             let result = match timeout {

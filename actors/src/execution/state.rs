@@ -60,6 +60,8 @@ pub(super) struct Record {
     /// A worker still holds a slot for it (a cancelled task's worker may not have returned).
     pub(super) holds_worker: bool,
     pub(super) waiters: Vec<Waiter>,
+    /// Who submitted it: the tool runs with that identity's rights.
+    pub(super) submitter: Option<ensemble_protocol::principal::Principal>,
 }
 
 impl Record {

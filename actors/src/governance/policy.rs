@@ -481,6 +481,16 @@ impl Policy {
         self.roles.iter().map(|r| &*r.name)
     }
 
+    /// The names of the roles in `roles`.
+    pub fn role_names_of(&self, roles: &RoleSet) -> Vec<String> {
+        roles
+            .roles
+            .iter()
+            .filter_map(|&i| self.roles.get(usize::from(i)))
+            .map(|r| r.name.to_string())
+            .collect()
+    }
+
     /// Whether a role of this name exists.
     pub fn has_role(&self, name: &str) -> bool {
         self.by_name.contains_key(name)

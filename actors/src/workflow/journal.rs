@@ -21,6 +21,11 @@ pub(super) fn run_key(id: &str) -> Vec<u8> {
     format!("run/{id}").into_bytes()
 }
 
+/// Who a run acts for (its own key: the run record's format is unchanged).
+pub(super) fn submitter_key(id: &str) -> Vec<u8> {
+    format!("by/{id}").into_bytes()
+}
+
 pub(super) fn step_key(id: &str, step: usize) -> Vec<u8> {
     format!("step/{id}/{step:06}").into_bytes()
 }
@@ -108,6 +113,7 @@ impl WorkflowState {
         );
         run.state = record.state;
         run.finished_at_ms = record.finished_at_ms;
+        run.submitter = self.journal.get(&submitter_key(&id)).map_err(store_err)?;
         let prefix = format!("step/{id}/");
         for entry in self.journal.scan::<StepRecord>(prefix.as_bytes(), None) {
             let (key, rec) = entry.map_err(store_err)?;

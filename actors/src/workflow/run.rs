@@ -67,6 +67,8 @@ pub(super) struct Run {
     pub(super) cancel: CancellationToken,
     pub(super) waiters: Vec<Reply<RunInfo>>,
     pub(super) watchers: Vec<RunListener>,
+    /// Who submitted it: its steps run with that identity's rights.
+    pub(super) submitter: Option<ensemble_protocol::principal::Principal>,
 }
 
 impl Run {

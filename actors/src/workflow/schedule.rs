@@ -17,7 +17,7 @@ use crate::clock::unix_ms;
 use crate::execution::ExecMsg;
 
 use super::config::RunObserver;
-use super::journal::{run_key, step_key, store_err};
+use super::journal::{run_key, step_key, store_err, submitter_key};
 use super::msg::{
     AskFailed, Event, Internal, ParamAsker, ParamQuestion, Reply, RunHooks, RunListener,
     WorkflowMsg,
@@ -92,6 +92,7 @@ impl WorkflowState {
             cancel: CancellationToken::new(),
             waiters: Vec::new(),
             watchers: Vec::new(),
+            submitter: None,
         }
     }
 
@@ -116,6 +117,7 @@ impl WorkflowState {
                             params: req.params,
                             wait: req.wait,
                             max_parallel: req.max_parallel,
+                            submitter: req.submitter,
                         };
                         match (ask, self.question(&req, &e)) {
                             (Some(ask), Some(question)) => {
@@ -158,6 +160,7 @@ impl WorkflowState {
         let params: BTreeMap<String, Value> = req.params.into_iter().collect();
         let max_parallel = req.max_parallel.unwrap_or(self.config.max_parallel);
         let mut run = self.build_run(id.clone(), def, params, template, max_parallel, unix_ms());
+        run.submitter = req.submitter;
         run.watchers.extend(listener);
         if req.wait {
             run.waiters.push(reply);
@@ -166,8 +169,14 @@ impl WorkflowState {
         }
         self.metrics.active.increment(1.0);
         if self.config.durable {
-            // Accepted only once durable: a run answered `running` survives a crash.
-            if let Err(e) = self.journal.insert(&run_key(&id), &run.record()) {
+            // Accepted only once durable: a run answered `running` survives a crash (with whom
+            // it acts for: its steps are governed as its submitter's after a resume too).
+            let journalled = match &run.submitter {
+                Some(by) => self.journal.insert(&submitter_key(&id), by),
+                None => Ok(()),
+            }
+            .and_then(|()| self.journal.insert(&run_key(&id), &run.record()));
+            if let Err(e) = journalled {
                 fail_waiters(&mut run, store_err(e));
                 return;
             }
@@ -271,6 +280,7 @@ impl WorkflowState {
         };
         let mut req = SubmitRequest::new(spec.tool.clone(), args);
         req.timeout_ms = spec.timeout_ms;
+        req.submitter = run.submitter.clone();
         let done = {
             let (me, run_id) = (myself.clone(), id.clone());
             Box::new(move |result: Result<TaskInfo, ExecError>| {

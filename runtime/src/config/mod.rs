@@ -685,6 +685,8 @@ mod tests {
         full.governance.oauth.issuer = Some("https://as.example".into());
         full.governance.oauth.jwks_file = Some("jwks.json".into());
         full.governance.oauth.jwks_url = Some("https://as.example/jwks".into());
+        full.governance.audit.checkpoint_dir = Some("checkpoints".into());
+        full.governance.audit.key_file = Some("audit.key".into());
         full.tools.insert(
             "registry_get".into(),
             ToolPolicy {

@@ -8,6 +8,7 @@
 
 pub mod controls;
 pub mod http;
+pub mod invoker;
 pub mod limits;
 pub mod token;
 pub mod tools;
@@ -23,19 +24,39 @@ use sha2::{Digest, Sha256};
 use crate::config::governance::{Binding, GovernanceConfig};
 
 tokio::task_local! {
-    /// The caller of the tool call being served (set by the MCP handler around the router
-    /// call), for tools that act as someone: the governance tools.
-    static CALLER: Identity;
+    /// The caller of the tool call being served and the governance that judged it (set by
+    /// the MCP handler around the router call), for tools that act as someone: the governance
+    /// tools, and the ones that submit deferred work.
+    static CALLER: (Identity, Governance);
 }
 
 /// Runs `f` as `who`'s call: [`current_caller`] inside it is `who`.
-pub async fn with_caller<F: std::future::Future>(who: Identity, f: F) -> F::Output {
-    CALLER.scope(who, f).await
+pub async fn with_caller<F: std::future::Future>(
+    who: Identity,
+    governance: Governance,
+    f: F,
+) -> F::Output {
+    CALLER.scope((who, governance), f).await
 }
 
 /// The caller of the tool call being served, if there is one (none in a workflow step).
 pub fn current_caller() -> Option<Identity> {
-    CALLER.try_with(Identity::clone).ok()
+    CALLER.try_with(|(who, _)| who.clone()).ok()
+}
+
+/// The caller of the tool call being served and its governance (to carry into a spawned
+/// task with [`with_caller`]).
+pub fn current_call() -> Option<(Identity, Governance)> {
+    CALLER.try_with(Clone::clone).ok()
+}
+
+/// The caller of the tool call being served as the submitter of deferred work (a run, a
+/// task): `None` when there is no caller or it is the ungoverned owner.
+pub fn current_principal() -> Option<ensemble_protocol::principal::Principal> {
+    CALLER
+        .try_with(|(who, governance)| governance.principal(who))
+        .ok()
+        .flatten()
 }
 
 /// The operator's identity in audit entries and control changes made on the machine.
@@ -109,6 +130,8 @@ pub enum Source {
     },
     /// A service account's API key.
     ApiKey,
+    /// The submitter of a workflow run or a task, whose steps run with its rights.
+    Submitter,
     /// An HTTP caller of a server that authenticates nobody (bindings to the subject
     /// `anonymous` give it roles).
     Anonymous,
@@ -437,6 +460,33 @@ impl Governance {
             },
             std::iter::empty(),
         )
+    }
+
+    /// `who` as the submitter of deferred work: its subject and its roles' names (`None` for
+    /// the owner of an ungoverned runtime).
+    pub fn principal(&self, who: &Identity) -> Option<ensemble_protocol::principal::Principal> {
+        let (policy, roles) = (self.0.policy.as_ref()?, who.roles.as_ref()?);
+        Some(ensemble_protocol::principal::Principal {
+            subject: who.subject.to_string(),
+            roles: policy.role_names_of(roles),
+        })
+    }
+
+    /// The identity a submitter's deferred work runs as: its roles that still exist, decided
+    /// by the policy in force now.
+    pub fn identity_of(&self, principal: &ensemble_protocol::principal::Principal) -> Identity {
+        let roles = self.0.policy.as_ref().map(|policy| {
+            let names = principal.roles.iter().filter(|n| policy.has_role(n));
+            policy
+                .role_set(names)
+                .or_else(|_| policy.role_set(Vec::<String>::new()))
+        });
+        Identity {
+            subject: principal.subject.as_str().into(),
+            source: Source::Submitter,
+            roles: roles.and_then(Result::ok),
+            scopes: Arc::from(Vec::new()),
+        }
     }
 
     /// Whether `who` may use `name` (a tool, resource URI or prompt), and the rule that decided.

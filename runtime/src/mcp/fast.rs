@@ -386,6 +386,16 @@ impl McpService {
                 ToolContext::detached(cancel),
             )
             .instrument(span.clone());
+        // A governed call acts as its caller (a task it submits runs with their rights).
+        let call = if self.governance.is_governed() {
+            tokio_util::either::Either::Left(crate::governance::with_caller(
+                who.clone(),
+                self.governance.clone(),
+                call,
+            ))
+        } else {
+            tokio_util::either::Either::Right(call)
+        };
         let outcome = match progress {
             None => call.await,
             Some((token, mut notify)) => {

@@ -116,7 +116,12 @@ impl McpService {
         } else {
             None
         };
-        let answer = crate::governance::with_caller(who, Box::pin(self.serve_call(req, ctx))).await;
+        let answer = crate::governance::with_caller(
+            who,
+            self.governance.clone(),
+            Box::pin(self.serve_call(req, ctx)),
+        )
+        .await;
         if let Some(call) = audited {
             let outcome = match &answer {
                 Ok(CallToolResponse::Complete(r)) if r.is_error == Some(true) => "error",

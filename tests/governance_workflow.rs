@@ -1,0 +1,173 @@
+//! Deferred work runs with the rights of whoever submitted it: a workflow step calling a tool
+//! its submitter may not call fails with the reason (while the same workflow submitted by
+//! someone who may, completes), also after the server was killed mid-run and resumed the run
+//! from its journal; a queued task likewise.
+
+mod common;
+
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, object};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const ADMIN_KEY: &str = "ens-admin-91f0";
+const RUNNER_KEY: &str = "ens-runner-3c2b";
+
+fn config() -> String {
+    let hash = |k: &str| format!("{:x}", Sha256::digest(k.as_bytes()));
+    format!(
+        r#"
+[[governance.roles]]
+name = "admin"
+tools = ["*"]
+
+[[governance.roles]]
+name = "runner"
+tools = ["workflow_*", "task_*", "registry_get", "registry_list", "debug_sleep"]
+
+[[governance.bindings]]
+api_key = "admin"
+roles = ["admin"]
+
+[[governance.bindings]]
+api_key = "runner"
+roles = ["runner"]
+
+[[governance.api_keys]]
+name = "admin"
+sha256 = "{}"
+
+[[governance.api_keys]]
+name = "runner"
+sha256 = "{}"
+"#,
+        hash(ADMIN_KEY),
+        hash(RUNNER_KEY)
+    )
+}
+
+type Client = RunningService<RoleClient, ()>;
+
+async fn connect(url: &str, key: &str) -> Client {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key),
+    );
+    ().serve(transport).await.expect("MCP session")
+}
+
+async fn call(client: &Client, tool: &str, args: Value) -> Value {
+    let r = client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(object(args)))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    assert_ne!(r.is_error, Some(true), "{tool}: {r:?}");
+    r.structured_content.expect("structured")
+}
+
+fn workflow(first: Value) -> Value {
+    json!({"definition": {"steps": [
+        first,
+        {"id": "store", "tool": "registry_put", "depends_on": ["first"],
+         "arguments": {"name": "made-by-a-run", "version": "1.0.0", "content": {"ok": true}}}
+    ]}})
+}
+
+fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
+    run["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == id))
+        .unwrap_or_else(|| panic!("no step {id} in {run}"))
+}
+
+async fn wait_ended(client: &Client, run_id: &str) -> Value {
+    for _ in 0..200 {
+        let run = call(client, "workflow_status", json!({"run_id": run_id})).await;
+        if run["state"] != "running" {
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("run {run_id} did not end")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn steps_and_tasks_run_with_their_submitters_rights_also_after_a_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("ENSEMBLE_TEST_TOOLS", "1")];
+    let server = common::serve_http(dir.path(), &config(), &env);
+    let runner = connect(&server.url, RUNNER_KEY).await;
+    let admin = connect(&server.url, ADMIN_KEY).await;
+
+    let mut req = workflow(json!({"id": "first", "tool": "registry_list", "arguments": {}}));
+    req["wait"] = json!(true);
+    let run = call(&runner, "workflow_run", req.clone()).await;
+    assert_eq!(run["state"], "failed", "{run}");
+    assert_eq!(step(&run, "first")["state"], "completed");
+    let store = step(&run, "store");
+    assert_eq!(store["state"], "failed");
+    let why = store["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("`apikey:runner` may not call `registry_put`"),
+        "{why}"
+    );
+    // The same workflow from an identity that may: it completes.
+    let run = call(&admin, "workflow_run", req).await;
+    assert_eq!(run["state"], "completed", "{run}");
+
+    // A task, likewise.
+    let task = call(
+        &runner,
+        "task_submit",
+        json!({"tool": "registry_put", "arguments": {"name": "t", "version": "1.0.0", "content": {}}}),
+    )
+    .await;
+    let id = task["task_id"].clone();
+    let mut info = Value::Null;
+    for _ in 0..100 {
+        info = call(&runner, "task_status", json!({"task_id": id})).await;
+        if info["state"] != "queued" && info["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(info["state"], "failed", "{info}");
+    assert!(
+        info["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may not call `registry_put`"),
+        "{info}"
+    );
+
+    // A run killed mid-step resumes after a restart, still as its submitter.
+    let run = call(
+        &runner,
+        "workflow_run",
+        workflow(json!({"id": "first", "tool": "debug_sleep", "arguments": {"ms": 1500}})),
+    )
+    .await;
+    let run_id = run["run_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    runner.cancel().await.ok();
+    admin.cancel().await.ok();
+    drop(server); // kill -9
+    let server = common::serve_http(dir.path(), &config(), &env);
+    let runner = connect(&server.url, RUNNER_KEY).await;
+    let run = wait_ended(&runner, &run_id).await;
+    assert_eq!(step(&run, "first")["state"], "completed", "{run}");
+    let store = step(&run, "store");
+    assert_eq!(store["state"], "failed", "{run}");
+    assert!(
+        store["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`apikey:runner` may not call `registry_put`"),
+        "{run}"
+    );
+    runner.cancel().await.ok();
+}
