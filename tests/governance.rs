@@ -211,22 +211,19 @@ async fn raw(
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn missing_or_bad_credentials_are_401_with_the_metadata_address() {
+async fn missing_or_bad_credentials_are_401() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::serve_http(dir.path(), &config(), &[]);
     let json = [
         ("content-type", "application/json"),
         ("accept", "application/json, text/event-stream"),
     ];
-    let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", server.base());
 
     let (status, headers, _) = raw(&server.url, "POST", &json, INIT).await;
     assert_eq!(status, 401);
+    // API keys only: no authorization server, so no metadata to point to.
     let challenge = &headers["www-authenticate"];
-    assert!(
-        challenge.starts_with(&format!("Bearer resource_metadata=\"{metadata}\"")),
-        "{challenge}"
-    );
+    assert_eq!(challenge, "Bearer realm=\"ensemble\"");
 
     let bad = [json[0], json[1], ("authorization", "Bearer not-a-key")];
     let (status, headers, _) = raw(&server.url, "POST", &bad, INIT).await;
@@ -258,17 +255,26 @@ async fn missing_or_bad_credentials_are_401_with_the_metadata_address() {
     let (status, _, body) = raw(&server.url, "POST", &good, INIT).await;
     assert_eq!(status, 200, "{body}");
 
-    // The Protected Resource Metadata, at both well-known addresses.
-    for path in [
-        "/.well-known/oauth-protected-resource/mcp",
-        "/.well-known/oauth-protected-resource",
-    ] {
-        let (status, _, body) = raw(&format!("{}{path}", server.base()), "GET", &[], "").await;
-        assert_eq!(status, 200, "{path}");
-        let doc: Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(doc["resource"], json!(server.url), "{doc}");
-        assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
-    }
+    // MCP's metadata must name an authorization server: with API keys only there is none.
+    let (status, _, _) = raw(
+        &format!("{}/.well-known/oauth-protected-resource/mcp", server.base()),
+        "GET",
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // A header that disagrees with the body does not decide anything: the body's call is
+    // what is authorized (and the key may make it).
+    let lying = [
+        json[0],
+        json[1],
+        ("authorization", auth.as_str()),
+        ("mcp-method", "tools/list"),
+    ];
+    let (status, _, _) = raw(&server.url, "POST", &lying, INIT).await;
+    assert_eq!(status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,6 +31,11 @@ tools = ["*"]
 name = "user"
 tools = ["registry_*"]
 
+# Patterns naming only governance tools are valid (they exist once governance is configured).
+[[governance.roles]]
+name = "auditor"
+tools = ["audit_query", "governance_status"]
+
 [[governance.bindings]]
 api_key = "admin"
 roles = ["admin"]
@@ -145,7 +150,11 @@ async fn modes_suspensions_and_disabled_tools_hold_and_only_the_operator_lifts_l
             .await
             .is_ok()
     );
-    // No tool lifts it, not even for the admin.
+    // No tool loosens it, not even for the admin: not to read_only, not to normal.
+    let looser = call(&admin, "governance_set_mode", json!({"mode": "read_only", "reason": "x"}))
+        .await
+        .expect("a tool result");
+    assert_eq!(looser.is_error, Some(true), "{looser:?}");
     let lift = call(
         &admin,
         "governance_set_mode",

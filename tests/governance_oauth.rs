@@ -223,6 +223,22 @@ async fn every_bad_token_is_refused_and_a_good_one_is_served() {
             && challenge.contains(&metadata),
         "{challenge}"
     );
+    // A header claiming another method changes nothing: the body is what is authorized.
+    let resp = reqwest::Client::new()
+        .post(&server.url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", format!("Bearer {reader}"))
+        .header("mcp-method", "tools/list")
+        .body(CALL)
+        .send()
+        .await
+        .expect("HTTP");
+    assert_eq!(
+        resp.status().as_u16(),
+        403,
+        "the scope check trusted a header"
+    );
     // No scope at all: not even initialize.
     let bare = mint(&signing, "k1", &claims(json!({"scope": null})));
     assert_eq!(post(&server.url, Some(&bare), INIT).await.0, 403);

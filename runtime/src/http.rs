@@ -191,11 +191,13 @@ async fn admit(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
-    let mut read = None;
-    let method = match header("mcp-method") {
-        Some(m) => Some(m),
-        None => read.get_or_insert_with(|| probe(body)).method.clone(),
-    };
+    // The body says what the request is: a header may disagree (rmcp refuses a mismatch only
+    // for 2026-07-28 requests), and the scope check must not trust it.
+    let mut read = Some(probe(body));
+    let method = read
+        .as_ref()
+        .and_then(|p| p.method.clone())
+        .or_else(|| header("mcp-method"));
     let who = auth
         .authenticate(&parts.headers, parts.uri.query(), method.as_deref())
         .await?;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use ensemble::actors::store::{Store, StoreError};
 use ensemble::runtime::config::Config;
-use ensemble::runtime::governance::controls::{Change, ControlStore, Mode, now_ms};
+use ensemble::runtime::governance::controls::Mode;
 use serde_json::json;
 
 use super::Failure;
@@ -123,26 +123,10 @@ async fn mode(config: &Config, args: ModeArgs) -> Result<(), Failure> {
                 )),
                 e => Failure::Failed(e.to_string()),
             })?;
-            let controls =
-                ControlStore::open(&store).map_err(|e| Failure::Failed(e.to_string()))?;
-            let change = Change {
-                since_ms: now_ms(),
-                by: ensemble::runtime::governance::OPERATOR.into(),
-                reason: args.reason.clone(),
-            };
-            let now = controls
-                .set_mode(mode, change)
-                .await
-                .map_err(|e| Failure::Failed(format!("the mode was not changed: {e}")))?;
-            ensemble::runtime::governance::audit_offline(
-                &store,
-                config,
-                &format!("mode set to {}", mode.as_str()),
-            )
-            .await
-            .map_err(|e| {
-                Failure::Failed(format!("the mode is set but its audit entry failed: {e}"))
-            })?;
+            let now =
+                ensemble::runtime::governance::set_mode_offline(&store, config, mode, &args.reason)
+                    .await
+                    .map_err(Failure::Failed)?;
             println!(
                 "{}",
                 serde_json::to_string(&json!({ "mode": now.mode })).unwrap_or_default()

@@ -11,11 +11,17 @@ use super::Failure;
 pub async fn serve(config: &Config, test_tools: bool) -> Result<(), Failure> {
     super::init_logs(config.server.log_format, ensemble::DEFAULT_LOG_FILTER)?;
     let failed = |e: &dyn std::fmt::Display| Failure::Failed(e.to_string());
+    // A governance configuration the runtime refuses is a configuration mistake (exit 2: a
+    // service manager must not restart it in a loop).
+    let refused = |e: ensemble::runtime::runtime::RuntimeError| match e {
+        ensemble::runtime::runtime::RuntimeError::Governance(m) => Failure::Usage(m),
+        e => Failure::Failed(e.to_string()),
+    };
     let mut builder = Runtime::builder().config(config).test_tools(test_tools);
     if let Some(log) = std::env::var_os("ENSEMBLE_TEST_LOG") {
         builder = builder.test_log(PathBuf::from(log));
     }
-    let runtime = builder.build().await.map_err(|e| failed(&e))?;
+    let runtime = builder.build().await.map_err(refused)?;
     match config.server.http {
         Some(addr) => ensemble::runtime::http::serve(
             &runtime,
@@ -26,7 +32,7 @@ pub async fn serve(config: &Config, test_tools: bool) -> Result<(), Failure> {
             shutdown_signal(),
         )
         .await
-        .map_err(|e| failed(&e))?,
+        .map_err(refused)?,
         None => {
             tracing::info!("serving MCP on stdio");
             tokio::select! {

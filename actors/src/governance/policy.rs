@@ -133,7 +133,7 @@ impl RoleSpec {
 }
 
 /// The names a policy is checked against at load: a pattern that matches none of them is
-/// reported (it is almost always a typo).
+/// reported (it is almost always a typo). An empty list is not checked.
 #[derive(Debug, Clone, Default)]
 pub struct Known {
     /// Every tool name.
@@ -448,7 +448,8 @@ impl Policy {
             }
         };
         let m = g.compile_matcher();
-        if names.iter().any(|n| m.is_match(n.as_str())) {
+        // No names known (prompts at load, before the runtime exists): nothing to check against.
+        if names.is_empty() || names.iter().any(|n| m.is_match(n.as_str())) {
             return None;
         }
         let what = if kind == Kind::Tool { "tool" } else { "prompt" };

@@ -301,8 +301,16 @@ fn governance_problems(
     use ensemble_actors::governance::policy::{Known, Policy};
     let g = &config.governance;
     let mut found = super::governance::problems(g);
+    let mut tools = known.map(<[String]>::to_vec).unwrap_or_default();
+    if known.is_some() && g.is_configured() {
+        tools.extend(
+            crate::governance::tools::TOOLS
+                .iter()
+                .map(|t| t.to_string()),
+        );
+    }
     let names = Known {
-        tools: known.map(<[String]>::to_vec).unwrap_or_default(),
+        tools,
         prompts: Vec::new(),
         resource_schemes: vec!["ensemble".into()],
     };

@@ -160,6 +160,12 @@ impl HttpAuth {
                 return Err(self.unauthorized(Some("invalid_token"), e.description()));
             }
         };
+        if claims.subject.starts_with("apikey:") {
+            return Err(self.unauthorized(
+                Some("invalid_token"),
+                "the token's subject uses the prefix reserved for API keys",
+            ));
+        }
         let who = me.governance.token_identity(&claims);
         if let Some(why) = me.governance.refuses_credential(&who, claims.issued_at) {
             return Err(self.unauthorized(Some("invalid_token"), why));
@@ -196,10 +202,15 @@ impl HttpAuth {
     }
 
     fn challenge(&self, error: Option<&str>, description: &str, scope: &str) -> HeaderValue {
-        let mut v = format!(
-            "Bearer resource_metadata=\"{}\", scope=\"{}\"",
-            self.0.metadata_url, scope
-        );
+        // Without an authorization server (API keys only) there is no metadata to point to.
+        let mut v = if self.0.tokens.is_some() {
+            format!(
+                "Bearer resource_metadata=\"{}\", scope=\"{}\"",
+                self.0.metadata_url, scope
+            )
+        } else {
+            "Bearer realm=\"ensemble\"".to_string()
+        };
         if let Some(error) = error {
             v.push_str(&format!(
                 ", error=\"{error}\", error_description=\"{}\"",
@@ -252,8 +263,12 @@ impl HttpAuth {
         })
     }
 
-    /// The metadata routes (both well-known paths).
+    /// The metadata routes (both well-known paths); none without an authorization server
+    /// (MCP requires the metadata to name at least one).
     pub fn routes(&self) -> axum::Router {
+        if self.0.tokens.is_none() {
+            return axum::Router::new();
+        }
         let doc = self.metadata();
         let serve = move || {
             let doc = doc.clone();

@@ -77,43 +77,63 @@ pub async fn set_mode_as_operator(
         by: OPERATOR.into(),
         reason: reason.to_string(),
     };
-    let controls = store
-        .set_mode(mode, change)
-        .await
-        .map_err(|e| format!("the mode was not changed: {e}"))?;
     let operator = Identity {
         subject: OPERATOR.into(),
         source: Source::Stdio,
         roles: None,
         scopes: Arc::from(Vec::new()),
     };
+    // On record first: a mode in effect is always in the audit log.
     governance
-        .audit_change(&operator, &format!("mode set to {}", mode.as_str()), None)
+        .audit_change(
+            &operator,
+            &format!("mode set to {} ({reason})", mode.as_str()),
+            None,
+        )
         .await
-        .map_err(|e| {
-            format!(
-                "the mode is {} but its audit entry failed: {e}",
-                mode.as_str()
-            )
-        })?;
+        .map_err(|e| format!("the mode was not changed: the audit log: {e}"))?;
+    let controls = store
+        .set_mode(mode, change)
+        .await
+        .map_err(|e| format!("the mode was not changed ({e}); the audit log holds the attempt"))?;
     Ok(controls)
 }
 
-/// Appends an operator's change made on a data directory no server holds (`ensemble admin`)
-/// to that store's audit log.
-pub async fn audit_offline(
+/// Sets the mode on a data directory no server holds (`ensemble admin mode --data-dir`), as
+/// the operator: the audit log of that store is opened and the change recorded first (with
+/// the configuration's audit settings: give the server's `--config`), then the mode is set.
+pub async fn set_mode_offline(
     store: &ensemble_actors::store::Store,
     config: &crate::config::Config,
-    what: &str,
-) -> Result<(), String> {
+    mode: controls::Mode,
+    reason: &str,
+) -> Result<Arc<controls::Controls>, String> {
     let audit = &config.governance.audit;
-    let log =
-        AuditLog::open(store, &audit.node_id, audit.checkpoints()).map_err(|e| e.to_string())?;
+    let log = AuditLog::open(store, &audit.node_id, audit.checkpoints()).map_err(|e| {
+        format!(
+            "the audit log cannot be opened ({e}); the mode was not changed (give the \
+             server's configuration with --config)"
+        )
+    })?;
+    let controls = controls::ControlStore::open(store)
+        .map_err(|e| format!("the governance controls cannot be read: {e}"))?;
     let mut record = AuditRecord::new(AuditKind::Change, OPERATOR, "governance/change");
-    record.detail = Some(what.to_string());
+    record.detail = Some(format!("mode set to {} ({reason})", mode.as_str()));
     record.outcome = Some("ok".into());
-    log.append(record).await.map_err(|e| e.to_string())?;
-    log.close().await.map_err(|e| e.to_string())
+    log.append(record)
+        .await
+        .map_err(|e| format!("the mode was not changed: the audit log: {e}"))?;
+    let change = controls::Change {
+        since_ms: controls::now_ms(),
+        by: OPERATOR.into(),
+        reason: reason.to_string(),
+    };
+    let now = controls
+        .set_mode(mode, change)
+        .await
+        .map_err(|e| format!("the mode was not changed ({e}); the audit log holds the attempt"))?;
+    log.close().await.map_err(|e| e.to_string())?;
+    Ok(now)
 }
 
 /// How a caller proved who it is.
@@ -563,6 +583,22 @@ impl Governance {
                 || self.is_read_only(tool)
                 || self.is_edge_tool(tool))
             && self.allows(who, Kind::Tool, tool)
+    }
+
+    /// Whether `who` may use the resource or prompt (or tool) `name` now: the policy, and the
+    /// operator's controls (a suspended identity and, in lockdown, all but the break-glass
+    /// identities use nothing; read-only mode leaves reads alone).
+    pub fn may_use(&self, who: &Identity, kind: Kind, name: &str) -> bool {
+        if self.0.policy.is_none() {
+            return true;
+        }
+        if kind == Kind::Tool {
+            return self.shows_tool(who, name);
+        }
+        let controls = self.controls();
+        !controls.suspended(&who.subject)
+            && (controls.mode.mode != controls::Mode::Lockdown || self.is_break_glass(who))
+            && self.allows(who, kind, name)
     }
 
     /// The operator's controls now (all off when none are attached).

@@ -193,21 +193,22 @@ async fn apply(
     let Some(store) = governance.control_store() else {
         return Err(CallError::Engine("governance has no store attached".into()));
     };
+    // On record first: a change that is in effect is always in the audit log (a log that
+    // cannot be written stops the change).
+    governance
+        .audit_change(&caller, &what, target.as_deref())
+        .await
+        .map_err(|e| CallError::Engine(format!("the change was not made: the audit log: {e}")))?;
     let written = match edit {
         Edit::Mode(mode, change) => store.set_mode(mode, change).await,
         Edit::Subject(subject, control) => store.set_subject(&subject, control).await,
         Edit::Tool(tool, change) => store.set_tool(&tool, change).await,
     };
-    let controls =
-        written.map_err(|e| CallError::Engine(format!("the change was not made: {e}")))?;
-    governance
-        .audit_change(&caller, &what, target.as_deref())
-        .await
-        .map_err(|e| {
-            CallError::Engine(format!(
-                "the change is in effect but its audit entry failed: {e}"
-            ))
-        })?;
+    let controls = written.map_err(|e| {
+        CallError::Engine(format!(
+            "the change was not made ({e}); the audit log holds the attempt"
+        ))
+    })?;
     Ok(ChangeResponse {
         changed: what,
         controls: (*controls).clone(),
@@ -257,6 +258,20 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
                 Ok(c) => c,
                 Err(m) => return refuse(m),
             };
+            let current = governance.controls().mode.mode;
+            let rank = |m: Mode| match m {
+                Mode::Normal => 0,
+                Mode::ReadOnly => 1,
+                Mode::Lockdown => 2,
+            };
+            if req.mode != Mode::Normal && rank(req.mode) < rank(current) {
+                return refuse(format!(
+                    "the runtime is in {}: a tool may only tighten the mode; loosening it is an \
+                     operator action (`ensemble admin mode {} --url …`)",
+                    current.as_str(),
+                    req.mode.as_str()
+                ));
+            }
             if req.mode == Mode::Normal {
                 return refuse(
                     "lifting read_only or lockdown is an operator action, never a tool call: run \
@@ -265,7 +280,7 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
                         .into(),
                 );
             }
-            let what = format!("mode set to {}", req.mode.as_str());
+            let what = format!("mode set to {} ({})", req.mode.as_str(), req.reason);
             let ch = change(&caller, &req.reason);
             Box::pin(apply(
                 governance,
@@ -306,7 +321,7 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
                 .unwrap_or_default();
             control.suspended = true;
             control.change = change(&caller, &req.reason);
-            let what = format!("suspended {}", req.subject);
+            let what = format!("suspended {} ({})", req.subject, req.reason);
             let edit = Edit::Subject(req.subject.clone(), Some(control));
             Box::pin(apply(governance, caller, what, Some(req.subject), edit))
         },
@@ -316,7 +331,8 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
     router.register_dispatch(
         DispatchTool {
             name: "governance_unsuspend",
-            description: "Lift an identity's suspension (its token revocations stay).",
+            description: "Lift an identity's suspension and its token revocations: it starts \
+                 afresh from the next request.",
             annotations: Annotations::IDEMPOTENT_WRITE,
             policy: policy("governance_unsuspend"),
         },
@@ -325,13 +341,12 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
                 Ok(c) => c,
                 Err(m) => return refuse(m),
             };
-            let current = governance.controls().subjects.get(&req.subject).cloned();
-            let next = current.and_then(|mut c| {
-                c.suspended = false;
-                c.change = change(&caller, &req.reason);
-                c.revoke_before.is_some().then_some(c)
-            });
-            let what = format!("lifted the suspension of {}", req.subject);
+            // Lifts the suspension and any token revocation: the subject starts afresh.
+            let next = None;
+            let what = format!(
+                "lifted the suspension and token revocations of {} ({})",
+                req.subject, req.reason
+            );
             let edit = Edit::Subject(req.subject.clone(), next);
             Box::pin(apply(governance, caller, what, Some(req.subject), edit))
         },
@@ -434,9 +449,10 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
                 return refuse("the governance tools cannot be disabled".into());
             }
             let what = format!(
-                "{} {}",
+                "{} {} ({})",
                 if req.disabled { "disabled" } else { "enabled" },
-                req.tool
+                req.tool,
+                req.reason
             );
             let ch = req.disabled.then(|| change(&caller, &req.reason));
             let edit = Edit::Tool(req.tool.clone(), ch);

@@ -39,7 +39,7 @@ impl McpService {
 
     /// Whether `who` may use `name`. Ungoverned: always.
     pub(crate) fn may(&self, who: &Identity, kind: Kind, name: &str) -> bool {
-        !self.governance.is_governed() || self.governance.allows(who, kind, name)
+        !self.governance.is_governed() || self.governance.may_use(who, kind, name)
     }
 
     /// Whether the HTTP edge already admitted this request's call (and counted it).

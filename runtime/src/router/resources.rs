@@ -118,6 +118,41 @@ impl Router {
         Ok(())
     }
 
+    /// Registers a resource (fixed URI) or resource template answered by `read` itself, for
+    /// state the runtime keeps outside any actor (the governance's session records).
+    pub fn register_resource_fn<F>(
+        &self,
+        uri: &'static str,
+        name: &'static str,
+        description: &'static str,
+        mime_type: Option<&'static str>,
+        read: F,
+    ) -> Result<(), RegisterError>
+    where
+        F: Fn(
+                ReadResource,
+                CancellationToken,
+            ) -> BoxFuture<Result<Vec<ResourceContents>, ResourceError>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let route = ResourceRoute {
+            uri: uri.to_string(),
+            pattern: parse_template(uri)?,
+            name: name.to_string(),
+            description: description.to_string(),
+            mime_type: mime_type.map(str::to_string),
+            read: Arc::new(read),
+        };
+        let mut catalog = self.catalog_mut();
+        if catalog.resources.iter().any(|r| r.uri == route.uri) {
+            return Err(RegisterError::Duplicate(route.uri));
+        }
+        catalog.resources.push(Arc::new(route));
+        Ok(())
+    }
+
     /// Registers a resource list served by the actor in `list.slot`: each page of
     /// `resources/list` past the fixed resources is sent as `make(page, cancel, reply)`.
     pub fn register_resource_list<M, R, E>(
