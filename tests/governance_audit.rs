@@ -36,6 +36,7 @@ async fn calls_are_audited_queryable_and_verifiable() {
 [[governance.roles]]
 name = "admin"
 tools = ["*"]
+resources = ["ensemble://sessions/*"]
 
 [[governance.roles]]
 name = "user"
@@ -135,6 +136,70 @@ checkpoint_every_entries = 4
     let denied = &entries[5]["record"];
     assert_eq!(denied["allowed"], false);
     assert_eq!(denied["rule"], "default deny");
+
+    // Sessions: the user's, with its client, calls and per-tool figures.
+    let listed: Value = admin
+        .call_tool(
+            CallToolRequestParams::new("session_list")
+                .with_arguments(object(json!({"identity": "apikey:user"}))),
+        )
+        .await
+        .expect("session_list")
+        .structured_content
+        .expect("structured");
+    let sessions = listed["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 1, "{listed}");
+    let session = &sessions[0];
+    assert_eq!(session["calls"], 4, "{session}");
+    assert!(session["client_name"].is_string(), "{session}");
+    assert!(session["protocol_version"].is_string(), "{session}");
+    let id = session["id"].as_str().unwrap().to_string();
+    let detail: Value = admin
+        .call_tool(
+            CallToolRequestParams::new("session_get").with_arguments(object(json!({"id": id}))),
+        )
+        .await
+        .expect("session_get")
+        .structured_content
+        .expect("structured");
+    let outcomes: Vec<&str> = detail["recent_calls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["outcome"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(outcomes, ["ok", "ok", "ok", "denied"], "{detail}");
+    assert_eq!(detail["tools"]["registry_put"]["count"], 2, "{detail}");
+    assert_eq!(
+        detail["tools"]["task_submit"]["error_rate"], 1.0,
+        "{detail}"
+    );
+    let stats: Value = admin
+        .call_tool(CallToolRequestParams::new("session_stats").with_arguments(object(json!({}))))
+        .await
+        .expect("session_stats")
+        .structured_content
+        .expect("structured");
+    assert!(
+        stats["tools"]["registry_get"]["p95_ms"].as_f64().is_some(),
+        "{stats}"
+    );
+    let read = admin
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(format!(
+            "ensemble://sessions/{id}"
+        )))
+        .await
+        .expect("the session as a resource");
+    assert!(format!("{read:?}").contains("recent_calls"), "{read:?}");
+    // The user may not read sessions: the tool does not exist for it.
+    assert!(
+        user.call_tool(
+            CallToolRequestParams::new("session_list").with_arguments(object(json!({})))
+        )
+        .await
+        .is_err()
+    );
+
     user.cancel().await.ok();
     admin.cancel().await.ok();
 

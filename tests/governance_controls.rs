@@ -151,9 +151,13 @@ async fn modes_suspensions_and_disabled_tools_hold_and_only_the_operator_lifts_l
             .is_ok()
     );
     // No tool loosens it, not even for the admin: not to read_only, not to normal.
-    let looser = call(&admin, "governance_set_mode", json!({"mode": "read_only", "reason": "x"}))
-        .await
-        .expect("a tool result");
+    let looser = call(
+        &admin,
+        "governance_set_mode",
+        json!({"mode": "read_only", "reason": "x"}),
+    )
+    .await
+    .expect("a tool result");
     assert_eq!(looser.is_error, Some(true), "{looser:?}");
     let lift = call(
         &admin,

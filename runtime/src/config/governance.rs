@@ -56,6 +56,41 @@ pub struct GovernanceConfig {
     pub break_glass: Vec<String>,
     /// `[governance.audit]`: the audit log's node name and signed checkpoints.
     pub audit: AuditSettings,
+    /// `[governance.sessions]`: how much session history is kept.
+    pub sessions: SessionSettings,
+}
+
+/// `[governance.sessions]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    /// Sessions kept at most (the least recently seen go first).
+    pub max_sessions: u64,
+    /// A session unseen this long (seconds) is dropped.
+    pub max_age_s: u64,
+    /// Recent calls kept per session.
+    pub calls_kept: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            max_sessions: 1000,
+            max_age_s: 86_400,
+            calls_kept: 100,
+        }
+    }
+}
+
+impl SessionSettings {
+    /// The session book's limits.
+    pub fn retention(&self) -> crate::governance::sessions::Retention {
+        crate::governance::sessions::Retention {
+            max_sessions: self.max_sessions as usize,
+            max_age: std::time::Duration::from_secs(self.max_age_s),
+            calls_kept: self.calls_kept as usize,
+        }
+    }
 }
 
 /// `[governance.audit]`.

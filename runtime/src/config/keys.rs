@@ -552,6 +552,21 @@ pub const KEYS: &[Key] = &[
         "a signed checkpoint this long (ms) after the last, if entries came since (0: not by time)",
     ),
     key(
+        "governance.sessions.max_sessions",
+        int(1),
+        "session records kept at most (the least recently seen are dropped first)",
+    ),
+    key(
+        "governance.sessions.max_age_s",
+        int(1),
+        "a session unseen this long (seconds) is dropped",
+    ),
+    key(
+        "governance.sessions.calls_kept",
+        int(0),
+        "recent calls kept per session",
+    ),
+    key(
         "governance.stdio.subject",
         Accepts::Text,
         "who a stdio client is, as bindings and the audit name it",

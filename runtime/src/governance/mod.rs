@@ -10,6 +10,7 @@ pub mod controls;
 pub mod http;
 pub mod invoker;
 pub mod limits;
+pub mod sessions;
 pub mod token;
 pub mod tools;
 
@@ -326,6 +327,8 @@ struct Inner {
     edge_tools: std::collections::HashSet<String>,
     /// The tamper-evident log of decisions, calls and changes, once attached to a store.
     audit: Option<AuditLog>,
+    /// Sessions and their call history.
+    sessions: sessions::SessionBook,
 }
 
 /// Tells a read-only tool from the others.
@@ -355,6 +358,7 @@ impl Governance {
             read_only: None,
             edge_tools: Default::default(),
             audit: None,
+            sessions: sessions::SessionBook::new(sessions::Retention::default()),
             config: GovernanceConfig::default(),
             bindings: Vec::new(),
             api_keys: HashMap::new(),
@@ -396,6 +400,7 @@ impl Governance {
             read_only: None,
             edge_tools: Default::default(),
             audit: None,
+            sessions: sessions::SessionBook::new(config.sessions.retention()),
             limits,
             policy: Some(policy),
             config: config.clone(),
@@ -636,6 +641,11 @@ impl Governance {
         record.detail = Some(what.to_string());
         record.outcome = Some("ok".into());
         self.audit(record).await
+    }
+
+    /// Sessions and their call history (filled for a governed runtime).
+    pub fn sessions(&self) -> &sessions::SessionBook {
+        &self.0.sessions
     }
 
     /// The audit log, once attached.

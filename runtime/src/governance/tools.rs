@@ -138,9 +138,55 @@ pub struct AuditQueryResponse {
     pub total: u64,
 }
 
+/// `session_list`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionListRequest {
+    /// Only this identity's sessions.
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// At most this many (default 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Sessions, most recently seen first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SessionListResponse {
+    /// The sessions.
+    pub sessions: Vec<super::sessions::SessionInfo>,
+}
+
+/// `session_get`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionGetRequest {
+    /// The session id (from `session_list`).
+    pub id: String,
+}
+
+/// `session_stats`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SessionStatsRequest {
+    /// One session's figures; overall when absent.
+    #[serde(default)]
+    pub session: Option<String>,
+}
+
+/// Per-tool figures.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SessionStatsResponse {
+    /// By tool: calls, error rate, p50 and p95 latency (ms) of the recent calls.
+    pub tools: std::collections::BTreeMap<String, super::sessions::ToolFigures>,
+}
+
 /// The tools this module registers.
 pub const TOOLS: &[&str] = &[
     "audit_query",
+    "session_get",
+    "session_list",
+    "session_stats",
     "governance_status",
     "governance_set_mode",
     "governance_suspend",
@@ -427,6 +473,105 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
                     next: page.next,
                     total: log.len(),
                 })
+            })
+        },
+    )?;
+
+    let w = weak.clone();
+    router.register_dispatch(
+        DispatchTool {
+            name: "session_list",
+            description: "MCP sessions (HTTP sessions, stdio connections, an identity's \
+                 stateless requests), most recently seen first: identity, client, protocol \
+                 version, first and last seen, calls.",
+            annotations: Annotations::READ_ONLY,
+            policy: policy("session_list"),
+        },
+        move |req: SessionListRequest, _ctx| -> Answer<SessionListResponse> {
+            let (governance, _) = match context(&w) {
+                Ok(c) => c,
+                Err(m) => return refuse(m),
+            };
+            let limit = req.limit.unwrap_or(100).clamp(1, 10_000);
+            let sessions = governance.sessions().list(req.identity.as_deref(), limit);
+            Box::pin(async move { Ok(SessionListResponse { sessions }) })
+        },
+    )?;
+
+    let w = weak.clone();
+    router.register_dispatch(
+        DispatchTool {
+            name: "session_get",
+            description: "One session: who, its client, its recent calls (tool, start, \
+                 duration, outcome) and its per-tool figures. Also the resource \
+                 ensemble://sessions/{id}.",
+            annotations: Annotations::READ_ONLY,
+            policy: policy("session_get"),
+        },
+        move |req: SessionGetRequest, _ctx| -> Answer<super::sessions::SessionDetail> {
+            let (governance, _) = match context(&w) {
+                Ok(c) => c,
+                Err(m) => return refuse(m),
+            };
+            match governance.sessions().get(&req.id) {
+                Some(detail) => Box::pin(async move { Ok(detail) }),
+                None => refuse(format!(
+                    "no session `{}` (it may have been dropped by retention); session_list shows \
+                     the sessions kept",
+                    req.id
+                )),
+            }
+        },
+    )?;
+
+    let w = weak.clone();
+    router.register_dispatch(
+        DispatchTool {
+            name: "session_stats",
+            description: "Per-tool figures (calls, error rate, p50/p95 latency in ms) of one \
+                 session, or over all sessions.",
+            annotations: Annotations::READ_ONLY,
+            policy: policy("session_stats"),
+        },
+        move |req: SessionStatsRequest, _ctx| -> Answer<SessionStatsResponse> {
+            let (governance, _) = match context(&w) {
+                Ok(c) => c,
+                Err(m) => return refuse(m),
+            };
+            match governance.sessions().stats(req.session.as_deref()) {
+                Some(tools) => Box::pin(async move { Ok(SessionStatsResponse { tools }) }),
+                None => refuse(format!(
+                    "no session `{}`; session_list shows the sessions kept",
+                    req.session.unwrap_or_default()
+                )),
+            }
+        },
+    )?;
+
+    let w = weak.clone();
+    router.register_resource_fn(
+        "ensemble://sessions/{id}",
+        "session",
+        "One MCP session: who, its client, its recent calls and per-tool figures (as \
+         session_get).",
+        Some("application/json"),
+        move |read, _cancel| {
+            let governance = w.upgrade().map(Governance);
+            Box::pin(async move {
+                let id = read.variables.get("id").cloned().unwrap_or_default();
+                let detail = governance
+                    .and_then(|g| g.sessions().get(&id))
+                    .ok_or_else(|| {
+                        crate::router::catalog::ResourceError::NotFound(format!(
+                            "no session `{id}`; session_list shows the sessions kept"
+                        ))
+                    })?;
+                let json = serde_json::to_string(&detail)
+                    .map_err(|e| crate::router::catalog::ResourceError::Failed(e.to_string()))?;
+                Ok(vec![
+                    crate::router::content::ResourceContents::text(json, read.uri)
+                        .with_mime_type("application/json".to_string()),
+                ])
             })
         },
     )?;

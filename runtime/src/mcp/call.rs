@@ -36,11 +36,6 @@ impl std::fmt::Display for SessionOf<'_> {
     }
 }
 
-/// The session a request belongs to, as audit entries name it.
-pub(super) fn session_name(ctx: &RequestContext<RoleServer>, own: u64) -> String {
-    SessionOf(ctx, own).to_string()
-}
-
 /// Client requests a tool's actor made through its context, answered concurrently with the
 /// call and inside the handler future, so rmcp sends them on the call's own stream.
 #[derive(Default)]

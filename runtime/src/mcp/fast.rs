@@ -62,6 +62,8 @@ pub(crate) struct PlainCall {
     pub(crate) progress: Option<ProgressToken>,
     /// Who calls (audited with the call).
     pub(crate) who: crate::governance::Identity,
+    /// The session it belongs to (for the session records).
+    pub(crate) session: String,
 }
 
 /// A lane's calls in flight by request id, so that `notifications/cancelled` stops one.
@@ -113,6 +115,13 @@ pub(crate) struct FastCall {
     route: Arc<Route>,
     args: Map<String, Value>,
     who: crate::governance::Identity,
+}
+
+impl FastCall {
+    /// Stateless requests are grouped per identity.
+    fn session(&self) -> String {
+        format!("stateless:{}", self.who.subject())
+    }
 }
 
 /// The JSON-RPC request, with nothing the fast lane does not know: an unknown member (a task,
@@ -331,6 +340,12 @@ impl McpService {
             return None;
         }
         let who = self.caller(&call.extensions);
+        let session = call
+            .extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| format!("local-{}", self.session), str::to_string);
         let counted = Self::admitted_at_edge(&call.extensions);
         let route = self.plain_route(&call.params.name, &who, counted)?;
         let p = &mut call.params;
@@ -340,6 +355,7 @@ impl McpService {
             args: p.arguments.take().unwrap_or_default(),
             progress,
             who,
+            session,
         })
     }
 
@@ -354,7 +370,7 @@ impl McpService {
         id: RequestId,
         route: &Route,
         args: Map<String, Value>,
-        who: &crate::governance::Identity,
+        (who, caller_session): (&crate::governance::Identity, &str),
         cancel: CancellationToken,
         era: Era,
         progress: Option<(ProgressToken, N)>,
@@ -373,7 +389,10 @@ impl McpService {
         );
         let started = Instant::now();
         let args = Value::Object(args);
-        let audited = match self.audit_start(who, name, &args, None).await {
+        let audited = match self
+            .audit_start(who, name, &args, caller_session.to_string(), None)
+            .await
+        {
             Ok(a) => a,
             Err(error) => return ServerJsonRpcMessage::error(error, Some(id)),
         };
@@ -459,6 +478,11 @@ impl McpService {
     /// response mode would give them. Dropping the future (the client went away) cancels the
     /// actor's work.
     pub(crate) async fn serve_fast(&self, call: FastCall) -> (StatusCode, Vec<u8>) {
+        let session = if self.governance.audits() {
+            call.session()
+        } else {
+            String::new()
+        };
         let FastCall {
             id,
             route,
@@ -474,7 +498,7 @@ impl McpService {
                 id,
                 &route,
                 args,
-                &who,
+                (&who, &session),
                 cancel,
                 Era::Modern,
                 None::<(

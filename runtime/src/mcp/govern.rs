@@ -12,6 +12,7 @@ use super::McpService;
 use ensemble_actors::governance::audit::{AuditKind, AuditRecord, args_digest};
 
 use crate::governance::http::EdgeAdmitted;
+use crate::governance::sessions::{CallRecord, ClientInfo};
 use crate::governance::{Admission, Governance, Identity};
 
 impl McpService {
@@ -111,8 +112,20 @@ impl McpService {
         let tool = req.name.to_string();
         let audited = if self.governance.audits() {
             let args = serde_json::Value::Object(req.arguments.clone().unwrap_or_default());
-            let session = super::call::session_name(&ctx, self.session);
-            self.audit_start(&who, &tool, &args, Some(session)).await?
+            let parts = ctx.extensions.get::<axum::http::request::Parts>();
+            let session = match parts.map(|p| p.headers.get("mcp-session-id")) {
+                Some(Some(id)) => id.to_str().unwrap_or_default().to_string(),
+                // HTTP without a session: stateless requests, grouped per identity.
+                Some(None) => format!("stateless:{}", who.subject()),
+                None => format!("local-{}", self.session),
+            };
+            let client = ctx.peer.peer_info().map(|info| ClientInfo {
+                name: Some(info.client_info.name.clone()),
+                version: Some(info.client_info.version.clone()),
+                protocol_version: Some(info.protocol_version.to_string()),
+            });
+            self.audit_start(&who, &tool, &args, session, client)
+                .await?
         } else {
             None
         };
@@ -152,7 +165,8 @@ impl McpService {
         who: &Identity,
         tool: &str,
         args: &serde_json::Value,
-        session: Option<String>,
+        session: String,
+        client: Option<ClientInfo>,
     ) -> Result<Option<AuditedCall>, ErrorData> {
         if !self.governance.audits() {
             return Ok(None);
@@ -163,6 +177,7 @@ impl McpService {
             tool: tool.to_string(),
             digest: args_digest(args),
             session,
+            client,
             allowed: decision.allowed,
             rule: decision.rule.to_string(),
             started: std::time::Instant::now(),
@@ -186,8 +201,22 @@ impl McpService {
         outcome: &str,
     ) -> Result<(), ErrorData> {
         let mut record = call.record(AuditKind::Call);
+        let duration_us = call.started.elapsed().as_micros() as u64;
         record.outcome = Some(outcome.to_string());
-        record.duration_us = Some(call.started.elapsed().as_micros() as u64);
+        record.duration_us = Some(duration_us);
+        let now = crate::governance::controls::now_ms();
+        self.governance.sessions().record(
+            &call.session,
+            &call.who,
+            call.client.as_ref(),
+            CallRecord {
+                tool: call.tool.clone(),
+                started_ms: now.saturating_sub(duration_us / 1000),
+                duration_us,
+                outcome: outcome.to_string(),
+            },
+            now,
+        );
         self.governance
             .audit(record)
             .await
@@ -200,7 +229,8 @@ pub(crate) struct AuditedCall {
     who: String,
     tool: String,
     digest: [u8; 32],
-    session: Option<String>,
+    session: String,
+    client: Option<ClientInfo>,
     allowed: bool,
     rule: String,
     started: std::time::Instant,
@@ -209,7 +239,7 @@ pub(crate) struct AuditedCall {
 impl AuditedCall {
     fn record(&self, kind: AuditKind) -> AuditRecord {
         let mut r = AuditRecord::new(kind, self.who.clone(), "tools/call");
-        r.session = self.session.clone();
+        r.session = Some(self.session.clone());
         r.target = Some(self.tool.clone());
         r.args_sha256 = Some(self.digest);
         r.allowed = Some(self.allowed);

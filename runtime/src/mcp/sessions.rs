@@ -268,6 +268,7 @@ impl FastSessions {
                 args,
                 progress,
                 who,
+                session,
             } = call;
             let heartbeat = progress.map(|token| {
                 (token, move |note: ServerNotification| {
@@ -282,7 +283,7 @@ impl FastSessions {
                     id.clone(),
                     &route,
                     args,
-                    &who,
+                    (&who, &session),
                     cancel.clone(),
                     era,
                     heartbeat,

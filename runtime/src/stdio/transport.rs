@@ -136,6 +136,7 @@ impl Lane {
             args,
             progress,
             who,
+            session,
         } = call;
         let cancel = self.in_flight.start(&id);
         self.taken.fetch_add(1, Ordering::Relaxed);
@@ -156,7 +157,7 @@ impl Lane {
                     id.clone(),
                     &route,
                     args,
-                    &who,
+                    (&who, &session),
                     cancel.clone(),
                     era,
                     heartbeat,
