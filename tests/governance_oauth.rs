@@ -101,9 +101,25 @@ tools = ["registry_*", "queue_stats"]
 claim = "groups"
 value = "ops"
 roles = ["ops"]
+
+[[governance.roles]]
+name = "admin"
+tools = ["governance_*"]
+
+[[governance.bindings]]
+api_key = "admin"
+roles = ["admin"]
+
+[[governance.api_keys]]
+name = "admin"
+sha256 = "{ADMIN_KEY_SHA256}"
 "#
     )
 }
+
+/// `printf %s ens-oauth-admin | sha256sum`
+const ADMIN_KEY: &str = "ens-oauth-admin";
+const ADMIN_KEY_SHA256: &str = "e0d4d61db869e192a8f07ed951b1fd36cb1d22a741d166a50403826409c810e8";
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 const CALL: &str = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"queue_stats","arguments":{}}}"#;
@@ -284,6 +300,30 @@ async fn every_bad_token_is_refused_and_a_good_one_is_served() {
     assert!(guest.list_all_tools().await.unwrap().is_empty());
     client.cancel().await.ok();
     guest.cancel().await.ok();
+
+    // Revoking alice's tokens: the one she holds is refused from the next request on; a token
+    // issued afterwards is accepted.
+    let admin = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(server.url.clone()).auth_header(ADMIN_KEY),
+    );
+    let admin = ().serve(admin).await.expect("admin session");
+    let issued_before = now() + 1;
+    let revoked = admin
+        .call_tool(
+            CallToolRequestParams::new("governance_revoke_tokens").with_arguments(object(json!({
+                "subject": "alice", "issued_before": issued_before, "reason": "laptop lost"
+            }))),
+        )
+        .await
+        .expect("governance_revoke_tokens");
+    assert_ne!(revoked.is_error, Some(true), "{revoked:?}");
+    let old = mint(&signing, "k1", &claims(json!({})));
+    let (status, challenge) = post(&server.url, Some(&old), INIT).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("revoked"), "{challenge}");
+    let fresh = mint(&signing, "k1", &claims(json!({"iat": issued_before + 1})));
+    assert_eq!(post(&server.url, Some(&fresh), INIT).await.0, 200);
+    admin.cancel().await.ok();
 
     // The metadata names the configured resource and issuer.
     let doc: Value = reqwest::get(format!(
