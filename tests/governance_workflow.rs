@@ -144,6 +144,34 @@ async fn steps_and_tasks_run_with_their_submitters_rights_also_after_a_resume() 
         "{info}"
     );
 
+    // Work submitted from within deferred work is its submitter's too: a step that queues a
+    // task of a tool the runner may not call, and a task that starts a run doing so.
+    let nested = json!({"definition": {"steps": [
+        {"id": "first", "tool": "task_submit", "arguments": {
+            "tool": "registry_put",
+            "arguments": {"name": "nested", "version": "1.0.0", "content": {}}}}
+    ]}, "wait": true});
+    let run = call(&runner, "workflow_run", nested).await;
+    let queued = step(&run, "first")["output"]["task_id"].clone();
+    let mut info = Value::Null;
+    for _ in 0..100 {
+        info = call(&runner, "task_status", json!({"task_id": queued})).await;
+        if info["state"] != "queued" && info["state"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(info["state"], "failed", "{info}");
+    assert!(
+        info["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("may not call `registry_put`"),
+        "{info}"
+    );
+    let found = call(&admin, "registry_list", json!({})).await;
+    assert!(!found.to_string().contains("nested"), "{found}");
+
     // A run killed mid-step resumes after a restart, still as its submitter.
     let run = call(
         &runner,

@@ -82,7 +82,13 @@ impl ToolInvoker for GovernedInvoker {
             Admission::Refused(r) => Some(("refused", r.message)),
         };
         let mutating = self.router.traits(tool).is_some_and(|t| !t.read_only);
-        let call = self.router.invoke(tool, arguments, cancel);
+        // The call acts as the submitter: work it submits in turn (a step calling
+        // `task_submit` or `workflow_run`) is theirs too, and governed as theirs.
+        let call = super::with_caller(
+            who.clone(),
+            governance.clone(),
+            self.router.invoke(tool, arguments, cancel),
+        );
         let tool = tool.to_string();
         Box::pin(async move {
             let started = std::time::Instant::now();
