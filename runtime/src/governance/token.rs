@@ -388,7 +388,27 @@ struct Inner {
     keys: RwLock<Arc<KeySet>>,
     /// When the last refetch was attempted; held while one runs, so concurrent requests share it.
     refetch: Arc<Mutex<Option<Instant>>>,
+    /// Tokens verified lately, by the SHA-256 of their text (see [`Verified`]).
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Verified>>,
+    /// `exp` tolerance, in seconds (the cache applies it as validation does).
+    leeway_s: i64,
 }
+
+/// A token verified lately: a client sends the same token with every request, and verifying
+/// its signature again (tens of microseconds for EdDSA or RSA) would say the same thing. Reused
+/// only for the exact same text, while it has not expired, for at most [`VERIFIED_TTL`], and
+/// while the key set it was verified against is the current one (a reload or a refetch
+/// verifies again, so a withdrawn key stops being accepted).
+struct Verified {
+    claims: Arc<TokenClaims>,
+    generation: u64,
+    at: Instant,
+}
+
+/// How long a verified token is reused before it is verified again.
+const VERIFIED_TTL: Duration = Duration::from_secs(60);
+/// Verified tokens kept at most (the cache starts over past it).
+const VERIFIED_MAX: usize = 4096;
 
 /// One usable verification key.
 struct VerifyKey {
@@ -486,6 +506,8 @@ impl TokenValidator {
                     loaded_at: Instant::now(),
                 })),
                 refetch: Arc::new(Mutex::new(None)),
+                verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+                leeway_s: settings.leeway.as_secs() as i64,
             }),
         })
     }
@@ -507,8 +529,47 @@ impl TokenValidator {
     }
 
     /// Validates a bearer token (the text after `Bearer `) and returns its claims.
-    pub async fn validate(&self, token: &str) -> Result<TokenClaims, TokenError> {
-        let result = self.validate_inner(token).await;
+    pub async fn validate(&self, token: &str) -> Result<Arc<TokenClaims>, TokenError> {
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let generation = self.current_keys().generation;
+        let now_s = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        {
+            let verified = self
+                .inner
+                .verified
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(v) = verified.get(&digest)
+                && v.generation == generation
+                && v.at.elapsed() < VERIFIED_TTL
+                && v.claims.expires_at + self.inner.leeway_s >= now_s
+            {
+                metrics::counter!(VALIDATIONS_METRIC, "outcome" => "ok").increment(1);
+                return Ok(v.claims.clone());
+            }
+        }
+        let result = self.validate_inner(token).await.map(Arc::new);
+        if let Ok(claims) = &result {
+            let mut verified = self
+                .inner
+                .verified
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if verified.len() >= VERIFIED_MAX {
+                verified.clear();
+            }
+            verified.insert(
+                digest,
+                Verified {
+                    claims: claims.clone(),
+                    generation,
+                    at: Instant::now(),
+                },
+            );
+        }
         let outcome = match &result {
             Ok(_) => "ok",
             Err(error) => error.reason_code(),
