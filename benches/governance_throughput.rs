@@ -504,7 +504,7 @@ fn main() {
             if tmpfs { "tmpfs: audit flushes are free" } else { "on disk" }
         );
         let keyed_cols = if breakdown {
-            " API key (no JWT) calls/s | API key / off |"
+            " API key (no JWT) calls/s | API key / off | API key server CPU µs per call |"
         } else {
             ""
         };
@@ -513,7 +513,7 @@ fn main() {
         );
         println!(
             "|---|---|---|---|---|{}---|---|---|",
-            if breakdown { "---|---|" } else { "" }
+            if breakdown { "---|---|---|" } else { "" }
         );
         let mut on_calls = 0usize;
         for call in [VALIDATE, QUEUE_STATS] {
@@ -537,7 +537,12 @@ fn main() {
                 on_calls += b.calls;
                 let keyed_cells = if breakdown {
                     let k = cell(k);
-                    format!(" {:.0} | {:.2} |", k.rate, k.rate / a.rate)
+                    format!(
+                        " {:.0} | {:.2} | {:.1} |",
+                        k.rate,
+                        k.rate / a.rate,
+                        k.cpu.as_secs_f64() * 1e6
+                    )
                 } else {
                     String::new()
                 };
