@@ -231,8 +231,12 @@ impl Store {
             if *done.borrow_and_update() >= ticket {
                 return Ok(());
             }
-            if let Ok(_leader) = inner.flushing.try_lock() {
+            if let Ok(leader) = inner.flushing.try_lock() {
                 if *inner.done.borrow() >= ticket {
+                    // Release first, then wake: a waiter that failed to take the lock while we
+                    // held it sleeps until the next change (a lost wake-up otherwise).
+                    drop(leader);
+                    inner.done.send_modify(|_| {});
                     return Ok(());
                 }
                 // Every ticket up to here was taken after its write: one flush covers them all.
@@ -250,7 +254,10 @@ impl Store {
                         "the flush task failed: {join}"
                     )))),
                 };
-                // Wake the waiters either way: on failure each tries a flush of its own.
+                // Wake the waiters either way (on failure each tries a flush of its own), after
+                // the lock is released: a waiter woken while we still hold it would find it taken
+                // and sleep until a change that may never come.
+                drop(leader);
                 inner.done.send_modify(|_| {});
                 return result;
             }
@@ -651,6 +658,36 @@ impl Tree {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Concurrent writers that each flush after their write all come back: a flush leader
+    /// wakes the others only after it released the lock (a waiter woken while the lock was
+    /// still held slept until a change that might never come, and its write call hung).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_flushes_never_strand_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tree = store.tree("t").unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for w in 0..32u32 {
+            let (store, tree) = (store.clone(), tree.clone());
+            tasks.spawn(async move {
+                for i in 0..100u32 {
+                    tree.insert(&[w.to_be_bytes(), i.to_be_bytes()].concat(), &i)
+                        .unwrap();
+                    store.flush().await.unwrap();
+                }
+            });
+        }
+        let all = async {
+            while let Some(done) = tasks.join_next().await {
+                done.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), all)
+            .await
+            .expect("every writer's flush returned");
+        assert_eq!(tree.len(), 3200);
+    }
 
     #[tokio::test]
     async fn a_small_page_cache_still_keeps_everything() {
