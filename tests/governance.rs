@@ -8,17 +8,18 @@ use std::collections::HashMap;
 
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, object};
-use rmcp::service::{RoleClient, RunningService, ServiceError};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::service::ServiceError;
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const WRITER_KEY: &str = "ens-writer-7f1c2a";
 const READER_KEY: &str = "ens-reader-93bd0e";
 
 fn config() -> String {
-    let hash = |k: &str| format!("{:x}", Sha256::digest(k.as_bytes()));
+    let accounts = common::keys::api_keys(&[
+        ("writer", WRITER_KEY, &["writer"]),
+        ("reader", READER_KEY, &["reader"]),
+    ]);
     format!(
         r#"
 [governance.stdio]
@@ -39,37 +40,14 @@ name = "writer"
 tools = ["registry_*", "task_*"]
 deny_tools = ["task_cancel"]
 
-[[governance.bindings]]
-api_key = "writer"
-roles = ["writer"]
 
-[[governance.bindings]]
-api_key = "reader"
-roles = ["reader"]
 
-[[governance.api_keys]]
-name = "writer"
-sha256 = "{}"
 
-[[governance.api_keys]]
-name = "reader"
-sha256 = "{}"
-"#,
-        hash(WRITER_KEY),
-        hash(READER_KEY)
+{accounts}"#
     )
 }
 
-type Client = RunningService<RoleClient, ()>;
-
-async fn http_client(url: &str, key: &str) -> Client {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key),
-    );
-    ().serve(transport)
-        .await
-        .expect("MCP session with an API key")
-}
+use common::Client;
 
 async fn tool_names(client: &Client) -> Vec<String> {
     let mut names: Vec<String> = client
@@ -119,7 +97,7 @@ async fn api_keys_over_http_see_and_call_only_what_their_roles_allow() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::serve_http(dir.path(), &config(), &[]);
 
-    let writer = http_client(&server.url, WRITER_KEY).await;
+    let writer = common::keys::connect_with_key(&server.url, WRITER_KEY).await;
     let names = tool_names(&writer).await;
     assert!(names.contains(&"registry_put".to_string()), "{names:?}");
     assert!(names.contains(&"task_submit".to_string()), "{names:?}");
@@ -134,7 +112,7 @@ async fn api_keys_over_http_see_and_call_only_what_their_roles_allow() {
     let r = put(&writer, "webcfg").await;
     assert_ne!(r.is_error, Some(true), "{r:?}");
 
-    let reader = http_client(&server.url, READER_KEY).await;
+    let reader = common::keys::connect_with_key(&server.url, READER_KEY).await;
     let names = tool_names(&reader).await;
     assert_eq!(
         names,

@@ -5,32 +5,22 @@
 
 mod common;
 
-use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, object};
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const ADMIN_KEY: &str = "ens-admin-c3a9";
 const USER_KEY: &str = "ens-user-77e0";
 
-type Client = RunningService<RoleClient, ()>;
-
-async fn connect(url: &str, key: &str) -> Client {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key),
-    );
-    ().serve(transport).await.expect("MCP session")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_are_audited_queryable_and_verifiable() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     let checkpoints = dir.path().join("checkpoints");
-    let hash = |k: &str| format!("{:x}", Sha256::digest(k.as_bytes()));
+    let accounts = common::keys::api_keys(&[
+        ("admin", ADMIN_KEY, &["admin"]),
+        ("user", USER_KEY, &["user"]),
+    ]);
     let config = format!(
         r#"
 [[governance.roles]]
@@ -42,35 +32,21 @@ resources = ["ensemble://sessions/*"]
 name = "user"
 tools = ["registry_*"]
 
-[[governance.bindings]]
-api_key = "admin"
-roles = ["admin"]
 
-[[governance.bindings]]
-api_key = "user"
-roles = ["user"]
 
-[[governance.api_keys]]
-name = "admin"
-sha256 = "{}"
 
-[[governance.api_keys]]
-name = "user"
-sha256 = "{}"
 
 [governance.audit]
 node_id = "test-node"
 key_file = "{}"
 checkpoint_dir = "{}"
 checkpoint_every_entries = 4
-"#,
-        hash(ADMIN_KEY),
-        hash(USER_KEY),
+{accounts}"#,
         keys.join("audit.key").display(),
         checkpoints.display()
     );
     let server = common::serve_http(dir.path(), &config, &[]);
-    let user = connect(&server.url, USER_KEY).await;
+    let user = common::keys::connect_with_key(&server.url, USER_KEY).await;
     let secret = "s3cr3t-value-never-in-the-log";
     for v in ["1.0.0", "1.0.1"] {
         user.call_tool(
@@ -91,7 +67,7 @@ checkpoint_every_entries = 4
         .call_tool(CallToolRequestParams::new("task_submit").with_arguments(object(json!({}))))
         .await;
 
-    let admin = connect(&server.url, ADMIN_KEY).await;
+    let admin = common::keys::connect_with_key(&server.url, ADMIN_KEY).await;
     let page: Value = admin
         .call_tool(
             CallToolRequestParams::new("audit_query")

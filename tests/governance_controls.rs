@@ -5,19 +5,18 @@
 
 mod common;
 
-use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult, object};
-use rmcp::service::{RoleClient, RunningService, ServiceError};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::service::ServiceError;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const ADMIN_KEY: &str = "ens-admin-5be1";
 const USER_KEY: &str = "ens-user-0a7d";
 
 fn config() -> String {
-    let hash = |k: &str| format!("{:x}", Sha256::digest(k.as_bytes()));
+    let accounts = common::keys::api_keys(&[
+        ("admin", ADMIN_KEY, &["admin"]),
+        ("user", USER_KEY, &["user"]),
+    ]);
     format!(
         r#"
 [governance]
@@ -36,35 +35,14 @@ tools = ["registry_*"]
 name = "auditor"
 tools = ["audit_query", "governance_status"]
 
-[[governance.bindings]]
-api_key = "admin"
-roles = ["admin"]
 
-[[governance.bindings]]
-api_key = "user"
-roles = ["user"]
 
-[[governance.api_keys]]
-name = "admin"
-sha256 = "{}"
 
-[[governance.api_keys]]
-name = "user"
-sha256 = "{}"
-"#,
-        hash(ADMIN_KEY),
-        hash(USER_KEY)
+{accounts}"#
     )
 }
 
-type Client = RunningService<RoleClient, ()>;
-
-async fn connect(url: &str, key: &str) -> Client {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key),
-    );
-    ().serve(transport).await.expect("MCP session")
-}
+use common::Client;
 
 async fn call(client: &Client, tool: &str, args: Value) -> Result<CallToolResult, ServiceError> {
     client
@@ -107,8 +85,8 @@ fn admin_mode(mode: &str, how: &[&str]) -> std::process::Output {
 async fn modes_suspensions_and_disabled_tools_hold_and_only_the_operator_lifts_lockdown() {
     let dir = tempfile::tempdir().unwrap();
     let server = common::serve_http(dir.path(), &config(), &[]);
-    let admin = connect(&server.url, ADMIN_KEY).await;
-    let user = connect(&server.url, USER_KEY).await;
+    let admin = common::keys::connect_with_key(&server.url, ADMIN_KEY).await;
+    let user = common::keys::connect_with_key(&server.url, USER_KEY).await;
     assert!(call(&user, "registry_put", put_args("1.0.0")).await.is_ok());
 
     // Read-only: writes refuse with 423 and leave the user's list; reads go on.
@@ -175,7 +153,7 @@ async fn modes_suspensions_and_disabled_tools_hold_and_only_the_operator_lifts_l
     drop(server);
     let config_text = config();
     let server = common::serve_http(dir.path(), &config_text, &[]);
-    let user = connect(&server.url, USER_KEY).await;
+    let user = common::keys::connect_with_key(&server.url, USER_KEY).await;
     assert_eq!(
         code(call(&user, "registry_get", json!({"name": "cfg"})).await),
         423
@@ -195,7 +173,7 @@ async fn modes_suspensions_and_disabled_tools_hold_and_only_the_operator_lifts_l
     );
 
     // Suspension: the user's next request is refused (401 over HTTP); lifting restores it.
-    let admin = connect(&server.url, ADMIN_KEY).await;
+    let admin = common::keys::connect_with_key(&server.url, ADMIN_KEY).await;
     call(
         &admin,
         "governance_suspend",
@@ -214,7 +192,7 @@ async fn modes_suspensions_and_disabled_tools_hold_and_only_the_operator_lifts_l
     )
     .await
     .expect("unsuspend");
-    let user = connect(&server.url, USER_KEY).await;
+    let user = common::keys::connect_with_key(&server.url, USER_KEY).await;
     assert!(
         call(&user, "registry_get", json!({"name": "cfg"}))
             .await
@@ -267,7 +245,7 @@ async fn modes_suspensions_and_disabled_tools_hold_and_only_the_operator_lifts_l
         String::from_utf8_lossy(&out.stderr)
     );
     let server = common::serve_http(dir.path(), &config_text, &[]);
-    let user = connect(&server.url, USER_KEY).await;
+    let user = common::keys::connect_with_key(&server.url, USER_KEY).await;
     assert_eq!(
         code(call(&user, "registry_get", json!({"name": "cfg"})).await),
         423

@@ -7,19 +7,17 @@ mod common;
 
 use std::time::Duration;
 
-use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, object};
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const ADMIN_KEY: &str = "ens-admin-91f0";
 const RUNNER_KEY: &str = "ens-runner-3c2b";
 
 fn config() -> String {
-    let hash = |k: &str| format!("{:x}", Sha256::digest(k.as_bytes()));
+    let accounts = common::keys::api_keys(&[
+        ("admin", ADMIN_KEY, &["admin"]),
+        ("runner", RUNNER_KEY, &["runner"]),
+    ]);
     format!(
         r#"
 [[governance.roles]]
@@ -30,35 +28,14 @@ tools = ["*"]
 name = "runner"
 tools = ["workflow_*", "task_*", "registry_get", "registry_list", "debug_sleep"]
 
-[[governance.bindings]]
-api_key = "admin"
-roles = ["admin"]
 
-[[governance.bindings]]
-api_key = "runner"
-roles = ["runner"]
 
-[[governance.api_keys]]
-name = "admin"
-sha256 = "{}"
 
-[[governance.api_keys]]
-name = "runner"
-sha256 = "{}"
-"#,
-        hash(ADMIN_KEY),
-        hash(RUNNER_KEY)
+{accounts}"#
     )
 }
 
-type Client = RunningService<RoleClient, ()>;
-
-async fn connect(url: &str, key: &str) -> Client {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key),
-    );
-    ().serve(transport).await.expect("MCP session")
-}
+use common::Client;
 
 async fn call(client: &Client, tool: &str, args: Value) -> Value {
     let r = client
@@ -84,6 +61,18 @@ fn step<'a>(run: &'a Value, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {id} in {run}"))
 }
 
+/// The task's status once it left the queue and ended.
+async fn task_ended(client: &Client, id: &Value) -> Value {
+    for _ in 0..200 {
+        let info = call(client, "task_status", json!({"task_id": id})).await;
+        if info["state"] != "queued" && info["state"] != "running" {
+            return info;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("task {id} did not end")
+}
+
 async fn wait_ended(client: &Client, run_id: &str) -> Value {
     for _ in 0..200 {
         let run = call(client, "workflow_status", json!({"run_id": run_id})).await;
@@ -100,8 +89,8 @@ async fn steps_and_tasks_run_with_their_submitters_rights_also_after_a_resume() 
     let dir = tempfile::tempdir().unwrap();
     let env = [("ENSEMBLE_TEST_TOOLS", "1")];
     let server = common::serve_http(dir.path(), &config(), &env);
-    let runner = connect(&server.url, RUNNER_KEY).await;
-    let admin = connect(&server.url, ADMIN_KEY).await;
+    let runner = common::keys::connect_with_key(&server.url, RUNNER_KEY).await;
+    let admin = common::keys::connect_with_key(&server.url, ADMIN_KEY).await;
 
     let mut req = workflow(json!({"id": "first", "tool": "registry_list", "arguments": {}}));
     req["wait"] = json!(true);
@@ -126,15 +115,7 @@ async fn steps_and_tasks_run_with_their_submitters_rights_also_after_a_resume() 
         json!({"tool": "registry_put", "arguments": {"name": "t", "version": "1.0.0", "content": {}}}),
     )
     .await;
-    let id = task["task_id"].clone();
-    let mut info = Value::Null;
-    for _ in 0..100 {
-        info = call(&runner, "task_status", json!({"task_id": id})).await;
-        if info["state"] != "queued" && info["state"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let info = task_ended(&runner, &task["task_id"]).await;
     assert_eq!(info["state"], "failed", "{info}");
     assert!(
         info["error"]
@@ -152,15 +133,7 @@ async fn steps_and_tasks_run_with_their_submitters_rights_also_after_a_resume() 
             "arguments": {"name": "nested", "version": "1.0.0", "content": {}}}}
     ]}, "wait": true});
     let run = call(&runner, "workflow_run", nested).await;
-    let queued = step(&run, "first")["output"]["task_id"].clone();
-    let mut info = Value::Null;
-    for _ in 0..100 {
-        info = call(&runner, "task_status", json!({"task_id": queued})).await;
-        if info["state"] != "queued" && info["state"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let info = task_ended(&runner, &step(&run, "first")["output"]["task_id"]).await;
     assert_eq!(info["state"], "failed", "{info}");
     assert!(
         info["error"]
@@ -185,7 +158,7 @@ async fn steps_and_tasks_run_with_their_submitters_rights_also_after_a_resume() 
     admin.cancel().await.ok();
     drop(server); // kill -9
     let server = common::serve_http(dir.path(), &config(), &env);
-    let runner = connect(&server.url, RUNNER_KEY).await;
+    let runner = common::keys::connect_with_key(&server.url, RUNNER_KEY).await;
     let run = wait_ended(&runner, &run_id).await;
     assert_eq!(step(&run, "first")["state"], "completed", "{run}");
     let store = step(&run, "store");

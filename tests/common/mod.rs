@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod keys;
 pub mod nap;
 
 use std::io::{BufRead, BufReader};
