@@ -138,6 +138,13 @@ async fn cancelled_calls_end_unanswered_and_abandoned_ones_resume() {
         messages(&rest).is_empty(),
         "a cancelled call is not answered: {rest}"
     );
+    // The actor hears of the cancel on its own task: the stream may end a moment before.
+    for _ in 0..500 {
+        if saw_cancel.load(Ordering::SeqCst) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     assert!(saw_cancel.load(Ordering::SeqCst), "the actor was told");
 
     // Abandoned after its priming event: the call runs on, and a resume gets its answer.
