@@ -30,12 +30,14 @@
 //! # Writing
 //!
 //! [`AuditLog::append`] answers once the entry is durable. One writer task owns the chain: it
-//! takes every entry queued while the previous flush ran, writes them in arrival order, and makes
-//! them durable with one [`Store::flush`] (group commit). If a write or the flush fails, every
-//! append waiting on it gets [`AuditError::WriteFailed`], and so does every later append until
-//! the log is opened again: a caller that cannot audit must refuse the action (fail closed).
-//! Entries of a failed batch may still reach the disk; they are then part of a valid chain,
-//! written but never acknowledged.
+//! writes the entries queued in arrival order and makes them durable with [`Store::flush`]
+//! (group commit), pipelined: while one flush runs it goes on writing the entries that arrive,
+//! and starts the next flush, covering all of them, as soon as that one returns. An entry is
+//! acknowledged only once a flush that started after it was written has returned. If a write or
+//! a flush fails, every append not yet acknowledged gets [`AuditError::WriteFailed`], and so does
+//! every later append until the log is opened again: a caller that cannot audit must refuse the
+//! action (fail closed). Entries not acknowledged may still reach the disk; they are then part
+//! of a valid chain, written but never acknowledged.
 //!
 //! # Storage
 //!
@@ -70,6 +72,7 @@ use std::collections::BTreeMap;
 use std::mem::Discriminant;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -749,6 +752,9 @@ impl AuditLog {
             node_id: node_id.into(),
             len,
             head,
+            durable: len,
+            durable_head: head,
+            flight: None,
             signer,
             dir: checkpoints.dir,
             every_entries: checkpoints.every_entries,
@@ -1015,9 +1021,17 @@ struct Writer {
     meta: Tree,
     checkpoint_tree: Tree,
     node_id: String,
-    /// Entries written (durable once the batch's flush returns).
+    /// Entries written (durable once a flush that started after them returns).
     len: u64,
+    /// The head after the entries written.
     head: [u8; 32],
+    /// Entries made durable and told to their appenders.
+    durable: u64,
+    /// The head after them.
+    durable_head: [u8; 32],
+    /// The flush making entries `durable..flight.len` durable, if one is running. The writer
+    /// goes on writing the next entries meanwhile; they wait for the next flush.
+    flight: Option<Flight>,
     signer: Option<SigningKey>,
     dir: Option<PathBuf>,
     every_entries: u64,
@@ -1032,71 +1046,113 @@ struct Writer {
     fail_next: Arc<AtomicBool>,
 }
 
+/// A flush started once entries `..len` were written: when it returns, they are durable and
+/// `head` is the chain's head after them.
+struct Flight {
+    flush: Pin<Box<dyn Future<Output = Result<(), String>> + Send>>,
+    len: u64,
+    head: [u8; 32],
+}
+
+/// What woke the writer.
+enum Event {
+    Flushed(Result<(), String>),
+    Due,
+    Msg(Option<Msg>),
+}
+
+/// The running flush's outcome (never, when none runs).
+async fn in_flight(flight: &mut Option<Flight>) -> Result<(), String> {
+    match flight {
+        Some(flight) => flight.flush.as_mut().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Writer {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         // Seal what an unclean stop left after the last checkpoint.
-        if self.len > self.checkpointed {
+        if self.durable > self.checkpointed {
             let _ = self.checkpoint().await;
         }
+        // False once the queue is closed (by `close`, or by dropping every handle).
+        let mut receiving = true;
+        let mut close = None;
         loop {
+            // Whatever was written while the last flush ran goes into the next one at once.
+            self.launch();
+            if !receiving && self.flight.is_none() {
+                break;
+            }
             let due = self.timer_due();
-            let first = tokio::select! {
-                msg = rx.recv() => msg,
-                () = sleep_until(due) => {
-                    let _ = self.checkpoint().await;
-                    continue;
-                }
+            // A flush future of the store's is always polled to its end (never dropped while
+            // it runs): another flusher may be waiting for it to report.
+            let event = tokio::select! {
+                biased;
+                flushed = in_flight(&mut self.flight) => Event::Flushed(flushed),
+                () = sleep_until(due) => Event::Due,
+                msg = rx.recv(), if receiving => Event::Msg(msg),
             };
-            let Some(first) = first else { break };
-            let start = self.len;
-            let mut close = None;
-            let mut taken = 0usize;
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                match msg {
-                    Msg::Close { reply } => {
-                        close = Some(reply);
-                        break;
+            match event {
+                Event::Flushed(flushed) => {
+                    if let Some(flight) = self.flight.take() {
+                        self.land(&flight, flushed);
                     }
-                    Msg::Append { seq, bytes } => {
-                        taken += 1;
-                        self.write(start, seq, bytes);
+                    if self.count_due() {
+                        let _ = self.checkpoint().await;
                     }
-                    Msg::AppendMany { first, entries } => {
-                        taken += entries.len();
-                        for (seq, bytes) in (first..).zip(entries) {
-                            self.write(start, seq, bytes);
+                }
+                Event::Due => {
+                    self.settle().await;
+                    if self.pending() {
+                        let _ = self.checkpoint().await;
+                    }
+                }
+                Event::Msg(None) => receiving = false,
+                Event::Msg(Some(first)) => {
+                    let mut taken = 0usize;
+                    let mut next = Some(first);
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            Msg::Close { reply } => {
+                                close = Some(reply);
+                                receiving = false;
+                                break;
+                            }
+                            Msg::Append { seq, bytes } => {
+                                taken += 1;
+                                self.write(seq, bytes);
+                            }
+                            Msg::AppendMany { first, entries } => {
+                                taken += entries.len();
+                                for (seq, bytes) in (first..).zip(entries) {
+                                    self.write(seq, bytes);
+                                }
+                            }
+                        }
+                        if taken < MAX_BATCH {
+                            next = rx.try_recv().ok();
                         }
                     }
                 }
-                if taken < MAX_BATCH {
-                    next = rx.try_recv().ok();
-                }
             }
-            if self.failed.is_none() && self.len > start {
-                self.commit(start).await;
-            }
-            if self.count_due() {
-                let _ = self.checkpoint().await;
-            }
-            if let Some(reply) = close {
-                let _ = reply.send(self.close().await);
-                break;
-            }
+        }
+        if let Some(reply) = close {
+            let _ = reply.send(self.close().await);
         }
         self.progress.send_modify(|p| p.stopped = true);
     }
 
     /// Writes one entry (not yet durable). After a failure, writes nothing more.
-    fn write(&mut self, start: u64, seq: u64, mut bytes: Vec<u8>) {
+    fn write(&mut self, seq: u64, mut bytes: Vec<u8>) {
         if self.failed.is_some() {
             return;
         }
         if seq != self.len {
-            self.fail(
-                start,
-                format!("entry {seq} arrived when {} was next (a bug)", self.len),
-            );
+            self.fail(format!(
+                "entry {seq} arrived when {} was next (a bug)",
+                self.len
+            ));
             return;
         }
         let head = seal_bytes(&mut bytes, seq, &self.head);
@@ -1108,36 +1164,74 @@ impl Writer {
                 self.len += 1;
                 self.head = head;
             }
-            Err(e) => self.fail(start, e.to_string()),
+            Err(e) => self.fail(e.to_string()),
         }
     }
 
-    /// Makes the batch `start..len` durable and tells its appenders.
-    async fn commit(&mut self, start: u64) {
-        let flushed = match self.meta.insert(META_TIP, &(self.len - 1)) {
-            Err(e) => Err(e.to_string()),
-            Ok(()) if self.fail_next.swap(false, Ordering::SeqCst) => Err(format!(
-                "store I/O at {} failed: no space left on device (injected)",
-                self.store.path().display()
-            )),
-            Ok(()) => self.store.flush().await.map_err(|e| e.to_string()),
-        };
+    /// Starts a flush of the entries written since the last one, unless one is running (they
+    /// wait for the next) or the log failed.
+    fn launch(&mut self) {
+        if self.failed.is_some() || self.flight.is_some() || self.len == self.durable {
+            return;
+        }
+        // The tip record goes in before the flush, so that the flush covers it too.
+        if let Err(e) = self.meta.insert(META_TIP, &(self.len - 1)) {
+            self.fail(e.to_string());
+            return;
+        }
         metrics::counter!("ensemble_governance_audit_flushes_total").increment(1);
+        let flush: Pin<Box<dyn Future<Output = Result<(), String>> + Send>> =
+            if self.fail_next.swap(false, Ordering::SeqCst) {
+                let reason = format!(
+                    "store I/O at {} failed: no space left on device (injected)",
+                    self.store.path().display()
+                );
+                Box::pin(std::future::ready(Err(reason)))
+            } else {
+                // Its ticket is taken at its first poll, after every entry up to `len` was
+                // written: the store's flush then covers them all.
+                let store = self.store.clone();
+                Box::pin(async move { store.flush().await.map_err(|e| e.to_string()) })
+            };
+        self.flight = Some(Flight {
+            flush,
+            len: self.len,
+            head: self.head,
+        });
+    }
+
+    /// Waits for the running flush, if any, and reports it.
+    async fn settle(&mut self) {
+        if let Some(mut flight) = self.flight.take() {
+            let flushed = flight.flush.as_mut().await;
+            self.land(&flight, flushed);
+        }
+    }
+
+    /// Tells the appenders of the entries `flight` covered that they are durable (or failed).
+    fn land(&mut self, flight: &Flight, flushed: Result<(), String>) {
+        if self.failed.is_some() {
+            return;
+        }
         match flushed {
             Ok(()) => {
                 metrics::counter!("ensemble_governance_audit_entries_total")
-                    .increment(self.len - start);
-                let (len, head) = (self.len, self.head);
+                    .increment(flight.len - self.durable);
+                self.durable = flight.len;
+                self.durable_head = flight.head;
+                let (len, head) = (flight.len, flight.head);
                 self.progress.send_modify(|p| {
                     p.durable = len;
                     p.head = head;
                 });
             }
-            Err(reason) => self.fail(start, reason),
+            Err(reason) => self.fail(reason),
         }
     }
 
-    fn fail(&mut self, from: u64, reason: String) {
+    /// Fails every entry not yet durable, and every later one.
+    fn fail(&mut self, reason: String) {
+        let from = self.durable;
         tracing::error!(
             from_seq = from,
             %reason,
@@ -1154,7 +1248,7 @@ impl Writer {
     }
 
     fn pending(&self) -> bool {
-        self.signer.is_some() && self.failed.is_none() && self.len != self.checkpointed
+        self.signer.is_some() && self.failed.is_none() && self.durable != self.checkpointed
     }
 
     /// When the time-based checkpoint is due (`None`: not now).
@@ -1169,71 +1263,45 @@ impl Writer {
     fn count_due(&self) -> bool {
         self.pending()
             && self.every_entries > 0
-            && self.len.saturating_sub(self.checkpointed) >= self.every_entries
+            && self.durable.saturating_sub(self.checkpointed) >= self.every_entries
             && self.retry_at.is_none_or(|r| Instant::now() >= r)
     }
 
-    /// Signs and writes a checkpoint of the log as it is (store, then directory).
+    /// Signs and writes a checkpoint of the durable log (store, then directory). Called with no
+    /// flush running (its own flush would wait for that one, which nobody polls meanwhile).
     async fn checkpoint(&mut self) -> Result<(), String> {
         let Some(key) = &self.signer else {
             return Ok(());
         };
-        let mut checkpoint = Checkpoint::new(&self.node_id, self.len, self.head);
+        debug_assert!(self.flight.is_none());
+        let size = self.durable;
+        let mut checkpoint = Checkpoint::new(&self.node_id, size, self.durable_head);
         checkpoint.sign(key);
-        let written = self.write_checkpoint(checkpoint).await;
+        let written = write_checkpoint(
+            &self.store,
+            &self.meta,
+            &self.checkpoint_tree,
+            self.dir.clone(),
+            checkpoint,
+        )
+        .await;
         let now = Instant::now();
         self.checkpointed_at = now;
         match &written {
             Ok(()) => {
                 self.retry_at = None;
-                self.checkpointed = self.len;
+                self.checkpointed = size;
                 metrics::counter!("ensemble_governance_audit_checkpoints_total").increment(1);
-                let size = self.len;
                 self.progress.send_modify(|p| p.checkpoint = Some(size));
             }
             Err(reason) => {
                 self.retry_at = now.checked_add(self.every.max(Duration::from_secs(1)));
                 metrics::counter!("ensemble_governance_audit_failures_total", "stage" => "checkpoint")
                     .increment(1);
-                tracing::error!(size = self.len, %reason, "the audit checkpoint could not be written");
+                tracing::error!(size, %reason, "the audit checkpoint could not be written");
             }
         }
         written
-    }
-
-    async fn write_checkpoint(&self, checkpoint: Checkpoint) -> Result<(), String> {
-        let note = checkpoint.to_note();
-        let size = checkpoint.size.to_be_bytes();
-        // A different note already kept for this size (the log was rolled back) stays; this one
-        // goes beside it under the next free suffix.
-        let mut key = size.to_vec();
-        let mut suffix = 0u32;
-        loop {
-            match self
-                .checkpoint_tree
-                .insert_new(&key, &note)
-                .map_err(|e| e.to_string())?
-            {
-                None => break,
-                Some(existing) if existing == note => break,
-                Some(_) => {
-                    suffix += 1;
-                    key.truncate(8);
-                    key.extend_from_slice(&suffix.to_be_bytes());
-                }
-            }
-        }
-        self.meta
-            .insert(META_CHECKPOINT, &checkpoint.size)
-            .map_err(|e| e.to_string())?;
-        self.store.flush().await.map_err(|e| e.to_string())?;
-        if let Some(dir) = self.dir.clone() {
-            tokio::task::spawn_blocking(move || checkpoint::write_to_dir(&dir, &checkpoint))
-                .await
-                .map_err(|e| format!("the checkpoint file task failed: {e}"))?
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
     }
 
     async fn close(&mut self) -> Result<(), AuditError> {
@@ -1248,6 +1316,47 @@ impl Writer {
         self.store.flush().await?;
         Ok(())
     }
+}
+
+/// Writes `checkpoint` to the store, makes it durable, then writes its file (free of the
+/// writer: a `&Writer` held across an await would make the writer's future not `Send`).
+async fn write_checkpoint(
+    store: &Store,
+    meta: &Tree,
+    checkpoint_tree: &Tree,
+    dir: Option<PathBuf>,
+    checkpoint: Checkpoint,
+) -> Result<(), String> {
+    let note = checkpoint.to_note();
+    let size = checkpoint.size.to_be_bytes();
+    // A different note already kept for this size (the log was rolled back) stays; this one
+    // goes beside it under the next free suffix.
+    let mut key = size.to_vec();
+    let mut suffix = 0u32;
+    loop {
+        match checkpoint_tree
+            .insert_new(&key, &note)
+            .map_err(|e| e.to_string())?
+        {
+            None => break,
+            Some(existing) if existing == note => break,
+            Some(_) => {
+                suffix += 1;
+                key.truncate(8);
+                key.extend_from_slice(&suffix.to_be_bytes());
+            }
+        }
+    }
+    meta.insert(META_CHECKPOINT, &checkpoint.size)
+        .map_err(|e| e.to_string())?;
+    store.flush().await.map_err(|e| e.to_string())?;
+    if let Some(dir) = dir {
+        tokio::task::spawn_blocking(move || checkpoint::write_to_dir(&dir, &checkpoint))
+            .await
+            .map_err(|e| format!("the checkpoint file task failed: {e}"))?
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 async fn sleep_until(due: Option<Instant>) {
