@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 const ADMIN_KEY: &str = "ens-admin-c3a9";
 const USER_KEY: &str = "ens-user-77e0";
 
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_are_audited_queryable_and_verifiable() {
     let dir = tempfile::tempdir().unwrap();

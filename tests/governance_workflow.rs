@@ -172,3 +172,68 @@ async fn steps_and_tasks_run_with_their_submitters_rights_also_after_a_resume() 
     );
     runner.cancel().await.ok();
 }
+
+/// An MCP task belongs to whoever started it: another identity holding its id is told there is
+/// no such task, for `tasks/get` and `tasks/cancel` alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mcp_task_is_its_starters_alone() {
+    use rmcp::ServiceExt;
+    use rmcp::model::{
+        CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig, GetTaskParams,
+        Implementation,
+    };
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::serve_http(dir.path(), &config(), &[("ENSEMBLE_TEST_TOOLS", "1")]);
+    let with_tasks = |key: &str| {
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(server.url.clone()).auth_header(key),
+        );
+        ClientConfig::new(
+            ClientCapabilities::builder().enable_tasks().build(),
+            Implementation::from_build_env(),
+        )
+        .serve(transport)
+    };
+    let runner = with_tasks(RUNNER_KEY).await.expect("runner session");
+    let admin = with_tasks(ADMIN_KEY).await.expect("admin session");
+    let def = json!({"steps": [{"id": "a", "tool": "debug_sleep", "arguments": {"ms": 3000}}]});
+    let response = runner
+        .call_tool_once(
+            CallToolRequestParams::new("workflow_run")
+                .with_arguments(object(json!({"definition": def, "wait": true}))),
+        )
+        .await
+        .expect("workflow_run");
+    let CallToolResponse::Task(created) = response else {
+        panic!("a task: {response:?}");
+    };
+    let id = created.task.task_id.clone();
+    assert!(
+        runner
+            .peer()
+            .get_task(GetTaskParams::new(id.clone()))
+            .await
+            .is_ok()
+    );
+    let theirs = admin.peer().get_task(GetTaskParams::new(id.clone())).await;
+    assert!(
+        format!("{theirs:?}").contains(&format!("unknown task: {id}")),
+        "{theirs:?}"
+    );
+    let cancel = admin
+        .peer()
+        .cancel_task(CancelTaskParams::new(id.clone()))
+        .await;
+    assert!(cancel.is_err(), "{cancel:?}");
+    // The starter may.
+    runner
+        .peer()
+        .cancel_task(CancelTaskParams::new(id))
+        .await
+        .expect("the starter cancels its task");
+    runner.cancel().await.ok();
+    admin.cancel().await.ok();
+}

@@ -120,6 +120,7 @@ impl McpService {
             {
                 let (call, events, cancel) = running.into_task_parts();
                 let task = crate::tasks::spawn_running(&self.tasks, &name, call, events, cancel);
+                self.owns_task(&ctx.extensions, &task.task_id);
                 return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
                     task,
                 )));
@@ -145,6 +146,7 @@ impl McpService {
             && self.router.annotations(&name).is_some()
         {
             let task = crate::tasks::spawn(&self.tasks, self.router.clone(), name, args);
+            self.owns_task(&ctx.extensions, &task.task_id);
             return Ok(CallToolResponse::Task(rmcp::model::CreateTaskResult::new(
                 task,
             )));

@@ -224,6 +224,51 @@ impl McpService {
     }
 }
 
+/// Who started each MCP task, by task id (shared by every handler, like the tasks).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TaskOwners(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
+);
+
+/// Owners kept before the ones of tasks gone (expired) are dropped.
+const TASK_OWNERS_KEPT: usize = 10_000;
+
+impl McpService {
+    /// Records that the caller of this request started `task_id` (governed runtimes).
+    pub(crate) fn owns_task(&self, extensions: &rmcp::model::Extensions, task_id: &str) {
+        if !self.governance.is_governed() {
+            return;
+        }
+        let who = self.caller(extensions);
+        let mut owners = self.task_owners.0.lock().unwrap_or_else(|p| p.into_inner());
+        if owners.len() >= TASK_OWNERS_KEPT {
+            owners.retain(|id, _| self.tasks.get_task(id).is_ok());
+        }
+        owners.insert(task_id.to_string(), who.subject().to_string());
+    }
+
+    /// `Err` (the unknown task's own error) unless the caller of this request started
+    /// `task_id`: another identity cannot see, answer or cancel it.
+    pub(crate) fn own_task(
+        &self,
+        extensions: &rmcp::model::Extensions,
+        task_id: &str,
+    ) -> Result<(), ErrorData> {
+        if !self.governance.is_governed() {
+            return Ok(());
+        }
+        let who = self.caller(extensions);
+        let owners = self.task_owners.0.lock().unwrap_or_else(|p| p.into_inner());
+        match owners.get(task_id) {
+            Some(owner) if owner != who.subject() => Err(ErrorData::invalid_params(
+                format!("unknown task: {task_id}"),
+                None,
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// A call being audited.
 pub(crate) struct AuditedCall {
     who: String,

@@ -70,6 +70,8 @@ pub struct McpService {
     governance: crate::governance::Governance,
     /// The caller of a request that names none (the stdio client; nobody over HTTP).
     identity: crate::governance::Identity,
+    /// Who started each MCP task (governed runtimes): only they may see, answer or cancel it.
+    task_owners: govern::TaskOwners,
 }
 
 impl std::fmt::Debug for McpService {
@@ -122,6 +124,7 @@ impl McpService {
             session: next_session_name(),
             governance: crate::governance::Governance::ungoverned(),
             identity: crate::governance::Identity::owner(),
+            task_owners: govern::TaskOwners::default(),
         }
     }
 
@@ -597,8 +600,9 @@ impl ServerHandler for McpService {
     async fn get_task(
         &self,
         req: rmcp::model::GetTaskParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<rmcp::model::GetTaskResult, ErrorData> {
+        self.own_task(&ctx.extensions, &req.task_id)?;
         Ok(rmcp::model::GetTaskResult::new(
             self.tasks.get_task(&req.task_id)?,
         ))
@@ -607,16 +611,18 @@ impl ServerHandler for McpService {
     async fn update_task(
         &self,
         req: rmcp::model::UpdateTaskParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.own_task(&ctx.extensions, &req.task_id)?;
         self.tasks.update_task(&req.task_id, req.input_responses)
     }
 
     async fn cancel_task(
         &self,
         req: rmcp::model::CancelTaskParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
+        self.own_task(&ctx.extensions, &req.task_id)?;
         self.tasks.cancel_task(&req.task_id)
     }
 
