@@ -340,12 +340,17 @@ impl McpService {
             return None;
         }
         let who = self.caller(&call.extensions);
-        let session = call
-            .extensions
-            .get::<axum::http::request::Parts>()
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok())
-            .map_or_else(|| format!("local-{}", self.session), str::to_string);
+        // Named only where sessions are recorded (governed runtimes): a lane call allocates
+        // nothing it does not use.
+        let session = if self.governance.audits() {
+            call.extensions
+                .get::<axum::http::request::Parts>()
+                .and_then(|p| p.headers.get("mcp-session-id"))
+                .and_then(|v| v.to_str().ok())
+                .map_or_else(|| format!("local-{}", self.session), str::to_string)
+        } else {
+            String::new()
+        };
         let counted = Self::admitted_at_edge(&call.extensions);
         let route = self.plain_route(&call.params.name, &who, counted)?;
         let p = &mut call.params;
