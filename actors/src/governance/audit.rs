@@ -101,6 +101,10 @@ const META_CHECKPOINT: &[u8] = b"checkpoint";
 const TRAILER: usize = 8 + 32 + 32;
 /// Entries written before one flush, at most.
 const MAX_BATCH: usize = 4096;
+/// A flush under concurrent load starts at once with this many entries...
+const LINGER_BATCH: u64 = 16;
+/// ... or after waiting this long for them.
+const LINGER: Duration = Duration::from_micros(200);
 
 /// What an audit record is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -755,6 +759,8 @@ impl AuditLog {
             durable: len,
             durable_head: head,
             flight: None,
+            last_batch: 0,
+            linger_until: None,
             signer,
             dir: checkpoints.dir,
             every_entries: checkpoints.every_entries,
@@ -1032,6 +1038,11 @@ struct Writer {
     /// The flush making entries `durable..flight.len` durable, if one is running. The writer
     /// goes on writing the next entries meanwhile; they wait for the next flush.
     flight: Option<Flight>,
+    /// Entries the last flush made durable: more than one means appenders are concurrent.
+    last_batch: u64,
+    /// While appenders are concurrent, a small batch waits this long for company before its
+    /// flush starts (fewer, larger flushes: less CPU per entry under load).
+    linger_until: Option<Instant>,
     signer: Option<SigningKey>,
     dir: Option<PathBuf>,
     every_entries: u64,
@@ -1058,6 +1069,7 @@ struct Flight {
 enum Event {
     Flushed(Result<(), String>),
     Due,
+    Linger,
     Msg(Option<Msg>),
 }
 
@@ -1080,7 +1092,7 @@ impl Writer {
         let mut close = None;
         loop {
             // Whatever was written while the last flush ran goes into the next one at once.
-            self.launch();
+            self.launch(receiving);
             if !receiving && self.flight.is_none() {
                 break;
             }
@@ -1091,6 +1103,7 @@ impl Writer {
                 biased;
                 flushed = in_flight(&mut self.flight) => Event::Flushed(flushed),
                 () = sleep_until(due) => Event::Due,
+                () = sleep_until(self.linger_until), if self.linger_until.is_some() => Event::Linger,
                 msg = rx.recv(), if receiving => Event::Msg(msg),
             };
             match event {
@@ -1108,6 +1121,8 @@ impl Writer {
                         let _ = self.checkpoint().await;
                     }
                 }
+                // The next turn's `launch` starts the flush.
+                Event::Linger => {}
                 Event::Msg(None) => receiving = false,
                 Event::Msg(Some(first)) => {
                     let mut taken = 0usize;
@@ -1170,10 +1185,23 @@ impl Writer {
 
     /// Starts a flush of the entries written since the last one, unless one is running (they
     /// wait for the next) or the log failed.
-    fn launch(&mut self) {
+    fn launch(&mut self, receiving: bool) {
         if self.failed.is_some() || self.flight.is_some() || self.len == self.durable {
             return;
         }
+        // Under concurrent load, gather a few more entries into this flush (bounded wait).
+        if receiving && self.last_batch > 1 && self.len - self.durable < LINGER_BATCH {
+            let now = Instant::now();
+            match self.linger_until {
+                None => {
+                    self.linger_until = Some(now + LINGER);
+                    return;
+                }
+                Some(until) if now < until => return,
+                Some(_) => {}
+            }
+        }
+        self.linger_until = None;
         // The tip record goes in before the flush, so that the flush covers it too.
         if let Err(e) = self.meta.insert(META_TIP, &(self.len - 1)) {
             self.fail(e.to_string());
@@ -1217,6 +1245,7 @@ impl Writer {
             Ok(()) => {
                 metrics::counter!("ensemble_governance_audit_entries_total")
                     .increment(flight.len - self.durable);
+                self.last_batch = flight.len - self.durable;
                 self.durable = flight.len;
                 self.durable_head = flight.head;
                 let (len, head) = (flight.len, flight.head);
