@@ -64,28 +64,14 @@ async fn set_mode(
     State(governance): State<crate::governance::Governance>,
     request: Request,
 ) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    if let Err(why) = local_only(peer, request.headers()) {
-        return refuse(StatusCode::FORBIDDEN, why);
-    }
-    let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
-        Ok(body) => body,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("unreadable body: {e}")),
-    };
-    let request: ModeRequest = match serde_json::from_slice(&body) {
+    let request: ModeRequest = match local_body(
+        request,
+        "{\"mode\": \"normal\" | \"read_only\" | \"lockdown\", \"reason\": \"...\"}",
+    )
+    .await
+    {
         Ok(r) => r,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "the body must be {{\"mode\": \"normal\" | \"read_only\" | \"lockdown\", \
-                     \"reason\": \"...\"}}: {e}"
-                ),
-            );
-        }
+        Err(refused) => return refused,
     };
     match crate::governance::set_mode_as_operator(&governance, request.mode, &request.reason).await
     {
@@ -139,26 +125,32 @@ fn local_only(peer: Option<SocketAddr>, headers: &HeaderMap) -> Result<(), Strin
     Ok(())
 }
 
-async fn backup(State(store): State<Store>, request: Request) -> Response {
+/// The JSON body of an admin request from a caller on this machine ([`local_only`]), or the
+/// refusal to answer: 403 for anyone else, 400 naming `shape` for a body that is not one.
+async fn local_body<T: serde::de::DeserializeOwned>(
+    request: Request,
+    shape: &str,
+) -> Result<T, Response> {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    if let Err(why) = local_only(peer, request.headers()) {
-        return refuse(StatusCode::FORBIDDEN, why);
-    }
-    let body = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
-        Ok(body) => body,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, format!("unreadable body: {e}")),
-    };
-    let request: BackupRequest = match serde_json::from_slice(&body) {
+    local_only(peer, request.headers()).map_err(|why| refuse(StatusCode::FORBIDDEN, why))?;
+    let body = axum::body::to_bytes(request.into_body(), 64 * 1024)
+        .await
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("unreadable body: {e}")))?;
+    serde_json::from_slice(&body).map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            format!("the body must be {shape}: {e}"),
+        )
+    })
+}
+
+async fn backup(State(store): State<Store>, request: Request) -> Response {
+    let request: BackupRequest = match local_body(request, "{\"to\": \"/absolute/dir\"}").await {
         Ok(r) => r,
-        Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("the body must be {{\"to\": \"/absolute/dir\"}}: {e}"),
-            );
-        }
+        Err(refused) => return refused,
     };
     if !request.to.is_absolute() {
         return refuse(
