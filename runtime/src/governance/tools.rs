@@ -261,25 +261,48 @@ async fn apply(
     })
 }
 
-/// Registers the governance tools (only for a governed runtime).
-pub fn register(router: &Router, governance: &Governance) -> Result<(), RegisterError> {
-    let policy = |name: &str| crate::config::default_policy(name);
-    let weak = std::sync::Arc::downgrade(&governance.0);
-
-    let w = weak.clone();
+/// Registers one governance tool: `answer` gets the governance and the caller of each call,
+/// or the call is refused with why there is none (shutting down; not an MCP caller).
+fn register_tool<Req, Resp, F>(
+    router: &Router,
+    weak: &Weak<Inner>,
+    name: &'static str,
+    description: &'static str,
+    annotations: Annotations,
+    answer: F,
+) -> Result<(), RegisterError>
+where
+    Req: serde::de::DeserializeOwned + JsonSchema + Clone + Send + Sync + 'static,
+    Resp: Serialize + JsonSchema + Send + 'static,
+    F: Fn(Governance, Identity, Req) -> Answer<Resp> + Send + Sync + 'static,
+{
+    let weak = weak.clone();
     router.register_dispatch(
         DispatchTool {
-            name: "governance_status",
-            description: "The operator's controls: the mode (normal, read_only, lockdown), \
-                 suspended identities and revoked tokens, disabled tools; and your subject.",
-            annotations: Annotations::READ_ONLY,
-            policy: policy("governance_status"),
+            name,
+            description,
+            annotations,
+            policy: crate::config::default_policy(name),
         },
-        move |_: StatusRequest, _ctx| -> Answer<StatusResponse> {
-            let (governance, caller) = match context(&w) {
-                Ok(c) => c,
-                Err(m) => return refuse(m),
-            };
+        move |req: Req, _ctx| match context(&weak) {
+            Ok((governance, caller)) => answer(governance, caller, req),
+            Err(m) => refuse(m),
+        },
+    )
+}
+
+/// Registers the governance tools (only for a governed runtime).
+pub fn register(router: &Router, governance: &Governance) -> Result<(), RegisterError> {
+    let weak = std::sync::Arc::downgrade(&governance.0);
+
+    register_tool(
+        router,
+        &weak,
+        "governance_status",
+        "The operator's controls: the mode (normal, read_only, lockdown), \
+                 suspended identities and revoked tokens, disabled tools; and your subject.",
+        Annotations::READ_ONLY,
+        move |governance, caller, _: StatusRequest| -> Answer<StatusResponse> {
             Box::pin(async move {
                 Ok(StatusResponse {
                     you: caller.subject().to_string(),
@@ -289,21 +312,15 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
         },
     )?;
 
-    let w = weak.clone();
-    router.register_dispatch(
-        DispatchTool {
-            name: "governance_set_mode",
-            description: "Engage read_only (only read-only tools run) or lockdown (only \
+    register_tool(
+        router,
+        &weak,
+        "governance_set_mode",
+        "Engage read_only (only read-only tools run) or lockdown (only \
                  break-glass identities call tools), effective on the next request and kept \
                  across restarts. Lifting is an operator action: `ensemble admin mode normal`.",
-            annotations: Annotations::IDEMPOTENT_WRITE,
-            policy: policy("governance_set_mode"),
-        },
-        move |req: SetModeRequest, _ctx| -> Answer<ChangeResponse> {
-            let (governance, caller) = match context(&w) {
-                Ok(c) => c,
-                Err(m) => return refuse(m),
-            };
+        Annotations::IDEMPOTENT_WRITE,
+        move |governance, caller, req: SetModeRequest| -> Answer<ChangeResponse> {
             let current = governance.controls().mode.mode;
             let rank = |m: Mode| match m {
                 Mode::Normal => 0,
@@ -338,21 +355,15 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
         },
     )?;
 
-    let w = weak.clone();
-    router.register_dispatch(
-        DispatchTool {
-            name: "governance_suspend",
-            description: "Suspend an identity (a token's subject, `apikey:NAME`, the stdio \
+    register_tool(
+        router,
+        &weak,
+        "governance_suspend",
+        "Suspend an identity (a token's subject, `apikey:NAME`, the stdio \
                  subject): every request of it is refused from the next one on, across \
                  restarts, until governance_unsuspend.",
-            annotations: Annotations::IDEMPOTENT_WRITE,
-            policy: policy("governance_suspend"),
-        },
-        move |req: SubjectRequest, _ctx| -> Answer<ChangeResponse> {
-            let (governance, caller) = match context(&w) {
-                Ok(c) => c,
-                Err(m) => return refuse(m),
-            };
+        Annotations::IDEMPOTENT_WRITE,
+        move |governance, caller, req: SubjectRequest| -> Answer<ChangeResponse> {
             if governance.is_break_glass_subject(&req.subject) {
                 return refuse(format!(
                     "`{}` is a break-glass identity: remove it from governance.break_glass first",
@@ -373,20 +384,14 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
         },
     )?;
 
-    let w = weak.clone();
-    router.register_dispatch(
-        DispatchTool {
-            name: "governance_unsuspend",
-            description: "Lift an identity's suspension and its token revocations: it starts \
+    register_tool(
+        router,
+        &weak,
+        "governance_unsuspend",
+        "Lift an identity's suspension and its token revocations: it starts \
                  afresh from the next request.",
-            annotations: Annotations::IDEMPOTENT_WRITE,
-            policy: policy("governance_unsuspend"),
-        },
-        move |req: SubjectRequest, _ctx| -> Answer<ChangeResponse> {
-            let (governance, caller) = match context(&w) {
-                Ok(c) => c,
-                Err(m) => return refuse(m),
-            };
+        Annotations::IDEMPOTENT_WRITE,
+        move |governance, caller, req: SubjectRequest| -> Answer<ChangeResponse> {
             // Lifts the suspension and any token revocation: the subject starts afresh.
             let next = None;
             let what = format!(
@@ -398,21 +403,15 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
         },
     )?;
 
-    let w = weak.clone();
-    router.register_dispatch(
-        DispatchTool {
-            name: "governance_revoke_tokens",
-            description: "Revoke every bearer token of a subject issued before a time (default: \
+    register_tool(
+        router,
+        &weak,
+        "governance_revoke_tokens",
+        "Revoke every bearer token of a subject issued before a time (default: \
                  now): those tokens are refused with 401 from the next request on; tokens issued \
                  later are accepted.",
-            annotations: Annotations::IDEMPOTENT_WRITE,
-            policy: policy("governance_revoke_tokens"),
-        },
-        move |req: RevokeRequest, _ctx| -> Answer<ChangeResponse> {
-            let (governance, caller) = match context(&w) {
-                Ok(c) => c,
-                Err(m) => return refuse(m),
-            };
+        Annotations::IDEMPOTENT_WRITE,
+        move |governance, caller, req: RevokeRequest| -> Answer<ChangeResponse> {
             let before = req
                 .issued_before
                 .unwrap_or_else(|| (now_ms() / 1000) as i64 + 1);
@@ -433,21 +432,15 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
         },
     )?;
 
-    let w = weak.clone();
-    router.register_dispatch(
-        DispatchTool {
-            name: "audit_query",
-            description: "Read the audit log (decisions, tool calls, governance changes), oldest \
+    register_tool(
+        router,
+        &weak,
+        "audit_query",
+        "Read the audit log (decisions, tool calls, governance changes), oldest \
                  first, filtered by identity, tool, outcome and time; paginated with `after`. \
                  Arguments appear as their SHA-256, never in clear.",
-            annotations: Annotations::READ_ONLY,
-            policy: policy("audit_query"),
-        },
-        move |req: AuditQueryRequest, _ctx| -> Answer<AuditQueryResponse> {
-            let (governance, _caller) = match context(&w) {
-                Ok(c) => c,
-                Err(m) => return refuse(m),
-            };
+        Annotations::READ_ONLY,
+        move |governance, _caller, req: AuditQueryRequest| -> Answer<AuditQueryResponse> {
             Box::pin(async move {
                 let Some(log) = governance.audit_log() else {
                     return Err(CallError::Engine("this runtime keeps no audit log".into()));
@@ -477,42 +470,30 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
         },
     )?;
 
-    let w = weak.clone();
-    router.register_dispatch(
-        DispatchTool {
-            name: "session_list",
-            description: "MCP sessions (HTTP sessions, stdio connections, an identity's \
+    register_tool(
+        router,
+        &weak,
+        "session_list",
+        "MCP sessions (HTTP sessions, stdio connections, an identity's \
                  stateless requests), most recently seen first: identity, client, protocol \
                  version, first and last seen, calls.",
-            annotations: Annotations::READ_ONLY,
-            policy: policy("session_list"),
-        },
-        move |req: SessionListRequest, _ctx| -> Answer<SessionListResponse> {
-            let (governance, _) = match context(&w) {
-                Ok(c) => c,
-                Err(m) => return refuse(m),
-            };
+        Annotations::READ_ONLY,
+        move |governance, _, req: SessionListRequest| -> Answer<SessionListResponse> {
             let limit = req.limit.unwrap_or(100).clamp(1, 10_000);
             let sessions = governance.sessions().list(req.identity.as_deref(), limit);
             Box::pin(async move { Ok(SessionListResponse { sessions }) })
         },
     )?;
 
-    let w = weak.clone();
-    router.register_dispatch(
-        DispatchTool {
-            name: "session_get",
-            description: "One session: who, its client, its recent calls (tool, start, \
+    register_tool(
+        router,
+        &weak,
+        "session_get",
+        "One session: who, its client, its recent calls (tool, start, \
                  duration, outcome) and its per-tool figures. Also the resource \
                  ensemble://sessions/{id}.",
-            annotations: Annotations::READ_ONLY,
-            policy: policy("session_get"),
-        },
-        move |req: SessionGetRequest, _ctx| -> Answer<super::sessions::SessionDetail> {
-            let (governance, _) = match context(&w) {
-                Ok(c) => c,
-                Err(m) => return refuse(m),
-            };
+        Annotations::READ_ONLY,
+        move |governance, _, req: SessionGetRequest| -> Answer<super::sessions::SessionDetail> {
             match governance.sessions().get(&req.id) {
                 Some(detail) => Box::pin(async move { Ok(detail) }),
                 None => refuse(format!(
@@ -524,20 +505,14 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
         },
     )?;
 
-    let w = weak.clone();
-    router.register_dispatch(
-        DispatchTool {
-            name: "session_stats",
-            description: "Per-tool figures (calls, error rate, p50/p95 latency in ms) of one \
+    register_tool(
+        router,
+        &weak,
+        "session_stats",
+        "Per-tool figures (calls, error rate, p50/p95 latency in ms) of one \
                  session, or over all sessions.",
-            annotations: Annotations::READ_ONLY,
-            policy: policy("session_stats"),
-        },
-        move |req: SessionStatsRequest, _ctx| -> Answer<SessionStatsResponse> {
-            let (governance, _) = match context(&w) {
-                Ok(c) => c,
-                Err(m) => return refuse(m),
-            };
+        Annotations::READ_ONLY,
+        move |governance, _, req: SessionStatsRequest| -> Answer<SessionStatsResponse> {
             match governance.sessions().stats(req.session.as_deref()) {
                 Some(tools) => Box::pin(async move { Ok(SessionStatsResponse { tools }) }),
                 None => refuse(format!(
@@ -576,20 +551,14 @@ pub fn register(router: &Router, governance: &Governance) -> Result<(), Register
         },
     )?;
 
-    let w = weak;
-    router.register_dispatch(
-        DispatchTool {
-            name: "governance_disable_tool",
-            description: "Disable a tool for everyone (it answers as unknown) or enable it \
+    register_tool(
+        router,
+        &weak,
+        "governance_disable_tool",
+        "Disable a tool for everyone (it answers as unknown) or enable it \
                  again; effective on the next request and kept across restarts.",
-            annotations: Annotations::IDEMPOTENT_WRITE,
-            policy: policy("governance_disable_tool"),
-        },
-        move |req: DisableRequest, _ctx| -> Answer<ChangeResponse> {
-            let (governance, caller) = match context(&w) {
-                Ok(c) => c,
-                Err(m) => return refuse(m),
-            };
+        Annotations::IDEMPOTENT_WRITE,
+        move |governance, caller, req: DisableRequest| -> Answer<ChangeResponse> {
             if TOOLS.contains(&req.tool.as_str()) {
                 return refuse("the governance tools cannot be disabled".into());
             }
