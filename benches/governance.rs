@@ -10,12 +10,13 @@
 //!    Goal (issue 11): ≤ 5 µs per decision, cached per identity and tool.
 //! 2. **Audit appends with group commit** (`audit`): 1, 16 and 64 tokio tasks each appending
 //!    records through `AuditLog::append` (answered once durable: one writer task chains and
-//!    writes whatever is queued, then one `Store::flush` makes the batch durable) on a real
-//!    on-disk `Store` in a temporary directory (a fresh one per row). Baseline: as many tasks
-//!    each doing `tree.insert` of the same record + `store.flush().await` on the same store
-//!    (the store's own group commit: concurrent flushes share one disk flush). The two take
-//!    turns, three rounds each, so drift on a shared machine hits both alike. Entries per
-//!    flush show how much each side batches. A writer whose flush is done but who is never
+//!    writes whatever is queued into the store, and one write-out of the log's write-ahead file
+//!    makes the batch durable) on a real on-disk `Store` in a temporary directory (a fresh one
+//!    per row). Baseline: as many tasks each doing `tree.insert` of the same record +
+//!    `store.flush().await` on the same store (the store's own group commit: concurrent
+//!    flushes share one disk flush). The two take turns, three rounds each, so drift on a
+//!    shared machine hits both alike. Entries per flush (store flushes for the baseline,
+//!    write-outs for the log) show how much each side batches. A writer whose flush is done but who is never
 //!    told (a lost wakeup) is reported as STUCK, then released by a flush of the bench's own.
 //!    Each row's log is verified (`audit::verify`) at the end.
 //!
@@ -308,12 +309,18 @@ const GRACE: Duration = Duration::from_secs(2);
 /// A writer still waiting [`GRACE`] after the end is counted as stuck: its flush happened but
 /// nobody told it. Flushes are then issued until every writer is through (as the next writer
 /// of a busy server would), so that the bench goes on and says so.
-async fn stretch<F, Fut>(store: &Store, writers: usize, secs: f64, one: F) -> Stretch
+async fn stretch<F, Fut>(
+    store: &Store,
+    flush_count: impl Fn() -> u64,
+    writers: usize,
+    secs: f64,
+    one: F,
+) -> Stretch
 where
     F: Fn(u64, u64) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
-    let flushes = store.flush_count();
+    let flushes = flush_count();
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(secs);
     let done = Arc::new(AtomicU64::new(0));
@@ -335,7 +342,7 @@ where
         })
         .collect();
     tokio::time::sleep_until(deadline.into()).await;
-    let flushes = store.flush_count() - flushes;
+    let flushes = flush_count() - flushes;
     let all = async {
         for t in tasks {
             t.await.expect("writer");
@@ -411,24 +418,36 @@ async fn audit(secs: f64) {
         for _ in 0..ROUNDS {
             let (t, s, r) = (tree.clone(), store.clone(), record.clone());
             base.add(
-                stretch(&store, writers, per, move |w, n| {
-                    let (t, s, r) = (t.clone(), s.clone(), r.clone());
-                    async move {
-                        let key = [w.to_be_bytes(), n.to_be_bytes()].concat();
-                        t.insert(&key, &r).expect("insert");
-                        s.flush().await.expect("flush");
-                    }
-                })
+                stretch(
+                    &store,
+                    || store.flush_count(),
+                    writers,
+                    per,
+                    move |w, n| {
+                        let (t, s, r) = (t.clone(), s.clone(), r.clone());
+                        async move {
+                            let key = [w.to_be_bytes(), n.to_be_bytes()].concat();
+                            t.insert(&key, &r).expect("insert");
+                            s.flush().await.expect("flush");
+                        }
+                    },
+                )
                 .await,
             );
             let (l, r) = (log.clone(), record.clone());
             audited.add(
-                stretch(&store, writers, per, move |_, _| {
-                    let (l, r) = (l.clone(), r.clone());
-                    async move {
-                        l.append(r).await.expect("append");
-                    }
-                })
+                stretch(
+                    &store,
+                    || log.write_outs(),
+                    writers,
+                    per,
+                    move |_, _| {
+                        let (l, r) = (l.clone(), r.clone());
+                        async move {
+                            l.append(r).await.expect("append");
+                        }
+                    },
+                )
                 .await,
             );
         }

@@ -267,6 +267,13 @@ impl Store {
         }
     }
 
+    /// Makes every write that happened before this call durable, blocking the calling thread
+    /// (for code that cannot await, such as opening an engine's state).
+    pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.inner.flushes.fetch_add(1, Ordering::Relaxed);
+        self.inner.db.flush().map(|_| ()).map_err(|e| self.io(e))
+    }
+
     /// Copies the whole store into `target`, a new or empty directory, as one point in time:
     /// writes wait while the trees are copied (reads go on). `target` is then a data directory
     /// of its own: `ensemble serve --data-dir TARGET` restores it.
@@ -357,7 +364,7 @@ impl Store {
     }
 
     /// The data directory on disk, if this store has one (a temporary store's is hidden).
-    fn source_dir(&self) -> Option<&Path> {
+    pub(crate) fn source_dir(&self) -> Option<&Path> {
         let path = &self.inner.path;
         (path.as_os_str() != "<temporary>").then_some(path.as_path())
     }
@@ -421,10 +428,16 @@ pub struct BackupReport {
 /// The page cache of a backup's copy: it is written once, never read back through the cache.
 const BACKUP_CACHE_BYTES: u64 = 4 << 20;
 
-/// What sled keeps in a data directory; everything else there belongs to other engines.
+/// What sled keeps in a data directory, and the audit log's write-ahead file; everything else
+/// there belongs to other engines.
 fn is_sled_file(name: &std::ffi::OsStr) -> bool {
     let name = name.to_string_lossy();
-    matches!(name.as_ref(), "conf" | "db" | "blobs") || name.starts_with("snap.")
+    // The audit log's write-ahead file holds only entries the trees already have: a copy of
+    // the trees is the log as of the copy.
+    matches!(
+        name.as_ref(),
+        "conf" | "db" | "blobs" | crate::governance::wal::FILE_NAME
+    ) || name.starts_with("snap.")
 }
 
 fn backup_error(target: &Path, reason: String) -> StoreError {

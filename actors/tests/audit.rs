@@ -13,6 +13,7 @@ use ensemble_actors::governance::audit::{
 use ensemble_actors::governance::checkpoint::{
     self, Checkpoint, CheckpointConfig, SigningKey, VerifyingKey,
 };
+use ensemble_actors::governance::wal;
 use ensemble_actors::store::{Store, Tree};
 
 /// A data directory, a checkpoint directory and a key file, side by side (never inside).
@@ -436,6 +437,8 @@ async fn a_log_rolled_back_that_grows_again_is_a_fork() {
             }
         })
         .await;
+    // Whoever rolls the log back empties its write-ahead file too (else it puts them back).
+    std::fs::write(place.data.join(wal::FILE_NAME), b"").unwrap();
     {
         let store = Store::open(&place.data).unwrap();
         let log = AuditLog::open(&store, "node-1", place.config(10)).unwrap();
@@ -500,6 +503,8 @@ async fn a_full_disk_fails_the_append_with_a_clear_error() {
     // sled's log file now on a device that is always full.
     std::fs::remove_file(place.data.join("db")).unwrap();
     std::os::unix::fs::symlink("/dev/full", place.data.join("db")).unwrap();
+    // And the audit log's write-ahead file: a full disk is full for every file on it.
+    std::os::unix::fs::symlink("/dev/full", place.data.join(wal::FILE_NAME)).unwrap();
     let store = Store::open(&place.data).unwrap();
     // sled reports the full disk at its first write, which its background flusher may make
     // before the log's first entry: then opening the log fails instead of the append.
@@ -573,4 +578,118 @@ fn opening_outside_a_runtime_is_an_error() {
     let store = Store::temporary().unwrap();
     let err = AuditLog::open(&store, "n", CheckpointConfig::default()).unwrap_err();
     assert!(matches!(err, AuditError::NoRuntime));
+}
+
+/// Appends `n` entries and closes the log: answers the head and the write-ahead file's bytes.
+/// (The tests then take entries out of the store, as a crash before the store's own flush
+/// would.)
+async fn crashed_after(place: &Place, n: u64) -> ([u8; 32], Vec<u8>) {
+    let store = Store::open(&place.data).unwrap();
+    let log = AuditLog::open(&store, "node-1", CheckpointConfig::default()).unwrap();
+    for i in 0..n {
+        assert_eq!(log.append(record(i)).await.unwrap(), i);
+    }
+    let head = log.head();
+    log.close().await.unwrap();
+    let bytes = std::fs::read(place.data.join(wal::FILE_NAME)).unwrap();
+    assert!(
+        !bytes.is_empty(),
+        "acknowledged entries are in the write-ahead file"
+    );
+    (head, bytes)
+}
+
+#[tokio::test]
+async fn acknowledged_entries_the_store_lost_come_back_from_the_write_ahead_file() {
+    let place = Place::new();
+    let (head, mut wal_bytes) = crashed_after(&place, 10).await;
+    // The store lost its newest entries (its own flush had not reached them), and the last
+    // write to the file was cut short by the crash.
+    place
+        .tamper(|_, tree| {
+            for seq in 6..10 {
+                tree.remove(&key(seq)).unwrap();
+            }
+        })
+        .await;
+    wal_bytes.extend_from_slice(&[200, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(place.data.join(wal::FILE_NAME), &wal_bytes).unwrap();
+
+    // What `ensemble audit verify` does first.
+    {
+        let store = Store::open(&place.data).unwrap();
+        assert_eq!(audit::recover(&store).unwrap(), 10);
+    }
+    let report = place.verify_store_only();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.entries, 10);
+
+    // Opening the log puts them back the same way, and the chain goes on from the same head.
+    place
+        .tamper(|_, tree| {
+            tree.remove(&key(9)).unwrap();
+        })
+        .await;
+    std::fs::write(place.data.join(wal::FILE_NAME), &wal_bytes).unwrap();
+    let store = Store::open(&place.data).unwrap();
+    let log = AuditLog::open(&store, "node-1", CheckpointConfig::default()).unwrap();
+    assert_eq!((log.len(), log.head()), (10, head));
+    // The file starts clean (no torn frame in front of the next ones).
+    assert_eq!(
+        std::fs::metadata(place.data.join(wal::FILE_NAME))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(log.append(record(10)).await.unwrap(), 10);
+    let (frames, rest) = wal::read(&place.data.join(wal::FILE_NAME)).unwrap();
+    assert_eq!((frames.len(), rest), (1, 0));
+    log.close().await.unwrap();
+    drop((log, store));
+    let report = place.verify_store_only();
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.entries, 11);
+}
+
+#[tokio::test]
+async fn a_write_ahead_file_that_does_not_continue_the_log_stops_the_open() {
+    let place = Place::new();
+    let (_, wal_bytes) = crashed_after(&place, 10).await;
+    // The store lost entries 3.. and the file holds only 6..: 3, 4 and 5 are gone.
+    place
+        .tamper(|_, tree| {
+            for seq in 3..10 {
+                tree.remove(&key(seq)).unwrap();
+            }
+        })
+        .await;
+    let path = place.data.join(wal::FILE_NAME);
+    std::fs::write(&path, &wal_bytes).unwrap();
+    let (frames, _) = wal::read(&path).unwrap();
+    let mut later = Vec::new();
+    for frame in &frames[6..] {
+        wal::frame(&mut later, frame);
+    }
+    std::fs::write(&path, &later).unwrap();
+
+    let store = Store::open(&place.data).unwrap();
+    let err = AuditLog::open(&store, "node-1", CheckpointConfig::default()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            AuditError::WalGap {
+                expected: 3,
+                found: 6,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("audit.wal") && text.contains("move the file aside"),
+        "{text}"
+    );
+    // Nothing was changed: the file is still there for whoever looks into it.
+    assert_eq!(std::fs::read(&path).unwrap(), later);
 }

@@ -88,6 +88,15 @@ async fn verify(args: VerifyArgs) -> Result<(), Failure> {
             cache_capacity_bytes: VERIFY_CACHE_BYTES,
         };
         let store = Store::open_with(&dir, &options)?;
+        // Entries acknowledged before an unclean stop may be only in the write-ahead file:
+        // put them back first, as the server does when it starts. A log too damaged for that
+        // is still verified (the report says what is wrong with it).
+        if let Err(e) = audit::recover(&store) {
+            eprintln!(
+                "ensemble audit verify: the write-ahead file was not put back ({e}); verifying \
+                 the store as it is"
+            );
+        }
         audit::verify(&store, checkpoints.as_deref(), &keys).map_err(Unreadable::Audit)
     })
     .await

@@ -73,7 +73,7 @@ use std::mem::Discriminant;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -84,6 +84,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use super::checkpoint::{self, Checkpoint, CheckpointConfig, SigningKey, VerifyingKey};
+use super::wal::{self, Wal};
 use crate::store::{Store, StoreError, Tree};
 
 /// The tree of entries.
@@ -520,6 +521,25 @@ pub enum AuditError {
     /// The log was closed.
     #[error("the audit log is closed")]
     Closed,
+    /// The write-ahead file cannot be opened or read.
+    #[error("the audit write-ahead file {0}")]
+    Wal(String),
+    /// The write-ahead file holds acknowledged entries that do not continue the log in the
+    /// store: entries between them are lost.
+    #[error(
+        "the audit write-ahead file {path} continues the log at entry {found}, but the store's \
+         log ends before entry {expected}: acknowledged entries are missing from both. Run \
+         `ensemble audit verify`; to start anyway, move the file aside (its entries are then \
+         left out of the log)"
+    )]
+    WalGap {
+        /// The file.
+        path: PathBuf,
+        /// The next entry the store's log expects.
+        expected: u64,
+        /// The first entry of the file after the store's log.
+        found: u64,
+    },
     /// The signing key or checkpoint directory is unusable.
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
@@ -625,6 +645,8 @@ struct Shared {
     queue: Mutex<Queue>,
     progress: watch::Receiver<Progress>,
     fail_next: Arc<AtomicBool>,
+    /// Batches made durable (see [`AuditLog::write_outs`]).
+    write_outs: Arc<AtomicU64>,
 }
 
 /// The audit log of one node: a handle on its writer task. Cheap to clone.
@@ -691,6 +713,16 @@ impl AuditLog {
         node_id: &str,
         checkpoints: CheckpointConfig,
     ) -> Result<Self, AuditError> {
+        Self::open_rotating_at(store, node_id, checkpoints, wal::ROTATE_BYTES)
+    }
+
+    /// [`AuditLog::open`], with the write-ahead file emptied past `rotate_bytes`.
+    fn open_rotating_at(
+        store: &Store,
+        node_id: &str,
+        checkpoints: CheckpointConfig,
+        rotate_bytes: u64,
+    ) -> Result<Self, AuditError> {
         check_node_id(node_id)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
         let entries = store.tree(ENTRIES_TREE)?;
@@ -708,6 +740,12 @@ impl AuditLog {
             None => meta.insert(META_NODE_ID, node_id)?,
         }
         let (len, head) = read_tail(store, &entries, &meta, node_id)?;
+        let (len, head) = recover_from_wal(store, &entries, &meta, len, head)?;
+        let wal = store
+            .source_dir()
+            .map(|dir| Wal::open(dir, rotate_bytes))
+            .transpose()
+            .map_err(AuditError::Wal)?;
         let mut checkpointed: u64 = meta.get(META_CHECKPOINT)?.unwrap_or(0);
         if checkpointed > len {
             tracing::warn!(
@@ -748,6 +786,7 @@ impl AuditLog {
         });
         let (tx, rx) = mpsc::unbounded_channel();
         let fail_next = Arc::new(AtomicBool::new(false));
+        let write_outs = Arc::new(AtomicU64::new(0));
         let writer = Writer {
             store: store.clone(),
             entries: entries.clone(),
@@ -759,6 +798,8 @@ impl AuditLog {
             durable: len,
             durable_head: head,
             flight: None,
+            wal,
+            wal_batch: Vec::new(),
             last_batch: 0,
             linger_until: None,
             signer,
@@ -771,6 +812,7 @@ impl AuditLog {
             progress: progress_tx,
             failed: None,
             fail_next: fail_next.clone(),
+            write_outs: write_outs.clone(),
         };
         runtime.spawn(writer.run(rx));
         Ok(Self {
@@ -783,6 +825,7 @@ impl AuditLog {
                 }),
                 progress,
                 fail_next,
+                write_outs,
             }),
         })
     }
@@ -967,6 +1010,12 @@ impl AuditLog {
         answer.await.map_err(|_| AuditError::Closed)?
     }
 
+    /// Batches made durable so far (each one write-out of the write-ahead file, or one store
+    /// flush for a temporary store): entries per batch show how much appends are grouped.
+    pub fn write_outs(&self) -> u64 {
+        self.shared.write_outs.load(Ordering::Relaxed)
+    }
+
     /// Makes the writer's next flush fail as a full disk would (tests of failing closed).
     #[doc(hidden)]
     pub fn fail_next_flush(&self) {
@@ -1020,6 +1069,111 @@ fn read_tail(
     }
 }
 
+/// Puts back the entries of the data directory's write-ahead file that continue the store's
+/// log of `len` entries ending in `head` (acknowledged, but lost from the store by a crash
+/// before its own flush reached them); answers the log's length and head after them. Then makes
+/// the store durable and empties the file, so that it starts clean (a frame cut short by the
+/// crash would otherwise sit in front of the next ones). A temporary store has no file.
+fn recover_from_wal(
+    store: &Store,
+    entries: &Tree,
+    meta: &Tree,
+    mut len: u64,
+    mut head: [u8; 32],
+) -> Result<(u64, [u8; 32]), AuditError> {
+    let Some(dir) = store.source_dir() else {
+        return Ok((len, head));
+    };
+    let path = dir.join(wal::FILE_NAME);
+    let (frames, mut ignored) = wal::read(&path).map_err(AuditError::Wal)?;
+    if frames.is_empty() && ignored == 0 {
+        return Ok((len, head));
+    }
+    let mut put_back = 0u64;
+    for (i, bytes) in frames.iter().enumerate() {
+        let checked = RawEntry::split(bytes).and_then(|raw| {
+            if chain_hash(&raw.prev, &leaf_hash(raw.body)) == raw.head {
+                Ok(raw)
+            } else {
+                Err("its head does not match its bytes".to_string())
+            }
+        });
+        let raw = match checked {
+            Ok(raw) => raw,
+            Err(reason) => {
+                // Only the last frame can be cut short by a crash; anything else is damage.
+                ignored += frames[i..].iter().map(|f| 4 + f.len()).sum::<usize>();
+                if i + 1 < frames.len() {
+                    tracing::warn!(
+                        path = %path.display(),
+                        frame = i,
+                        %reason,
+                        "the audit write-ahead file is damaged; the entries after the damage \
+                         are left out"
+                    );
+                }
+                break;
+            }
+        };
+        if raw.seq < len {
+            continue;
+        }
+        if raw.seq > len {
+            return Err(AuditError::WalGap {
+                path,
+                expected: len,
+                found: raw.seq,
+            });
+        }
+        if raw.prev != head {
+            tracing::warn!(
+                path = %path.display(),
+                seq = raw.seq,
+                "the audit write-ahead file does not continue the log in the store (the data \
+                 directory was restored or rewritten?); its entries are left out"
+            );
+            break;
+        }
+        entries.insert(&raw.seq.to_be_bytes(), &EntryBytesRef(bytes))?;
+        len += 1;
+        head = raw.head;
+        put_back += 1;
+    }
+    if put_back > 0 {
+        meta.insert(META_TIP, &(len - 1))?;
+        tracing::info!(
+            entries = put_back,
+            path = %path.display(),
+            "audit entries acknowledged before an unclean stop were put back from the \
+             write-ahead file"
+        );
+    }
+    if ignored > 0 {
+        tracing::info!(
+            bytes = ignored,
+            path = %path.display(),
+            "the audit write-ahead file ended in a write cut short (never acknowledged)"
+        );
+    }
+    store.flush_blocking()?;
+    wal::empty(&path).map_err(AuditError::Wal)?;
+    Ok((len, head))
+}
+
+/// Makes a stopped server's audit log whole: puts back into `store` the entries its
+/// write-ahead file holds beyond the store's log (as opening the log does). Answers how many
+/// entries the log has. For tools that read the log without opening it, such as
+/// `ensemble audit verify` after a crash. A store without a log is left as it is.
+pub fn recover(store: &Store) -> Result<u64, AuditError> {
+    let entries = store.tree(ENTRIES_TREE)?;
+    let meta = store.tree(META_TREE)?;
+    let Some(node_id) = meta.get::<String>(META_NODE_ID)? else {
+        return Ok(0);
+    };
+    let (len, head) = read_tail(store, &entries, &meta, &node_id)?;
+    Ok(recover_from_wal(store, &entries, &meta, len, head)?.0)
+}
+
 /// The task that owns the chain.
 struct Writer {
     store: Store,
@@ -1038,6 +1192,11 @@ struct Writer {
     /// The flush making entries `durable..flight.len` durable, if one is running. The writer
     /// goes on writing the next entries meanwhile; they wait for the next flush.
     flight: Option<Flight>,
+    /// The write-ahead file that makes entries durable (none for a temporary store: a store
+    /// flush does it).
+    wal: Option<Wal>,
+    /// The frames of the entries written since the last flush started.
+    wal_batch: Vec<u8>,
     /// Entries the last flush made durable: more than one means appenders are concurrent.
     last_batch: u64,
     /// While appenders are concurrent, a small batch waits this long for company before its
@@ -1055,6 +1214,7 @@ struct Writer {
     progress: watch::Sender<Progress>,
     failed: Option<Failed>,
     fail_next: Arc<AtomicBool>,
+    write_outs: Arc<AtomicU64>,
 }
 
 /// A flush started once entries `..len` were written: when it returns, they are durable and
@@ -1178,6 +1338,9 @@ impl Writer {
             Ok(()) => {
                 self.len += 1;
                 self.head = head;
+                if self.wal.is_some() {
+                    wal::frame(&mut self.wal_batch, &bytes);
+                }
             }
             Err(e) => self.fail(e.to_string()),
         }
@@ -1215,6 +1378,20 @@ impl Writer {
                     self.store.path().display()
                 );
                 Box::pin(std::future::ready(Err(reason)))
+            } else if let Some(wal) = &mut self.wal {
+                let batch = std::mem::take(&mut self.wal_batch);
+                if wal.due_for_reset(batch.len()) {
+                    // Everything in the file is in the store: once a store flush has made it
+                    // durable there, the file starts again with this batch.
+                    let store = self.store.clone();
+                    let append = wal.append(batch, true);
+                    Box::pin(async move {
+                        store.flush().await.map_err(|e| e.to_string())?;
+                        append.await
+                    })
+                } else {
+                    Box::pin(wal.append(batch, false))
+                }
             } else {
                 // Its ticket is taken at its first poll, after every entry up to `len` was
                 // written: the store's flush then covers them all.
@@ -1243,6 +1420,7 @@ impl Writer {
         }
         match flushed {
             Ok(()) => {
+                self.write_outs.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("ensemble_governance_audit_entries_total")
                     .increment(flight.len - self.durable);
                 self.last_batch = flight.len - self.durable;
@@ -1896,6 +2074,35 @@ mod tests {
         let mut r = AuditRecord::new(AuditKind::Call, format!("user{i}"), "tools/call");
         r.args_sha256 = Some([i as u8; 32]);
         r
+    }
+
+    #[tokio::test]
+    async fn the_write_ahead_file_starts_again_once_the_store_holds_its_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(wal::FILE_NAME);
+        let store = Store::open(dir.path()).unwrap();
+        let log =
+            AuditLog::open_rotating_at(&store, "n", CheckpointConfig::default(), 2048).unwrap();
+        let mut largest = 0;
+        for i in 0..40 {
+            log.append(record(i)).await.unwrap();
+            let size = std::fs::metadata(&path).unwrap().len();
+            assert!(size <= 2048 + 1024, "{size} bytes after entry {i}");
+            largest = largest.max(size);
+        }
+        let (frames, _) = wal::read(&path).unwrap();
+        assert!(frames.len() < 40, "the file was emptied on the way");
+        assert!(largest > 1024);
+        // Each start again flushed the store first: the store alone holds every entry, on disk.
+        let flushes = store.flush_count();
+        assert!(flushes >= 1, "{flushes}");
+        log.close().await.unwrap();
+        drop((log, store));
+        std::fs::remove_file(&path).unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let report = verify(&store, None, &[]).unwrap();
+        assert!(report.is_intact(), "{:?}", report.problems);
+        assert_eq!(report.entries, 40);
     }
 
     #[test]

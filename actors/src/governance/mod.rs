@@ -4,3 +4,4 @@
 pub mod audit;
 pub mod checkpoint;
 pub mod policy;
+pub mod wal;
