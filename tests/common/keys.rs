@@ -33,3 +33,18 @@ pub async fn connect_with_key(url: &str, key: &str) -> Client {
         .await
         .expect("an MCP session with a key")
 }
+
+/// [`connect_with_key`] with a client handler of the test's own (to see notifications).
+pub async fn connect_with_key_as<H: rmcp::ClientHandler>(
+    url: &str,
+    key: &str,
+    handler: H,
+) -> rmcp::service::RunningService<rmcp::RoleClient, H> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(key),
+    );
+    handler
+        .serve(transport)
+        .await
+        .expect("an MCP session with a key")
+}

@@ -14,7 +14,7 @@ mod mrtr;
 mod progress;
 pub mod sessions;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,7 +48,8 @@ pub struct McpService {
     /// The session's `logging/setLevel`, as a severity rank; `None` until the client sets one.
     log_level: Arc<Mutex<Option<u8>>>,
     /// The session's `resources/subscribe` URIs.
-    subscriptions: Arc<Mutex<HashSet<String>>>,
+    /// Resources this session subscribed to (`resources/subscribe`), and who subscribed.
+    subscriptions: Arc<Mutex<HashMap<String, crate::governance::Identity>>>,
     progress: ProgressClock,
     /// Tools offered as MCP tasks to clients that negotiated the tasks extension.
     task_tools: Arc<HashSet<String>>,
@@ -114,7 +115,7 @@ impl McpService {
             router,
             name: "ensemble".into(),
             log_level: Arc::new(Mutex::new(None)),
-            subscriptions: Arc::new(Mutex::new(HashSet::new())),
+            subscriptions: Arc::new(Mutex::new(HashMap::new())),
             progress: ProgressClock::new(PROGRESS_EVERY),
             task_tools: Arc::new(HashSet::new()),
             required_task_tools: Arc::new(HashSet::new()),
@@ -178,7 +179,7 @@ impl McpService {
         Self {
             session: next_session_name(),
             log_level: Arc::new(Mutex::new(None)),
-            subscriptions: Arc::new(Mutex::new(HashSet::new())),
+            subscriptions: Arc::new(Mutex::new(HashMap::new())),
             ..self.clone()
         }
     }
@@ -221,11 +222,16 @@ impl McpService {
             .is_none()
     }
 
+    /// Whether an update of `uri` goes to this session: it subscribed, and whoever subscribed
+    /// may still read it (a suspension, a lockdown or a policy change since stops the updates).
     fn subscribed(&self, uri: &str) -> bool {
-        self.subscriptions
+        let who = self
+            .subscriptions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(uri)
+            .get(uri)
+            .cloned();
+        who.is_some_and(|who| self.may(&who, Kind::Resource, uri))
     }
 
     /// One listen stream: tool list changes and updates of its resources, tagged with the
@@ -237,6 +243,8 @@ impl McpService {
         let mut updates = self.router.subscribe_resource_updates();
         let sink = sub.sink().clone();
         let wants_tools = sink.accepted().tools_list_changed == Some(true);
+        // Updates go only to a listener who may read the resource when it changes.
+        let who = self.caller(&sub.request_context().extensions);
         loop {
             let sent = tokio::select! {
                 () = sub.cancelled() => return Ok(()),
@@ -253,7 +261,8 @@ impl McpService {
                 r = updates.recv() => match r {
                     Err(RecvError::Closed) => return Ok(()),
                     Err(RecvError::Lagged(_)) => Ok(()),
-                    Ok(uri) if sink.accepted().resource_subscriptions.as_ref().is_some_and(|u| u.contains(&uri)) => sink
+                    Ok(uri) if sink.accepted().resource_subscriptions.as_ref().is_some_and(|u| u.contains(&uri))
+                        && self.may(&who, Kind::Resource, &uri) => sink
                         .send(ServerNotification::ResourceUpdatedNotification(
                             rmcp::model::ResourceUpdatedNotification::new(
                                 ResourceUpdatedNotificationParam::new(uri),
@@ -409,7 +418,7 @@ impl ServerHandler for McpService {
         self.subscriptions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(req.uri);
+            .insert(req.uri, who);
         Ok(())
     }
 
