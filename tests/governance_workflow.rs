@@ -231,9 +231,39 @@ async fn an_mcp_task_is_its_starters_alone() {
     // The starter may.
     runner
         .peer()
-        .cancel_task(CancelTaskParams::new(id))
+        .cancel_task(CancelTaskParams::new(id.clone()))
         .await
         .expect("the starter cancels its task");
+
+    // Both ends of the call are in the audit log: it answered with the task, then the task
+    // ended (cancelled), each entry naming the runner.
+    let query = |outcome: &str| {
+        CallToolRequestParams::new("audit_query").with_arguments(object(
+            json!({"tool": "workflow_run", "identity": "apikey:runner", "outcome": outcome}),
+        ))
+    };
+    let started = admin.call_tool(query("task")).await.expect("audit_query");
+    let started = started.structured_content.expect("structured");
+    assert_eq!(
+        started["entries"].as_array().map(Vec::len),
+        Some(1),
+        "{started}"
+    );
+    let mut ended = Value::Null;
+    for _ in 0..200 {
+        let r = admin
+            .call_tool(query("cancelled"))
+            .await
+            .expect("audit_query");
+        ended = r.structured_content.expect("structured");
+        if ended["entries"].as_array().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let entry = &ended["entries"][0]["record"];
+    assert_eq!(entry["detail"], format!("MCP task {id} ended"), "{ended}");
+    assert!(entry["duration_us"].as_u64().is_some(), "{ended}");
     runner.cancel().await.ok();
     admin.cancel().await.ok();
 }

@@ -3,6 +3,9 @@
 //! `tasks/get`; the tool's progress becomes the task's status message; `tasks/cancel` reaches the
 //! actor through the call's cancellation token.
 
+use std::time::Instant;
+
+use ensemble_actors::governance::audit::{AuditKind, AuditRecord};
 use rmcp::model::{CallToolResult, InputRequest, ServerRequest, Task};
 use rmcp::task_manager::{TaskContext, TaskExit, TaskManager, TaskOptions};
 use serde_json::Value;
@@ -25,15 +28,55 @@ pub fn spawn(tasks: &TaskManager, router: Router, tool: String, arguments: Value
     let caller = crate::governance::current_call();
     tasks.spawn(options, move |task| {
         Box::pin(async move {
-            match caller {
+            let (id, name, started) = (task.task_id().to_string(), tool.clone(), Instant::now());
+            let ended = match caller.clone() {
                 Some((who, governance)) => {
                     let call = run(task, router, tool, arguments);
                     crate::governance::with_caller(who, governance, call).await
                 }
                 None => run(task, router, tool, arguments).await,
-            }
+            };
+            audit_end(caller, &name, &id, started, ended).await
         })
     })
+}
+
+/// Records how a governed caller's task ended, as its call (the entry made when the call
+/// answered with the task has the outcome `task`; this one has the task's own: `ok`, `error`
+/// or `cancelled`). A log that cannot be written fails the task: its result is not given out
+/// unaudited.
+async fn audit_end(
+    caller: Option<(crate::governance::Identity, crate::governance::Governance)>,
+    tool: &str,
+    task_id: &str,
+    started: Instant,
+    ended: Result<CallToolResult, TaskExit>,
+) -> Result<CallToolResult, TaskExit> {
+    let Some((who, governance)) = caller.filter(|(_, g)| g.audits()) else {
+        return ended;
+    };
+    let outcome = match &ended {
+        Ok(r) if r.is_error == Some(true) => "error",
+        Ok(_) => "ok",
+        Err(TaskExit::Cancelled) => "cancelled",
+        Err(TaskExit::Error(_)) => "error",
+    };
+    let mut record = AuditRecord::new(AuditKind::Call, who.subject(), "tools/call");
+    record.target = Some(tool.to_string());
+    record.allowed = Some(true);
+    record.outcome = Some(outcome.to_string());
+    record.duration_us = Some(started.elapsed().as_micros() as u64);
+    record.detail = Some(format!("MCP task {task_id} ended"));
+    match governance.audit(record).await {
+        Ok(()) => ended,
+        Err(why) => Err(TaskExit::Error(rmcp::ErrorData::internal_error(
+            format!(
+                "{tool}: the audit log cannot be written ({why}); the task's result is withheld \
+                 (see the server's log)"
+            ),
+            None,
+        ))),
+    }
 }
 
 /// Continues a call already running (one that gathered its input in input-required rounds)
@@ -48,8 +91,14 @@ pub(crate) fn spawn_running(
     let options = TaskOptions::new()
         .with_poll_interval_ms(POLL_INTERVAL_MS)
         .with_status_message(format!("`{tool}` running with the input it asked for"));
+    let caller = crate::governance::current_call();
+    let tool = tool.to_string();
     tasks.spawn(options, move |task| {
-        Box::pin(async move { drive(task, call, events, cancel).await })
+        Box::pin(async move {
+            let (id, started) = (task.task_id().to_string(), Instant::now());
+            let ended = drive(task, call, events, cancel).await;
+            audit_end(caller, &tool, &id, started, ended).await
+        })
     })
 }
 
