@@ -478,3 +478,47 @@ async fn a_rate_limit_is_429_over_http_and_a_json_rpc_error_over_stdio() {
     assert!(e.data.unwrap()["retry_after_ms"].as_u64().unwrap() > 0);
     client.cancel().await.ok();
 }
+
+/// `ensemble call --url` sends the credential in `ENSEMBLE_TOKEN` (or the file
+/// `ENSEMBLE_TOKEN_FILE` names); without one, a governed server refuses the session and the
+/// error says where a credential goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ensemble_call_url_presents_the_token_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::serve_http(dir.path(), &config(), &[]);
+    let call = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble"));
+        cmd.args(["call", "registry_list", "--url", &server.url])
+            .env_remove("ENSEMBLE_TOKEN")
+            .env_remove("ENSEMBLE_TOKEN_FILE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("ensemble call")
+    };
+    let without = call(&[]);
+    assert!(!without.status.success());
+    let stderr = String::from_utf8_lossy(&without.stderr);
+    assert!(stderr.contains("ENSEMBLE_TOKEN"), "{stderr}");
+
+    let with = call(&[("ENSEMBLE_TOKEN", READER_KEY)]);
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    let out: Value = serde_json::from_slice(&with.stdout).expect("the result as JSON");
+    assert!(out["items"].is_array(), "{out}");
+
+    let file = dir.path().join("token");
+    std::fs::write(&file, format!("{READER_KEY}\n")).unwrap();
+    let from_file = call(&[("ENSEMBLE_TOKEN_FILE", file.to_str().unwrap())]);
+    assert!(
+        from_file.status.success(),
+        "{}",
+        String::from_utf8_lossy(&from_file.stderr)
+    );
+    // A key the server does not know is refused.
+    let wrong = call(&[("ENSEMBLE_TOKEN", "ens-nobody-0000")]);
+    assert!(!wrong.status.success());
+}

@@ -29,7 +29,8 @@ pub struct CallArgs {
     #[arg(long, value_name = "FILE")]
     pub args_file: Option<PathBuf>,
     /// Call a running server's Streamable HTTP endpoint, e.g. http://127.0.0.1:7300/mcp
-    /// (plain HTTP).
+    /// (plain HTTP). A server that requires credentials gets the bearer token or API key in
+    /// the environment variable ENSEMBLE_TOKEN (or in the file ENSEMBLE_TOKEN_FILE names).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     #[command(flatten)]
@@ -115,12 +116,55 @@ pub(super) async fn open_session(
             "--url {url:?}: give the server's MCP endpoint, like http://127.0.0.1:7300/mcp"
         )));
     }
-    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(url.to_string());
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_string());
+    let credential = credential()?;
+    if let Some(credential) = &credential {
+        config = config.auth_header(credential.clone());
+    }
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_config(config);
     ().serve(transport).await.map_err(|e| {
+        let hint = if credential.is_some() {
+            "is `ensemble serve --http` running there, and does it accept the credential in \
+             ENSEMBLE_TOKEN?"
+        } else {
+            "is `ensemble serve --http` running there? A server that requires credentials \
+             takes a bearer token or an API key from ENSEMBLE_TOKEN (or a file named by \
+             ENSEMBLE_TOKEN_FILE)"
+        };
         Failure::Usage(format!(
-            "could not open an MCP session at {url}: {e}; is `ensemble serve --http` running there?"
+            "could not open an MCP session at {url}: {e}; {hint}"
         ))
     })
+}
+
+/// The credential `--url` sends as `Authorization: Bearer …` (a token, or a service account's
+/// API key): `ENSEMBLE_TOKEN`, else the first line of the file `ENSEMBLE_TOKEN_FILE` names.
+/// Never a flag: a flag shows in `ps` to every user of the machine.
+fn credential() -> Result<Option<String>, Failure> {
+    if let Some(token) = std::env::var("ENSEMBLE_TOKEN")
+        .ok()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+    {
+        return Ok(Some(token));
+    }
+    let Some(path) = std::env::var_os("ENSEMBLE_TOKEN_FILE").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Failure::Usage(format!(
+            "ENSEMBLE_TOKEN_FILE={}: {e}",
+            std::path::Path::new(&path).display()
+        ))
+    })?;
+    match text.lines().next().map(str::trim).filter(|t| !t.is_empty()) {
+        Some(token) => Ok(Some(token.to_string())),
+        None => Err(Failure::Usage(format!(
+            "ENSEMBLE_TOKEN_FILE={}: the file is empty; put the token on its first line",
+            std::path::Path::new(&path).display()
+        ))),
+    }
 }
 
 async fn in_process(

@@ -33,7 +33,7 @@ pub struct LearnArgs {
     #[arg(long = "crate", value_name = "NAME")]
     pub krate: Option<String>,
     /// Teach a running server instead (its Streamable HTTP endpoint, e.g.
-    /// http://127.0.0.1:7300/mcp).
+    /// http://127.0.0.1:7300/mcp); credentials as for `ensemble call --url` (ENSEMBLE_TOKEN).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     #[command(flatten)]

@@ -25,6 +25,9 @@ pub const NOT_KEYS: &[&str] = &[
     "ENSEMBLE_LOG",
     "ENSEMBLE_TEST_TOOLS",
     "ENSEMBLE_TEST_LOG",
+    // The credential `ensemble call --url` and `ensemble learn --url` send.
+    "ENSEMBLE_TOKEN",
+    "ENSEMBLE_TOKEN_FILE",
 ];
 
 /// What the configuration is read from.
