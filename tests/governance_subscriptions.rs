@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::eventually;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -68,17 +69,6 @@ async fn call<H: ClientHandler>(
         .unwrap_or_else(|e| panic!("{tool}: {e}"));
     assert_ne!(r.is_error, Some(true), "{tool}: {r:?}");
     r.structured_content.expect("structured")
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what} did not happen within 5 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,9 @@
 // 2025-11-25, where they are current.
 #![allow(deprecated)]
 
+mod common;
+
+use common::eventually;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -187,17 +190,6 @@ async fn connect<H: ClientHandler>(runtime: &Runtime, handler: H) -> RunningServ
         }
     });
     handler.serve(client_io).await.unwrap()
-}
-
-/// Waits (bounded) until `check` holds.
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    for _ in 0..200 {
-        if check() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{what} did not happen within 2 s");
 }
 
 fn text_of(r: &rmcp::model::CallToolResult) -> String {
