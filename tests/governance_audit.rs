@@ -201,3 +201,89 @@ checkpoint_every_entries = 4
         "signed checkpoints were written"
     );
 }
+
+/// Every call answered before a kill -9 has its entries in the log afterwards (made durable
+/// through the write-ahead file, put back at the next start if the store had not reached
+/// them): `ensemble audit verify` finds them all, chained, and the restarted server goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_acknowledged_call_is_missing_from_the_log_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = common::keys::api_keys(&[("user", USER_KEY, &["user"])]);
+    let config = format!(
+        r#"
+[[governance.roles]]
+name = "user"
+tools = ["registry_*", "audit_query"]
+
+[governance.audit]
+node_id = "killed"
+{accounts}"#
+    );
+    const CLIENTS: usize = 8;
+    const CALLS: usize = 25;
+    let server = common::serve_http(dir.path(), &config, &[]);
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let url = server.url.clone();
+        clients.push(tokio::spawn(async move {
+            let user = common::keys::connect_with_key(&url, USER_KEY).await;
+            for i in 0..CALLS {
+                let put = user
+                    .call_tool(
+                        CallToolRequestParams::new("registry_put").with_arguments(object(
+                            json!({"name": format!("c{c}"), "version": format!("1.0.{i}"),
+                                   "content": {"i": i}}),
+                        )),
+                    )
+                    .await
+                    .expect("registry_put");
+                assert_ne!(put.is_error, Some(true), "{put:?}");
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    // Each put is a change: a `decision` entry before it runs and a `call` entry after.
+    let acknowledged = (CLIENTS * CALLS * 2) as u64;
+    drop(server); // kill -9, at once after the last answer
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env_remove("ENSEMBLE_CONFIG")
+        .output()
+        .expect("ensemble audit verify");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let entries: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("entries"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("an entries line: {stdout}"));
+    assert!(
+        entries >= acknowledged,
+        "{entries} < {acknowledged}: {stdout}"
+    );
+
+    // The server starts again on the same directory and its log goes on from there.
+    let server = common::serve_http(dir.path(), &config, &[]);
+    let user = common::keys::connect_with_key(&server.url, USER_KEY).await;
+    let page = user
+        .call_tool(
+            CallToolRequestParams::new("audit_query")
+                .with_arguments(object(json!({"tool": "registry_put", "limit": 1}))),
+        )
+        .await
+        .expect("audit_query");
+    let page: Value = page.structured_content.expect("structured");
+    assert!(
+        page["total"].as_u64().is_some_and(|t| t >= acknowledged),
+        "{page}"
+    );
+}
