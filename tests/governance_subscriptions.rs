@@ -24,6 +24,9 @@ fn config() -> String {
     ]);
     format!(
         r#"
+[governance]
+all_work_roles = ["admin"]
+
 [[governance.roles]]
 name = "admin"
 tools = ["*"]

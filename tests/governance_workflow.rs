@@ -12,14 +12,19 @@ use serde_json::{Value, json};
 
 const ADMIN_KEY: &str = "ens-admin-91f0";
 const RUNNER_KEY: &str = "ens-runner-3c2b";
+const PEER_KEY: &str = "ens-peer-6a1d";
 
 fn config() -> String {
     let accounts = common::keys::api_keys(&[
         ("admin", ADMIN_KEY, &["admin"]),
         ("runner", RUNNER_KEY, &["runner"]),
+        ("peer", PEER_KEY, &["runner"]),
     ]);
     format!(
         r#"
+[governance]
+all_work_roles = ["admin"]
+
 [[governance.roles]]
 name = "admin"
 tools = ["*"]
@@ -27,6 +32,7 @@ tools = ["*"]
 [[governance.roles]]
 name = "runner"
 tools = ["workflow_*", "task_*", "registry_get", "registry_list", "debug_sleep"]
+resources = ["ensemble://workflows/runs/*"]
 
 
 
@@ -266,4 +272,101 @@ async fn an_mcp_task_is_its_starters_alone() {
     assert!(entry["duration_us"].as_u64().is_some(), "{ended}");
     runner.cancel().await.ok();
     admin.cancel().await.ok();
+}
+
+/// The text of a call's failure (a tool error or a JSON-RPC error); panics if it succeeded.
+async fn refusal(client: &Client, tool: &str, args: Value) -> String {
+    match client
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(object(args)))
+        .await
+    {
+        Ok(r) if r.is_error == Some(true) => format!("{:?}", r.content),
+        Ok(r) => panic!("{tool} answered: {r:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Queued tasks and workflow runs are their submitter's: another identity, even with the same
+/// role, is told there is no such task or run, and lists leave them out; a role in
+/// `governance.all_work_roles` sees everyone's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_tasks_and_runs_are_their_submitters_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::serve_http(dir.path(), &config(), &[("ENSEMBLE_TEST_TOOLS", "1")]);
+    let runner = common::keys::connect_with_key(&server.url, RUNNER_KEY).await;
+    let peer = common::keys::connect_with_key(&server.url, PEER_KEY).await;
+    let admin = common::keys::connect_with_key(&server.url, ADMIN_KEY).await;
+
+    let task = call(&runner, "task_submit", json!({"tool": "registry_list"})).await;
+    let task_id = task["task_id"].clone();
+    let def = json!({"steps": [{"id": "a", "tool": "debug_sleep", "arguments": {"ms": 20}}]});
+    let run = call(&runner, "workflow_run", json!({"definition": def})).await;
+    let run_id = run["run_id"].as_str().expect("run id").to_string();
+
+    // The submitter sees both.
+    assert_eq!(
+        call(&runner, "task_status", json!({"task_id": task_id})).await["task_id"],
+        task_id
+    );
+    assert_eq!(
+        call(&runner, "workflow_status", json!({"run_id": run_id})).await["run_id"],
+        run_id.as_str()
+    );
+
+    // Another identity with the same role: no such task, no such run.
+    let why = refusal(&peer, "task_status", json!({"task_id": task_id})).await;
+    assert!(why.contains("no task"), "{why}");
+    let why = refusal(&peer, "task_cancel", json!({"task_id": task_id})).await;
+    assert!(why.contains("no task"), "{why}");
+    let why = refusal(&peer, "workflow_status", json!({"run_id": run_id})).await;
+    assert!(why.contains(&run_id), "{why}");
+    let why = refusal(&peer, "workflow_cancel", json!({"run_id": run_id})).await;
+    assert!(why.contains(&run_id), "{why}");
+    let ids = |page: &Value, list: &str, id: &str| -> Vec<Value> {
+        page[list]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t[id].clone())
+            .collect()
+    };
+    let theirs = call(&peer, "task_list", json!({})).await;
+    assert!(
+        !ids(&theirs, "tasks", "task_id").contains(&task_id),
+        "{theirs}"
+    );
+    let theirs = call(&peer, "workflow_list", json!({})).await;
+    assert!(
+        !ids(&theirs, "runs", "run_id").contains(&json!(run_id)),
+        "{theirs}"
+    );
+    let uri = format!("ensemble://workflows/runs/{run_id}");
+    let read = peer
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(uri.clone()))
+        .await;
+    assert!(read.is_err(), "{read:?}");
+    let listed = peer.list_all_resources().await.expect("resources/list");
+    assert!(listed.iter().all(|r| r.uri != uri), "{listed:?}");
+
+    // The submitter lists and reads them; so does a role that sees all work.
+    let mine = call(&runner, "task_list", json!({})).await;
+    assert!(ids(&mine, "tasks", "task_id").contains(&task_id), "{mine}");
+    assert!(
+        runner
+            .read_resource(rmcp::model::ReadResourceRequestParams::new(uri.clone()))
+            .await
+            .is_ok()
+    );
+    let all = call(&admin, "task_list", json!({})).await;
+    assert!(ids(&all, "tasks", "task_id").contains(&task_id), "{all}");
+    let all = call(&admin, "workflow_list", json!({})).await;
+    assert!(
+        ids(&all, "runs", "run_id").contains(&json!(run_id)),
+        "{all}"
+    );
+    assert_eq!(
+        call(&admin, "workflow_status", json!({"run_id": run_id})).await["run_id"],
+        run_id.as_str()
+    );
 }

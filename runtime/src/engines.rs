@@ -213,6 +213,24 @@ impl ToolInvoker for Router {
     }
 }
 
+/// A request about queued tasks, made for a caller who sees only the tasks it submitted
+/// (governed, with no role in `governance.all_work_roles`).
+fn for_caller(msg: ExecMsg) -> ExecMsg {
+    match crate::governance::work_owner() {
+        Some(owner) => ExecMsg::ActingFor(owner, Box::new(msg)),
+        None => msg,
+    }
+}
+
+/// A request about workflow runs, made for a caller who sees only the runs it submitted
+/// (governed, with no role in `governance.all_work_roles`).
+pub(crate) fn runs_for_caller(msg: WorkflowMsg) -> WorkflowMsg {
+    match crate::governance::work_owner() {
+        Some(owner) => WorkflowMsg::ActingFor(owner, Box::new(msg)),
+        None => msg,
+    }
+}
+
 /// `task_submit`: the task acts for its caller (the tool runs with their rights; a result
 /// cached for someone else is not looked up for a caller who may not call the tool).
 fn submit_as_caller(
@@ -498,7 +516,7 @@ fn register_execution_tools(
              error, and timings.",
             Annotations::READ_ONLY,
         ),
-        ExecMsg::Status,
+        |r, c, p| for_caller(ExecMsg::Status(r, c, p)),
     )?;
     router.register_actor(
         tool(
@@ -506,7 +524,7 @@ fn register_execution_tools(
             "Cancel a queued or running task; a running tool is told to stop.",
             CANCEL,
         ),
-        ExecMsg::Cancel,
+        |r, c, p| for_caller(ExecMsg::Cancel(r, c, p)),
     )?;
     router.register_actor(
         tool(
@@ -514,7 +532,7 @@ fn register_execution_tools(
             "List tasks, newest first, optionally by state; paginated with `cursor`.",
             Annotations::READ_ONLY,
         ),
-        ExecMsg::List,
+        |r, c, p| for_caller(ExecMsg::List(r, c, p)),
     )?;
     router.register_actor(
         tool(
@@ -522,7 +540,7 @@ fn register_execution_tools(
             "Change a queued task's priority; it is reordered at once.",
             Annotations::IDEMPOTENT_WRITE,
         ),
-        ExecMsg::SetPriority,
+        |r, c, p| for_caller(ExecMsg::SetPriority(r, c, p)),
     )?;
     router.register_actor(
         tool(
@@ -596,7 +614,7 @@ fn register_workflow_tools(
             "A run's state and every step's state, output or error, and timings.",
             Annotations::READ_ONLY,
         ),
-        WorkflowMsg::Status,
+        |r, c, p| runs_for_caller(WorkflowMsg::Status(r, c, p)),
     )?;
     router.register_actor(
         tool(
@@ -604,7 +622,7 @@ fn register_workflow_tools(
             "Cancel a run: running steps are told to stop, pending ones never start.",
             CANCEL,
         ),
-        WorkflowMsg::Cancel,
+        |r, c, p| runs_for_caller(WorkflowMsg::Cancel(r, c, p)),
     )?;
     router.register_actor(
         tool(
@@ -612,7 +630,7 @@ fn register_workflow_tools(
             "List runs, oldest first, optionally by state; paginated with `cursor`.",
             Annotations::READ_ONLY,
         ),
-        WorkflowMsg::List,
+        |r, c, p| runs_for_caller(WorkflowMsg::List(r, c, p)),
     )?;
     router.register_actor(
         tool(

@@ -67,7 +67,7 @@ fn read(
     reply: RpcReplyPort<Result<RunInfo, RunError>>,
 ) -> WorkflowMsg {
     let run_id = req.variables.get("id").cloned().unwrap_or_default();
-    WorkflowMsg::Status(RunRef { run_id }, cancel, reply)
+    crate::engines::runs_for_caller(WorkflowMsg::Status(RunRef { run_id }, cancel, reply))
 }
 
 fn list(
@@ -80,7 +80,7 @@ fn list(
         limit: Some(100),
         state: None,
     };
-    WorkflowMsg::List(list, cancel, reply)
+    crate::engines::runs_for_caller(WorkflowMsg::List(list, cancel, reply))
 }
 
 impl From<RunError> for ResourceError {

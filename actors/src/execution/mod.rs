@@ -49,51 +49,7 @@ impl Actor for ExecutionActor {
         msg: ExecMsg,
         state: &mut ExecState,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            ExecMsg::Finished(f) => state.on_finished(f, &myself),
-            ExecMsg::Submit(req, _, reply) => {
-                // The task outlives the call that submitted it: not linked to its token.
-                let answer = state
-                    .submit(req, CancellationToken::new(), None, &myself)
-                    .map_err(|(e, _)| e);
-                let _ = reply.send(answer);
-            }
-            ExecMsg::Run(req, cancel, reply) => {
-                run(state, req, cancel, Waiter::Port(reply), &myself);
-            }
-            ExecMsg::RunThen(req, cancel, on_done) => {
-                run(state, req, cancel, Waiter::Callback(on_done), &myself);
-            }
-            ExecMsg::Wait(task, _, reply) => match state.tasks.get_mut(&task.task_id) {
-                Some(r) if !r.state.is_final() => r.waiters.push(Waiter::Port(reply)),
-                _ => {
-                    let _ = reply.send(state.info(task.task_id));
-                }
-            },
-            ExecMsg::Status(task, _, reply) => {
-                let _ = reply.send(state.info(task.task_id));
-            }
-            ExecMsg::Cancel(task, _, reply) => {
-                let _ = reply.send(state.cancel(task.task_id, &myself));
-            }
-            ExecMsg::List(req, _, reply) => {
-                let _ = reply.send(state.list(req));
-            }
-            ExecMsg::Stats(_, _, reply) => {
-                let _ = reply.send(Ok(state.stats()));
-            }
-            ExecMsg::SetPriority(req, _, reply) => {
-                let _ = reply.send(state.set_priority(req));
-            }
-            ExecMsg::SetPolicy(req, _, reply) => {
-                state.policy = req.policy;
-                state.queue.set_policy(queue_policy(req.policy));
-                let _ = reply.send(Ok(state.stats()));
-            }
-            ExecMsg::Invalidate(req, _, reply) => {
-                let _ = reply.send(state.invalidate(req));
-            }
-        }
+        dispatch(state, msg, None, &myself);
         Ok(())
     }
 
@@ -109,6 +65,74 @@ impl Actor for ExecutionActor {
             }
         }
         Ok(())
+    }
+}
+
+/// Serves one message; `owner`: the subject it was made for, who sees only its own tasks
+/// (see [`ExecMsg::ActingFor`]).
+fn dispatch(state: &mut ExecState, msg: ExecMsg, owner: Option<&str>, myself: &ActorRef<ExecMsg>) {
+    match msg {
+        ExecMsg::ActingFor(owner, inner) => dispatch(state, *inner, Some(&owner), myself),
+        ExecMsg::Finished(f) => state.on_finished(f, myself),
+        ExecMsg::Submit(req, _, reply) => {
+            // The task outlives the call that submitted it: not linked to its token.
+            let answer = state
+                .submit(req, CancellationToken::new(), None, myself)
+                .map_err(|(e, _)| e);
+            let _ = reply.send(answer);
+        }
+        ExecMsg::Run(req, cancel, reply) => {
+            run(state, req, cancel, Waiter::Port(reply), myself);
+        }
+        ExecMsg::RunThen(req, cancel, on_done) => {
+            run(state, req, cancel, Waiter::Callback(on_done), myself);
+        }
+        ExecMsg::Wait(task, _, reply) => {
+            if let Err(e) = state.visible(task.task_id, owner) {
+                let _ = reply.send(Err(e));
+                return;
+            }
+            match state.tasks.get_mut(&task.task_id) {
+                Some(r) if !r.state.is_final() => r.waiters.push(Waiter::Port(reply)),
+                _ => {
+                    let _ = reply.send(state.info(task.task_id));
+                }
+            }
+        }
+        ExecMsg::Status(task, _, reply) => {
+            let answer = state
+                .visible(task.task_id, owner)
+                .and_then(|()| state.info(task.task_id));
+            let _ = reply.send(answer);
+        }
+        ExecMsg::Cancel(task, _, reply) => {
+            let answer = match state.visible(task.task_id, owner) {
+                Ok(()) => state.cancel(task.task_id, myself),
+                Err(e) => Err(e),
+            };
+            let _ = reply.send(answer);
+        }
+        ExecMsg::List(req, _, reply) => {
+            let _ = reply.send(state.list(req, owner));
+        }
+        ExecMsg::Stats(_, _, reply) => {
+            let _ = reply.send(Ok(state.stats()));
+        }
+        ExecMsg::SetPriority(req, _, reply) => {
+            let answer = match state.visible(req.task_id, owner) {
+                Ok(()) => state.set_priority(req),
+                Err(e) => Err(e),
+            };
+            let _ = reply.send(answer);
+        }
+        ExecMsg::SetPolicy(req, _, reply) => {
+            state.policy = req.policy;
+            state.queue.set_policy(queue_policy(req.policy));
+            let _ = reply.send(Ok(state.stats()));
+        }
+        ExecMsg::Invalidate(req, _, reply) => {
+            let _ = reply.send(state.invalidate(req));
+        }
     }
 }
 

@@ -48,6 +48,11 @@ pub enum ExecMsg {
     Wait(TaskRef, CancellationToken, Reply<TaskInfo>),
     /// A worker's report (sent by the engine's own workers).
     Finished(Finished),
+    /// The request inside, made for one subject who sees only the tasks it submitted (a
+    /// governed caller): a task someone else submitted answers as unknown (`Status`, `Cancel`,
+    /// `SetPriority`, `Wait`) and is left out of a `List`. A task submitted with no submitter
+    /// (an ungoverned caller) is everyone's. Other requests are served as they are.
+    ActingFor(String, Box<ExecMsg>),
 }
 
 /// A worker's report; only the engine makes these.

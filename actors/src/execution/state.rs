@@ -65,6 +65,11 @@ pub(super) struct Record {
 }
 
 impl Record {
+    /// Whether `subject` may see it: it submitted it, or nobody did.
+    pub(super) fn belongs_to(&self, subject: &str) -> bool {
+        self.submitter.as_ref().is_none_or(|s| s.subject == subject)
+    }
+
     pub(super) fn info(&self, id: TaskId, effective: Option<i32>, with_result: bool) -> TaskInfo {
         TaskInfo {
             task_id: id,
@@ -189,12 +194,26 @@ impl ExecState {
         self.queue.effective_priority(id)
     }
 
+    /// `Err(UnknownTask)` when `owner` (a subject that sees only its own tasks) did not submit
+    /// task `id`; no owner, or a task without a submitter: `Ok`.
+    pub(super) fn visible(&self, id: TaskId, owner: Option<&str>) -> Result<(), ExecError> {
+        match (owner, self.tasks.get(&id)) {
+            (Some(owner), Some(r)) if !r.belongs_to(owner) => Err(ExecError::UnknownTask(id)),
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn info(&self, id: TaskId) -> Result<TaskInfo, ExecError> {
         let r = self.tasks.get(&id).ok_or(ExecError::UnknownTask(id))?;
         Ok(r.info(id, self.effective(id), true))
     }
 
-    pub(super) fn list(&self, req: TaskListRequest) -> Result<TaskListResponse, ExecError> {
+    /// A page of the tasks `owner` may see (all of them without an owner).
+    pub(super) fn list(
+        &self,
+        req: TaskListRequest,
+        owner: Option<&str>,
+    ) -> Result<TaskListResponse, ExecError> {
         let limit = req.limit.unwrap_or(100).clamp(1, 1000);
         let before = match &req.cursor {
             None => TaskId::MAX,
@@ -207,7 +226,7 @@ impl ExecState {
         let mut tasks = Vec::new();
         let mut next_cursor = None;
         for (&id, r) in self.tasks.range(..before).rev() {
-            if req.state.is_some_and(|s| s != r.state) {
+            if req.state.is_some_and(|s| s != r.state) || owner.is_some_and(|o| !r.belongs_to(o)) {
                 continue;
             }
             if tasks.len() == limit {

@@ -226,12 +226,45 @@ impl WorkflowState {
         Ok(())
     }
 
-    pub(super) fn list(&self, req: RunListRequest) -> Result<RunListResponse, RunError> {
+    /// Who submitted run `id`, if anyone did (live runs from memory, others from the journal).
+    fn submitter_of(&self, id: &str) -> Result<Option<String>, RunError> {
+        if let Some(run) = self.runs.get(id) {
+            return Ok(run.submitter.as_ref().map(|p| p.subject.clone()));
+        }
+        if !self.config.durable {
+            return Ok(None);
+        }
+        let by: Option<ensemble_protocol::principal::Principal> =
+            self.journal.get(&submitter_key(id)).map_err(store_err)?;
+        Ok(by.map(|p| p.subject))
+    }
+
+    /// `Err(UnknownRun)` when `owner` (a subject that sees only its own runs) did not submit
+    /// run `id`; no owner, or a run without a submitter: `Ok`.
+    pub(super) fn visible(&self, id: &str, owner: Option<&str>) -> Result<(), RunError> {
+        let Some(owner) = owner else {
+            return Ok(());
+        };
+        match self.submitter_of(id)? {
+            Some(by) if by != owner => Err(RunError::UnknownRun(id.to_string())),
+            _ => Ok(()),
+        }
+    }
+
+    /// A page of the runs `owner` may see (all of them without an owner).
+    pub(super) fn list(
+        &self,
+        req: RunListRequest,
+        owner: Option<&str>,
+    ) -> Result<RunListResponse, RunError> {
         let limit = req.limit.unwrap_or(100).clamp(1, 1000);
         let mut runs = Vec::new();
         let mut next_cursor = None;
         let mut push = |s: RunSummary| -> bool {
             if req.state.is_some_and(|st| st != s.state) {
+                return true;
+            }
+            if owner.is_some_and(|o| self.visible(&s.run_id, Some(o)).is_err()) {
                 return true;
             }
             if runs.len() == limit {

@@ -61,7 +61,14 @@ impl Actor for WorkflowActor {
         msg: WorkflowMsg,
         state: &mut WorkflowState,
     ) -> Result<(), ActorProcessingErr> {
+        let (msg, owner) = match msg {
+            WorkflowMsg::ActingFor(owner, inner) => (*inner, Some(owner)),
+            msg => (msg, None),
+        };
+        let owner = owner.as_deref();
         match msg {
+            // Only ever one deep (made by the runtime's tools).
+            WorkflowMsg::ActingFor(..) => {}
             WorkflowMsg::Internal(Internal(event)) => match event {
                 Event::StepDone {
                     run,
@@ -92,13 +99,20 @@ impl Actor for WorkflowActor {
                 state.start(req, Some(hooks.listener), hooks.ask, reply, &myself)
             }
             WorkflowMsg::Status(r, _, reply) => {
-                let _ = reply.send(state.status(&r.run_id));
+                let answer = state
+                    .visible(&r.run_id, owner)
+                    .and_then(|()| state.status(&r.run_id));
+                let _ = reply.send(answer);
             }
             WorkflowMsg::Cancel(r, _, reply) => {
-                let _ = reply.send(state.cancel(&r.run_id, &myself));
+                let answer = match state.visible(&r.run_id, owner) {
+                    Ok(()) => state.cancel(&r.run_id, &myself),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(answer);
             }
             WorkflowMsg::List(req, _, reply) => {
-                let _ = reply.send(state.list(req));
+                let _ = reply.send(state.list(req, owner));
             }
             WorkflowMsg::TemplateRegister(req, _, reply) => {
                 let answer = state.register_template(req.template);

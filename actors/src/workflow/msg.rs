@@ -107,6 +107,11 @@ pub enum WorkflowMsg {
     Watch(RunRef, RunListener),
     /// The engine's own bookkeeping (step ends, flushes, retries).
     Internal(Internal),
+    /// The request inside, made for one subject who sees only the runs it submitted (a
+    /// governed caller): a run someone else submitted answers as unknown (`Status`, `Cancel`)
+    /// and is left out of a `List`. A run submitted with no submitter (an ungoverned caller)
+    /// is everyone's. Other requests are served as they are.
+    ActingFor(String, Box<WorkflowMsg>),
 }
 
 /// The engine's bookkeeping messages; only the engine makes these.

@@ -54,6 +54,9 @@ pub struct GovernanceConfig {
     pub api_keys: Vec<ApiKey>,
     /// Subjects that may still call tools in lockdown.
     pub break_glass: Vec<String>,
+    /// Roles whose holders see and act on every submitter's queued tasks and workflow runs;
+    /// everyone else sees only their own.
+    pub all_work_roles: Vec<String>,
     /// `[governance.audit]`: the audit log's node name and signed checkpoints.
     pub audit: AuditSettings,
     /// `[governance.sessions]`: how much session history is kept.
@@ -254,6 +257,11 @@ pub fn problems(config: &GovernanceConfig) -> Vec<(String, String)> {
     for role in &config.stdio.roles {
         if !roles.contains(&role.as_str()) {
             out.push(("governance.stdio.roles".into(), unknown_role(role)));
+        }
+    }
+    for role in &config.all_work_roles {
+        if !roles.contains(&role.as_str()) {
+            out.push(("governance.all_work_roles".into(), unknown_role(role)));
         }
     }
     for (i, b) in config.bindings.iter().enumerate() {

@@ -497,6 +497,12 @@ pub const KEYS: &[Key] = &[
         "subjects that may still call tools in lockdown (the operator's break-glass identities)",
     ),
     key(
+        "governance.all_work_roles",
+        Accepts::Strings,
+        "roles whose holders see and act on every submitter's queued tasks and workflow runs \
+         (everyone else: only their own)",
+    ),
+    key(
         "governance.oauth.issuer",
         Accepts::Url,
         "the authorization server whose tokens are accepted (their `iss`)",

@@ -51,6 +51,16 @@ pub fn current_call() -> Option<(Identity, Governance)> {
     CALLER.try_with(Clone::clone).ok()
 }
 
+/// Whose deferred work (queued tasks, workflow runs) the caller of the tool call being served
+/// sees and acts on: `Some(subject)`, its own only; `None`, everyone's (no caller, an
+/// ungoverned runtime, or a role in `governance.all_work_roles`).
+pub fn work_owner() -> Option<String> {
+    CALLER
+        .try_with(|(who, governance)| governance.work_owner(who))
+        .ok()
+        .flatten()
+}
+
 /// The caller of the tool call being served as the submitter of deferred work (a run, a
 /// task): `None` when there is no caller or it is the ungoverned owner.
 pub fn current_principal() -> Option<ensemble_protocol::principal::Principal> {
@@ -498,6 +508,17 @@ impl Governance {
             subject: who.subject.to_string(),
             roles: policy.role_names_of(roles),
         })
+    }
+
+    /// Whose deferred work `who` sees and acts on (see [`work_owner`]).
+    pub fn work_owner(&self, who: &Identity) -> Option<String> {
+        let principal = self.principal(who)?;
+        let all = &self.0.config.all_work_roles;
+        if principal.roles.iter().any(|r| all.contains(r)) {
+            None
+        } else {
+            Some(principal.subject)
+        }
     }
 
     /// The identity a submitter's deferred work runs as: its roles that still exist, decided

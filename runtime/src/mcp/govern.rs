@@ -38,6 +38,20 @@ impl McpService {
             .clone()
     }
 
+    /// Runs `f` as `who` (what it reads of deferred work is what `who` may see) in a governed
+    /// runtime; as it is otherwise.
+    pub(crate) async fn as_caller<F: std::future::Future>(
+        &self,
+        who: &Identity,
+        f: F,
+    ) -> F::Output {
+        if self.governance.is_governed() {
+            crate::governance::with_caller(who.clone(), self.governance.clone(), f).await
+        } else {
+            f.await
+        }
+    }
+
     /// Whether `who` may use `name`. Ungoverned: always.
     pub(crate) fn may(&self, who: &Identity, kind: Kind, name: &str) -> bool {
         !self.governance.is_governed() || self.governance.may_use(who, kind, name)

@@ -355,9 +355,13 @@ impl ServerHandler for McpService {
     ) -> Result<ListResourcesResult, ErrorData> {
         let cursor = params.and_then(|p| p.cursor);
         let who = self.caller(&ctx.extensions);
+        // As its caller: resources of deferred work (runs) list only what it may see.
         let page = self
-            .router
-            .list_resources(cursor.as_deref(), ctx.ct.clone())
+            .as_caller(
+                &who,
+                self.router
+                    .list_resources(cursor.as_deref(), ctx.ct.clone()),
+            )
             .await
             .map_err(|e| match e {
                 ResourceError::NotFound(m) => ErrorData::invalid_params(m, None),
@@ -393,8 +397,7 @@ impl ServerHandler for McpService {
         let who = self.caller(&ctx.extensions);
         self.admit_resource(&who, &req.uri)?;
         let contents = self
-            .router
-            .read_resource(&req.uri, ctx.ct.clone())
+            .as_caller(&who, self.router.read_resource(&req.uri, ctx.ct.clone()))
             .await
             .map_err(|e| resource_error(e, &req.uri))?;
         Ok(ReadResourceResult::new(contents.into_iter().map(Into::into).collect()).into())
