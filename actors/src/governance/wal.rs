@@ -84,8 +84,7 @@ impl Wal {
         bytes: Vec<u8>,
         reset: bool,
     ) -> impl Future<Output = Result<(), String>> + Send + 'static {
-        let offset = if reset { 0 } else { self.size };
-        self.size = offset + bytes.len() as u64;
+        self.size = if reset { 0 } else { self.size } + bytes.len() as u64;
         let full = reset || self.full_sync_at.elapsed() >= FULL_SYNC_EVERY;
         if full {
             self.full_sync_at = Instant::now();
@@ -93,7 +92,7 @@ impl Wal {
         let file = self.file.clone();
         let path = self.path.clone();
         async move {
-            tokio::task::spawn_blocking(move || write(&file, &bytes, offset, reset, full))
+            tokio::task::spawn_blocking(move || write(&file, &bytes, reset, full))
                 .await
                 .map_err(|e| format!("{}: the write task failed: {e}", path.display()))?
                 .map_err(|e| format!("{}: {e}", path.display()))
@@ -101,15 +100,8 @@ impl Wal {
     }
 }
 
-/// Appends `bytes` (at `offset`, the file's end) and writes them out; syncs the whole file
-/// when `full`.
-fn write(
-    mut file: &File,
-    bytes: &[u8],
-    offset: u64,
-    reset: bool,
-    full: bool,
-) -> std::io::Result<()> {
+/// Appends `bytes` and writes them out; syncs the whole file when `full`.
+fn write(mut file: &File, bytes: &[u8], reset: bool, full: bool) -> std::io::Result<()> {
     if reset {
         // Opened for appending: the next write goes to the new end, 0.
         file.set_len(0)?;
@@ -118,24 +110,22 @@ fn write(
     if full {
         file.sync_data()
     } else {
-        write_out(file, offset, bytes.len())
+        write_out(file)
     }
 }
 
-/// Puts `len` bytes of `file` from `offset` on the device, as sled's flush does.
+/// Puts the file's written pages on the device, as sled's flush does (the whole file: only
+/// pages not yet written out cost anything).
 #[cfg(target_os = "linux")]
-fn write_out(file: &File, offset: u64, len: usize) -> std::io::Result<()> {
+fn write_out(file: &File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd as _;
-    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
-        return file.sync_data();
-    };
     // SAFETY: sync_file_range takes a file descriptor this `File` keeps open for the whole
     // call, and integers; it touches no memory of ours.
     let ret = unsafe {
         libc::sync_file_range(
             file.as_raw_fd(),
-            offset,
-            len,
+            0,
+            0,
             libc::SYNC_FILE_RANGE_WAIT_BEFORE
                 | libc::SYNC_FILE_RANGE_WRITE
                 | libc::SYNC_FILE_RANGE_WAIT_AFTER,
@@ -154,7 +144,7 @@ fn write_out(file: &File, offset: u64, len: usize) -> std::io::Result<()> {
 
 /// Elsewhere, a full sync every time.
 #[cfg(not(target_os = "linux"))]
-fn write_out(file: &File, _offset: u64, _len: usize) -> std::io::Result<()> {
+fn write_out(file: &File) -> std::io::Result<()> {
     file.sync_data()
 }
 
