@@ -348,6 +348,15 @@ async fn queued_tasks_and_runs_are_their_submitters_alone() {
     assert!(read.is_err(), "{read:?}");
     let listed = peer.list_all_resources().await.expect("resources/list");
     assert!(listed.iter().all(|r| r.uri != uri), "{listed:?}");
+    #[allow(deprecated)] // resources/subscribe: a 2025-11-25 session
+    let subscribed = peer
+        .peer()
+        .subscribe(rmcp::model::SubscribeRequestParams::new(uri.clone()))
+        .await;
+    assert!(
+        format!("{subscribed:?}").contains("-32002"),
+        "{subscribed:?}"
+    );
 
     // The submitter lists and reads them; so does a role that sees all work.
     let mine = call(&runner, "task_list", json!({})).await;
@@ -358,6 +367,12 @@ async fn queued_tasks_and_runs_are_their_submitters_alone() {
             .await
             .is_ok()
     );
+    #[allow(deprecated)]
+    runner
+        .peer()
+        .subscribe(rmcp::model::SubscribeRequestParams::new(uri.clone()))
+        .await
+        .expect("the submitter subscribes to its run");
     let all = call(&admin, "task_list", json!({})).await;
     assert!(ids(&all, "tasks", "task_id").contains(&task_id), "{all}");
     let all = call(&admin, "workflow_list", json!({})).await;

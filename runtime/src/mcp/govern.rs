@@ -52,6 +52,24 @@ impl McpService {
         }
     }
 
+    /// Whether `uri` reads as something for `who` (governed runtimes: a resource of deferred
+    /// work someone else submitted does not); ungoverned, or a read that fails otherwise: yes.
+    pub(crate) async fn readable_by(
+        &self,
+        who: &Identity,
+        uri: &str,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> bool {
+        if !self.governance.is_governed() {
+            return true;
+        }
+        let read = self.as_caller(who, self.router.read_resource(uri, cancel.clone()));
+        !matches!(
+            read.await,
+            Err(crate::router::catalog::ResourceError::NotFound(_))
+        )
+    }
+
     /// Whether `who` may use `name`. Ungoverned: always.
     pub(crate) fn may(&self, who: &Identity, kind: Kind, name: &str) -> bool {
         !self.governance.is_governed() || self.governance.may_use(who, kind, name)

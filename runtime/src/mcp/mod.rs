@@ -243,8 +243,15 @@ impl McpService {
         let mut updates = self.router.subscribe_resource_updates();
         let sink = sub.sink().clone();
         let wants_tools = sink.accepted().tools_list_changed == Some(true);
-        // Updates go only to a listener who may read the resource when it changes.
+        // Updates go only to a listener who may read the resource when it changes (and who
+        // can read it at all: a run someone else submitted is not there for it).
         let who = self.caller(&sub.request_context().extensions);
+        let mut unreadable = HashSet::new();
+        for uri in sink.accepted().resource_subscriptions.iter().flatten() {
+            if !self.readable_by(&who, uri, &sub.request_context().ct).await {
+                unreadable.insert(uri.clone());
+            }
+        }
         loop {
             let sent = tokio::select! {
                 () = sub.cancelled() => return Ok(()),
@@ -262,6 +269,7 @@ impl McpService {
                     Err(RecvError::Closed) => return Ok(()),
                     Err(RecvError::Lagged(_)) => Ok(()),
                     Ok(uri) if sink.accepted().resource_subscriptions.as_ref().is_some_and(|u| u.contains(&uri))
+                        && !unreadable.contains(&uri)
                         && self.may(&who, Kind::Resource, &uri) => sink
                         .send(ServerNotification::ResourceUpdatedNotification(
                             rmcp::model::ResourceUpdatedNotification::new(
@@ -409,7 +417,10 @@ impl ServerHandler for McpService {
         ctx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let who = self.caller(&ctx.extensions);
-        if !self.router.serves_resource(&req.uri) || !self.may(&who, Kind::Resource, &req.uri) {
+        if !self.router.serves_resource(&req.uri)
+            || !self.may(&who, Kind::Resource, &req.uri)
+            || !self.readable_by(&who, &req.uri, &ctx.ct).await
+        {
             return Err(ErrorData::resource_not_found(
                 format!(
                     "no resource at {}; resources/list shows what this server has",
