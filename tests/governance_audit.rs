@@ -11,6 +11,25 @@ use serde_json::{Value, json};
 const ADMIN_KEY: &str = "ens-admin-c3a9";
 const USER_KEY: &str = "ens-user-77e0";
 
+/// `ensemble audit verify --data-dir DATA EXTRA…`, which must find the log intact; its report.
+fn verified(data: &std::path::Path, extra: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(data)
+        .args(extra)
+        .env_remove("ENSEMBLE_CONFIG")
+        .output()
+        .expect("ensemble audit verify");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_are_audited_queryable_and_verifiable() {
     let dir = tempfile::tempdir().unwrap();
@@ -180,21 +199,15 @@ checkpoint_every_entries = 4
 
     // The server is gone (kill -9): the chain and the checkpoints it signed verify.
     drop(server);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .arg("--checkpoints")
-        .arg(&checkpoints)
-        .arg("--public-key")
-        .arg(keys.join("audit.key.pub"))
-        .output()
-        .expect("ensemble audit verify");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let public_key = keys.join("audit.key.pub");
+    verified(
+        &dir.path().join("data"),
+        &[
+            "--checkpoints".as_ref(),
+            checkpoints.as_os_str(),
+            "--public-key".as_ref(),
+            public_key.as_os_str(),
+        ],
     );
     assert!(
         std::fs::read_dir(&checkpoints).unwrap().count() >= 1,
@@ -248,19 +261,7 @@ node_id = "killed"
     let acknowledged = (CLIENTS * CALLS * 2) as u64;
     drop(server); // kill -9, at once after the last answer
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(dir.path().join("data"))
-        .env_remove("ENSEMBLE_CONFIG")
-        .output()
-        .expect("ensemble audit verify");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = verified(&dir.path().join("data"), &[]);
     let entries: u64 = stdout
         .lines()
         .find_map(|l| l.strip_prefix("entries"))
