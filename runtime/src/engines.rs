@@ -213,20 +213,12 @@ impl ToolInvoker for Router {
     }
 }
 
-/// A request about queued tasks, made for a caller who sees only the tasks it submitted
+/// A request about queued tasks or workflow runs, wrapped by `acting_for` (the engine's
+/// `ActingFor`) when the caller of the tool call being served sees only the work it submitted
 /// (governed, with no role in `governance.all_work_roles`).
-fn for_caller(msg: ExecMsg) -> ExecMsg {
+pub(crate) fn for_caller<M>(msg: M, acting_for: fn(String, Box<M>) -> M) -> M {
     match crate::governance::work_owner() {
-        Some(owner) => ExecMsg::ActingFor(owner, Box::new(msg)),
-        None => msg,
-    }
-}
-
-/// A request about workflow runs, made for a caller who sees only the runs it submitted
-/// (governed, with no role in `governance.all_work_roles`).
-pub(crate) fn runs_for_caller(msg: WorkflowMsg) -> WorkflowMsg {
-    match crate::governance::work_owner() {
-        Some(owner) => WorkflowMsg::ActingFor(owner, Box::new(msg)),
+        Some(owner) => acting_for(owner, Box::new(msg)),
         None => msg,
     }
 }
@@ -516,7 +508,7 @@ fn register_execution_tools(
              error, and timings.",
             Annotations::READ_ONLY,
         ),
-        |r, c, p| for_caller(ExecMsg::Status(r, c, p)),
+        |r, c, p| for_caller(ExecMsg::Status(r, c, p), ExecMsg::ActingFor),
     )?;
     router.register_actor(
         tool(
@@ -524,7 +516,7 @@ fn register_execution_tools(
             "Cancel a queued or running task; a running tool is told to stop.",
             CANCEL,
         ),
-        |r, c, p| for_caller(ExecMsg::Cancel(r, c, p)),
+        |r, c, p| for_caller(ExecMsg::Cancel(r, c, p), ExecMsg::ActingFor),
     )?;
     router.register_actor(
         tool(
@@ -532,7 +524,7 @@ fn register_execution_tools(
             "List tasks, newest first, optionally by state; paginated with `cursor`.",
             Annotations::READ_ONLY,
         ),
-        |r, c, p| for_caller(ExecMsg::List(r, c, p)),
+        |r, c, p| for_caller(ExecMsg::List(r, c, p), ExecMsg::ActingFor),
     )?;
     router.register_actor(
         tool(
@@ -540,7 +532,7 @@ fn register_execution_tools(
             "Change a queued task's priority; it is reordered at once.",
             Annotations::IDEMPOTENT_WRITE,
         ),
-        |r, c, p| for_caller(ExecMsg::SetPriority(r, c, p)),
+        |r, c, p| for_caller(ExecMsg::SetPriority(r, c, p), ExecMsg::ActingFor),
     )?;
     router.register_actor(
         tool(
@@ -614,7 +606,7 @@ fn register_workflow_tools(
             "A run's state and every step's state, output or error, and timings.",
             Annotations::READ_ONLY,
         ),
-        |r, c, p| runs_for_caller(WorkflowMsg::Status(r, c, p)),
+        |r, c, p| for_caller(WorkflowMsg::Status(r, c, p), WorkflowMsg::ActingFor),
     )?;
     router.register_actor(
         tool(
@@ -622,7 +614,7 @@ fn register_workflow_tools(
             "Cancel a run: running steps are told to stop, pending ones never start.",
             CANCEL,
         ),
-        |r, c, p| runs_for_caller(WorkflowMsg::Cancel(r, c, p)),
+        |r, c, p| for_caller(WorkflowMsg::Cancel(r, c, p), WorkflowMsg::ActingFor),
     )?;
     router.register_actor(
         tool(
@@ -630,7 +622,7 @@ fn register_workflow_tools(
             "List runs, oldest first, optionally by state; paginated with `cursor`.",
             Annotations::READ_ONLY,
         ),
-        |r, c, p| runs_for_caller(WorkflowMsg::List(r, c, p)),
+        |r, c, p| for_caller(WorkflowMsg::List(r, c, p), WorkflowMsg::ActingFor),
     )?;
     router.register_actor(
         tool(

@@ -67,7 +67,10 @@ fn read(
     reply: RpcReplyPort<Result<RunInfo, RunError>>,
 ) -> WorkflowMsg {
     let run_id = req.variables.get("id").cloned().unwrap_or_default();
-    crate::engines::runs_for_caller(WorkflowMsg::Status(RunRef { run_id }, cancel, reply))
+    crate::engines::for_caller(
+        WorkflowMsg::Status(RunRef { run_id }, cancel, reply),
+        WorkflowMsg::ActingFor,
+    )
 }
 
 fn list(
@@ -80,7 +83,10 @@ fn list(
         limit: Some(100),
         state: None,
     };
-    crate::engines::runs_for_caller(WorkflowMsg::List(list, cancel, reply))
+    crate::engines::for_caller(
+        WorkflowMsg::List(list, cancel, reply),
+        WorkflowMsg::ActingFor,
+    )
 }
 
 impl From<RunError> for ResourceError {

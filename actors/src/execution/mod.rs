@@ -106,10 +106,9 @@ fn dispatch(state: &mut ExecState, msg: ExecMsg, owner: Option<&str>, myself: &A
             let _ = reply.send(answer);
         }
         ExecMsg::Cancel(task, _, reply) => {
-            let answer = match state.visible(task.task_id, owner) {
-                Ok(()) => state.cancel(task.task_id, myself),
-                Err(e) => Err(e),
-            };
+            let answer = state
+                .visible(task.task_id, owner)
+                .and_then(|()| state.cancel(task.task_id, myself));
             let _ = reply.send(answer);
         }
         ExecMsg::List(req, _, reply) => {
@@ -119,10 +118,9 @@ fn dispatch(state: &mut ExecState, msg: ExecMsg, owner: Option<&str>, myself: &A
             let _ = reply.send(Ok(state.stats()));
         }
         ExecMsg::SetPriority(req, _, reply) => {
-            let answer = match state.visible(req.task_id, owner) {
-                Ok(()) => state.set_priority(req),
-                Err(e) => Err(e),
-            };
+            let answer = state
+                .visible(req.task_id, owner)
+                .and_then(|()| state.set_priority(req));
             let _ = reply.send(answer);
         }
         ExecMsg::SetPolicy(req, _, reply) => {

@@ -1365,7 +1365,9 @@ impl Writer {
             }
         }
         self.linger_until = None;
-        // The tip record goes in before the flush, so that the flush covers it too.
+        // The tip record goes in with the batch (opening reads the log's end from it): a store
+        // flush covers it; with the write-ahead file, the store's own flush does later, and
+        // opening scans past a tip that lags.
         if let Err(e) = self.meta.insert(META_TIP, &(self.len - 1)) {
             self.fail(e.to_string());
             return;

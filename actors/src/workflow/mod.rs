@@ -105,10 +105,9 @@ impl Actor for WorkflowActor {
                 let _ = reply.send(answer);
             }
             WorkflowMsg::Cancel(r, _, reply) => {
-                let answer = match state.visible(&r.run_id, owner) {
-                    Ok(()) => state.cancel(&r.run_id, &myself),
-                    Err(e) => Err(e),
-                };
+                let answer = state
+                    .visible(&r.run_id, owner)
+                    .and_then(|()| state.cancel(&r.run_id, &myself));
                 let _ = reply.send(answer);
             }
             WorkflowMsg::List(req, _, reply) => {

@@ -47,7 +47,6 @@ pub struct McpService {
     name: Arc<str>,
     /// The session's `logging/setLevel`, as a severity rank; `None` until the client sets one.
     log_level: Arc<Mutex<Option<u8>>>,
-    /// The session's `resources/subscribe` URIs.
     /// Resources this session subscribed to (`resources/subscribe`), and who subscribed.
     subscriptions: Arc<Mutex<HashMap<String, crate::governance::Identity>>>,
     progress: ProgressClock,
