@@ -3,16 +3,14 @@
 
 mod common;
 
-use common::eventually;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::model::{
-    CallToolRequestParams, ResourceUpdatedNotificationParam, SubscribeRequestParams, object,
-};
-use rmcp::service::{NotificationContext, RunningService};
+use common::{call_ok as call, eventually};
+use rmcp::model::{ResourceUpdatedNotificationParam, SubscribeRequestParams};
+use rmcp::service::NotificationContext;
 use rmcp::{ClientHandler, RoleClient};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ADMIN_KEY: &str = "ens-admin-77c1";
 const WATCHER_KEY: &str = "ens-watcher-2d9e";
@@ -59,19 +57,6 @@ impl ClientHandler for Updates {
     ) {
         self.0.lock().unwrap().push(p.uri);
     }
-}
-
-async fn call<H: ClientHandler>(
-    client: &RunningService<RoleClient, H>,
-    tool: &str,
-    args: Value,
-) -> Value {
-    let r = client
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(object(args)))
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: {e}"));
-    assert_ne!(r.is_error, Some(true), "{tool}: {r:?}");
-    r.structured_content.expect("structured")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,16 +41,7 @@ resources = ["ensemble://workflows/runs/*"]
     )
 }
 
-use common::Client;
-
-async fn call(client: &Client, tool: &str, args: Value) -> Value {
-    let r = client
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(object(args)))
-        .await
-        .unwrap_or_else(|e| panic!("{tool}: {e}"));
-    assert_ne!(r.is_error, Some(true), "{tool}: {r:?}");
-    r.structured_content.expect("structured")
-}
+use common::{Client, call_ok as call};
 
 fn workflow(first: Value) -> Value {
     json!({"definition": {"steps": [

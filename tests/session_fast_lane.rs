@@ -139,13 +139,7 @@ async fn cancelled_calls_end_unanswered_and_abandoned_ones_resume() {
         "a cancelled call is not answered: {rest}"
     );
     // The actor hears of the cancel on its own task: the stream may end a moment before.
-    for _ in 0..500 {
-        if saw_cancel.load(Ordering::SeqCst) {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(saw_cancel.load(Ordering::SeqCst), "the actor was told");
+    common::eventually("the actor was told", || saw_cancel.load(Ordering::SeqCst)).await;
 
     // Abandoned after its priming event: the call runs on, and a resume gets its answer.
     let mut call = send(&addr, "POST", &in_session, &nap(8, 300)).await;

@@ -113,3 +113,21 @@ pub async fn eventually(what: &str, check: impl Fn() -> bool) {
     }
     panic!("{what} did not happen within 5 s");
 }
+
+/// Calls `tool` with `args` and answers its structured result; panics (naming the tool) on an
+/// error of either kind.
+pub async fn call_ok<H: rmcp::ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    args: serde_json::Value,
+) -> serde_json::Value {
+    let r = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new(tool.to_string())
+                .with_arguments(rmcp::model::object(args)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: {e}"));
+    assert_ne!(r.is_error, Some(true), "{tool}: {r:?}");
+    r.structured_content.expect("structured")
+}
