@@ -10,6 +10,7 @@ pub mod execution;
 pub mod governance;
 pub mod invoke;
 pub mod learning;
+pub mod promotion;
 pub mod registry;
 pub mod store;
 pub mod validation;

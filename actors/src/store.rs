@@ -509,6 +509,18 @@ fn copy_other_files(source: &Path, target: &Path) -> std::io::Result<u64> {
 /// How long [`Store::open`] waits for a locked data directory before reporting it in use.
 pub const LOCK_WAIT: Duration = Duration::from_millis(1000);
 
+/// Writes and removals of one tree, of records of any types, applied together by
+/// [`Tree::commit`].
+#[derive(Debug, Default)]
+pub struct Batch(sled::Batch);
+
+impl Batch {
+    /// Removes the record at `key` when the batch is committed.
+    pub fn remove(&mut self, key: &[u8]) {
+        self.0.remove(key);
+    }
+}
+
 /// One engine's tree of typed records.
 #[derive(Clone, Debug)]
 pub struct Tree {
@@ -646,6 +658,26 @@ impl Tree {
         self.tree.apply_batch(batch).map_err(|e| self.store.io(e))
     }
 
+    /// Adds `value` at `key` to `batch` (written by [`Tree::commit`]); records of different
+    /// types may share one batch.
+    pub fn stage<T: Serialize + ?Sized>(
+        &self,
+        batch: &mut Batch,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = codec::encode(value).map_err(|source| self.codec_error(key, source))?;
+        batch.0.insert(key, bytes);
+        Ok(())
+    }
+
+    /// Writes `batch` as one atomic change: after a crash either all of it is there or none
+    /// (durable after [`Store::flush`]).
+    pub fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        let _permit = self.store.write_permit();
+        self.tree.apply_batch(batch.0).map_err(|e| self.store.io(e))
+    }
+
     /// Every record, decoded, in key order.
     pub fn iter<T: DeserializeOwned>(
         &self,
@@ -655,6 +687,15 @@ impl Tree {
             let value = self.decode(&k, &v)?;
             Ok((k.to_vec(), value))
         })
+    }
+
+    /// Reads raw bytes, bypassing the codec (tests use it to damage records in place).
+    #[doc(hidden)]
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.tree
+            .get(key)
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| self.store.io(e))
     }
 
     /// Writes raw bytes, bypassing the codec (tests use it to plant damaged records).

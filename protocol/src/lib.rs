@@ -10,6 +10,7 @@ pub mod development;
 pub mod execution;
 pub mod learning;
 pub mod principal;
+pub mod promotion;
 pub mod registry;
 pub mod run;
 pub mod shell;

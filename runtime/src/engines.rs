@@ -12,6 +12,9 @@ use ensemble_actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits
 use ensemble_actors::learning::development::{DevLearner, DevModel, DevMsg};
 use ensemble_actors::learning::shell::{ShellLearner, ShellModel, ShellMsg};
 use ensemble_actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg, Reply};
+use ensemble_actors::promotion::{
+    AuditSink, PromotionActor, PromotionArgs, PromotionConfig, PromotionMsg,
+};
 use ensemble_actors::registry::{RegistryActor, RegistryMsg};
 use ensemble_actors::store::Store;
 use ensemble_actors::validation::{ValidationActor, ValidationMsg};
@@ -42,6 +45,8 @@ pub struct EngineSlots {
     pub execution: ActorSlot<ExecMsg>,
     /// DAG workflows.
     pub workflow: ActorSlot<WorkflowMsg>,
+    /// Gated promotion of artifacts through stages, with hand-off reports.
+    pub promotion: ActorSlot<PromotionMsg>,
     /// Test-only tools (when the runtime serves them).
     pub debug: ActorSlot<DebugMsg>,
     /// The shell learner (command history, next-command suggestions).
@@ -108,6 +113,7 @@ impl EngineSlots {
             validation: ActorSlot::new("validation"),
             execution: ActorSlot::new("execution"),
             workflow: ActorSlot::new("workflow"),
+            promotion: ActorSlot::new("promotion"),
             debug: ActorSlot::new("debug"),
             shell: ActorSlot::new("shell"),
             development: ActorSlot::new("development"),
@@ -121,6 +127,7 @@ impl EngineSlots {
         v.visit("validation", &self.validation);
         v.visit("execution", &self.execution);
         v.visit("workflow", &self.workflow);
+        v.visit("promotion", &self.promotion);
         v.visit("shell", &self.shell);
         v.visit("development", &self.development);
         if self.supervisors.contains_key("debug") {
@@ -180,6 +187,11 @@ pub struct EngineConfig {
     pub shell: LearnerConfig,
     /// The development learner's (`[learning.development]`).
     pub development: LearnerConfig,
+    /// The promotion engine's (`[promotion]`).
+    pub promotion: PromotionConfig,
+    /// The governance audit log, set once the runtime has opened it (before the engines
+    /// start); the promotion engine records its transitions there.
+    pub audit: AuditSink,
 }
 
 /// The policy of a call that may legitimately take long (a waiting `workflow_run`): a
@@ -277,6 +289,14 @@ pub fn engines(
         invoker: invoker.clone(),
         config: config.execution,
     };
+    let promotion_args = PromotionArgs {
+        store: store.clone(),
+        registry: slots.registry.clone(),
+        validation: slots.validation.clone(),
+        invoker: invoker.clone(),
+        audit: config.audit.clone(),
+        config: config.promotion,
+    };
     let workflow_args = WorkflowArgs {
         store: store.clone(),
         exec: slots.execution.clone(),
@@ -304,6 +324,12 @@ pub fn engines(
             "workflow",
             ChildSpec::actor(&slots.workflow, move || {
                 (WorkflowActor, workflow_args.clone())
+            }),
+        ),
+        (
+            "promotion",
+            ChildSpec::actor(&slots.promotion, move || {
+                (PromotionActor, promotion_args.clone())
             }),
         ),
         (
@@ -346,7 +372,7 @@ pub fn engines(
 }
 
 /// A tool of the engine in `slot`, with its engine's (or its own) policy stack.
-fn engine_tool<M: ractor::Message>(
+pub(crate) fn engine_tool<M: ractor::Message>(
     slot: &ActorSlot<M>,
     name: &'static str,
     description: &'static str,
@@ -458,6 +484,7 @@ pub fn register_tools_with(
     )?;
     register_execution_tools(router, &slots.execution, policies)?;
     register_workflow_tools(router, &slots.workflow, policies)?;
+    crate::promotion::register(router, &slots.promotion, policies)?;
     register_learning_tools(router, &slots.shell, policies)?;
     register_development_tools(router, &slots.development, policies)?;
     register_learner_admin(router, slots, policies)?;

@@ -12,6 +12,7 @@ pub mod engines;
 pub mod governance;
 pub mod http;
 pub mod mcp;
+pub mod promotion;
 pub mod router;
 pub mod runs;
 pub mod runtime;

@@ -60,6 +60,7 @@ pub struct RuntimeBuilder {
     policies: RoutePolicies,
     shell: ensemble_actors::learning::LearnerConfig,
     development: ensemble_actors::learning::LearnerConfig,
+    promotion: ensemble_actors::promotion::PromotionConfig,
     task_tools: Vec<String>,
     required_task_tools: Vec<String>,
     input_first_task_tools: Vec<String>,
@@ -126,6 +127,7 @@ impl RuntimeBuilder {
         self.policies = RoutePolicies::from_config(config);
         self.shell = config.learning.shell.learner_config();
         self.development = config.learning.development.learner_config();
+        self.promotion = config.promotion.promotion_config();
         self.tree = config.tree();
         self.governance = config.governance.clone();
         self
@@ -208,6 +210,8 @@ impl RuntimeBuilder {
             policies: self.policies,
             shell: self.shell,
             development: self.development,
+            promotion: self.promotion,
+            audit: Default::default(),
         };
         let invoker = crate::governance::invoker::GovernedInvoker::new(router.clone());
         let (spec, slots) = engines(
@@ -258,8 +262,12 @@ impl RuntimeBuilder {
         if governance.is_governed() {
             crate::governance::tools::register(&router, &governance)?;
         }
-        // Before any engine starts: a workflow resuming at start runs as its submitter.
+        // Before any engine starts: a workflow resuming at start runs as its submitter, and
+        // the promotion engine writes what a crash left in its outbox to the audit log.
         invoker.govern(governance.clone());
+        if let Some(log) = governance.audit_log() {
+            let _ = config.audit.set(log.clone());
+        }
         governance.spawn_retain(std::time::Duration::from_secs(60));
         let (supervisor, stopped) = Supervisor::start(spec)
             .await

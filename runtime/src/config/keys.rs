@@ -466,6 +466,18 @@ pub const KEYS: &[Key] = &[
          evicted",
     ),
     key(
+        "promotion.separation_of_duties",
+        Accepts::Bool,
+        "whoever opened a promotion request may not approve it (applies with governance on; \
+         ungoverned, the local owner is the only identity)",
+    ),
+    key(
+        "promotion.gate_timeout_ms",
+        int(1),
+        "how long a promotion gate's call to another engine (registry, validation, workflow) \
+         may take (ms)",
+    ),
+    key(
         "governance.resource",
         Accepts::Url,
         "this server's canonical URI, the `aud` bearer tokens must carry (default \

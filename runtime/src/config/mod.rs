@@ -69,6 +69,38 @@ pub struct Config {
     pub learning: LearningConfig,
     /// `[governance]`: identities, roles and what they may call.
     pub governance: governance::GovernanceConfig,
+    /// `[promotion]`: the promotion engine.
+    pub promotion: PromotionSettings,
+}
+
+/// `[promotion]`: how the promotion engine decides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromotionSettings {
+    /// Whoever opened a promotion request may not approve it (with governance on).
+    pub separation_of_duties: bool,
+    /// How long a gate's call to another engine may take (ms).
+    pub gate_timeout_ms: u64,
+}
+
+impl Default for PromotionSettings {
+    fn default() -> Self {
+        let d = ensemble_actors::promotion::PromotionConfig::default();
+        Self {
+            separation_of_duties: d.separation_of_duties,
+            gate_timeout_ms: d.gate_timeout_ms,
+        }
+    }
+}
+
+impl PromotionSettings {
+    /// The promotion actor's configuration.
+    pub fn promotion_config(&self) -> ensemble_actors::promotion::PromotionConfig {
+        ensemble_actors::promotion::PromotionConfig {
+            separation_of_duties: self.separation_of_duties,
+            gate_timeout_ms: self.gate_timeout_ms,
+        }
+    }
 }
 
 /// `[learning.<name>]`, one per learner.
