@@ -748,6 +748,7 @@ mod tests {
                 "engines",
                 "tools",
                 "learning",
+                "promotion",
                 "governance"
             ]
         );
