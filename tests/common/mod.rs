@@ -49,10 +49,13 @@ pub fn serve_http(dir: &Path, config: &str, env: &[(&str, &str)]) -> HttpServer 
         .arg(dir.join("data"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .stderr(Stdio::piped())
+        // The harness's own switch, not a configuration variable of the server's.
+        .env_remove("ENSEMBLE_TEST_ECHO");
     for (k, v) in env {
         cmd.env(k, v);
     }
+    let echo = std::env::var_os("ENSEMBLE_TEST_ECHO").is_some();
     let mut child = cmd.spawn().expect("spawn ensemble");
     let mut lines = BufReader::new(child.stderr.take().expect("stderr"));
     let mut line = String::new();
@@ -62,6 +65,9 @@ pub fn serve_http(dir: &Path, config: &str, env: &[(&str, &str)]) -> HttpServer 
             lines.read_line(&mut line).expect("read stderr") > 0,
             "ensemble exited before listening"
         );
+        if echo {
+            eprint!("server: {line}");
+        }
         if let Some(rest) = line.trim().strip_prefix("ensemble: listening on ") {
             break rest.to_string();
         }
@@ -70,7 +76,6 @@ pub fn serve_http(dir: &Path, config: &str, env: &[(&str, &str)]) -> HttpServer 
     let kept = log.clone();
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || {
-        let echo = std::env::var_os("ENSEMBLE_TEST_ECHO").is_some();
         for line in lines.lines().map_while(Result::ok) {
             if echo {
                 eprintln!("server: {line}");
