@@ -62,6 +62,23 @@ pub struct Metric {
     /// Its unit, e.g. `ms` or `%`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
+    /// The target is a ceiling (latency, error rate): met when the value is at most the
+    /// target. Default false: met when the value is at least the target.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lower_is_better: bool,
+}
+
+impl Metric {
+    /// Whether the value meets the target (`None` without a target).
+    pub fn met(&self) -> Option<bool> {
+        self.target.map(|t| {
+            if self.lower_is_better {
+                self.value <= t
+            } else {
+                self.value >= t
+            }
+        })
+    }
 }
 
 /// What a piece of evidence points at.

@@ -868,34 +868,6 @@ impl AuditLog {
         Ok(first..first + n)
     }
 
-    /// Queues `records` as consecutive entries now (their place in the log is fixed by this
-    /// call) and gives what waits until they are durable.
-    pub fn enqueue_many(
-        &self,
-        records: impl IntoIterator<Item = AuditRecord>,
-    ) -> Result<impl Future<Output = Result<Range<u64>, AuditError>> + Send + 'static, AuditError>
-    {
-        let entries = records
-            .into_iter()
-            .map(|r| encode_record(&r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let n = entries.len() as u64;
-        let first = if n == 0 {
-            self.shared
-                .queue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .next
-        } else {
-            self.enqueue(n, |first| Msg::AppendMany { first, entries })?
-        };
-        let log = self.clone();
-        Ok(async move {
-            log.durable(first + n).await?;
-            Ok(first..first + n)
-        })
-    }
-
     /// Whether an append would be taken now (the log has not failed or closed).
     pub fn writable(&self) -> Result<(), AuditError> {
         let queue = self

@@ -12,6 +12,8 @@
 mod gates;
 pub mod pipeline;
 pub mod report;
+mod reports;
+mod requests;
 pub mod state;
 
 use std::sync::{Arc, OnceLock};
@@ -21,13 +23,12 @@ use ensemble_supervision::{ActorSlot, CancellationToken};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use serde_json::{Map, Value};
 
-use crate::clock::unix_ms;
 use crate::governance::audit::{AuditFilter, AuditKind, AuditLog, AuditRecord};
 use crate::invoke::ToolInvoker;
 use crate::registry::RegistryMsg;
 use crate::store::{Store, StoreError};
 use crate::validation::ValidationMsg;
-use state::{Caller, Change, Occupant, Records, ReportHead, Request, Revision};
+use state::{Caller, Change, Records, Request};
 
 /// The promotion engine's answer to one request.
 pub type Reply<T> = RpcReplyPort<Result<T, PromotionError>>;
@@ -133,7 +134,8 @@ pub struct PromotionConfig {
     /// Whoever opened a request may not approve it (governed runtimes only: ungoverned, the
     /// local owner is the only identity).
     pub separation_of_duties: bool,
-    /// How long a gate's call to another engine may take, in milliseconds.
+    /// How long a gate's call to another engine may take, in milliseconds (a promote makes up
+    /// to three such calls in turn, within the tool's 30 s timeout).
     pub gate_timeout_ms: u64,
 }
 
@@ -141,7 +143,7 @@ impl Default for PromotionConfig {
     fn default() -> Self {
         Self {
             separation_of_duties: true,
-            gate_timeout_ms: 30_000,
+            gate_timeout_ms: 5_000,
         }
     }
 }
@@ -171,6 +173,7 @@ pub struct PromotionActor;
 pub struct PromotionState {
     records: Records,
     args: PromotionArgs,
+    committer: tokio::sync::mpsc::UnboundedSender<Committed>,
 }
 
 fn store_err(e: StoreError) -> PromotionError {
@@ -261,8 +264,8 @@ impl PromotionState {
     }
 
     /// Answers a transition once what it committed is durable and its audit records are
-    /// logged, without holding the mailbox (concurrent transitions share flushes). A refusal
-    /// that committed nothing is answered at once.
+    /// logged, without holding the mailbox. A refusal that committed nothing is answered at
+    /// once.
     fn finish<T: Send + 'static>(
         &self,
         audit: Audit,
@@ -273,1029 +276,68 @@ impl PromotionState {
             let _ = reply.send(answer);
             return;
         }
-        let store = self.records.store.clone();
-        let tree = self.records.tree.clone();
-        let numbers: Vec<u64> = audit.iter().map(|(n, _)| *n).collect();
-        // Enqueued now, so that the log keeps the order the engine decided in.
-        let logged = self
-            .audit_log()
-            .filter(|_| !audit.is_empty())
-            .map(|log| log.enqueue_many(audit.into_iter().map(|(_, r)| r)));
-        tokio::spawn(async move {
-            let durable = async {
-                store.flush().await.map_err(store_err)?;
-                if let Some(logged) = logged {
-                    let unlogged = |e| {
-                        PromotionError::Store(format!(
-                            "the change is stored; its audit record is written at the next \
-                             start: the audit log: {e}"
-                        ))
-                    };
-                    logged.map_err(unlogged)?.await.map_err(unlogged)?;
-                    // Durable with a later flush; a crash before it only repeats a check.
-                    if let Err(e) = state::clear_outbox(&tree, &numbers) {
-                        tracing::warn!(error = %e, "promotion: the outbox was not cleared");
-                    }
-                }
-                Ok::<(), PromotionError>(())
-            };
-            let answer = match durable.await {
-                Ok(()) => answer,
-                Err(e) => answer.and(Err(e)),
-            };
-            let _ = reply.send(answer);
+        let done = Box::new(move |durable: Result<(), PromotionError>| {
+            let _ = reply.send(durable.and(answer));
         });
-    }
-
-    // ---- pipelines ---------------------------------------------------------------------------
-
-    fn ensure_default_pipeline(&mut self) -> Result<bool, PromotionError> {
-        if self.records.scan_json::<Pipeline>(b"p").next().is_some() {
-            return Ok(false);
-        }
-        let def = pipeline::default_pipeline();
-        let p = Pipeline {
-            name: def.name,
-            version: 1,
-            pattern: def.pattern,
-            stages: def.stages,
-            created_at_ms: unix_ms(),
-            created_by: "ensemble".into(),
-        };
-        let mut change = self.records.change();
-        change.put_json(&state::pipeline_key(&p.name, 1), &p)?;
-        change.commit()?;
-        Ok(true)
-    }
-
-    fn pipeline_set(
-        &mut self,
-        who: &Caller,
-        req: PipelineSetRequest,
-    ) -> Result<(Pipeline, Audit), PromotionError> {
-        let problems = pipeline::problems(&req);
-        if !problems.is_empty() {
-            return Err(PromotionError::InvalidPipeline(problems));
-        }
-        let latest = match self.records.pipeline(&req.name, None) {
-            Ok(p) => Some(p),
-            Err(PromotionError::NotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
-        if let Some(p) = &latest
-            && p.pattern == req.pattern
-            && p.stages == req.stages
-        {
-            return Ok((p.clone(), Vec::new()));
-        }
-        self.audit_ready()?;
-        let p = Pipeline {
-            version: latest.map_or(1, |p| p.version + 1),
-            name: req.name,
-            pattern: req.pattern,
-            stages: req.stages,
-            created_at_ms: unix_ms(),
-            created_by: who.subject().to_string(),
-        };
-        let mut change = self.change();
-        change.put_json(&state::pipeline_key(&p.name, p.version), &p)?;
-        change.audit(transition(
-            who,
-            "promotion/pipeline_set",
-            format!("pipeline:{}", p.name),
-            format!("pipeline {}@{} for `{}`", p.name, p.version, p.pattern),
-        ))?;
-        Ok((p, change.commit()?))
-    }
-
-    // ---- reports -----------------------------------------------------------------------------
-
-    fn handoff_create(
-        &mut self,
-        who: &Caller,
-        req: HandoffCreateRequest,
-    ) -> Result<(Handoff, Audit), PromotionError> {
-        let content =
-            report::check_content(&Value::Object(req.0)).map_err(PromotionError::InvalidReport)?;
-        let text =
-            serde_json::to_string(&content).map_err(|e| PromotionError::Store(e.to_string()))?;
-        self.audit_ready()?;
-        let mut change = self.change();
-        let id = format!("ho-{}", change.next("handoff"));
-        change.put(
-            &state::head_key(&id),
-            &ReportHead {
-                latest: 1,
-                created_by: who.subject().to_string(),
-                requests: Vec::new(),
-            },
-        )?;
-        change.put(
-            &state::revision_key(&id, 1),
-            &Revision {
-                content: text,
-                state: ReportState::Draft,
-                created_at_ms: unix_ms(),
-                submitted_at_ms: None,
-            },
-        )?;
-        change.audit(transition(
-            who,
-            "promotion/handoff_create",
-            format!("handoff:{id}"),
-            format!("report {id} revision 1: {}", content.title),
-        ))?;
-        let audit = change.commit()?;
-        Ok((self.records.handoff(&id, None)?, audit))
-    }
-
-    fn handoff_update(
-        &mut self,
-        who: &Caller,
-        req: HandoffUpdateInput,
-    ) -> Result<(Handoff, Audit), PromotionError> {
-        let mut fields = req.0;
-        let id = match fields.remove("id") {
-            Some(Value::String(id)) => id,
-            Some(_) => return Err(bad("`id` must be a string, the report's id")),
-            None => return Err(bad("`id` is missing: give the report's id")),
-        };
-        let new_revision = match fields.remove("new_revision") {
-            None => false,
-            Some(Value::Bool(b)) => b,
-            Some(_) => return Err(bad("`new_revision` must be true or false")),
-        };
-        let head = self.records.head(&id)?;
-        let latest = self.records.revision(&id, head.latest)?;
-        let (number, base) = match (latest.state, new_revision) {
-            (ReportState::Draft, _) => (head.latest, latest),
-            (_, true) => (head.latest + 1, latest),
-            (state, false) => {
-                return Err(PromotionError::Conflict(format!(
-                    "revision {} of `{id}` is {} and immutable; pass `new_revision: true` to \
-                     start revision {} from it",
-                    head.latest,
-                    state_name(state),
-                    head.latest + 1
-                )));
-            }
-        };
-        let mut merged = match serde_json::from_str::<Value>(&base.content) {
-            Ok(Value::Object(m)) => m,
-            _ => {
-                return Err(PromotionError::Store(
-                    "a stored report is unreadable".into(),
-                ));
-            }
-        };
-        for (k, v) in fields {
-            merged.insert(k, v);
-        }
-        let content =
-            report::check_content(&Value::Object(merged)).map_err(PromotionError::InvalidReport)?;
-        let text =
-            serde_json::to_string(&content).map_err(|e| PromotionError::Store(e.to_string()))?;
-        self.audit_ready()?;
-        let mut change = self.change();
-        let created_at_ms = if number == head.latest {
-            base.created_at_ms
-        } else {
-            unix_ms()
-        };
-        change.put(
-            &state::revision_key(&id, number),
-            &Revision {
-                content: text,
-                state: ReportState::Draft,
-                created_at_ms,
-                submitted_at_ms: None,
-            },
-        )?;
-        if number != head.latest {
-            change.put(
-                &state::head_key(&id),
-                &ReportHead {
-                    latest: number,
-                    ..head
-                },
-            )?;
-        }
-        change.audit(transition(
-            who,
-            "promotion/handoff_update",
-            format!("handoff:{id}"),
-            format!("report {id} revision {number} (draft) changed"),
-        ))?;
-        let audit = change.commit()?;
-        Ok((self.records.handoff(&id, Some(number))?, audit))
-    }
-
-    fn handoff_submit(
-        &mut self,
-        who: &Caller,
-        req: HandoffSubmitRequest,
-    ) -> Result<(Handoff, Audit), PromotionError> {
-        let id = req.id;
-        let head = self.records.head(&id)?;
-        let mut latest = self.records.revision(&id, head.latest)?;
-        if latest.state != ReportState::Draft {
-            return Err(PromotionError::Conflict(format!(
-                "revision {} of `{id}` is already {}; handoff_update with `new_revision: true` \
-                 starts the next one",
-                head.latest,
-                state_name(latest.state)
+        if let Err(unsent) = self.committer.send(Committed { audit, done }) {
+            (unsent.0.done)(Err(PromotionError::Store(
+                "the promotion engine is stopping".into(),
             )));
         }
-        self.audit_ready()?;
-        let number = head.latest;
-        let now = unix_ms();
-        latest.state = ReportState::Submitted;
-        latest.submitted_at_ms = Some(now);
-        let previous = self.records.latest_submitted(&id)?;
-        // The requests carrying the report move to the new revision.
-        let mut moved = Vec::new();
-        for request_id in &head.requests {
-            let mut request = self.records.request(request_id)?;
-            if !matches!(request.state, RequestState::Open | RequestState::Rejected) {
-                continue;
-            }
-            let renew = self
-                .stage_gates(&request)?
-                .signoffs
-                .is_none_or(|s| s.renew_on_revision);
-            if !renew {
-                // Approvals carry over to the new revision.
-                let carried: Vec<SignOff> = request
-                    .current_signoffs()
-                    .into_iter()
-                    .filter(|s| s.decision == Decision::Approve)
-                    .map(|s| SignOff {
-                        revision: number,
-                        ..s
-                    })
-                    .collect();
-                request.signoffs.extend(carried);
-            }
-            request.handoff_revision = number;
-            request.state = RequestState::Open;
-            moved.push(request);
-        }
-        let mut change = self.change();
-        change.put(&state::revision_key(&id, number), &latest)?;
-        if let Some((n, mut rev)) = previous {
-            rev.state = ReportState::Superseded;
-            change.put(&state::revision_key(&id, n), &rev)?;
-        }
-        for request in &moved {
-            change.put_json(&state::request_key(request.n), request)?;
-        }
-        change.audit(transition(
-            who,
-            "promotion/handoff_submit",
-            format!("handoff:{id}"),
-            format!(
-                "report {id} revision {number} submitted{}",
-                if moved.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; requests {} now carry it",
-                        moved.iter().map(Request::id).collect::<Vec<_>>().join(", ")
-                    )
-                }
-            ),
-        ))?;
-        let audit = change.commit()?;
-        Ok((self.records.handoff(&id, Some(number))?, audit))
     }
+}
 
-    // ---- requests ----------------------------------------------------------------------------
+/// A committed transition waiting to be durable and logged, and what answers it.
+struct Committed {
+    audit: Audit,
+    done: Box<dyn FnOnce(Result<(), PromotionError>) + Send>,
+}
 
-    fn pipeline_of(&self, request: &Request) -> Result<Pipeline, PromotionError> {
-        self.records
-            .pipeline(&request.pipeline.0, Some(request.pipeline.1))
-    }
-
-    fn stage_gates(&self, request: &Request) -> Result<Gates, PromotionError> {
-        let pipeline = self.pipeline_of(request)?;
-        pipeline
-            .stages
-            .into_iter()
-            .find(|s| s.name == request.stage)
-            .map(|s| s.gates)
-            .ok_or_else(|| {
-                PromotionError::Store(format!(
-                    "pipeline {}@{} has no stage `{}`",
-                    request.pipeline.0, request.pipeline.1, request.stage
-                ))
-            })
-    }
-
-    /// Reads the artifact through the registry, its digest checked there; `pinned` must match.
-    async fn read_artifact(
-        &self,
-        name: &str,
-        version: &str,
-        pinned: Option<&str>,
-        cancel: &CancellationToken,
-    ) -> Result<ensemble_protocol::registry::Artifact, PromotionError> {
-        use ensemble_protocol::registry::{GetRequest, RegistryError};
-        let req = GetRequest {
-            name: name.to_string(),
-            version: Some(version.to_string()),
-        };
-        let cancel = cancel.clone();
-        let answer = gates::bounded(
-            self.args.config.gate_timeout_ms,
-            "the registry",
-            self.args
-                .registry
-                .ask(move |reply| RegistryMsg::Get(req, cancel, reply)),
-        )
-        .await?;
-        match answer {
-            Ok(artifact) => match pinned {
-                Some(pinned) if artifact.digest != pinned => {
-                    Err(PromotionError::DigestMismatch(format!(
-                        "{name}@{version} now reads as {} but the request pinned {pinned}",
-                        artifact.digest
-                    )))
-                }
-                _ => Ok(artifact),
-            },
-            Err(e @ RegistryError::DigestMismatch { .. }) => {
-                Err(PromotionError::DigestMismatch(e.to_string()))
-            }
-            Err(e @ RegistryError::NotFound { .. }) if pinned.is_none() => {
-                Err(PromotionError::NotFound(e.to_string()))
-            }
-            Err(e) => Err(PromotionError::Engine(format!("the registry: {e}"))),
+/// Makes committed transitions durable, then logs their audit records, in the order the
+/// engine decided them; transitions waiting together share one flush and one log write.
+///
+/// The store is flushed *before* the records go to the audit log: a record in the log always
+/// describes a transition the store kept. A crash between the two leaves the records in the
+/// outbox, which the next start writes to the log.
+async fn commit_loop(
+    store: Store,
+    tree: crate::store::Tree,
+    audit: AuditSink,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Committed>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(next) = rx.try_recv() {
+            batch.push(next);
         }
-    }
-
-    async fn request(
-        &mut self,
-        who: &Caller,
-        req: PromotionRequestRequest,
-        cancel: &CancellationToken,
-    ) -> Result<(PromotionInfo, Audit), PromotionError> {
-        let artifact = self
-            .read_artifact(&req.artifact, &req.version, None, cancel)
-            .await?;
-        let version = artifact.version.clone();
-        let pipelines = self.records.pipelines()?;
-        let pipeline = pipeline::governing(&pipelines, &req.artifact).ok_or_else(|| {
-            PromotionError::NotFound(format!(
-                "no pipeline governs `{}`; promotion_pipeline_set defines one",
-                req.artifact
-            ))
-        })?;
-        // The furthest stage holding this version; the next one is asked for.
-        let mut at = None;
-        for (i, stage) in pipeline.stages.iter().enumerate() {
-            let slot = self.records.slot(&req.artifact, &stage.name)?;
-            if slot.current.as_ref().is_some_and(|o| o.version == version) {
-                at = Some(i);
-            }
-        }
-        let next = at.map_or(0, |i| i + 1);
-        let Some(target) = pipeline.stages.get(next) else {
-            return Err(PromotionError::Conflict(format!(
-                "{}@{version} is already in `{}`, the last stage of pipeline {}@{}",
-                req.artifact,
-                pipeline
-                    .stages
-                    .last()
-                    .map(|s| s.name.as_str())
-                    .unwrap_or(""),
-                pipeline.name,
-                pipeline.version
-            )));
-        };
-        if let Some(asked) = &req.stage
-            && asked != &target.name
-        {
-            let known = pipeline.stages.iter().any(|s| &s.name == asked);
-            return Err(bad(if known {
-                format!(
-                    "{}@{version} can enter `{}` next, not `{asked}`: stages are entered in \
-                     order",
-                    req.artifact, target.name
-                )
-            } else {
-                format!(
-                    "pipeline {}@{} has no stage `{asked}`; its stages: {}",
-                    pipeline.name,
-                    pipeline.version,
-                    stage_names(pipeline)
-                )
-            }));
-        }
-        let from_stage = next
-            .checked_sub(1)
-            .and_then(|i| pipeline.stages.get(i))
-            .map(|s| s.name.clone());
-        let Some((revision, _)) = self.records.latest_submitted(&req.handoff_id)? else {
-            return Err(PromotionError::Conflict(format!(
-                "hand-off report `{}` has no submitted revision; handoff_submit submits it",
-                req.handoff_id
-            )));
-        };
-        let slot = self.records.slot(&req.artifact, &target.name)?;
-        let gates = target.gates.clone();
-        let stage = target.name.clone();
-        let pipeline_id = (pipeline.name.clone(), pipeline.version);
-        self.audit_ready()?;
-        let mut head = self.records.head(&req.handoff_id)?;
-        let mut change = self.change();
-        let n = change.next("request");
-        let mut request = Request {
-            n,
-            artifact: req.artifact.clone(),
-            version,
-            digest: artifact.digest.clone(),
-            stage,
-            from_stage,
-            pipeline: pipeline_id,
-            state: RequestState::Open,
-            requested_by: who.0.clone(),
-            requested_at_ms: unix_ms(),
-            handoff_id: req.handoff_id.clone(),
-            handoff_revision: revision,
-            signoffs: Vec::new(),
-            workflow_run: None,
-            base_generation: slot.generation,
-            promoted_at_ms: None,
-            promoted_by: None,
-            reason: None,
-        };
-        head.requests.push(request.id());
-        change.put(&state::head_key(&req.handoff_id), &head)?;
-        change.put_json(&state::request_key(n), &request)?;
-        change.audit(transition(
-            who,
-            "promotion/request",
-            format!("{}@{}", request.artifact, request.version),
-            format!(
-                "{} asks {}@{} ({}) into `{}` with report {} revision {}",
-                request.id(),
-                request.artifact,
-                request.version,
-                request.digest,
-                request.stage,
-                request.handoff_id,
-                revision
-            ),
-        ))?;
-        let audit = change.commit()?;
-        // The workflow gate's run starts now, so that it has run by the time sign-offs are in.
-        if let Some(workflow) = &gates.workflow {
-            match gates::start_run(&self.args, workflow, &request, cancel).await {
-                Ok(run) => {
-                    request.workflow_run = Some(run);
-                    let mut change = self.records.change();
-                    change.put_json(&state::request_key(n), &request)?;
-                    change.commit()?;
-                }
-                Err(e) => {
-                    tracing::warn!(request = %request.id(), error = %e, "promotion: the workflow gate's run did not start");
-                }
-            }
-        }
-        Ok((request.info(), audit))
-    }
-
-    fn sign(
-        &mut self,
-        who: &Caller,
-        req: PromotionSignRequest,
-    ) -> Result<(PromotionInfo, Audit), PromotionError> {
-        let mut request = self.records.request(&req.request_id)?;
-        let id = request.id();
-        match request.state {
-            RequestState::Open => {}
-            RequestState::Rejected if req.decision == Decision::Reject => {}
-            RequestState::Rejected => {
-                return Err(PromotionError::Conflict(format!(
-                    "`{id}` was rejected; approvals wait for a new revision of report `{}` \
-                     (handoff_update with `new_revision: true`, then handoff_submit)",
-                    request.handoff_id
-                )));
-            }
-            state => {
-                return Err(PromotionError::Conflict(format!(
-                    "`{id}` is {} and takes no more sign-offs",
-                    request_state_name(state)
-                )));
-            }
-        }
-        let gates = self.stage_gates(&request)?;
-        let Some(signoffs) = gates.signoffs.as_ref() else {
-            return Err(bad(format!(
-                "stage `{}` asks for no sign-offs (pipeline {}@{})",
-                request.stage, request.pipeline.0, request.pipeline.1
-            )));
-        };
-        if !signoffs.roles.contains(&req.role) {
-            return Err(bad(format!(
-                "stage `{}` does not ask for role `{}`; it asks for: {}",
-                request.stage,
-                req.role,
-                signoffs.roles.join(", ")
-            )));
-        }
-        if !who.holds(&req.role) {
-            return Err(PromotionError::Forbidden(format!(
-                "`{}` does not hold role `{}` and cannot sign in it",
-                who.subject(),
-                req.role
-            )));
-        }
-        if self.args.config.separation_of_duties
-            && who.governed()
-            && req.decision == Decision::Approve
-            && request.requester() == who.subject()
-        {
-            return Err(PromotionError::Forbidden(format!(
-                "separation of duties: `{}` opened `{id}` and cannot approve it; another \
-                 holder of `{}` must",
-                who.subject(),
-                req.role
-            )));
-        }
-        if let Some(earlier) = request
-            .current_signoffs()
+        let records: Vec<AuditRecord> = batch
             .iter()
-            .find(|s| s.role == req.role && s.by == who.subject())
-        {
-            return Err(PromotionError::Conflict(format!(
-                "`{}` already signed `{id}` as `{}` ({}) on revision {}",
-                who.subject(),
-                req.role,
-                decision_name(earlier.decision),
-                request.handoff_revision
-            )));
-        }
-        self.audit_ready()?;
-        let signoff = SignOff {
-            role: req.role.clone(),
-            by: who.subject().to_string(),
-            decision: req.decision,
-            comment: req.comment.clone(),
-            at_ms: unix_ms(),
-            revision: request.handoff_revision,
-        };
-        request.signoffs.push(signoff);
-        let mut report = self
-            .records
-            .revision(&request.handoff_id, request.handoff_revision)?;
-        if req.decision == Decision::Reject {
-            request.state = RequestState::Rejected;
-            report.state = ReportState::ChangesRequested;
-        } else if report.state == ReportState::Submitted || report.state == ReportState::InReview {
-            let approved = gates::approvals(&request, signoffs);
-            let needed = gates::needed(signoffs);
-            report.state = if approved.len() >= needed {
-                ReportState::Approved
-            } else {
-                ReportState::InReview
-            };
-        }
-        let mut change = self.change();
-        change.put_json(&state::request_key(request.n), &request)?;
-        change.put(
-            &state::revision_key(&request.handoff_id, request.handoff_revision),
-            &report,
-        )?;
-        change.audit(transition(
-            who,
-            "promotion/sign",
-            format!("{}@{}", request.artifact, request.version),
-            format!(
-                "{id}: {} as `{}` on report {} revision {}{}",
-                decision_name(req.decision),
-                req.role,
-                request.handoff_id,
-                request.handoff_revision,
-                if req.comment.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", req.comment)
-                }
-            ),
-        ))?;
-        let audit = change.commit()?;
-        Ok((request.info(), audit))
-    }
-
-    /// Evaluates every gate of `request` now (starting the workflow gate's run when none ran,
-    /// or again when asked and the last one failed, if `start_runs`).
-    async fn evaluate(
-        &mut self,
-        request: &mut Request,
-        start_runs: bool,
-        rerun: bool,
-        cancel: &CancellationToken,
-    ) -> Result<Vec<GateResult>, PromotionError> {
-        let gates = self.stage_gates(request)?;
-        let mut results = Vec::new();
-        // The version must still be where it comes from.
-        if let Some(from) = &request.from_stage {
-            let slot = self.records.slot(&request.artifact, from)?;
-            results.push(gates::previous_stage(request, from, &slot));
-        }
-        // The stage must not have changed since the request opened.
-        let target = self.records.slot(&request.artifact, &request.stage)?;
-        if target.generation != request.base_generation {
-            results.push(GateResult {
-                gate: "stage".into(),
-                passed: false,
-                detail: format!(
-                    "`{}` of {} changed after this request opened (it holds {}); open a new \
-                     request",
-                    request.stage,
-                    request.artifact,
-                    target
-                        .current
-                        .as_ref()
-                        .map_or("nothing".to_string(), |o| o.version.clone())
-                ),
-            });
-        }
-        let artifact = self
-            .read_artifact(
-                &request.artifact,
-                &request.version,
-                Some(&request.digest),
-                cancel,
-            )
-            .await?;
-        if let Some(schema) = &gates.schema {
-            results.push(gates::schema(&self.args, schema, &artifact, cancel).await);
-        }
-        if let Some(workflow) = &gates.workflow {
-            results.push(
-                gates::workflow(&self.args, workflow, request, start_runs, rerun, cancel).await,
-            );
-        }
-        if let Some(signoffs) = &gates.signoffs {
-            results.push(gates::signoffs(request, signoffs));
-        }
-        if let (Some(soak), Some(from)) = (gates.soak_seconds, &request.from_stage) {
-            let slot = self.records.slot(&request.artifact, from)?;
-            results.push(gates::soak(soak, from, &slot, unix_ms()));
-        }
-        let report = self
-            .records
-            .revision(&request.handoff_id, request.handoff_revision)?
-            .content()?;
-        results.push(gates::findings(&report, gates.allow_blockers));
-        Ok(results)
-    }
-
-    /// Aborts `request` for good: its artifact no longer matches the pinned digest.
-    fn abort(
-        &mut self,
-        who: &Caller,
-        mut request: Request,
-        why: &str,
-    ) -> Result<Audit, PromotionError> {
-        request.state = RequestState::Aborted;
-        request.reason = Some(why.to_string());
-        let mut change = self.change();
-        change.put_json(&state::request_key(request.n), &request)?;
-        change.audit(transition(
-            who,
-            "promotion/abort",
-            format!("{}@{}", request.artifact, request.version),
-            format!("{} aborted: {why}", request.id()),
-        ))?;
-        change.commit()
-    }
-
-    async fn promote(
-        &mut self,
-        who: &Caller,
-        req: PromotionPromoteRequest,
-        cancel: &CancellationToken,
-    ) -> Result<(PromotionInfo, Audit), (PromotionError, Audit)> {
-        let plain = |e| (e, Audit::new());
-        let mut request = self.records.request(&req.request_id).map_err(plain)?;
-        let id = request.id();
-        match request.state {
-            // Idempotent by request id.
-            RequestState::Promoted => return Ok((request.info(), Vec::new())),
-            RequestState::Open => {}
-            RequestState::Rejected => {
-                return Err(plain(PromotionError::Conflict(format!(
-                    "`{id}` was rejected ({}); submit a new revision of report `{}` first",
-                    request
-                        .current_signoffs()
-                        .iter()
-                        .filter(|s| s.decision == Decision::Reject)
-                        .map(|s| format!("{} as {}: {}", s.by, s.role, s.comment))
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                    request.handoff_id
-                ))));
-            }
-            state => {
-                return Err(plain(PromotionError::Conflict(format!(
-                    "`{id}` is {}{}",
-                    request_state_name(state),
-                    request
-                        .reason
-                        .as_ref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                ))));
-            }
-        }
-        self.audit_ready().map_err(plain)?;
-        let run_before = request.workflow_run.clone();
-        let results = match self
-            .evaluate(&mut request, true, req.rerun_workflow, cancel)
-            .await
-        {
-            Ok(results) => results,
-            Err(PromotionError::DigestMismatch(why)) => {
-                let audit = self.abort(who, request, &why).map_err(plain)?;
-                let e = PromotionError::DigestMismatch(format!("{why}; request `{id}` is aborted"));
-                return Err((e, audit));
-            }
-            Err(e) => return Err(plain(e)),
-        };
-        let superseded = results.iter().any(|g| g.gate == "stage" && !g.passed);
-        let failed: Vec<GateResult> = results.iter().filter(|g| !g.passed).cloned().collect();
-        if !failed.is_empty() {
-            let mut change = self.change();
-            if superseded {
-                request.state = RequestState::Superseded;
-                request.reason = failed
-                    .iter()
-                    .find(|g| g.gate == "stage")
-                    .map(|g| g.detail.clone());
-                change
-                    .audit(transition(
-                        who,
-                        "promotion/superseded",
-                        format!("{}@{}", request.artifact, request.version),
-                        format!("{id}: {}", request.reason.clone().unwrap_or_default()),
+            .flat_map(|c| c.audit.iter().map(|(_, r)| r.clone()))
+            .collect();
+        let numbers: Vec<u64> = batch
+            .iter()
+            .flat_map(|c| c.audit.iter().map(|(n, _)| *n))
+            .collect();
+        let durable = async {
+            store.flush().await.map_err(store_err)?;
+            if let Some(log) = audit.get().filter(|_| !records.is_empty()) {
+                log.append_many(records).await.map_err(|e| {
+                    PromotionError::Store(format!(
+                        "the change is stored; its audit record is written at the next start: \
+                         the audit log: {e}"
                     ))
-                    .map_err(plain)?;
+                })?;
+                // Durable with a later flush; a crash before it only repeats a check.
+                if let Err(e) = state::clear_outbox(&tree, &numbers) {
+                    tracing::warn!(error = %e, "promotion: the outbox was not cleared");
+                }
             }
-            if superseded || request.workflow_run != run_before {
-                change
-                    .put_json(&state::request_key(request.n), &request)
-                    .map_err(plain)?;
-            }
-            let audit = change.commit().map_err(plain)?;
-            return Err((PromotionError::GatesFailed(failed), audit));
+            Ok::<(), PromotionError>(())
         }
-        // Every gate passed: the artifact enters the stage, atomically with its history event
-        // and its audit record.
-        let now = unix_ms();
-        let mut slot = self
-            .records
-            .slot(&request.artifact, &request.stage)
-            .map_err(plain)?;
-        let previous_version = slot.current.as_ref().map(|o| o.version.clone());
-        if let Some(old) = slot.current.take() {
-            slot.previous.push(old);
-            if slot.previous.len() > state::KEEP_PREVIOUS {
-                slot.previous.remove(0);
-            }
+        .await;
+        for c in batch {
+            (c.done)(durable.clone());
         }
-        slot.current = Some(Occupant {
-            version: request.version.clone(),
-            digest: request.digest.clone(),
-            since_ms: now,
-            request_id: Some(id.clone()),
-        });
-        slot.generation += 1;
-        request.state = RequestState::Promoted;
-        request.promoted_at_ms = Some(now);
-        request.promoted_by = Some(who.subject().to_string());
-        let mut report = self
-            .records
-            .revision(&request.handoff_id, request.handoff_revision)
-            .map_err(plain)?;
-        if report.state != ReportState::Superseded {
-            report.state = ReportState::Approved;
-        }
-        let mut change = self.change();
-        let event = HistoryEvent {
-            at_ms: now,
-            kind: HistoryKind::Promoted,
-            stage: request.stage.clone(),
-            version: Some(request.version.clone()),
-            previous_version,
-            by: who.subject().to_string(),
-            request_id: Some(id.clone()),
-            signoffs: request.current_signoffs(),
-            reason: None,
-        };
-        let e = change.next(&format!("event:{}", request.artifact));
-        change
-            .put_json(&state::event_key(&request.artifact, e), &event)
-            .map_err(plain)?;
-        change
-            .put(&state::slot_key(&request.artifact, &request.stage), &slot)
-            .map_err(plain)?;
-        change
-            .put_json(&state::request_key(request.n), &request)
-            .map_err(plain)?;
-        change
-            .put(
-                &state::revision_key(&request.handoff_id, request.handoff_revision),
-                &report,
-            )
-            .map_err(plain)?;
-        change
-            .audit(transition(
-                who,
-                "promotion/promote",
-                format!("{}@{}", request.artifact, request.version),
-                format!(
-                    "{id}: {}@{} ({}) entered `{}`; sign-offs: {}",
-                    request.artifact,
-                    request.version,
-                    request.digest,
-                    request.stage,
-                    signoff_text(&request.current_signoffs())
-                ),
-            ))
-            .map_err(plain)?;
-        let audit = change.commit().map_err(plain)?;
-        let mut info = request.info();
-        info.gates = results;
-        Ok((info, audit))
-    }
-
-    fn rollback(
-        &mut self,
-        who: &Caller,
-        req: PromotionRollbackRequest,
-    ) -> Result<(RollbackResponse, Audit), PromotionError> {
-        if req.reason.trim().is_empty() {
-            return Err(bad("`reason` is blank: say why the stage goes back"));
-        }
-        let mut slot = self.records.slot(&req.artifact, &req.stage)?;
-        let Some(current) = slot.current.take() else {
-            return Err(PromotionError::Conflict(format!(
-                "`{}` of {} holds nothing to roll back",
-                req.stage, req.artifact
-            )));
-        };
-        self.audit_ready()?;
-        let back = slot.previous.pop();
-        let now = unix_ms();
-        slot.current = back.clone().map(|o| Occupant { since_ms: now, ..o });
-        slot.generation += 1;
-        let mut change = self.change();
-        let event = HistoryEvent {
-            at_ms: now,
-            kind: HistoryKind::RolledBack,
-            stage: req.stage.clone(),
-            version: back.as_ref().map(|o| o.version.clone()),
-            previous_version: Some(current.version.clone()),
-            by: who.subject().to_string(),
-            request_id: None,
-            signoffs: Vec::new(),
-            reason: Some(req.reason.clone()),
-        };
-        let e = change.next(&format!("event:{}", req.artifact));
-        change.put_json(&state::event_key(&req.artifact, e), &event)?;
-        change.put(&state::slot_key(&req.artifact, &req.stage), &slot)?;
-        change.audit(transition(
-            who,
-            "promotion/rollback",
-            format!("{}@{}", req.artifact, current.version),
-            format!(
-                "`{}` of {} back from {} to {}: {}",
-                req.stage,
-                req.artifact,
-                current.version,
-                back.as_ref().map_or("nothing", |o| o.version.as_str()),
-                req.reason
-            ),
-        ))?;
-        let audit = change.commit()?;
-        Ok((
-            RollbackResponse {
-                artifact: req.artifact,
-                stage: req.stage,
-                from_version: current.version,
-                to_version: back.map(|o| o.version),
-            },
-            audit,
-        ))
-    }
-
-    async fn status(
-        &mut self,
-        req: PromotionStatusRequest,
-        cancel: &CancellationToken,
-    ) -> Result<PromotionInfo, PromotionError> {
-        let mut request = self.records.request(&req.request_id)?;
-        let mut info = request.info();
-        if request.state == RequestState::Open {
-            info.gates = match self.evaluate(&mut request, false, false, cancel).await {
-                Ok(results) => results,
-                Err(PromotionError::DigestMismatch(why)) => vec![GateResult {
-                    gate: "artifact".into(),
-                    passed: false,
-                    detail: why,
-                }],
-                Err(e) => return Err(e),
-            };
-        }
-        Ok(info)
-    }
-
-    fn list(&self, req: PromotionListRequest) -> Result<PromotionListResponse, PromotionError> {
-        let limit = req.limit.unwrap_or(50);
-        if !(1..=500).contains(&limit) {
-            return Err(bad(format!("`limit` is {limit}; give 1–500")));
-        }
-        let before = match &req.cursor {
-            Some(c) => Some(state::request_number(c).ok_or_else(|| {
-                bad("`cursor` is not one this tool gave; pass a `next_cursor` as is")
-            })?),
-            None => None,
-        };
-        let mut items = Vec::new();
-        let mut next_cursor = None;
-        let all: Vec<Request> = self
-            .records
-            .scan_json::<Request>(b"r")
-            .map(|r| r.map(|(_, v)| v))
-            .collect::<Result<_, _>>()?;
-        for request in all.into_iter().rev() {
-            if before.is_some_and(|b| request.n >= b) {
-                continue;
-            }
-            if req.stage.as_ref().is_some_and(|s| s != &request.stage)
-                || req
-                    .artifact
-                    .as_ref()
-                    .is_some_and(|a| a != &request.artifact)
-                || req.state.is_some_and(|s| s != request.state)
-            {
-                continue;
-            }
-            if items.len() == limit as usize {
-                next_cursor = items.last().map(|i: &PromotionInfo| i.request_id.clone());
-                break;
-            }
-            items.push(request.info());
-        }
-        Ok(PromotionListResponse { items, next_cursor })
-    }
-
-    fn history(
-        &self,
-        req: PromotionHistoryRequest,
-    ) -> Result<PromotionHistoryResponse, PromotionError> {
-        let mut prefix = vec![b'e'];
-        prefix.extend_from_slice(req.artifact.as_bytes());
-        prefix.push(0);
-        let events: Vec<HistoryEvent> = self
-            .records
-            .scan_json::<HistoryEvent>(&prefix)
-            .map(|r| r.map(|(_, v)| v))
-            .collect::<Result<_, _>>()?;
-        let pipelines = self.records.pipelines()?;
-        let mut names: Vec<String> = pipeline::governing(&pipelines, &req.artifact)
-            .map(|p| p.stages.iter().map(|s| s.name.clone()).collect())
-            .unwrap_or_default();
-        for e in &events {
-            if !names.contains(&e.stage) {
-                names.push(e.stage.clone());
-            }
-        }
-        let mut stages = Vec::new();
-        for name in names {
-            if let Some(o) = self.records.slot(&req.artifact, &name)?.current {
-                stages.push(StageOccupant {
-                    stage: name,
-                    version: o.version,
-                    digest: o.digest,
-                    since_ms: o.since_ms,
-                });
-            }
-        }
-        if events.is_empty() && stages.is_empty() {
-            return Err(PromotionError::NotFound(format!(
-                "`{}` was never promoted; promotion_list shows the requests",
-                req.artifact
-            )));
-        }
-        Ok(PromotionHistoryResponse {
-            artifact: req.artifact,
-            stages,
-            events,
-        })
     }
 }
 
@@ -1375,7 +417,18 @@ impl Actor for PromotionActor {
         args: PromotionArgs,
     ) -> Result<PromotionState, ActorProcessingErr> {
         let records = Records::open(args.store.clone())?;
-        let mut state = PromotionState { records, args };
+        let (committer, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(commit_loop(
+            records.store.clone(),
+            records.tree.clone(),
+            args.audit.clone(),
+            rx,
+        ));
+        let mut state = PromotionState {
+            records,
+            args,
+            committer,
+        };
         if state.ensure_default_pipeline()? {
             state.records.store.flush().await?;
         }

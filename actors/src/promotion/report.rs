@@ -304,9 +304,7 @@ impl fmt::Display for HandoffDoc<'_> {
             f,
             ["Name", "Value", "Target", "Unit", "Met?"],
             report.metrics.iter().map(|m| {
-                let met = m
-                    .target
-                    .map(|target| if m.value >= target { "yes" } else { "no" });
+                let met = m.met().map(|met| if met { "yes" } else { "no" });
                 [
                     m.name.clone(),
                     m.value.to_string(),

@@ -14,6 +14,7 @@
 //! | `e` artifact `\0` n (u64 BE) | a history event |
 //! | `n` name | a counter (request, report and event numbers, outbox) |
 //! | `o` n (u64 BE) | an audit record committed with its transition, not yet in the audit log |
+//! | `i` artifact `\0` stage `\0` n (u64 BE) | request `n` is open (or rejected) for that stage |
 
 use std::collections::BTreeMap;
 
@@ -241,6 +242,14 @@ fn counter_key(name: &str) -> Vec<u8> {
     key(b'n', &[name.as_bytes()])
 }
 
+/// The key marking request `n` open for `stage` of `artifact`.
+pub fn open_key(artifact: &str, stage: &str, n: u64) -> Vec<u8> {
+    key(
+        b'i',
+        &[artifact.as_bytes(), stage.as_bytes(), &n.to_be_bytes()],
+    )
+}
+
 /// The key of outbox entry `n`.
 pub fn outbox_key(n: u64) -> Vec<u8> {
     key(b'o', &[&n.to_be_bytes()])
@@ -294,6 +303,11 @@ impl Change<'_> {
             .tree
             .stage(&mut self.batch, key, value)
             .map_err(store_err)
+    }
+
+    /// Removes the record at `key`.
+    pub fn remove(&mut self, key: &[u8]) {
+        self.batch.remove(key);
     }
 
     /// Writes `value` at `key` as JSON text: for records holding protocol types, whose
@@ -458,6 +472,28 @@ impl Records {
         let n = request_number(id).ok_or_else(unknown)?;
         self.get_json::<Request>(&request_key(n))?
             .ok_or_else(unknown)
+    }
+
+    /// The requests open (or rejected, waiting for a new report revision) for `stage` of
+    /// `artifact`, oldest first.
+    pub fn open_requests(
+        &self,
+        artifact: &str,
+        stage: &str,
+    ) -> Result<Vec<Request>, PromotionError> {
+        let mut prefix = vec![b'i'];
+        prefix.extend_from_slice(artifact.as_bytes());
+        prefix.push(0);
+        prefix.extend_from_slice(stage.as_bytes());
+        prefix.push(0);
+        let mut out = Vec::new();
+        for item in self.scan::<u64>(&prefix) {
+            let (_, n) = item?;
+            if let Some(r) = self.get_json::<Request>(&request_key(n))? {
+                out.push(r);
+            }
+        }
+        Ok(out)
     }
 
     /// A report's head.

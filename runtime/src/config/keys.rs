@@ -13,7 +13,13 @@ pub const ENGINE: &str = "<engine>";
 pub const TOOL: &str = "<tool>";
 
 /// The engines whose policies `[engines.<name>]` sets.
-pub const ENGINES: &[&str] = &["registry", "validation", "execution", "workflow"];
+pub const ENGINES: &[&str] = &[
+    "registry",
+    "validation",
+    "execution",
+    "workflow",
+    "promotion",
+];
 
 /// What a key accepts.
 #[derive(Debug, Clone, Copy, PartialEq)]

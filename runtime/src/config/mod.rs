@@ -316,6 +316,8 @@ pub struct EnginesConfig {
     pub execution: EngineSettings,
     /// DAG workflows.
     pub workflow: EngineSettings,
+    /// Gated promotion of artifacts.
+    pub promotion: EngineSettings,
 }
 
 impl EnginesConfig {
@@ -326,6 +328,7 @@ impl EnginesConfig {
             "validation" => Some(&self.validation),
             "execution" => Some(&self.execution),
             "workflow" => Some(&self.workflow),
+            "promotion" => Some(&self.promotion),
             _ => None,
         }
     }
