@@ -589,3 +589,127 @@ async fn kill_dash_nine_during_promotions_is_all_or_nothing() {
     drop(server);
     audit_verifies(&dir.path().join("data"));
 }
+
+/// The whole path over MCP against the real binary, ungoverned (the local owner holds every
+/// role): dev behind a schema gate, staging behind a workflow gate, production behind three
+/// sign-offs; the resources render the request and the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_to_production_over_mcp_with_schema_workflow_and_signoff_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = common::serve_http(dir.path(), "", &[]);
+    let client = common::connect(&server.url).await;
+    call(
+        &client,
+        "validation_register_schema",
+        json!({"name": "service", "version": "1.0.0", "schema": {
+            "type": "object", "required": ["image", "replicas"],
+            "properties": {"replicas": {"type": "integer", "minimum": 1}}}}),
+    )
+    .await;
+    call(
+        &client,
+        "template_register",
+        json!({"template": {"name": "smoke", "version": "1.0.0",
+            "parameters": [{"name": "artifact", "type": "string"}, {"name": "version", "type": "string"}],
+            "steps": [{"id": "read", "tool": "registry_get",
+                       "arguments": {"name": "${artifact}", "version": "${version}"}}]}}),
+    )
+    .await;
+    call(
+        &client,
+        "promotion_pipeline_set",
+        json!({"name": "svc", "pattern": "svc/*", "stages": [
+            {"name": "dev", "gates": {"schema": "service@1.0.0"}},
+            {"name": "staging", "gates": {"workflow": {"template": "smoke",
+                "params": {"artifact": "${artifact}", "version": "${version}"}}}},
+            {"name": "production", "gates": {"signoffs": {"roles": ["tech_lead", "qa", "security"]}}}]}),
+    )
+    .await;
+    for (version, replicas) in [("1.0.0", 2), ("0.9.0", 0)] {
+        call(
+            &client,
+            "registry_put",
+            json!({"name": "svc/api", "version": version,
+                   "content": {"image": "api", "replicas": replicas}}),
+        )
+        .await;
+    }
+    let ho = call(&client, "handoff_create", json!({"title": "api 1.0.0"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    call(&client, "handoff_submit", json!({"id": ho})).await;
+    let open = |version: &str| {
+        let args = json!({"artifact": "svc/api", "version": version, "handoff_id": ho});
+        let client = &client;
+        async move {
+            call(client, "promotion_request", args).await["request_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    // The schema gate refuses the bad version, naming the field.
+    let bad = open("0.9.0").await;
+    let e = refusal(&client, "promotion_promote", json!({"request_id": bad})).await;
+    assert!(e.contains("schema") && e.contains("replicas"), "{e}");
+    let dev = open("1.0.0").await;
+    assert_eq!(
+        call(&client, "promotion_promote", json!({"request_id": dev})).await["state"],
+        "promoted"
+    );
+    // The workflow gate's run started with the request; promote once it completed.
+    let staging = open("1.0.0").await;
+    let started = Instant::now();
+    let promoted = loop {
+        let r = client
+            .call_tool(
+                CallToolRequestParams::new("promotion_promote")
+                    .with_arguments(object(json!({"request_id": staging}))),
+            )
+            .await
+            .unwrap();
+        if r.is_error != Some(true) {
+            break r.structured_content.unwrap();
+        }
+        let text = format!("{:?}", r.content);
+        assert!(text.contains("still running"), "{text}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(promoted["stage"], "staging");
+    let prod = open("1.0.0").await;
+    for role in ["tech_lead", "qa", "security"] {
+        call(
+            &client,
+            "promotion_sign",
+            json!({"request_id": prod, "role": role, "decision": "approve"}),
+        )
+        .await;
+    }
+    assert_eq!(
+        call(&client, "promotion_promote", json!({"request_id": prod})).await["state"],
+        "promoted"
+    );
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(format!(
+            "ensemble://promotions/{prod}"
+        )))
+        .await
+        .unwrap();
+    let text = format!("{read:?}");
+    assert!(
+        text.contains("text/markdown") && text.contains("→ production"),
+        "{text}"
+    );
+    let read = client
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(format!(
+            "ensemble://handoffs/{ho}"
+        )))
+        .await
+        .unwrap();
+    assert!(format!("{read:?}").contains("# api 1.0.0"), "{read:?}");
+    let history = call(&client, "promotion_history", json!({"artifact": "svc/api"})).await;
+    assert_eq!(history["stages"].as_array().unwrap().len(), 3, "{history}");
+    client.cancel().await.unwrap();
+}
