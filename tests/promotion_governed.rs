@@ -711,5 +711,23 @@ async fn dev_to_production_over_mcp_with_schema_workflow_and_signoff_gates() {
     assert!(format!("{read:?}").contains("# api 1.0.0"), "{read:?}");
     let history = call(&client, "promotion_history", json!({"artifact": "svc/api"})).await;
     assert_eq!(history["stages"].as_array().unwrap().len(), 3, "{history}");
+    // Three promotions and one schema gate failure, in the server's metrics.
+    let metrics = reqwest::get(format!("{}/metrics", server.base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |name: &str, label: &str| common::metric(&metrics, name, label);
+    assert_eq!(
+        count("ensemble_promotion_transitions_total", "action=\"promote\""),
+        3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        count("ensemble_promotion_gate_failures_total", "gate=\"schema\""),
+        1.0,
+        "{metrics}"
+    );
     client.cancel().await.unwrap();
 }

@@ -184,8 +184,14 @@ fn bad(message: impl Into<String>) -> PromotionError {
     PromotionError::BadRequest(message.into())
 }
 
-/// An audit record of a promotion transition by `who`.
+/// An audit record of a promotion transition by `who` (counted in
+/// `ensemble_promotion_transitions_total{action}`).
 fn transition(who: &Caller, action: &str, target: String, detail: String) -> AuditRecord {
+    let what = action
+        .strip_prefix("promotion/")
+        .unwrap_or(action)
+        .to_string();
+    metrics::counter!("ensemble_promotion_transitions_total", "action" => what).increment(1);
     let mut record = AuditRecord::new(AuditKind::Change, who.subject(), action);
     record.target = Some(target);
     record.allowed = Some(true);

@@ -587,6 +587,10 @@ impl PromotionState {
         };
         let superseded = results.iter().any(|g| g.gate == "stage" && !g.passed);
         let failed: Vec<GateResult> = results.iter().filter(|g| !g.passed).cloned().collect();
+        for gate in &failed {
+            metrics::counter!("ensemble_promotion_gate_failures_total", "gate" => gate.gate.clone())
+                .increment(1);
+        }
         if !failed.is_empty() {
             let mut change = self.change();
             if superseded {
