@@ -769,3 +769,55 @@ fn gates_text(gates: &[GateResult]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+// ---- names a person reads ------------------------------------------------------------------
+
+macro_rules! display_as {
+    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self {
+                    $(Self::$variant => $text),+
+                })
+            }
+        }
+    };
+}
+
+display_as!(ComponentStatus {
+    NotStarted => "not started",
+    InProgress => "in progress",
+    Done => "done",
+    Blocked => "blocked",
+});
+
+display_as!(Severity {
+    Info => "info",
+    Low => "low",
+    Medium => "medium",
+    High => "high",
+    Critical => "critical",
+    Blocker => "blocker",
+});
+
+display_as!(ReportState {
+    Draft => "draft",
+    Submitted => "submitted",
+    InReview => "in review",
+    Approved => "approved",
+    ChangesRequested => "changes requested",
+    Superseded => "superseded",
+});
+
+display_as!(RequestState {
+    Open => "open",
+    Rejected => "rejected",
+    Promoted => "promoted",
+    Superseded => "superseded",
+    Aborted => "aborted",
+});
+
+display_as!(Decision {
+    Approve => "approved",
+    Reject => "rejected",
+});

@@ -361,39 +361,9 @@ fn signoff_text(signoffs: &[SignOff]) -> String {
     }
     signoffs
         .iter()
-        .map(|s| format!("{} as {} ({})", s.by, s.role, decision_name(s.decision)))
+        .map(|s| format!("{} as {} ({})", s.by, s.role, s.decision))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A report state's name, as in the tools' JSON.
-pub fn state_name(state: ReportState) -> &'static str {
-    match state {
-        ReportState::Draft => "draft",
-        ReportState::Submitted => "submitted",
-        ReportState::InReview => "in review",
-        ReportState::Approved => "approved",
-        ReportState::ChangesRequested => "changes requested",
-        ReportState::Superseded => "superseded",
-    }
-}
-
-/// A request state's name.
-pub fn request_state_name(state: RequestState) -> &'static str {
-    match state {
-        RequestState::Open => "open",
-        RequestState::Rejected => "rejected",
-        RequestState::Promoted => "promoted",
-        RequestState::Superseded => "superseded",
-        RequestState::Aborted => "aborted",
-    }
-}
-
-fn decision_name(d: Decision) -> &'static str {
-    match d {
-        Decision::Approve => "approved",
-        Decision::Reject => "rejected",
-    }
 }
 
 /// Sends a transition's answer (see [`PromotionState::finish`]).

@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 
 use ensemble_protocol::promotion::{
     ComponentStatus, Decision, Evidence, EvidenceKind, GateResult, Handoff, PromotionInfo,
-    ReportContent, ReportState, RequestState, Severity, SignOff,
+    ReportContent, SignOff,
 };
 use jsonschema::error::ValidationErrorKind;
 use serde::Deserialize as _;
@@ -268,7 +268,7 @@ impl fmt::Display for HandoffDoc<'_> {
         write!(
             f,
             " · {} · created by {} at {}",
-            report_state(h.state),
+            h.state,
             OneLine(&h.created_by),
             Utc(h.created_at_ms)
         )?;
@@ -291,7 +291,7 @@ impl fmt::Display for HandoffDoc<'_> {
             report.components.iter().map(|c| {
                 [
                     c.name.clone(),
-                    component_status(c.status).to_owned(),
+                    c.status.to_string(),
                     format!("{}%", c.percent_complete),
                     or_dash(c.owner.as_deref()),
                     or_dash(c.notes.as_deref()),
@@ -338,7 +338,7 @@ impl fmt::Display for HandoffDoc<'_> {
             ["Severity", "Description", "Mitigation"],
             report.risks.iter().map(|r| {
                 [
-                    severity(r.severity).to_owned(),
+                    r.severity.to_string(),
                     r.description.clone(),
                     or_dash(r.mitigation.as_deref()),
                 ]
@@ -356,7 +356,7 @@ impl fmt::Display for HandoffDoc<'_> {
             ["Severity", "Status", "Title", "Notes"],
             report.findings.iter().map(|finding| {
                 [
-                    severity(finding.severity).to_owned(),
+                    finding.severity.to_string(),
                     if finding.open { "open" } else { "resolved" }.to_owned(),
                     finding.title.clone(),
                     or_dash(finding.notes.as_deref()),
@@ -393,7 +393,7 @@ impl fmt::Display for PromotionDoc<'_> {
             OneLine(&p.stage)
         )?;
         writeln!(f)?;
-        writeln!(f, "- State: {}", request_state(p.state))?;
+        writeln!(f, "- State: {}", p.state)?;
         writeln!(f, "- Pipeline: `{}`", OneLine(&p.pipeline))?;
         match &p.from_stage {
             Some(stage) => writeln!(f, "- From stage: {}", OneLine(stage))?,
@@ -498,47 +498,6 @@ fn or_dash(text: Option<&str>) -> String {
     text.unwrap_or("—").to_owned()
 }
 
-fn component_status(status: ComponentStatus) -> &'static str {
-    match status {
-        ComponentStatus::NotStarted => "not started",
-        ComponentStatus::InProgress => "in progress",
-        ComponentStatus::Done => "done",
-        ComponentStatus::Blocked => "blocked",
-    }
-}
-
-fn severity(severity: Severity) -> &'static str {
-    match severity {
-        Severity::Info => "info",
-        Severity::Low => "low",
-        Severity::Medium => "medium",
-        Severity::High => "high",
-        Severity::Critical => "critical",
-        Severity::Blocker => "blocker",
-    }
-}
-
-fn report_state(state: ReportState) -> &'static str {
-    match state {
-        ReportState::Draft => "draft",
-        ReportState::Submitted => "submitted",
-        ReportState::InReview => "in review",
-        ReportState::Approved => "approved",
-        ReportState::ChangesRequested => "changes requested",
-        ReportState::Superseded => "superseded",
-    }
-}
-
-fn request_state(state: RequestState) -> &'static str {
-    match state {
-        RequestState::Open => "open",
-        RequestState::Rejected => "rejected",
-        RequestState::Promoted => "promoted",
-        RequestState::Superseded => "superseded",
-        RequestState::Aborted => "aborted",
-    }
-}
-
 /// Text inside a table cell: `|` escaped, line breaks as `<br>`.
 struct Cell<'a>(&'a str);
 
@@ -622,7 +581,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 mod tests {
     use std::collections::BTreeMap;
 
-    use ensemble_protocol::promotion::{Component, Finding};
+    use ensemble_protocol::promotion::{Component, Finding, ReportState, RequestState, Severity};
     use serde_json::json;
 
     use super::*;

@@ -4,7 +4,7 @@
 use ensemble_protocol::promotion::*;
 
 use super::state::{self, Caller, ReportHead, Request, Revision};
-use super::{Audit, PromotionState, bad, report, state_name, transition};
+use super::{Audit, PromotionState, bad, report, transition};
 use crate::clock::unix_ms;
 use serde_json::Value;
 
@@ -76,7 +76,7 @@ impl PromotionState {
                     "revision {} of `{id}` is {} and immutable; pass `new_revision: true` to \
                      start revision {} from it",
                     head.latest,
-                    state_name(state),
+                    state,
                     head.latest + 1
                 )));
             }
@@ -143,8 +143,7 @@ impl PromotionState {
             return Err(PromotionError::Conflict(format!(
                 "revision {} of `{id}` is already {}; handoff_update with `new_revision: true` \
                  starts the next one",
-                head.latest,
-                state_name(latest.state)
+                head.latest, latest.state
             )));
         }
         self.audit_ready()?;

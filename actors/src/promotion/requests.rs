@@ -6,7 +6,7 @@ use ensemble_supervision::CancellationToken;
 
 use super::state::{self, Caller, Occupant, Request};
 use super::{Audit, PromotionState, bad, gates, pipeline, transition};
-use super::{decision_name, request_state_name, signoff_text, stage_names};
+use super::{signoff_text, stage_names};
 use crate::clock::unix_ms;
 use crate::registry::RegistryMsg;
 
@@ -223,7 +223,7 @@ impl PromotionState {
                 open.id(),
                 req.artifact,
                 target.name,
-                request_state_name(open.state)
+                open.state
             )));
         }
         let slot = self.records.slot(&req.artifact, &target.name)?;
@@ -311,7 +311,7 @@ impl PromotionState {
             state => {
                 return Err(PromotionError::Conflict(format!(
                     "`{id}` is {} and takes no more sign-offs",
-                    request_state_name(state)
+                    state
                 )));
             }
         }
@@ -358,7 +358,7 @@ impl PromotionState {
                 "`{}` already signed `{id}` as `{}` ({}) on revision {}",
                 who.subject(),
                 req.role,
-                decision_name(earlier.decision),
+                earlier.decision,
                 request.handoff_revision
             )));
         }
@@ -421,7 +421,7 @@ impl PromotionState {
             format!("{}@{}", request.artifact, request.version),
             format!(
                 "{id}: {} as `{}` on report {} revision {}{}",
-                decision_name(req.decision),
+                req.decision,
                 req.role,
                 request.handoff_id,
                 request.handoff_revision,
@@ -555,7 +555,7 @@ impl PromotionState {
             state => {
                 return Err(plain(PromotionError::Conflict(format!(
                     "`{id}` is {}{}",
-                    request_state_name(state),
+                    state,
                     request
                         .reason
                         .as_ref()
