@@ -870,6 +870,11 @@ impl AuditLog {
 
     /// Whether an append would be taken now (the log has not failed or closed).
     pub fn writable(&self) -> Result<(), AuditError> {
+        self.open_queue().map(drop)
+    }
+
+    /// The queue to the writer, locked, unless the log failed or closed.
+    fn open_queue(&self) -> Result<std::sync::MutexGuard<'_, Queue>, AuditError> {
         let queue = self
             .shared
             .queue
@@ -878,18 +883,14 @@ impl AuditLog {
         if let Some(failed) = &self.shared.progress.borrow().failed {
             return Err(failed.error());
         }
-        queue.tx.as_ref().map(|_| ()).ok_or(AuditError::Closed)
+        match queue.tx {
+            Some(_) => Ok(queue),
+            None => Err(AuditError::Closed),
+        }
     }
 
     fn enqueue(&self, n: u64, msg: impl FnOnce(u64) -> Msg) -> Result<u64, AuditError> {
-        let mut queue = self
-            .shared
-            .queue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(failed) = &self.shared.progress.borrow().failed {
-            return Err(failed.error());
-        }
+        let mut queue = self.open_queue()?;
         let seq = queue.next;
         let tx = queue.tx.as_ref().ok_or(AuditError::Closed)?;
         tx.send(msg(seq)).map_err(|_| AuditError::Closed)?;
