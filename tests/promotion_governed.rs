@@ -110,6 +110,19 @@ async fn svc_pipeline(releaser: &Client) {
     .await;
     assert_eq!(p["version"], 1, "{p}");
     assert_eq!(p["created_by"], "apikey:releaser", "{p}");
+    // A sign-off role that is no governance role could never be signed in.
+    let why = refusal(
+        releaser,
+        "promotion_pipeline_set",
+        json!({"name": "typo", "pattern": "typo/*", "stages": [
+            {"name": "dev", "gates": {"signoffs": {"roles": ["qa", "qa_lead"]}}}
+        ]}),
+    )
+    .await;
+    assert!(
+        why.contains("`qa_lead` is not a governance role") && why.contains("tech_lead"),
+        "{why}"
+    );
 }
 
 /// `dev` puts `name@version` in the registry and writes and submits a hand-off report for it;

@@ -56,6 +56,7 @@ impl Engine {
             validation: validation.clone(),
             invoker: Arc::new(NoTools),
             audit: sink,
+            roles: Default::default(),
             config: PromotionConfig::default(),
         };
         let (s1, s2) = (store.clone(), store.clone());

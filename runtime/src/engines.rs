@@ -13,7 +13,7 @@ use ensemble_actors::learning::development::{DevLearner, DevModel, DevMsg};
 use ensemble_actors::learning::shell::{ShellLearner, ShellModel, ShellMsg};
 use ensemble_actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg, Reply};
 use ensemble_actors::promotion::{
-    AuditSink, PromotionActor, PromotionArgs, PromotionConfig, PromotionMsg,
+    AuditSink, KnownRoles, PromotionActor, PromotionArgs, PromotionConfig, PromotionMsg,
 };
 use ensemble_actors::registry::{RegistryActor, RegistryMsg};
 use ensemble_actors::store::Store;
@@ -192,6 +192,8 @@ pub struct EngineConfig {
     /// The governance audit log, set once the runtime has opened it (before the engines
     /// start); the promotion engine records its transitions there.
     pub audit: AuditSink,
+    /// The governance role names, set with the audit log (sign-off gates name only these).
+    pub roles: KnownRoles,
 }
 
 /// The policy of a call that may legitimately take long (a waiting `workflow_run`): a
@@ -295,6 +297,7 @@ pub fn engines(
         validation: slots.validation.clone(),
         invoker: invoker.clone(),
         audit: config.audit.clone(),
+        roles: config.roles.clone(),
         config: config.promotion,
     };
     let workflow_args = WorkflowArgs {

@@ -212,6 +212,7 @@ impl RuntimeBuilder {
             development: self.development,
             promotion: self.promotion,
             audit: Default::default(),
+            roles: Default::default(),
         };
         let invoker = crate::governance::invoker::GovernedInvoker::new(router.clone());
         let (spec, slots) = engines(
@@ -267,6 +268,10 @@ impl RuntimeBuilder {
         invoker.govern(governance.clone());
         if let Some(log) = governance.audit_log() {
             let _ = config.audit.set(log.clone());
+        }
+        if governance.is_governed() {
+            let roles = self.governance.roles.iter().map(|r| r.name.clone());
+            let _ = config.roles.set(roles.collect());
         }
         governance.spawn_retain(std::time::Duration::from_secs(60));
         let (supervisor, stopped) = Supervisor::start(spec)

@@ -39,6 +39,10 @@ type Audit = Vec<(u64, AuditRecord)>;
 /// Where the governance audit log is, once the runtime has opened it (never, ungoverned).
 pub type AuditSink = Arc<OnceLock<AuditLog>>;
 
+/// The governance role names, once the runtime knows them (never, ungoverned): sign-off gates
+/// may only name these.
+pub type KnownRoles = Arc<OnceLock<Vec<String>>>;
+
 /// Messages the promotion actor handles; each carries who is acting.
 #[derive(Debug)]
 pub enum PromotionMsg {
@@ -161,6 +165,8 @@ pub struct PromotionArgs {
     pub invoker: Arc<dyn ToolInvoker>,
     /// The governance audit log, when there is one.
     pub audit: AuditSink,
+    /// The governance roles, when governed.
+    pub roles: KnownRoles,
     /// Behaviour.
     pub config: PromotionConfig,
 }

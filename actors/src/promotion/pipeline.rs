@@ -104,6 +104,26 @@ pub fn problems(req: &PipelineSetRequest) -> Vec<String> {
     out
 }
 
+/// The sign-off roles of `req` that are not among the governance roles `known`: nobody could
+/// ever sign in them.
+pub fn unknown_roles(req: &PipelineSetRequest, known: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, stage) in req.stages.iter().enumerate() {
+        let Some(signoffs) = &stage.gates.signoffs else {
+            continue;
+        };
+        for role in signoffs.roles.iter().filter(|r| !known.contains(r)) {
+            out.push(format!(
+                "`stages[{i}]` (`{}`): `{role}` is not a governance role, so nobody could sign \
+                 in it; the roles: {}",
+                stage.name,
+                known.join(", ")
+            ));
+        }
+    }
+    out
+}
+
 /// Whether `pattern` matches the artifact `name` (a bad pattern matches nothing).
 pub fn matches(pattern: &str, name: &str) -> bool {
     matcher(pattern).is_ok_and(|m| m.is_match(name))
@@ -171,6 +191,24 @@ mod tests {
                 "{needle}: {found:#?}"
             );
         }
+    }
+
+    #[test]
+    fn sign_off_roles_must_be_governance_roles() {
+        let mut req = default_pipeline();
+        req.stages[2].gates.signoffs = Some(SignoffGate {
+            roles: vec!["qa".into(), "qa_lead".into()],
+            min: None,
+            renew_on_revision: true,
+        });
+        let known = ["qa".to_string(), "developer".to_string()];
+        let found = unknown_roles(&req, &known);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("`qa_lead`") && found[0].contains("production"),
+            "{found:?}"
+        );
+        assert!(unknown_roles(&default_pipeline(), &known).is_empty());
     }
 
     #[test]

@@ -37,7 +37,10 @@ impl PromotionState {
         who: &Caller,
         req: PipelineSetRequest,
     ) -> Result<(Pipeline, Audit), PromotionError> {
-        let problems = pipeline::problems(&req);
+        let mut problems = pipeline::problems(&req);
+        if let Some(known) = self.args.roles.get() {
+            problems.extend(pipeline::unknown_roles(&req, known));
+        }
         if !problems.is_empty() {
             return Err(PromotionError::InvalidPipeline(problems));
         }
