@@ -45,6 +45,10 @@ struct Engine {
 
 impl Engine {
     async fn start(store: &Store, audit: &AuditLog) -> Self {
+        Self::start_with(store, audit, Arc::new(NoTools)).await
+    }
+
+    async fn start_with(store: &Store, audit: &AuditLog, invoker: Arc<dyn ToolInvoker>) -> Self {
         let registry = ActorSlot::new("registry");
         let validation = ActorSlot::new("validation");
         let promotion = ActorSlot::new("promotion");
@@ -54,7 +58,7 @@ impl Engine {
             store: store.clone(),
             registry: registry.clone(),
             validation: validation.clone(),
-            invoker: Arc::new(NoTools),
+            invoker,
             audit: sink,
             roles: Default::default(),
             config: PromotionConfig::default(),
@@ -371,4 +375,82 @@ async fn each_approval_is_a_different_persons_when_governed() {
         engine.promote(&dev, &r.request_id).await.unwrap().state,
         RequestState::Promoted
     );
+}
+
+/// A workflow engine whose runs complete only when the test says so.
+struct HeldRuns(Arc<tokio::sync::Semaphore>);
+
+impl ToolInvoker for HeldRuns {
+    fn traits(&self, _: &str) -> Option<ToolTraits> {
+        None
+    }
+
+    fn invoke(&self, tool: &str, _: Value, _: CancellationToken) -> InvokeFuture {
+        let (tool, held) = (tool.to_string(), self.0.clone());
+        Box::pin(async move {
+            match tool.as_str() {
+                "workflow_run" => Ok(json!({"run_id": "wf-1"})),
+                "workflow_status" => {
+                    let _permit = held
+                        .acquire()
+                        .await
+                        .map_err(|e| InvokeError::Failed(e.to_string()))?;
+                    Ok(json!({"run_id": "wf-1", "state": "completed"}))
+                }
+                _ => Err(InvokeError::UnknownTool(tool)),
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_and_sign_offs_are_answered_while_a_promotion_waits_on_its_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let log = AuditLog::open(&store, "node-1", CheckpointConfig::default()).unwrap();
+    let held = Arc::new(tokio::sync::Semaphore::new(0));
+    let engine = Engine::start_with(&store, &log, Arc::new(HeldRuns(held.clone()))).await;
+    let dev = person("dev", &["developer"]);
+    engine
+        .pipeline(
+            &dev,
+            Gates {
+                workflow: Some(WorkflowGate {
+                    template: "smoke".into(),
+                    version: None,
+                    params: Map::new(),
+                }),
+                ..Gates::default()
+            },
+        )
+        .await;
+    engine.put("app/a", "1.0.0").await;
+    let ho = engine.report(&dev).await;
+    let r = engine.request(&dev, "app/a", &ho).await;
+    assert_eq!(r.workflow_run.as_deref(), Some("wf-1"));
+    let promotion = {
+        let slot = engine.promotion.clone();
+        let (who, req) = (
+            dev.clone(),
+            PromotionPromoteRequest {
+                request_id: r.request_id.clone(),
+                rerun_workflow: false,
+            },
+        );
+        tokio::spawn(async move {
+            slot.ask(|reply| PromotionMsg::Promote(who, req, CancellationToken::new(), reply))
+                .await
+        })
+    };
+    // The promotion waits on the run's status; the engine still answers.
+    let listed = engine
+        .ask(|c, p| PromotionMsg::List(PromotionListRequest::default(), c, p))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].state, RequestState::Open);
+    assert!(!promotion.is_finished());
+    held.add_permits(1);
+    let info = promotion.await.unwrap().unwrap().unwrap();
+    assert_eq!(info.state, RequestState::Promoted);
 }

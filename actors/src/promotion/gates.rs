@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use ensemble_protocol::promotion::{
-    Decision, GateResult, ReportContent, SignOff, SignoffGate, WorkflowGate,
+    Decision, GateResult, Gates, ReportContent, SignOff, SignoffGate, WorkflowGate,
 };
 use ensemble_protocol::registry::Artifact;
 use ensemble_protocol::validation::ValidateRequest;
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::state::{Request, Slot};
 use super::{PromotionArgs, bind_params};
+use crate::registry::RegistryMsg;
 use crate::validation::ValidationMsg;
 use ensemble_protocol::promotion::PromotionError;
 
@@ -36,6 +37,123 @@ pub(super) async fn bounded<T>(
         Err(_) => Err(PromotionError::Engine(format!(
             "{engine} did not answer within {ms} ms"
         ))),
+    }
+}
+
+/// Reads the artifact through the registry, its digest checked there; `pinned` must match.
+pub(super) async fn read_artifact(
+    args: &PromotionArgs,
+    name: &str,
+    version: &str,
+    pinned: Option<&str>,
+    cancel: &CancellationToken,
+) -> Result<ensemble_protocol::registry::Artifact, PromotionError> {
+    use ensemble_protocol::registry::{GetRequest, RegistryError};
+    let req = GetRequest {
+        name: name.to_string(),
+        version: Some(version.to_string()),
+    };
+    let cancel = cancel.clone();
+    let answer = bounded(
+        args.config.gate_timeout_ms,
+        "the registry",
+        args.registry
+            .ask(move |reply| RegistryMsg::Get(req, cancel, reply)),
+    )
+    .await?;
+    match answer {
+        Ok(artifact) => match pinned {
+            Some(pinned) if artifact.digest != pinned => {
+                Err(PromotionError::DigestMismatch(format!(
+                    "{name}@{version} now reads as {} but the request pinned {pinned}",
+                    artifact.digest
+                )))
+            }
+            _ => Ok(artifact),
+        },
+        Err(e @ RegistryError::DigestMismatch { .. }) => {
+            Err(PromotionError::DigestMismatch(e.to_string()))
+        }
+        Err(e @ RegistryError::NotFound { .. }) if pinned.is_none() => {
+            Err(PromotionError::NotFound(e.to_string()))
+        }
+        Err(e) => Err(PromotionError::Engine(format!("the registry: {e}"))),
+    }
+}
+
+/// What the other engines say of a request: its artifact (read through the registry, its
+/// digest checked against the pinned one), and the schema and workflow gates.
+pub(super) struct External {
+    /// `Ok`: the artifact reads as pinned.
+    pub artifact: Result<(), PromotionError>,
+    /// The schema gate, when the stage has one.
+    pub schema: Option<GateResult>,
+    /// The workflow gate, when the stage has one.
+    pub workflow: Option<GateResult>,
+    /// A workflow run started for the gate.
+    pub workflow_run: Option<String>,
+}
+
+/// Asks the other engines about `request`'s gates (outside the actor: its mailbox stays
+/// open meanwhile). With `start`, the workflow gate's run is started when none ran (or, with
+/// `rerun`, again when the last one did not complete).
+pub(super) async fn external(
+    args: PromotionArgs,
+    mut request: Request,
+    gates: Gates,
+    start: bool,
+    rerun: bool,
+    cancel: CancellationToken,
+) -> External {
+    let before = request.workflow_run.clone();
+    let artifact = read_artifact(
+        &args,
+        &request.artifact,
+        &request.version,
+        Some(&request.digest),
+        &cancel,
+    )
+    .await;
+    let (artifact, schema) = match (artifact, &gates.schema) {
+        (Err(e), _) => (Err(e), None),
+        (Ok(_), None) => (Ok(()), None),
+        (Ok(a), Some(s)) => (Ok(()), Some(schema(&args, s, &a, &cancel).await)),
+    };
+    let workflow = match (&artifact, &gates.workflow) {
+        (Ok(()), Some(w)) => Some(workflow(&args, w, &mut request, start, rerun, &cancel).await),
+        _ => None,
+    };
+    let workflow_run = request.workflow_run.filter(|r| Some(r) != before.as_ref());
+    External {
+        artifact,
+        schema,
+        workflow,
+        workflow_run,
+    }
+}
+
+/// The gates the engine decides from its own records, around the other engines' results.
+pub(super) struct Local {
+    /// `previous_stage`, `stage`.
+    pub before: Vec<GateResult>,
+    /// `signoffs`, `soak`, `findings`.
+    pub after: Vec<GateResult>,
+    /// The stage's gates.
+    pub stage: Gates,
+}
+
+impl Local {
+    /// Every gate in order, with the schema and workflow gates' results between.
+    pub(super) fn with(
+        self,
+        schema: Option<GateResult>,
+        workflow: Option<GateResult>,
+    ) -> Vec<GateResult> {
+        let mut all = self.before;
+        all.extend(schema);
+        all.extend(workflow);
+        all.extend(self.after);
+        all
     }
 }
 

@@ -130,6 +130,35 @@ pub enum PromotionMsg {
         CancellationToken,
         Reply<PromotionHistoryResponse>,
     ),
+    /// The engine's own: a promotion's gates were asked of the other engines; decide it.
+    #[doc(hidden)]
+    Decide(Box<Deciding>),
+}
+
+/// A promotion waiting for its decision, with what the other engines answered.
+#[doc(hidden)]
+pub struct Deciding {
+    who: Caller,
+    request_id: String,
+    external: gates::External,
+    reply: Reply<PromotionInfo>,
+}
+
+impl std::fmt::Debug for Deciding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deciding")
+            .field("who", &self.who)
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the records alone say of a promotion.
+pub(crate) enum Prepared {
+    /// Already promoted: the same answer again.
+    Done(PromotionInfo),
+    /// The other engines must be asked about these gates of this request.
+    Ask(Box<Request>, Gates),
 }
 
 /// How the promotion engine behaves (`[promotion]`).
@@ -420,7 +449,7 @@ impl Actor for PromotionActor {
 
     async fn handle(
         &self,
-        _: ActorRef<PromotionMsg>,
+        myself: ActorRef<PromotionMsg>,
         msg: PromotionMsg,
         state: &mut PromotionState,
     ) -> Result<(), ActorProcessingErr> {
@@ -476,11 +505,50 @@ impl Actor for PromotionActor {
                 }
             }
             M::Promote(who, req, cancel, reply) => {
-                if !cancel.is_cancelled() {
-                    match state.promote(&who, req, &cancel).await {
-                        Ok((info, audit)) => state.finish(audit, reply, Ok(info)),
-                        Err((e, audit)) => state.finish(audit, reply, Err(e)),
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+                match state.prepare_promote(&req) {
+                    Err(e) => state.finish(Vec::new(), reply, Err(e)),
+                    Ok(Prepared::Done(info)) => state.finish(Vec::new(), reply, Ok(info)),
+                    // The other engines are asked outside the mailbox: reads and sign-offs go
+                    // on meanwhile, and the decision comes back here, on the records as they
+                    // are then.
+                    Ok(Prepared::Ask(request, gates)) => {
+                        let args = state.args.clone();
+                        tokio::spawn(async move {
+                            let request_id = request.id();
+                            let external = gates::external(
+                                args,
+                                *request,
+                                gates,
+                                true,
+                                req.rerun_workflow,
+                                cancel,
+                            )
+                            .await;
+                            let deciding = Deciding {
+                                who,
+                                request_id,
+                                external,
+                                reply,
+                            };
+                            // A stopped engine drops the reply: the caller is told it failed.
+                            let _ = myself.send_message(M::Decide(Box::new(deciding)));
+                        });
                     }
+                }
+            }
+            M::Decide(d) => {
+                let Deciding {
+                    who,
+                    request_id,
+                    external,
+                    reply,
+                } = *d;
+                match state.decide(&who, &request_id, external) {
+                    Ok((info, audit)) => state.finish(audit, reply, Ok(info)),
+                    Err((e, audit)) => state.finish(audit, reply, Err(e)),
                 }
             }
             M::Rollback(who, req, cancel, reply) => {
@@ -489,10 +557,28 @@ impl Actor for PromotionActor {
                     answer(state, reply, result);
                 }
             }
-            M::Status(req, cancel, reply) => {
-                let result = state.status(req, &cancel).await;
-                read(reply, result);
-            }
+            M::Status(req, cancel, reply) => match state.prepare_status(&req) {
+                Err(e) => read(reply, Err(e)),
+                Ok((info, None)) => read(reply, Ok(info)),
+                Ok((mut info, Some((request, local)))) => {
+                    let args = state.args.clone();
+                    tokio::spawn(async move {
+                        let stage = local.stage.clone();
+                        let external =
+                            gates::external(args, request, stage, false, false, cancel).await;
+                        info.gates = match external.artifact {
+                            Err(PromotionError::DigestMismatch(why)) => vec![GateResult {
+                                gate: "artifact".into(),
+                                passed: false,
+                                detail: why,
+                            }],
+                            Err(e) => return read(reply, Err(e)),
+                            Ok(()) => local.with(external.schema, external.workflow),
+                        };
+                        read(reply, Ok(info));
+                    });
+                }
+            },
             M::List(req, _, reply) => read(reply, state.list(req)),
             M::History(req, _, reply) => read(reply, state.history(req)),
         }

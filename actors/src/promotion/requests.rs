@@ -5,10 +5,9 @@ use ensemble_protocol::promotion::*;
 use ensemble_supervision::CancellationToken;
 
 use super::state::{self, Caller, Occupant, Request};
-use super::{Audit, PromotionState, bad, gates, pipeline, transition};
+use super::{Audit, Prepared, PromotionState, bad, gates, pipeline, transition};
 use super::{signoff_text, stage_names};
 use crate::clock::unix_ms;
-use crate::registry::RegistryMsg;
 
 impl PromotionState {
     // ---- pipelines ---------------------------------------------------------------------------
@@ -97,57 +96,14 @@ impl PromotionState {
             })
     }
 
-    /// Reads the artifact through the registry, its digest checked there; `pinned` must match.
-    pub(super) async fn read_artifact(
-        &self,
-        name: &str,
-        version: &str,
-        pinned: Option<&str>,
-        cancel: &CancellationToken,
-    ) -> Result<ensemble_protocol::registry::Artifact, PromotionError> {
-        use ensemble_protocol::registry::{GetRequest, RegistryError};
-        let req = GetRequest {
-            name: name.to_string(),
-            version: Some(version.to_string()),
-        };
-        let cancel = cancel.clone();
-        let answer = gates::bounded(
-            self.args.config.gate_timeout_ms,
-            "the registry",
-            self.args
-                .registry
-                .ask(move |reply| RegistryMsg::Get(req, cancel, reply)),
-        )
-        .await?;
-        match answer {
-            Ok(artifact) => match pinned {
-                Some(pinned) if artifact.digest != pinned => {
-                    Err(PromotionError::DigestMismatch(format!(
-                        "{name}@{version} now reads as {} but the request pinned {pinned}",
-                        artifact.digest
-                    )))
-                }
-                _ => Ok(artifact),
-            },
-            Err(e @ RegistryError::DigestMismatch { .. }) => {
-                Err(PromotionError::DigestMismatch(e.to_string()))
-            }
-            Err(e @ RegistryError::NotFound { .. }) if pinned.is_none() => {
-                Err(PromotionError::NotFound(e.to_string()))
-            }
-            Err(e) => Err(PromotionError::Engine(format!("the registry: {e}"))),
-        }
-    }
-
     pub(super) async fn request(
         &mut self,
         who: &Caller,
         req: PromotionRequestRequest,
         cancel: &CancellationToken,
     ) -> Result<(PromotionInfo, Audit), PromotionError> {
-        let artifact = self
-            .read_artifact(&req.artifact, &req.version, None, cancel)
-            .await?;
+        let artifact =
+            gates::read_artifact(&self.args, &req.artifact, &req.version, None, cancel).await?;
         let version = artifact.version.clone();
         let pipelines = self.records.pipelines()?;
         let pipeline = pipeline::governing(&pipelines, &req.artifact).ok_or_else(|| {
@@ -439,26 +395,19 @@ impl PromotionState {
         Ok((request.info(), audit))
     }
 
-    /// Evaluates every gate of `request` now (starting the workflow gate's run when none ran,
-    /// or again when asked and the last one failed, if `start_runs`).
-    pub(super) async fn evaluate(
-        &mut self,
-        request: &mut Request,
-        start_runs: bool,
-        rerun: bool,
-        cancel: &CancellationToken,
-    ) -> Result<Vec<GateResult>, PromotionError> {
-        let gates = self.stage_gates(request)?;
-        let mut results = Vec::new();
-        // The version must still be where it comes from.
+    /// The gates the engine decides from its own records, now: the version still in the stage
+    /// it comes from, the stage unchanged since the request opened (before the other engines'
+    /// results), then the sign-offs, the soak and the findings (after them).
+    pub(super) fn local_gates(&self, request: &Request) -> Result<gates::Local, PromotionError> {
+        let stage = self.stage_gates(request)?;
+        let mut before = Vec::new();
         if let Some(from) = &request.from_stage {
             let slot = self.records.slot(&request.artifact, from)?;
-            results.push(gates::previous_stage(request, from, &slot));
+            before.push(gates::previous_stage(request, from, &slot));
         }
-        // The stage must not have changed since the request opened.
         let target = self.records.slot(&request.artifact, &request.stage)?;
         if target.generation != request.base_generation {
-            results.push(GateResult {
+            before.push(GateResult {
                 gate: "stage".into(),
                 passed: false,
                 detail: format!(
@@ -473,35 +422,24 @@ impl PromotionState {
                 ),
             });
         }
-        let artifact = self
-            .read_artifact(
-                &request.artifact,
-                &request.version,
-                Some(&request.digest),
-                cancel,
-            )
-            .await?;
-        if let Some(schema) = &gates.schema {
-            results.push(gates::schema(&self.args, schema, &artifact, cancel).await);
+        let mut after = Vec::new();
+        if let Some(signoffs) = &stage.signoffs {
+            after.push(gates::signoffs(request, signoffs));
         }
-        if let Some(workflow) = &gates.workflow {
-            results.push(
-                gates::workflow(&self.args, workflow, request, start_runs, rerun, cancel).await,
-            );
-        }
-        if let Some(signoffs) = &gates.signoffs {
-            results.push(gates::signoffs(request, signoffs));
-        }
-        if let (Some(soak), Some(from)) = (gates.soak_seconds, &request.from_stage) {
+        if let (Some(soak), Some(from)) = (stage.soak_seconds, &request.from_stage) {
             let slot = self.records.slot(&request.artifact, from)?;
-            results.push(gates::soak(soak, from, &slot, unix_ms()));
+            after.push(gates::soak(soak, from, &slot, unix_ms()));
         }
         let report = self
             .records
             .revision(&request.handoff_id, request.handoff_revision)?
             .content()?;
-        results.push(gates::findings(&report, gates.allow_blockers));
-        Ok(results)
+        after.push(gates::findings(&report, stage.allow_blockers));
+        Ok(gates::Local {
+            before,
+            after,
+            stage,
+        })
     }
 
     /// Aborts `request` for good: its artifact no longer matches the pinned digest.
@@ -529,21 +467,31 @@ impl PromotionState {
         change.commit()
     }
 
-    pub(super) async fn promote(
-        &mut self,
-        who: &Caller,
-        req: PromotionPromoteRequest,
-        cancel: &CancellationToken,
-    ) -> Result<(PromotionInfo, Audit), (PromotionError, Audit)> {
-        let plain = |e| (e, Audit::new());
-        let mut request = self.records.request(&req.request_id).map_err(plain)?;
+    /// What `promotion_promote` can tell from the engine's records alone: a request already
+    /// promoted (the same answer again), one that cannot be promoted, or one whose gates the
+    /// other engines must now be asked about.
+    pub(super) fn prepare_promote(
+        &self,
+        req: &PromotionPromoteRequest,
+    ) -> Result<Prepared, PromotionError> {
+        let request = self.records.request(&req.request_id)?;
+        if request.state == RequestState::Promoted {
+            // Idempotent by request id.
+            return Ok(Prepared::Done(request.info()));
+        }
+        self.promotable(&request)?;
+        self.audit_ready()?;
+        let gates = self.stage_gates(&request)?;
+        Ok(Prepared::Ask(Box::new(request), gates))
+    }
+
+    /// Refuses a request that is not open, or whose report revision had changes requested.
+    fn promotable(&self, request: &Request) -> Result<(), PromotionError> {
         let id = request.id();
         match request.state {
-            // Idempotent by request id.
-            RequestState::Promoted => return Ok((request.info(), Vec::new())),
             RequestState::Open => {}
             RequestState::Rejected => {
-                return Err(plain(PromotionError::Conflict(format!(
+                return Err(PromotionError::Conflict(format!(
                     "`{id}` was rejected ({}); submit a new revision of report `{}` first",
                     request
                         .current_signoffs()
@@ -553,10 +501,10 @@ impl PromotionState {
                         .collect::<Vec<_>>()
                         .join("; "),
                     request.handoff_id
-                ))));
+                )));
             }
             state => {
-                return Err(plain(PromotionError::Conflict(format!(
+                return Err(PromotionError::Conflict(format!(
                     "`{id}` is {}{}",
                     state,
                     request
@@ -564,30 +512,52 @@ impl PromotionState {
                         .as_ref()
                         .map(|r| format!(": {r}"))
                         .unwrap_or_default()
-                ))));
+                )));
             }
         }
         let carried = self
             .records
-            .revision(&request.handoff_id, request.handoff_revision)
-            .map_err(plain)?;
+            .revision(&request.handoff_id, request.handoff_revision)?;
         if carried.state == ReportState::ChangesRequested {
-            return Err(plain(changes_requested(&request)));
+            return Err(changes_requested(request));
         }
+        Ok(())
+    }
+
+    /// Decides `promotion_promote` once the other engines answered (`external`): the records
+    /// are read again, so whatever changed meanwhile (another request won the stage, a
+    /// rejection) decides too. All gates pass: the artifact enters the stage.
+    pub(super) fn decide(
+        &mut self,
+        who: &Caller,
+        request_id: &str,
+        external: gates::External,
+    ) -> Result<(PromotionInfo, Audit), (PromotionError, Audit)> {
+        let plain = |e| (e, Audit::new());
+        let mut request = self.records.request(request_id).map_err(plain)?;
+        let id = request.id();
+        if request.state == RequestState::Promoted {
+            return Ok((request.info(), Vec::new()));
+        }
+        self.promotable(&request).map_err(plain)?;
         self.audit_ready().map_err(plain)?;
         let run_before = request.workflow_run.clone();
-        let results = match self
-            .evaluate(&mut request, true, req.rerun_workflow, cancel)
-            .await
-        {
-            Ok(results) => results,
+        if let Some(run) = &external.workflow_run {
+            request.workflow_run = Some(run.clone());
+        }
+        match external.artifact {
+            Ok(()) => {}
             Err(PromotionError::DigestMismatch(why)) => {
                 let audit = self.abort(who, request, &why).map_err(plain)?;
                 let e = PromotionError::DigestMismatch(format!("{why}; request `{id}` is aborted"));
                 return Err((e, audit));
             }
             Err(e) => return Err(plain(e)),
-        };
+        }
+        let results = self
+            .local_gates(&request)
+            .map_err(plain)?
+            .with(external.schema, external.workflow);
         let superseded = results.iter().any(|g| g.gate == "stage" && !g.passed);
         let failed: Vec<GateResult> = results.iter().filter(|g| !g.passed).cloned().collect();
         for gate in &failed {
@@ -800,25 +770,19 @@ impl PromotionState {
         ))
     }
 
-    pub(super) async fn status(
-        &mut self,
-        req: PromotionStatusRequest,
-        cancel: &CancellationToken,
-    ) -> Result<PromotionInfo, PromotionError> {
-        let mut request = self.records.request(&req.request_id)?;
-        let mut info = request.info();
-        if request.state == RequestState::Open {
-            info.gates = match self.evaluate(&mut request, false, false, cancel).await {
-                Ok(results) => results,
-                Err(PromotionError::DigestMismatch(why)) => vec![GateResult {
-                    gate: "artifact".into(),
-                    passed: false,
-                    detail: why,
-                }],
-                Err(e) => return Err(e),
-            };
+    /// `promotion_status` from the engine's records: the request, and (when it is open) the
+    /// gates decided here and what to ask the other engines.
+    pub(super) fn prepare_status(
+        &self,
+        req: &PromotionStatusRequest,
+    ) -> Result<(PromotionInfo, Option<(Request, gates::Local)>), PromotionError> {
+        let request = self.records.request(&req.request_id)?;
+        let info = request.info();
+        if request.state != RequestState::Open {
+            return Ok((info, None));
         }
-        Ok(info)
+        let local = self.local_gates(&request)?;
+        Ok((info, Some((request, local))))
     }
 
     pub(super) fn list(
