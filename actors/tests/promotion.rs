@@ -454,3 +454,252 @@ async fn reads_and_sign_offs_are_answered_while_a_promotion_waits_on_its_gates()
     let info = promotion.await.unwrap().unwrap().unwrap();
     assert_eq!(info.state, RequestState::Promoted);
 }
+
+/// One step a user may take.
+#[derive(Debug, Clone)]
+enum Op {
+    /// `person` asks for `artifact@version` to enter its next stage.
+    Request { artifact: usize, version: usize },
+    /// `person` signs one of the requests made so far.
+    Sign {
+        request: usize,
+        person: usize,
+        approve: bool,
+    },
+    /// The releaser promotes one of the requests made so far.
+    Promote { request: usize },
+    /// A new revision of the report is submitted.
+    Revise,
+    /// The releaser rolls `artifact`'s `stage` back.
+    Rollback { artifact: usize, stage: usize },
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0..2usize, 0..2usize).prop_map(|(artifact, version)| Op::Request { artifact, version }),
+        (0..8usize, 0..3usize, proptest::bool::weighted(0.85)).prop_map(
+            |(request, person, approve)| Op::Sign {
+                request,
+                person,
+                approve
+            }
+        ),
+        (0..8usize).prop_map(|request| Op::Promote { request }),
+        Just(Op::Revise),
+        (0..2usize, 0..2usize).prop_map(|(artifact, stage)| Op::Rollback { artifact, stage }),
+    ]
+}
+
+/// Whatever users do, in whatever order: a stage holds what its last history event says; every
+/// promoted request put its version into its stage exactly once, with one audit record; an
+/// answered promotion is promoted; at most one request is open per version and stage.
+async fn run_ops(ops: Vec<Op>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let log = AuditLog::open(&store, "node-1", CheckpointConfig::default()).unwrap();
+    let engine = Engine::start(&store, &log).await;
+    let dev = person("dev", &["developer"]);
+    let signers = [
+        person("qa1", &["qa"]),
+        person("qa2", &["qa"]),
+        person("sec", &["security"]),
+    ];
+    let releaser = person("rel", &["release"]);
+    let signoffs = SignoffGate {
+        roles: vec!["qa".into(), "security".into()],
+        min: Some(1),
+        renew_on_revision: true,
+    };
+    let req = PipelineSetRequest {
+        name: "p".into(),
+        pattern: "app/*".into(),
+        stages: vec![
+            StageDef {
+                name: "dev".into(),
+                gates: Gates::default(),
+            },
+            StageDef {
+                name: "prod".into(),
+                gates: Gates {
+                    signoffs: Some(signoffs),
+                    ..Gates::default()
+                },
+            },
+        ],
+    };
+    engine
+        .ask(|c, r| PromotionMsg::PipelineSet(dev.clone(), req, c, r))
+        .await
+        .unwrap();
+    let artifacts = ["app/a", "app/b"];
+    let versions = ["1.0.0", "2.0.0"];
+    for a in artifacts {
+        for v in versions {
+            engine.put(a, v).await;
+        }
+    }
+    let ho = engine.report(&dev).await;
+    let mut requests: Vec<String> = Vec::new();
+    let mut promoted_answers = Vec::new();
+    for op in ops {
+        match op {
+            Op::Request { artifact, version } => {
+                let req = PromotionRequestRequest {
+                    artifact: artifacts[artifact].into(),
+                    version: versions[version].into(),
+                    handoff_id: ho.clone(),
+                    stage: None,
+                };
+                if let Ok(info) = engine
+                    .ask(|c, r| PromotionMsg::Request(dev.clone(), req, c, r))
+                    .await
+                {
+                    requests.push(info.request_id);
+                }
+            }
+            Op::Sign {
+                request,
+                person,
+                approve,
+            } => {
+                // Any request made so far (the index wraps around them).
+                let Some(id) = requests.get(request % requests.len().max(1)) else {
+                    continue;
+                };
+                let who = signers[person].clone();
+                let role = if person == 2 { "security" } else { "qa" };
+                let req = PromotionSignRequest {
+                    request_id: id.clone(),
+                    role: role.into(),
+                    decision: if approve {
+                        Decision::Approve
+                    } else {
+                        Decision::Reject
+                    },
+                    comment: String::new(),
+                };
+                let _ = engine.ask(|c, r| PromotionMsg::Sign(who, req, c, r)).await;
+            }
+            Op::Promote { request } => {
+                // Any request made so far (the index wraps around them).
+                let Some(id) = requests.get(request % requests.len().max(1)) else {
+                    continue;
+                };
+                if let Ok(info) = engine.promote(&releaser, id).await {
+                    assert_eq!(info.state, RequestState::Promoted);
+                    promoted_answers.push(id.clone());
+                }
+            }
+            Op::Revise => {
+                let mut fields = Map::new();
+                fields.insert("id".into(), json!(ho));
+                fields.insert("new_revision".into(), json!(true));
+                let _ = engine
+                    .ask(|c, p| {
+                        PromotionMsg::HandoffUpdate(dev.clone(), HandoffUpdateInput(fields), c, p)
+                    })
+                    .await;
+                let submit = HandoffSubmitRequest { id: ho.clone() };
+                let _ = engine
+                    .ask(|c, p| PromotionMsg::HandoffSubmit(dev.clone(), submit, c, p))
+                    .await;
+            }
+            Op::Rollback { artifact, stage } => {
+                let req = PromotionRollbackRequest {
+                    artifact: artifacts[artifact].into(),
+                    stage: ["dev", "prod"][stage].into(),
+                    reason: "property".into(),
+                };
+                let _ = engine
+                    .ask(|c, p| PromotionMsg::Rollback(releaser.clone(), req, c, p))
+                    .await;
+            }
+        }
+    }
+    // Every request as the engine sees it now.
+    let listed = engine
+        .ask(|c, p| {
+            PromotionMsg::List(
+                PromotionListRequest {
+                    limit: Some(500),
+                    ..Default::default()
+                },
+                c,
+                p,
+            )
+        })
+        .await
+        .unwrap()
+        .items;
+    let promoted: Vec<&PromotionInfo> = listed
+        .iter()
+        .filter(|r| r.state == RequestState::Promoted)
+        .collect();
+    for id in &promoted_answers {
+        assert!(promoted.iter().any(|r| &r.request_id == id), "{id}");
+    }
+    let mut open = std::collections::BTreeSet::new();
+    for r in listed
+        .iter()
+        .filter(|r| matches!(r.state, RequestState::Open | RequestState::Rejected))
+    {
+        assert!(
+            open.insert((r.artifact.clone(), r.stage.clone(), r.version.clone())),
+            "two open requests for {}@{} into {}",
+            r.artifact,
+            r.version,
+            r.stage
+        );
+    }
+    for artifact in artifacts {
+        let req = PromotionHistoryRequest {
+            artifact: artifact.into(),
+        };
+        let Ok(history) = engine.ask(|c, p| PromotionMsg::History(req, c, p)).await else {
+            assert!(promoted.iter().all(|r| r.artifact != artifact));
+            continue;
+        };
+        // Each promoted request entered its stage exactly once.
+        for r in promoted.iter().filter(|r| r.artifact == artifact) {
+            let entered = history
+                .events
+                .iter()
+                .filter(|e| e.request_id.as_deref() == Some(r.request_id.as_str()))
+                .count();
+            assert_eq!(entered, 1, "{} in {history:?}", r.request_id);
+        }
+        // What each stage holds is what its last event left there.
+        for stage in ["dev", "prod"] {
+            let last = history.events.iter().rev().find(|e| e.stage == stage);
+            let holds = history.stages.iter().find(|s| s.stage == stage);
+            assert_eq!(
+                holds.map(|s| s.version.clone()),
+                last.and_then(|e| e.version.clone()),
+                "{artifact} {stage}: {history:?}"
+            );
+        }
+    }
+    let audited = promotions(&log)
+        .into_iter()
+        .filter(|r| r.action == "promotion/promote")
+        .count();
+    assert_eq!(audited, promoted.len());
+    engine.stop().await;
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn the_request_state_machine_keeps_its_invariants(
+        ops in proptest::collection::vec(op(), 1..40)
+    ) {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(run_ops(ops));
+    }
+}
