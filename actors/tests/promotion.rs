@@ -389,12 +389,18 @@ impl ToolInvoker for HeldRuns {
         let (tool, held) = (tool.to_string(), self.0.clone());
         Box::pin(async move {
             match tool.as_str() {
-                "workflow_run" => Ok(json!({"run_id": "wf-1"})),
-                "workflow_status" => {
-                    let _permit = held
-                        .acquire()
+                "workflow_run" => {
+                    held.acquire()
                         .await
-                        .map_err(|e| InvokeError::Failed(e.to_string()))?;
+                        .map_err(|e| InvokeError::Failed(e.to_string()))?
+                        .forget();
+                    Ok(json!({"run_id": "wf-1"}))
+                }
+                "workflow_status" => {
+                    held.acquire()
+                        .await
+                        .map_err(|e| InvokeError::Failed(e.to_string()))?
+                        .forget();
                     Ok(json!({"run_id": "wf-1", "state": "completed"}))
                 }
                 _ => Err(InvokeError::UnknownTool(tool)),
@@ -404,7 +410,7 @@ impl ToolInvoker for HeldRuns {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reads_and_sign_offs_are_answered_while_a_promotion_waits_on_its_gates() {
+async fn the_engine_answers_while_a_request_or_a_promotion_waits_on_another_engine() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path()).unwrap();
     let log = AuditLog::open(&store, "node-1", CheckpointConfig::default()).unwrap();
@@ -426,7 +432,31 @@ async fn reads_and_sign_offs_are_answered_while_a_promotion_waits_on_its_gates()
         .await;
     engine.put("app/a", "1.0.0").await;
     let ho = engine.report(&dev).await;
-    let r = engine.request(&dev, "app/a", &ho).await;
+    // Opening the request starts the gate's run: held, while the engine answers others.
+    let opening = {
+        let slot = engine.promotion.clone();
+        let (who, req) = (
+            dev.clone(),
+            PromotionRequestRequest {
+                artifact: "app/a".into(),
+                version: "1.0.0".into(),
+                handoff_id: ho.clone(),
+                stage: None,
+            },
+        );
+        tokio::spawn(async move {
+            slot.ask(|reply| PromotionMsg::Request(who, req, CancellationToken::new(), reply))
+                .await
+        })
+    };
+    let pipelines = engine
+        .ask(|c, p| PromotionMsg::PipelineList(PipelineListRequest {}, c, p))
+        .await
+        .unwrap();
+    assert_eq!(pipelines.pipelines.len(), 2);
+    assert!(!opening.is_finished());
+    held.add_permits(1);
+    let r = opening.await.unwrap().unwrap().unwrap();
     assert_eq!(r.workflow_run.as_deref(), Some("wf-1"));
     let promotion = {
         let slot = engine.promotion.clone();

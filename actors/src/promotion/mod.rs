@@ -133,6 +133,31 @@ pub enum PromotionMsg {
     /// The engine's own: a promotion's gates were asked of the other engines; decide it.
     #[doc(hidden)]
     Decide(Box<Deciding>),
+    /// The engine's own: a request's artifact was read; open it.
+    #[doc(hidden)]
+    Open(Box<Opening>),
+    /// The engine's own: the workflow gate's run of request `n` started (or did not).
+    #[doc(hidden)]
+    RunStarted(u64, Result<String, String>, Reply<PromotionInfo>),
+}
+
+/// A request whose artifact the registry answered for, waiting to be opened.
+#[doc(hidden)]
+pub struct Opening {
+    who: Caller,
+    req: PromotionRequestRequest,
+    artifact: Result<ensemble_protocol::registry::Artifact, PromotionError>,
+    cancel: CancellationToken,
+    reply: Reply<PromotionInfo>,
+}
+
+impl std::fmt::Debug for Opening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opening")
+            .field("who", &self.who)
+            .field("req", &self.req)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A promotion waiting for its decision, with what the other engines answered.
@@ -492,10 +517,70 @@ impl Actor for PromotionActor {
             M::HandoffGet(req, _, reply) => {
                 read(reply, state.records.handoff(&req.id, req.revision));
             }
+            // The artifact is read outside the mailbox, then the request opened here.
             M::Request(who, req, cancel, reply) => {
-                if !cancel.is_cancelled() {
-                    let result = state.request(&who, req, &cancel).await;
-                    answer(state, reply, result);
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+                let args = state.args.clone();
+                tokio::spawn(async move {
+                    let artifact =
+                        gates::read_artifact(&args, &req.artifact, &req.version, None, &cancel)
+                            .await;
+                    let opening = Opening {
+                        who,
+                        req,
+                        artifact,
+                        cancel,
+                        reply,
+                    };
+                    let _ = myself.send_message(M::Open(Box::new(opening)));
+                });
+            }
+            M::Open(o) => {
+                let Opening {
+                    who,
+                    req,
+                    artifact,
+                    cancel,
+                    reply,
+                } = *o;
+                match state.open_request(&who, req, artifact) {
+                    Err(e) => state.finish(Vec::new(), reply, Err(e)),
+                    Ok((request, audit, None)) => state.finish(audit, reply, Ok(request.info())),
+                    // The request is on record (its audit records queued in order); the
+                    // workflow gate's run starts outside the mailbox, and the answer carries it.
+                    Ok((request, audit, Some(workflow))) => {
+                        let (durable, done) = tokio::sync::oneshot::channel();
+                        state.finish(audit, RpcReplyPort::from(durable), Ok(()));
+                        let args = state.args.clone();
+                        tokio::spawn(async move {
+                            let run = gates::start_run(&args, &workflow, &request, &cancel).await;
+                            match done.await {
+                                Ok(Ok(())) => {
+                                    let _ =
+                                        myself.send_message(M::RunStarted(request.n, run, reply));
+                                }
+                                Ok(Err(e)) => {
+                                    let _ = reply.send(Err(e));
+                                }
+                                Err(_) => {}
+                            }
+                        });
+                    }
+                }
+            }
+            M::RunStarted(n, run, reply) => {
+                let info = match run {
+                    Ok(run) => state.run_started(n, &run),
+                    Err(e) => {
+                        tracing::warn!(request = n, error = %e, "promotion: the workflow gate's run did not start");
+                        state.records.request(&format!("pr-{n}")).map(|r| r.info())
+                    }
+                };
+                match info {
+                    Ok(info) => state.finish(Vec::new(), reply, Ok(info)),
+                    Err(e) => state.finish(Vec::new(), reply, Err(e)),
                 }
             }
             M::Sign(who, req, cancel, reply) => {

@@ -2,7 +2,6 @@
 //! stage entered atomically), rolling back, and what the tools show of them.
 
 use ensemble_protocol::promotion::*;
-use ensemble_supervision::CancellationToken;
 
 use super::state::{self, Caller, Occupant, Request};
 use super::{Audit, Prepared, PromotionState, bad, gates, pipeline, transition};
@@ -96,14 +95,16 @@ impl PromotionState {
             })
     }
 
-    pub(super) async fn request(
+    /// Opens a request for `artifact` (read through the registry before, outside the
+    /// mailbox). Answers the request, its audit records, and the workflow gate whose run is to
+    /// start now (so that it has run by the time the sign-offs are in).
+    pub(super) fn open_request(
         &mut self,
         who: &Caller,
         req: PromotionRequestRequest,
-        cancel: &CancellationToken,
-    ) -> Result<(PromotionInfo, Audit), PromotionError> {
-        let artifact =
-            gates::read_artifact(&self.args, &req.artifact, &req.version, None, cancel).await?;
+        artifact: Result<ensemble_protocol::registry::Artifact, PromotionError>,
+    ) -> Result<(Request, Audit, Option<WorkflowGate>), PromotionError> {
+        let artifact = artifact?;
         let version = artifact.version.clone();
         let pipelines = self.records.pipelines()?;
         let pipeline = pipeline::governing(&pipelines, &req.artifact).ok_or_else(|| {
@@ -193,7 +194,7 @@ impl PromotionState {
         let mut head = self.records.head(&req.handoff_id)?;
         let mut change = self.change();
         let n = change.next("request");
-        let mut request = Request {
+        let request = Request {
             n,
             artifact: req.artifact.clone(),
             version,
@@ -233,21 +234,26 @@ impl PromotionState {
             ),
         ))?;
         let audit = change.commit()?;
-        // The workflow gate's run starts now, so that it has run by the time sign-offs are in.
-        if let Some(workflow) = &gates.workflow {
-            match gates::start_run(&self.args, workflow, &request, cancel).await {
-                Ok(run) => {
-                    request.workflow_run = Some(run);
-                    let mut change = self.records.change();
-                    change.put_json(&state::request_key(n), &request)?;
-                    change.commit()?;
-                }
-                Err(e) => {
-                    tracing::warn!(request = %request.id(), error = %e, "promotion: the workflow gate's run did not start");
-                }
-            }
+        Ok((request, audit, gates.workflow))
+    }
+
+    /// Records the run the workflow gate of request `n` started.
+    pub(super) fn run_started(
+        &mut self,
+        n: u64,
+        run: &str,
+    ) -> Result<PromotionInfo, PromotionError> {
+        let mut request = self
+            .records
+            .get_json::<Request>(&state::request_key(n))?
+            .ok_or_else(|| PromotionError::Store(format!("request pr-{n} vanished")))?;
+        if request.workflow_run.is_none() {
+            request.workflow_run = Some(run.to_string());
+            let mut change = self.records.change();
+            change.put_json(&state::request_key(n), &request)?;
+            change.commit()?;
         }
-        Ok((request.info(), audit))
+        Ok(request.info())
     }
 
     pub(super) fn sign(
