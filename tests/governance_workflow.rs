@@ -309,6 +309,25 @@ async fn queued_tasks_and_runs_are_their_submitters_alone() {
     assert!(why.contains("no task"), "{why}");
     let why = refusal(&peer, "task_cancel", json!({"task_id": task_id})).await;
     assert!(why.contains("no task"), "{why}");
+    // Waiting for another's task answers as waiting for one that does not exist.
+    let unknown = task_id.as_u64().expect("task id") + 1_000_000;
+    let others = refusal(
+        &peer,
+        "task_submit",
+        json!({"tool": "registry_list", "wait_for": [task_id]}),
+    )
+    .await;
+    let nobodys = refusal(
+        &peer,
+        "task_submit",
+        json!({"tool": "registry_list", "wait_for": [unknown]}),
+    )
+    .await;
+    assert!(others.contains("does not know"), "{others}");
+    assert_eq!(
+        others.replace(&task_id.to_string(), "N"),
+        nobodys.replace(&unknown.to_string(), "N")
+    );
     let why = refusal(&peer, "workflow_status", json!({"run_id": run_id})).await;
     assert!(why.contains(&run_id), "{why}");
     let why = refusal(&peer, "workflow_cancel", json!({"run_id": run_id})).await;

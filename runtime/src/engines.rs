@@ -259,7 +259,8 @@ fn submit_as_caller(
     {
         req.cache_ttl_s = None;
     }
-    ExecMsg::Submit(req, cancel, reply)
+    // A caller who sees only its own work may wait only for its own tasks.
+    for_caller(ExecMsg::Submit(req, cancel, reply), ExecMsg::ActingFor)
 }
 
 /// The engines supervisor's spec and the slots of its children: each engine runs under a

@@ -75,6 +75,17 @@ fn dispatch(state: &mut ExecState, msg: ExecMsg, owner: Option<&str>, myself: &A
         ExecMsg::ActingFor(owner, inner) => dispatch(state, *inner, Some(&owner), myself),
         ExecMsg::Finished(f) => state.on_finished(f, myself),
         ExecMsg::Submit(req, _, reply) => {
+            // Another's task answers as one that does not exist.
+            if let Some(hidden) = req
+                .wait_for
+                .iter()
+                .find(|b| state.visible(**b, owner).is_err())
+            {
+                let _ = reply.send(Err(ensemble_protocol::execution::ExecError::Invalid(
+                    format!("wait_for names task {hidden}, which this runtime does not know"),
+                )));
+                return;
+            }
             // The task outlives the call that submitted it: not linked to its token.
             let answer = state
                 .submit(req, CancellationToken::new(), None, myself)
