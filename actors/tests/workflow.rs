@@ -539,3 +539,49 @@ async fn templates_register_instantiate_list_every_parameter_problem_and_run() {
         Some(json!({"ok": true, "args": {"n": 2, "got": "abc"}}))
     );
 }
+
+/// A caller who sees only its own runs gets an error, not a shorter list, when the record of
+/// who submitted a run cannot be read: a damaged record never hides (or shows) a run silently.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_submitter_is_an_error_in_a_submitters_list() {
+    let tools = Tools::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let e = engines(&tools, store.clone(), true).await;
+    let mut req = RunRequest::of(
+        def(json!([{"id": "a", "tool": "noop", "arguments": {}}])),
+        Default::default(),
+    );
+    req.submitter = Some(ensemble_protocol::principal::Principal {
+        subject: "alice".into(),
+        roles: vec!["dev".into()],
+    });
+    req.wait = true;
+    let info = run(&e, req).await.expect("the run");
+    let list = |owner: &str| {
+        let owner = owner.to_string();
+        e.workflow.ask(move |r| {
+            WorkflowMsg::ActingFor(
+                owner,
+                Box::new(WorkflowMsg::List(
+                    Default::default(),
+                    CancellationToken::new(),
+                    r,
+                )),
+            )
+        })
+    };
+    assert_eq!(list("alice").await.unwrap().unwrap().runs.len(), 1);
+    assert!(list("bob").await.unwrap().unwrap().runs.is_empty());
+    store
+        .tree("workflow")
+        .unwrap()
+        .insert_raw(format!("by/{}", info.run_id).as_bytes(), b"\x01garbage")
+        .unwrap();
+    // After a restart the finished run's submitter is read from the journal.
+    crash_workflow_actor(&e).await;
+    for owner in ["alice", "bob"] {
+        let answer = list(owner).await.unwrap();
+        assert!(answer.is_err(), "{owner}: {answer:?}");
+    }
+}

@@ -260,19 +260,22 @@ impl WorkflowState {
         let limit = req.limit.unwrap_or(100).clamp(1, 1000);
         let mut runs = Vec::new();
         let mut next_cursor = None;
-        let mut push = |s: RunSummary| -> bool {
+        // Whether to go on; a submitter that cannot be read is an error, not a hidden run.
+        let mut push = |s: RunSummary| -> Result<bool, RunError> {
             if req.state.is_some_and(|st| st != s.state) {
-                return true;
+                return Ok(true);
             }
-            if owner.is_some_and(|o| self.visible(&s.run_id, Some(o)).is_err()) {
-                return true;
+            match self.visible(&s.run_id, owner) {
+                Ok(()) => {}
+                Err(RunError::UnknownRun(_)) => return Ok(true),
+                Err(e) => return Err(e),
             }
             if runs.len() == limit {
                 next_cursor = runs.last().map(|r: &RunSummary| r.run_id.clone());
-                return false;
+                return Ok(false);
             }
             runs.push(s);
-            true
+            Ok(true)
         };
         if self.config.durable {
             let after = req.cursor.as_deref().map(run_key);
@@ -292,7 +295,7 @@ impl WorkflowState {
                         created_at_ms: record.created_at_ms,
                     },
                 };
-                if !push(summary) {
+                if !push(summary)? {
                     break;
                 }
             }
@@ -302,7 +305,7 @@ impl WorkflowState {
                 if req.cursor.is_some() && **id <= *from {
                     continue;
                 }
-                if !push(run.summary()) {
+                if !push(run.summary())? {
                     break;
                 }
             }
