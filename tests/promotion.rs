@@ -14,11 +14,30 @@ async fn runtime() -> Runtime {
         .expect("runtime")
 }
 
+/// Calls `tool`; its answer must satisfy the tool's output schema, as strict MCP clients (the
+/// Python and TypeScript SDKs) check it.
 async fn ok(rt: &Runtime, tool: &str, args: Value) -> Value {
-    rt.router()
+    let answer = rt
+        .router()
         .call(tool, args.clone(), None)
         .await
-        .unwrap_or_else(|e| panic!("{tool} {args}: {e}"))
+        .unwrap_or_else(|e| panic!("{tool} {args}: {e}"));
+    let schema = rt
+        .router()
+        .spec(tool)
+        .and_then(|s| s.output_schema)
+        .unwrap_or_else(|| panic!("{tool} has an output schema"));
+    let validator = jsonschema::validator_for(&Value::Object((*schema).clone()))
+        .unwrap_or_else(|e| panic!("{tool}'s output schema: {e}"));
+    let problems: Vec<String> = validator
+        .iter_errors(&answer)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{tool} answered outside its output schema: {problems:?}\n{answer}"
+    );
+    answer
 }
 
 async fn refused(rt: &Runtime, tool: &str, args: Value) -> String {
