@@ -41,7 +41,7 @@ resources = ["ensemble://workflows/runs/*"]
     )
 }
 
-use common::{Client, call_ok as call};
+use common::{Client, call_ok as call, refusal};
 
 fn workflow(first: Value) -> Value {
     json!({"definition": {"steps": [
@@ -263,18 +263,6 @@ async fn an_mcp_task_is_its_starters_alone() {
     assert!(entry["duration_us"].as_u64().is_some(), "{ended}");
     runner.cancel().await.ok();
     admin.cancel().await.ok();
-}
-
-/// The text of a call's failure (a tool error or a JSON-RPC error); panics if it succeeded.
-async fn refusal(client: &Client, tool: &str, args: Value) -> String {
-    match client
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(object(args)))
-        .await
-    {
-        Ok(r) if r.is_error == Some(true) => format!("{:?}", r.content),
-        Ok(r) => panic!("{tool} answered: {r:?}"),
-        Err(e) => e.to_string(),
-    }
 }
 
 /// Queued tasks and workflow runs are their submitter's: another identity, even with the same

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, call_ok as call};
+use common::{Client, call_ok as call, refusal};
 use rmcp::model::{CallToolRequestParams, object};
 use serde_json::{Value, json};
 
@@ -55,18 +55,6 @@ tools = ["promotion_*", "handoff_get", "audit_query"]
 node_id = "promotion-test"
 {accounts}"#
     )
-}
-
-/// The text of a call's failure (a tool error or a JSON-RPC error); panics if it succeeded.
-async fn refusal(client: &Client, tool: &str, args: Value) -> String {
-    match client
-        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(object(args)))
-        .await
-    {
-        Ok(r) if r.is_error == Some(true) => format!("{:?}", r.content),
-        Ok(r) => panic!("{tool} answered: {r:?}"),
-        Err(e) => e.to_string(),
-    }
 }
 
 /// The sessions of the five identities.

@@ -136,3 +136,23 @@ pub async fn call_ok<H: rmcp::ClientHandler>(
     assert_ne!(r.is_error, Some(true), "{tool}: {r:?}");
     r.structured_content.expect("structured")
 }
+
+/// The text of a call's failure (a tool error or a JSON-RPC error); panics (naming the tool)
+/// if it succeeded.
+pub async fn refusal<H: rmcp::ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    args: serde_json::Value,
+) -> String {
+    match client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new(tool.to_string())
+                .with_arguments(rmcp::model::object(args)),
+        )
+        .await
+    {
+        Ok(r) if r.is_error == Some(true) => format!("{:?}", r.content),
+        Ok(r) => panic!("{tool} answered: {r:?}"),
+        Err(e) => e.to_string(),
+    }
+}
