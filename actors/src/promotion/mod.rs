@@ -26,9 +26,9 @@ use serde_json::{Map, Value};
 use crate::governance::audit::{AuditFilter, AuditKind, AuditLog, AuditRecord};
 use crate::invoke::ToolInvoker;
 use crate::registry::RegistryMsg;
-use crate::store::{Store, StoreError};
+use crate::store::Store;
 use crate::validation::ValidationMsg;
-use state::{Caller, Change, Records, Request};
+use state::{Caller, Change, Records, Request, store_err};
 
 /// The promotion engine's answer to one request.
 pub type Reply<T> = RpcReplyPort<Result<T, PromotionError>>;
@@ -234,10 +234,6 @@ pub struct PromotionState {
     records: Records,
     args: PromotionArgs,
     committer: tokio::sync::mpsc::UnboundedSender<Committed>,
-}
-
-fn store_err(e: StoreError) -> PromotionError {
-    PromotionError::Store(e.to_string())
 }
 
 fn bad(message: impl Into<String>) -> PromotionError {

@@ -30,10 +30,15 @@ use crate::store::{Batch, Store, StoreError, Tree};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller(pub Option<Principal>);
 
+/// The subject of `who` as recorded: `owner` for the ungoverned local owner.
+fn subject_of(who: Option<&Principal>) -> &str {
+    who.map_or("owner", |p| p.subject.as_str())
+}
+
 impl Caller {
     /// The subject, as recorded (`owner` when ungoverned).
     pub fn subject(&self) -> &str {
-        self.0.as_ref().map_or("owner", |p| p.subject.as_str())
+        subject_of(self.0.as_ref())
     }
 
     /// Whether the caller holds `role`.
@@ -131,9 +136,7 @@ impl Request {
 
     /// Who asked, as recorded.
     pub fn requester(&self) -> &str {
-        self.requested_by
-            .as_ref()
-            .map_or("owner", |p| p.subject.as_str())
+        subject_of(self.requested_by.as_ref())
     }
 
     /// The sign-offs on the carried revision.
@@ -278,7 +281,8 @@ fn from_json<T: serde::de::DeserializeOwned>(key: &[u8], text: &str) -> Result<T
     })
 }
 
-fn store_err(e: StoreError) -> PromotionError {
+/// The engine's error for a store failure.
+pub(super) fn store_err(e: StoreError) -> PromotionError {
     PromotionError::Store(e.to_string())
 }
 
