@@ -16,7 +16,9 @@ use ensemble_actors::promotion::{
     AuditSink, KnownRoles, PromotionActor, PromotionArgs, PromotionConfig, PromotionMsg,
 };
 use ensemble_actors::registry::{RegistryActor, RegistryMsg};
+use ensemble_actors::retrieval::{RetrievalActor, RetrievalArgs, RetrievalMsg, SubtreeResolver};
 use ensemble_actors::store::Store;
+use ensemble_actors::taxonomy::{TaxonomyActor, TaxonomyMsg};
 use ensemble_actors::validation::{ValidationActor, ValidationMsg};
 use ensemble_actors::workflow::{
     RunObserver, WorkflowActor, WorkflowArgs, WorkflowConfig, WorkflowMsg,
@@ -47,6 +49,10 @@ pub struct EngineSlots {
     pub workflow: ActorSlot<WorkflowMsg>,
     /// Gated promotion of artifacts through stages, with hand-off reports.
     pub promotion: ActorSlot<PromotionMsg>,
+    /// Full-text retrieval (RAG) collections.
+    pub retrieval: ActorSlot<RetrievalMsg>,
+    /// SKOS concept schemes (category filters of retrieval, classification).
+    pub taxonomy: ActorSlot<TaxonomyMsg>,
     /// Test-only tools (when the runtime serves them).
     pub debug: ActorSlot<DebugMsg>,
     /// The shell learner (command history, next-command suggestions).
@@ -114,6 +120,8 @@ impl EngineSlots {
             execution: ActorSlot::new("execution"),
             workflow: ActorSlot::new("workflow"),
             promotion: ActorSlot::new("promotion"),
+            retrieval: ActorSlot::new("retrieval"),
+            taxonomy: ActorSlot::new("taxonomy"),
             debug: ActorSlot::new("debug"),
             shell: ActorSlot::new("shell"),
             development: ActorSlot::new("development"),
@@ -128,6 +136,8 @@ impl EngineSlots {
         v.visit("execution", &self.execution);
         v.visit("workflow", &self.workflow);
         v.visit("promotion", &self.promotion);
+        v.visit("taxonomy", &self.taxonomy);
+        v.visit("retrieval", &self.retrieval);
         v.visit("shell", &self.shell);
         v.visit("development", &self.development);
         if self.supervisors.contains_key("debug") {
@@ -194,6 +204,23 @@ pub struct EngineConfig {
     pub audit: AuditSink,
     /// The governance role names, set with the audit log (sign-off gates name only these).
     pub roles: KnownRoles,
+    /// Where retrieval collections keep their index files (`<data-dir>/retrieval`); in memory
+    /// when `None`.
+    pub retrieval_dir: Option<PathBuf>,
+}
+
+/// Category filters of retrieval ask the taxonomy engine for the concepts under the ones named.
+fn subtree_resolver(taxonomy: ActorSlot<TaxonomyMsg>) -> SubtreeResolver {
+    Arc::new(move |concepts: Vec<String>| {
+        let taxonomy = taxonomy.clone();
+        Box::pin(async move {
+            taxonomy
+                .ask(move |reply| TaxonomyMsg::Subtrees(concepts, reply))
+                .await
+                .map(|s| (s.members, s.unknown))
+                .map_err(|fault| format!("the taxonomy engine: {fault}"))
+        })
+    })
 }
 
 /// The policy of a call that may legitimately take long (a waiting `workflow_run`): a
@@ -301,6 +328,13 @@ pub fn engines(
         roles: config.roles.clone(),
         config: config.promotion,
     };
+    let retrieval_args = RetrievalArgs {
+        store: store.clone(),
+        dir: config.retrieval_dir.clone(),
+        registry: slots.registry.clone(),
+        subtrees: Some(subtree_resolver(slots.taxonomy.clone())),
+    };
+    let s3 = store.clone();
     let workflow_args = WorkflowArgs {
         store: store.clone(),
         exec: slots.execution.clone(),
@@ -334,6 +368,16 @@ pub fn engines(
             "promotion",
             ChildSpec::actor(&slots.promotion, move || {
                 (PromotionActor, promotion_args.clone())
+            }),
+        ),
+        (
+            "taxonomy",
+            ChildSpec::actor(&slots.taxonomy, move || (TaxonomyActor, s3.clone())),
+        ),
+        (
+            "retrieval",
+            ChildSpec::actor(&slots.retrieval, move || {
+                (RetrievalActor, retrieval_args.clone())
             }),
         ),
         (
@@ -489,6 +533,8 @@ pub fn register_tools_with(
     register_execution_tools(router, &slots.execution, policies)?;
     register_workflow_tools(router, &slots.workflow, policies)?;
     crate::promotion::register(router, &slots.promotion, policies)?;
+    crate::retrieval::register(router, &slots.retrieval, policies)?;
+    crate::taxonomy::register(router, &slots.taxonomy, &slots.retrieval, policies)?;
     register_learning_tools(router, &slots.shell, policies)?;
     register_development_tools(router, &slots.development, policies)?;
     register_learner_admin(router, slots, policies)?;

@@ -13,12 +13,14 @@ pub mod governance;
 pub mod http;
 pub mod mcp;
 pub mod promotion;
+pub mod retrieval;
 pub mod router;
 pub mod runs;
 pub mod runtime;
 pub mod stdio;
 pub mod surrogates;
 pub mod tasks;
+pub mod taxonomy;
 pub mod telemetry;
 
 pub use router::catalog;

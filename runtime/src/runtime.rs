@@ -213,6 +213,7 @@ impl RuntimeBuilder {
             promotion: self.promotion,
             audit: Default::default(),
             roles: Default::default(),
+            retrieval_dir: (!self.in_memory).then(|| store.path().join("retrieval")),
         };
         let invoker = crate::governance::invoker::GovernedInvoker::new(router.clone());
         let (spec, slots) = engines(

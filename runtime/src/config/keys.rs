@@ -19,6 +19,8 @@ pub const ENGINES: &[&str] = &[
     "execution",
     "workflow",
     "promotion",
+    "retrieval",
+    "taxonomy",
 ];
 
 /// What a key accepts.

@@ -318,6 +318,10 @@ pub struct EnginesConfig {
     pub workflow: EngineSettings,
     /// Gated promotion of artifacts.
     pub promotion: EngineSettings,
+    /// Full-text retrieval (RAG).
+    pub retrieval: EngineSettings,
+    /// SKOS taxonomies.
+    pub taxonomy: EngineSettings,
 }
 
 impl EnginesConfig {
@@ -329,6 +333,8 @@ impl EnginesConfig {
             "execution" => Some(&self.execution),
             "workflow" => Some(&self.workflow),
             "promotion" => Some(&self.promotion),
+            "retrieval" => Some(&self.retrieval),
+            "taxonomy" => Some(&self.taxonomy),
             _ => None,
         }
     }
