@@ -8,6 +8,7 @@
 //! - [`actors`]: the engines and learning servers;
 //! - [`runtime`]: the runtime builder, configuration, tool router, MCP service and HTTP server.
 
+pub mod ir_eval;
 pub mod manifest;
 
 pub use ensemble_actors as actors;

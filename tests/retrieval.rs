@@ -260,17 +260,18 @@ async fn a_bad_batch_names_every_problem_and_writes_nothing() {
         json!({"collection": "papers", "documents": [
             {"id": "ok", "text": "a fine document about proteins"},
             {"id": "", "text": "no id"},
-            {"id": "blank", "text": "   "},
+            {"id": "blank", "text": "   ", "metadata": {"k": "v"}},
+            {"id": "", "text": "no id either"},
             {"id": "meta", "text": "x", "metadata": {"nested": {"a": 1}}},
             {"id": "cat", "text": "x", "categories": [""]}
         ]}),
     )
     .await;
     for says in [
-        "documents[1]",
-        "documents[2] (id \"blank\")",
-        "metadata \"nested\"",
-        "documents[4] (id \"cat\")",
+        "documents[1] (id \"\")",
+        "documents[3] (id \"\")",
+        "documents[4] (id \"meta\"): metadata \"nested\"",
+        "documents[5] (id \"cat\")",
     ] {
         assert!(e.contains(says), "{says}: {e}");
     }
@@ -281,6 +282,14 @@ async fn a_bad_batch_names_every_problem_and_writes_nothing() {
     );
     let stats = ok(&rt, "rag_stats", json!({})).await;
     assert_eq!(stats["collections"][0]["collection"]["documents"], 4);
+    // A document without words is no problem (a corpus has them); it is found by nothing.
+    let blank = ok(
+        &rt,
+        "rag_index",
+        json!({"collection": "papers", "documents": [{"id": "blank", "text": ""}]}),
+    )
+    .await;
+    assert_eq!(blank["documents"], 5);
 }
 
 #[tokio::test]

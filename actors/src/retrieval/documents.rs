@@ -36,9 +36,6 @@ pub fn check(docs: Vec<Document>) -> Result<Vec<Document>, RetrievalError> {
         if d.id.is_empty() || d.id.len() > MAX_ID_BYTES {
             problems.push(format!("{at}: `id` must be 1–{MAX_ID_BYTES} bytes"));
         }
-        if d.text.trim().is_empty() && d.title.as_deref().is_none_or(|t| t.trim().is_empty()) {
-            problems.push(format!("{at}: give a `text` or a `title` with words in it"));
-        }
         for (k, v) in &d.metadata {
             if k.is_empty() || k.len() > MAX_KEY_BYTES || k.contains('\u{1f}') {
                 problems.push(format!(
