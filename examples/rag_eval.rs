@@ -92,6 +92,9 @@ struct Args {
     /// A `ranking` object passed to every search, e.g. '{"k1":1.2,"b":0.75}'.
     #[arg(long)]
     ranking: Option<String>,
+    /// The collections' `title_weight` (the engine's default when absent).
+    #[arg(long)]
+    title_weight: Option<u32>,
     /// Write the TREC run here (with --all: a folder, one <collection>.run each).
     #[arg(long)]
     run: Option<PathBuf>,
@@ -324,10 +327,12 @@ async fn call<T: DeserializeOwned>(
 }
 
 /// Creates the collection and indexes the corpus; documents per second of `rag_index` time.
-async fn index(peer: &Peer<RoleClient>, c: &Collection, batch: usize) -> anyhow::Result<f64> {
+async fn index(peer: &Peer<RoleClient>, c: &Collection, args: &Args) -> anyhow::Result<f64> {
+    let batch = args.batch;
     let create: CreateCollectionRequest = request(json!({
         "name": c.name,
         "description": format!("BEIR {} ({} judgments)", c.name, c.split),
+        "title_weight": args.title_weight,
     }))?;
     let _: Value = call(peer, "rag_create_collection", &create).await?;
     let corpus: Vec<&Doc> = c.corpus.iter().collect();
@@ -446,7 +451,7 @@ async fn evaluate(
         c.corpus.len(),
         c.queries.len()
     );
-    let index_docs_per_s = index(peer, c, args.batch).await?;
+    let index_docs_per_s = index(peer, c, args).await?;
     let (mut run, mut latencies, wall) = search_all(peer, c, args, ranking).await?;
     if let Some(path) = run_file {
         write_run(&path, &run)?;
