@@ -22,6 +22,9 @@
 //! filter (the other corpora compete), filtered on the parent concept (a subtree: Cranfield and
 //! Vaswani share `engineering`), and on the corpus's own concept.
 //!
+//! `--qrels FILE` scores against a judgments file of your own (e.g. held-out judgments) instead
+//! of the folder's `qrels/<split>.tsv`.
+//!
 //! Options: `--depth N` hits per query (default 100), `--batch N` documents per `rag_index`
 //! call (default 1000), `--concurrency N` searches in flight (default 1), `--run FILE` writes
 //! the TREC run (a folder with `--all`: one `<collection>.run` each), `--summary FILE` writes
@@ -68,6 +71,9 @@ struct Args {
     /// The judged split (default: the folder's only split, else `test`).
     #[arg(long)]
     split: Option<String>,
+    /// A judgments file to score against instead of the folder's `qrels/<split>.tsv`.
+    #[arg(long, requires = "data", conflicts_with = "split")]
+    qrels: Option<PathBuf>,
     /// The four development collections under --data-root.
     #[arg(long)]
     all: bool,
@@ -575,7 +581,14 @@ async fn main() -> anyhow::Result<()> {
             let Some(dir) = &args.data else {
                 bail!("name a collection with --data DIR, or pass --all (see --help)");
             };
-            vec![load(dir, args.split.as_deref())?]
+            vec![match &args.qrels {
+                Some(qrels) => {
+                    Collection::load_judged(dir, qrels, "given".into()).with_context(|| {
+                        format!("reading {} with {}", dir.display(), qrels.display())
+                    })?
+                }
+                None => load(dir, args.split.as_deref())?,
+            }]
         };
         if args.all
             && let Some(dir) = &args.run

@@ -143,7 +143,17 @@ impl Collection {
                 format!("no such split; this collection has: {}", have.join(", ")),
             ));
         }
-        let qrels = read_qrels(&qrels_path)?;
+        Self::load_judged(dir, &qrels_path, split)
+    }
+
+    /// Reads a BEIR folder's corpus and queries with the judgments of `qrels_path`, a file
+    /// anywhere (e.g. held-out judgments kept outside the folder); `split` names them.
+    pub fn load_judged(
+        dir: &Path,
+        qrels_path: &Path,
+        split: String,
+    ) -> Result<Collection, EvalError> {
+        let qrels = read_qrels(qrels_path)?;
         let corpus = read_corpus(&dir.join("corpus.jsonl"))?;
         let queries_path = dir.join("queries.jsonl");
         let all = read_queries(&queries_path)?;
