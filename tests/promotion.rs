@@ -3,6 +3,8 @@
 //! named in the refusal; rejections and new report revisions; the race for one stage;
 //! rollbacks; a digest mismatch; reports checked with every problem listed at once.
 
+mod common;
+
 use ensemble::runtime::Runtime;
 use serde_json::{Value, json};
 
@@ -14,37 +16,12 @@ async fn runtime() -> Runtime {
         .expect("runtime")
 }
 
-/// Calls `tool`; its answer must satisfy the tool's output schema, as strict MCP clients (the
-/// Python and TypeScript SDKs) check it.
 async fn ok(rt: &Runtime, tool: &str, args: Value) -> Value {
-    let answer = rt
-        .router()
-        .call(tool, args.clone(), None)
-        .await
-        .unwrap_or_else(|e| panic!("{tool} {args}: {e}"));
-    let schema = rt
-        .router()
-        .spec(tool)
-        .and_then(|s| s.output_schema)
-        .unwrap_or_else(|| panic!("{tool} has an output schema"));
-    let validator = jsonschema::validator_for(&Value::Object((*schema).clone()))
-        .unwrap_or_else(|e| panic!("{tool}'s output schema: {e}"));
-    let problems: Vec<String> = validator
-        .iter_errors(&answer)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(
-        problems.is_empty(),
-        "{tool} answered outside its output schema: {problems:?}\n{answer}"
-    );
-    answer
+    common::checked(rt, tool, args).await
 }
 
 async fn refused(rt: &Runtime, tool: &str, args: Value) -> String {
-    match rt.router().call(tool, args.clone(), None).await {
-        Ok(v) => panic!("{tool} {args} should be refused, answered {v}"),
-        Err(e) => e.to_string(),
-    }
+    common::router_refusal(rt, tool, args).await
 }
 
 /// A JSON artifact `name@version`.

@@ -4,6 +4,8 @@
 //! filters that follow the taxonomy's subtrees (a deprecated concept's documents found through
 //! its replacement); metadata filters; artifacts from the registry with their digest.
 
+mod common;
+
 use ensemble::runtime::Runtime;
 use serde_json::{Value, json};
 
@@ -15,36 +17,12 @@ async fn runtime() -> Runtime {
         .expect("runtime")
 }
 
-/// Calls `tool`; its answer must satisfy the tool's output schema.
 async fn ok(rt: &Runtime, tool: &str, args: Value) -> Value {
-    let answer = rt
-        .router()
-        .call(tool, args.clone(), None)
-        .await
-        .unwrap_or_else(|e| panic!("{tool} {args}: {e}"));
-    let schema = rt
-        .router()
-        .spec(tool)
-        .and_then(|s| s.output_schema)
-        .unwrap_or_else(|| panic!("{tool} has an output schema"));
-    let validator = jsonschema::validator_for(&Value::Object((*schema).clone()))
-        .unwrap_or_else(|e| panic!("{tool}'s output schema: {e}"));
-    let problems: Vec<String> = validator
-        .iter_errors(&answer)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(
-        problems.is_empty(),
-        "{tool} answered outside its output schema: {problems:?}\n{answer}"
-    );
-    answer
+    common::checked(rt, tool, args).await
 }
 
 async fn refused(rt: &Runtime, tool: &str, args: Value) -> String {
-    match rt.router().call(tool, args.clone(), None).await {
-        Ok(v) => panic!("{tool} {args} answered {v}"),
-        Err(e) => e.to_string(),
-    }
+    common::router_refusal(rt, tool, args).await
 }
 
 fn ids(answer: &Value) -> Vec<String> {

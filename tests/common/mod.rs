@@ -156,3 +156,45 @@ pub async fn refusal<H: rmcp::ClientHandler>(
         Err(e) => e.to_string(),
     }
 }
+
+/// Calls `tool` through an embedded runtime's router; its answer must satisfy the tool's output
+/// schema, as strict MCP clients (the Python and TypeScript SDKs) check it.
+pub async fn checked(
+    rt: &ensemble::runtime::Runtime,
+    tool: &str,
+    args: serde_json::Value,
+) -> serde_json::Value {
+    let answer = rt
+        .router()
+        .call(tool, args.clone(), None)
+        .await
+        .unwrap_or_else(|e| panic!("{tool} {args}: {e}"));
+    let schema = rt
+        .router()
+        .spec(tool)
+        .and_then(|s| s.output_schema)
+        .unwrap_or_else(|| panic!("{tool} has an output schema"));
+    let validator = jsonschema::validator_for(&serde_json::Value::Object((*schema).clone()))
+        .unwrap_or_else(|e| panic!("{tool}'s output schema: {e}"));
+    let problems: Vec<String> = validator
+        .iter_errors(&answer)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{tool} answered outside its output schema: {problems:?}\n{answer}"
+    );
+    answer
+}
+
+/// The error of a call through an embedded runtime's router; panics if it succeeded.
+pub async fn router_refusal(
+    rt: &ensemble::runtime::Runtime,
+    tool: &str,
+    args: serde_json::Value,
+) -> String {
+    match rt.router().call(tool, args.clone(), None).await {
+        Ok(v) => panic!("{tool} {args} should be refused, answered {v}"),
+        Err(e) => e.to_string(),
+    }
+}

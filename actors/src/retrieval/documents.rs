@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use base64::Engine as _;
-use ensemble_protocol::registry::Artifact;
+use ensemble_protocol::registry::{Artifact, GetRequest as ArtifactGet};
+use ensemble_supervision::{ActorSlot, CancellationToken};
+
+use crate::registry::RegistryMsg;
 use ensemble_protocol::retrieval::*;
 use serde_json::Value;
 use tantivy::collector::TopDocs;
@@ -300,4 +303,61 @@ pub fn artifact_text(a: &Artifact) -> Result<(Option<String>, String), String> {
     String::from_utf8(bytes)
         .map(|text| (None, text))
         .map_err(|_| "its bytes are not UTF-8 text".into())
+}
+
+/// Reads the artifact through the registry (its digest checked there) and indexes its text.
+pub async fn index_artifact(
+    c: Arc<Collection>,
+    registry: ActorSlot<RegistryMsg>,
+    req: IndexArtifactRequest,
+    cancel: CancellationToken,
+) -> Result<IndexArtifactResponse, RetrievalError> {
+    let (name, version) = match req.artifact.split_once('@') {
+        Some((n, v)) => (n.to_string(), Some(v.to_string())),
+        None => (req.artifact.clone(), None),
+    };
+    let refused = |reason: String| RetrievalError::Artifact {
+        artifact: req.artifact.clone(),
+        reason,
+    };
+    let get = ArtifactGet { name, version };
+    let artifact = registry
+        .ask(move |reply| RegistryMsg::Get(get, cancel, reply))
+        .await
+        .map_err(|fault| refused(format!("the registry: {fault}")))?
+        .map_err(|e| refused(e.to_string()))?;
+    let (title, text) = artifact_text(&artifact).map_err(refused)?;
+    let id = req
+        .id
+        .unwrap_or_else(|| format!("{}@{}", artifact.name, artifact.version));
+    let mut metadata = req.metadata;
+    metadata.insert("artifact".into(), artifact.name.clone().into());
+    metadata.insert("version".into(), artifact.version.clone().into());
+    metadata.insert("digest".into(), artifact.digest.clone().into());
+    let doc = Document {
+        id: id.clone(),
+        title: req.title.or(title).or_else(|| Some(artifact.name.clone())),
+        text,
+        metadata,
+        categories: req.categories,
+    };
+    let docs = check(vec![doc])?;
+    let documents = match c.index(docs).await {
+        Ok(Ok(n)) => n,
+        Ok(Err(reason)) => {
+            return Err(RetrievalError::Index {
+                collection: req.collection,
+                reason,
+            });
+        }
+        Err(_) => return Err(RetrievalError::Stopping),
+    };
+    Ok(IndexArtifactResponse {
+        collection: req.collection,
+        id,
+        artifact: artifact.name,
+        version: artifact.version,
+        digest: artifact.digest,
+        documents,
+    })
 }

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use ensemble_protocol::registry::GetRequest as ArtifactGet;
 use ensemble_protocol::retrieval::*;
 use ensemble_supervision::{ActorSlot, CancellationToken};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -222,6 +221,26 @@ impl RetrievalState {
         })
     }
 
+    /// The open collection `name` for a call, or `None` once the call is answered: not at all
+    /// when the caller cancelled, with the error when there is no such collection.
+    fn serving<T>(
+        &self,
+        name: &str,
+        cancel: &CancellationToken,
+        reply: Reply<T>,
+    ) -> Option<(Arc<Collection>, Reply<T>)> {
+        if cancel.is_cancelled() {
+            return None;
+        }
+        match self.collection(name) {
+            Ok(c) => Some((c, reply)),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                None
+            }
+        }
+    }
+
     fn info(&self, record: &Record) -> CollectionInfo {
         CollectionInfo {
             name: record.name.clone(),
@@ -377,57 +396,43 @@ impl Actor for RetrievalActor {
                 when_flushed(&state.args.store, reply, answer);
             }
             M::Index(req, cancel, reply) => {
-                if cancel.is_cancelled() {
+                let Some((c, reply)) = state.serving(&req.collection, &cancel, reply) else {
                     return Ok(());
-                }
-                let prepared = state
-                    .collection(&req.collection)
-                    .and_then(|c| documents::check(req.documents).map(|d| (c, d)));
-                match prepared {
+                };
+                let docs = match documents::check(req.documents) {
+                    Ok(docs) => docs,
                     Err(e) => {
                         let _ = reply.send(Err(e));
+                        return Ok(());
                     }
-                    Ok((c, docs)) => {
-                        let indexed = docs.len() as u64;
-                        metrics::counter!("ensemble_retrieval_documents_indexed_total")
-                            .increment(indexed);
-                        let collection = req.collection.clone();
-                        when_committed(req.collection, c.index(docs), reply, move |documents| {
-                            IndexResponse {
-                                collection,
-                                indexed,
-                                documents,
-                            }
-                        });
+                };
+                let indexed = docs.len() as u64;
+                metrics::counter!("ensemble_retrieval_documents_indexed_total").increment(indexed);
+                let collection = req.collection.clone();
+                when_committed(req.collection, c.index(docs), reply, move |documents| {
+                    IndexResponse {
+                        collection,
+                        indexed,
+                        documents,
                     }
-                }
+                });
             }
             M::Delete(req, cancel, reply) => {
-                if cancel.is_cancelled() {
+                let Some((c, reply)) = state.serving(&req.collection, &cancel, reply) else {
                     return Ok(());
-                }
-                match state.collection(&req.collection) {
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
+                };
+                let (present, missing): (Vec<String>, Vec<String>) =
+                    dedup(req.ids).into_iter().partition(|id| c.contains(id));
+                let deleted = present.len() as u64;
+                let collection = req.collection.clone();
+                when_committed(req.collection, c.delete(present), reply, move |documents| {
+                    DeleteResponse {
+                        collection,
+                        deleted,
+                        missing,
+                        documents,
                     }
-                    Ok(c) => {
-                        let (present, missing): (Vec<String>, Vec<String>) =
-                            dedup(req.ids).into_iter().partition(|id| c.contains(id));
-                        let deleted = present.len() as u64;
-                        let collection = req.collection.clone();
-                        when_committed(
-                            req.collection,
-                            c.delete(present),
-                            reply,
-                            move |documents| DeleteResponse {
-                                collection,
-                                deleted,
-                                missing,
-                                documents,
-                            },
-                        );
-                    }
-                }
+                });
             }
             M::Get(req, _, reply) => {
                 let answer = state
@@ -436,31 +441,23 @@ impl Actor for RetrievalActor {
                 let _ = reply.send(answer);
             }
             M::Search(req, cancel, reply) => {
-                if cancel.is_cancelled() {
-                    return Ok(());
-                }
                 let ranking = state
                     .records
                     .get(&req.collection)
-                    .map(|r| r.ranking)
-                    .unwrap_or(search::DEFAULT_RANKING);
-                match state.collection(&req.collection) {
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                    Ok(c) => {
-                        let subtrees = state.args.subtrees.clone();
-                        tokio::spawn(async move {
-                            let started = Instant::now();
-                            let answer = documents::search(c.clone(), req, ranking, subtrees).await;
-                            c.searches.fetch_add(1, Ordering::Relaxed);
-                            metrics::counter!("ensemble_retrieval_searches_total").increment(1);
-                            metrics::histogram!("ensemble_retrieval_search_duration_seconds")
-                                .record(started.elapsed().as_secs_f64());
-                            let _ = reply.send(answer);
-                        });
-                    }
-                }
+                    .map_or(search::DEFAULT_RANKING, |r| r.ranking);
+                let Some((c, reply)) = state.serving(&req.collection, &cancel, reply) else {
+                    return Ok(());
+                };
+                let subtrees = state.args.subtrees.clone();
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let answer = documents::search(c.clone(), req, ranking, subtrees).await;
+                    c.searches.fetch_add(1, Ordering::Relaxed);
+                    metrics::counter!("ensemble_retrieval_searches_total").increment(1);
+                    metrics::histogram!("ensemble_retrieval_search_duration_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    let _ = reply.send(answer);
+                });
             }
             M::Stats(req, _, reply) => {
                 let names: Vec<String> = match &req.collection {
@@ -541,21 +538,14 @@ impl Actor for RetrievalActor {
                 });
             }
             M::IndexArtifact(req, cancel, reply) => {
-                if cancel.is_cancelled() {
+                let Some((c, reply)) = state.serving(&req.collection, &cancel, reply) else {
                     return Ok(());
-                }
-                match state.collection(&req.collection) {
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                    Ok(c) => {
-                        let registry = state.args.registry.clone();
-                        tokio::spawn(async move {
-                            let answer = index_artifact(c, registry, req, cancel).await;
-                            let _ = reply.send(answer);
-                        });
-                    }
-                }
+                };
+                let registry = state.args.registry.clone();
+                tokio::spawn(async move {
+                    let answer = documents::index_artifact(c, registry, req, cancel).await;
+                    let _ = reply.send(answer);
+                });
             }
         }
         Ok(())
@@ -567,61 +557,4 @@ fn dedup(ids: Vec<String>) -> Vec<String> {
     ids.into_iter()
         .filter(|id| seen.insert(id.clone()))
         .collect()
-}
-
-/// Reads the artifact through the registry (its digest checked there) and indexes its text.
-async fn index_artifact(
-    c: Arc<Collection>,
-    registry: ActorSlot<RegistryMsg>,
-    req: IndexArtifactRequest,
-    cancel: CancellationToken,
-) -> Result<IndexArtifactResponse, RetrievalError> {
-    let (name, version) = match req.artifact.split_once('@') {
-        Some((n, v)) => (n.to_string(), Some(v.to_string())),
-        None => (req.artifact.clone(), None),
-    };
-    let refused = |reason: String| RetrievalError::Artifact {
-        artifact: req.artifact.clone(),
-        reason,
-    };
-    let get = ArtifactGet { name, version };
-    let artifact = registry
-        .ask(move |reply| RegistryMsg::Get(get, cancel, reply))
-        .await
-        .map_err(|fault| refused(format!("the registry: {fault}")))?
-        .map_err(|e| refused(e.to_string()))?;
-    let (title, text) = documents::artifact_text(&artifact).map_err(refused)?;
-    let id = req
-        .id
-        .unwrap_or_else(|| format!("{}@{}", artifact.name, artifact.version));
-    let mut metadata = req.metadata;
-    metadata.insert("artifact".into(), artifact.name.clone().into());
-    metadata.insert("version".into(), artifact.version.clone().into());
-    metadata.insert("digest".into(), artifact.digest.clone().into());
-    let doc = Document {
-        id: id.clone(),
-        title: req.title.or(title).or_else(|| Some(artifact.name.clone())),
-        text,
-        metadata,
-        categories: req.categories,
-    };
-    let docs = documents::check(vec![doc])?;
-    let documents = match c.index(docs).await {
-        Ok(Ok(n)) => n,
-        Ok(Err(reason)) => {
-            return Err(RetrievalError::Index {
-                collection: req.collection,
-                reason,
-            });
-        }
-        Err(_) => return Err(RetrievalError::Stopping),
-    };
-    Ok(IndexArtifactResponse {
-        collection: req.collection,
-        id,
-        artifact: artifact.name,
-        version: artifact.version,
-        digest: artifact.digest,
-        documents,
-    })
 }
