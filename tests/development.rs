@@ -564,3 +564,47 @@ async fn a_name_no_codebase_imported_is_found_where_a_learned_crate_defines_it()
     .unwrap();
     assert!(ranked(&other, "Polygon").is_empty(), "{other}");
 }
+
+#[tokio::test]
+async fn the_standard_library_is_known_before_any_code_is_learned() {
+    let runtime = Runtime::builder().in_memory().build().await.unwrap();
+    let c = connect(&runtime).await;
+    // Nothing learned: std's own items still have their paths; a module only where the file
+    // uses it as a path's root, and no function for a bare name a method could share.
+    let body = "fn f(h: BinaryHeap<u8>, n: NonZeroU32) -> usize {\n\
+                \x20   let m = mem::size_of::<u8>();\n    h.len().max(m) + swap\n}\n";
+    let answer = call(&c, "development_suggest_imports", json!({"content": body}))
+        .await
+        .unwrap();
+    assert_eq!(
+        ranked(&answer, "BinaryHeap").first().map(String::as_str),
+        Some("std::collections::BinaryHeap"),
+        "{answer}"
+    );
+    assert_eq!(
+        ranked(&answer, "NonZeroU32").first().map(String::as_str),
+        Some("std::num::NonZeroU32"),
+        "{answer}"
+    );
+    assert_eq!(
+        ranked(&answer, "mem").first().map(String::as_str),
+        Some("std::mem"),
+        "{answer}"
+    );
+    assert!(ranked(&answer, "max").is_empty(), "{answer}");
+    assert!(ranked(&answer, "swap").is_empty(), "{answer}");
+    // A `no_std` file is offered core's and alloc's paths.
+    let no_std = format!("#![no_std]\nextern crate alloc;\n{body}");
+    let answer = call(
+        &c,
+        "development_suggest_imports",
+        json!({"content": no_std}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ranked(&answer, "BinaryHeap").first().map(String::as_str),
+        Some("alloc::collections::BinaryHeap"),
+        "{answer}"
+    );
+}

@@ -4,6 +4,7 @@
 
 pub mod language;
 mod model;
+mod std_api;
 pub mod style;
 
 pub use model::{DevModel, DevMsg, DevPattern, bytes_of, check_style, explain, learn, suggest};

@@ -17,6 +17,7 @@ use ensemble_supervision::CancellationToken;
 use serde::{Deserialize, Serialize};
 
 use super::language::{Extracted, ImportKind, ItemKind, Language, Rust};
+use super::std_api;
 use crate::learning::{
     CountMap, Cx, GCounter, InstanceId, LearnError, Model, Pattern, Patterns, Reply,
 };
@@ -307,7 +308,7 @@ fn exported(
     patterns: &Patterns<DevPattern>,
     leaf: &str,
     allowed: impl Fn(&str) -> bool,
-) -> Vec<(String, f64)> {
+) -> Vec<String> {
     let Some(c) = counts(patterns, &key(b'E', leaf)) else {
         return Vec::new();
     };
@@ -324,11 +325,17 @@ fn exported(
             .then(b.1.cmp(&a.1))
             .then(a.0.cmp(b.0))
     });
+    paths.into_iter().map(|(p, _)| p.to_string()).collect()
+}
+
+/// Shares for paths known only by their order: the first twice the second's, three times the
+/// third's, …
+fn by_position(paths: Vec<String>) -> Vec<(String, f64)> {
     let z: f64 = (1..=paths.len()).map(|i| 1.0 / i as f64).sum();
     paths
         .into_iter()
         .enumerate()
-        .map(|(i, (p, _))| (p.to_string(), 1.0 / (i as f64 + 1.0) / z))
+        .map(|(i, p)| (p, 1.0 / (i as f64 + 1.0) / z))
         .collect()
 }
 
@@ -418,6 +425,9 @@ const STD_PRELUDE: &[&str] = &[
 /// in several).
 const ROOT_WEIGHT: f64 = 1.0;
 
+/// The least log-odds of core/alloc over std for a file that says `no_std`.
+const NO_STD_ODDS: f64 = 4.0;
+
 /// How far (in log-odds) the guess that a test imports a name from its own library ranks
 /// below the best known candidate.
 const GUESS_MARGIN: f64 = 1.0;
@@ -435,16 +445,32 @@ const PRIOR_STRENGTH: f64 = 2.0;
 /// no_std file shows it in many), so naive Bayes would count the same evidence many times.
 const CONTEXT_WEIGHT: f64 = 0.6;
 
-/// Ranks the candidate paths of `leaf` for a file with these context features.
-fn rank(
-    patterns: &Patterns<DevPattern>,
-    leaf: &str,
-    krate: Option<&str>,
-    features: &[String],
-    deps: Option<&[String]>,
+/// What ranking a name takes from the file it is asked for.
+struct FileCx<'a> {
+    /// The file's codebase.
+    krate: Option<&'a str>,
+    /// Its context features.
+    features: &'a [String],
+    /// Its crate's dependencies, when given.
+    deps: Option<&'a [String]>,
+    /// The log-odds that it imports from core/alloc rather than std.
     core_odds: f64,
-    library: Option<&str>,
-) -> Vec<(String, f64)> {
+    /// Its own library's name, for a file outside the library (tests, examples, …).
+    library: Option<&'a str>,
+    /// The roots of its qualified paths (`mem` in `mem::swap`).
+    roots: &'a BTreeSet<String>,
+}
+
+/// Ranks the candidate paths of `leaf` for a file.
+fn rank(patterns: &Patterns<DevPattern>, leaf: &str, file: &FileCx<'_>) -> Vec<(String, f64)> {
+    let FileCx {
+        krate,
+        features,
+        deps,
+        core_odds,
+        library,
+        roots,
+    } = *file;
     // Everyone's paths with everyone's counts; then the codebase's own paths no one else has
     // (its `crate::` ones).
     let mut candidates: Vec<(String, u64)> = Vec::new();
@@ -470,9 +496,16 @@ fn rank(
         }
     };
     // No codebase imported it from anywhere the file may use: where learned crates define it.
+    // Then the standard library's own paths for it.
     if !candidates.iter().any(|(p, _)| allowed(p)) {
-        let mut out = exported(patterns, leaf, allowed);
-        if !out.is_empty() {
+        let mut paths: Vec<String> = exported(patterns, leaf, allowed);
+        for p in std_api::candidates(leaf, roots.contains(leaf), core_odds > 0.0) {
+            if !paths.contains(&p) {
+                paths.push(p);
+            }
+        }
+        if !paths.is_empty() {
+            let mut out = by_position(paths);
             out.extend(candidates.into_iter().map(|(p, _)| (p, 0.0)));
             return out;
         }
@@ -630,6 +663,7 @@ pub fn suggest(
                 .is_some_and(|k| patterns.get(&leaf_key(Some(k), n)).is_some())
             || (n.starts_with(|c: char| c.is_uppercase()) && patterns.get(&key(b'E', n)).is_some())
             || (library.is_some() && library_name(n))
+            || !std_api::candidates(n, e.roots.contains(n), false).is_empty()
     };
     let wanted: Vec<&String> = e
         .used
@@ -641,18 +675,23 @@ pub fn suggest(
     names.extend(imported.iter().map(|s| s.to_string()));
     let features = context(&names, &e, deps.as_deref().unwrap_or(&[]));
     let file_features = root_features(&e, deps.as_deref().unwrap_or(&[]), krate.as_deref());
-    let core_odds = core_log_odds(patterns, &file_features);
+    let mut core_odds = core_log_odds(patterns, &file_features);
+    if e.attributes.contains("no_std") {
+        // `#![no_std]` (or a `cfg_attr` that may set it): the file's crate has no std to
+        // import from, whatever has been learned or not.
+        core_odds = core_odds.max(NO_STD_ODDS);
+    }
+    let file = FileCx {
+        krate: krate.as_deref(),
+        features: &features,
+        deps: deps.as_deref(),
+        core_odds,
+        library,
+        roots: &e.roots,
+    };
     let mut out = Vec::new();
     for name in wanted {
-        let ranked = rank(
-            patterns,
-            name,
-            krate.as_deref(),
-            &features,
-            deps.as_deref(),
-            core_odds,
-            library,
-        );
+        let ranked = rank(patterns, name, &file);
         if ranked.is_empty() {
             continue;
         }
