@@ -608,3 +608,78 @@ async fn the_standard_library_is_known_before_any_code_is_learned() {
         "{answer}"
     );
 }
+
+#[tokio::test]
+async fn module_layout_breaks_are_found_against_the_codebase_habit() {
+    let runtime = Runtime::builder().in_memory().build().await.unwrap();
+    let c = connect(&runtime).await;
+    // A crate that files modules with submodules as `src/a.rs` beside `src/a/`, and keeps its
+    // unit tests last.
+    let files: Vec<Value> = (0..12)
+        .map(|i| {
+            json!({"path": format!("src/m{i}.rs"), "content": format!(
+                "mod inner{i};\npub fn f{i}() -> u8 {{ {i} }}\n\
+                 #[cfg(test)]\nmod tests {{\n    #[test]\n    fn t() {{ assert_eq!(super::f{i}(), {i}); }}\n}}\n")})
+        })
+        .collect();
+    call(
+        &c,
+        "development_learn",
+        json!({"crate": "tidy", "files": files}),
+    )
+    .await
+    .unwrap();
+    let check = |path: &str, content: &str| {
+        call(
+            &c,
+            "development_check_style",
+            json!({"content": content, "path": path, "crate": "tidy"}),
+        )
+    };
+    let layout = |answer: &Value| -> Vec<(u64, String)> {
+        answer["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|f| f["rule"] == "module_layout")
+            .map(|f| {
+                (
+                    f["line"].as_u64().unwrap_or(0),
+                    f["fix"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    // Following both habits: nothing to say.
+    let good = "mod inner;\npub fn g() {}\n#[cfg(test)]\nmod tests {}\n";
+    let answer = check("src/g.rs", good).await.unwrap();
+    assert!(layout(&answer).is_empty(), "{answer}");
+    assert_eq!(answer["checked"]["module_layout:file"], "crate", "{answer}");
+    // The same module filed as `src/g/mod.rs`.
+    let answer = check("src/g/mod.rs", good).await.unwrap();
+    assert_eq!(
+        layout(&answer),
+        [(1, "rename `src/g/mod.rs` to `src/g.rs`".to_string())],
+        "{answer}"
+    );
+    // Unit tests before the other items.
+    let early = "mod inner;\n#[cfg(test)]\nmod tests {}\npub fn g() {}\n";
+    let answer = check("src/g.rs", early).await.unwrap();
+    assert_eq!(
+        layout(&answer),
+        [(3, "move `mod tests` to the end of the file".to_string())],
+        "{answer}"
+    );
+    // A leaf module filed as `mod.rs` departs from the habit too; a crate root and an
+    // integration test's helper (`tests/common/mod.rs`, which must be so) say nothing.
+    for path in ["src/leaf/mod.rs", "src/lib.rs", "tests/common/mod.rs"] {
+        let leaf = "pub fn g() {}\n";
+        let answer = check(path, leaf).await.unwrap();
+        let expected: Vec<(u64, String)> = if path == "src/leaf/mod.rs" {
+            vec![(1, "rename `src/leaf/mod.rs` to `src/leaf.rs`".to_string())]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(layout(&answer), expected, "{path}: {answer}");
+    }
+}

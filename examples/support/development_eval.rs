@@ -330,12 +330,67 @@ struct Style {
 }
 
 /// One injected break: the broken file, the rule and the line it is on.
-fn breaks(src: &str) -> Vec<(String, &'static str, usize)> {
+/// One injected break: the broken file, its path, the rule and the line it is on.
+type Break = (String, String, &'static str, usize);
+
+fn breaks(src: &str, path: &str) -> Vec<Break> {
     let Ok(e) = Rust.extract(src) else {
         return Vec::new();
     };
+    let mut layout: Vec<Break> = Vec::new();
+    // A module with submodules in files of their own filed the other way: `src/a.rs` as
+    // `src/a/mod.rs` and back.
+    let is_root = matches!(path, "src/lib.rs" | "src/main.rs");
+    if path.starts_with("src/") && !path.starts_with("src/bin/") && !is_root {
+        let submodules = e.modules.iter().any(|m| !m.inline && !m.path_attr);
+        if let Some(dir) = path.strip_suffix("/mod.rs")
+            && submodules
+        {
+            layout.push((src.to_string(), format!("{dir}.rs"), "module_layout", 1));
+        } else if let Some(stem) = path.strip_suffix(".rs")
+            && submodules
+            && !path.ends_with("/mod.rs")
+        {
+            layout.push((
+                src.to_string(),
+                format!("{stem}/mod.rs"),
+                "module_layout",
+                1,
+            ));
+        }
+    }
+    // The unit tests, last in the file, moved up to just after the `use` lines.
+    let src_lines: Vec<&str> = src.lines().collect();
+    if let Some(m) = e.modules.iter().find(|m| m.inline && m.cfg_test && m.last)
+        && let Some(after_uses) = e.use_items.iter().map(|u| u.lines.1).max()
+    {
+        // The module's first line: its attributes and doc comments above its name.
+        let mut start = m.line;
+        while start > 1 {
+            let above = src_lines[start - 2].trim_start();
+            if above.starts_with("#[") || above.starts_with("///") {
+                start -= 1;
+            } else {
+                break;
+            }
+        }
+        if after_uses < start
+            && src_lines
+                .get(m.line - 1)
+                .is_some_and(|l| l.contains("mod "))
+        {
+            let mut v: Vec<&str> = src_lines[..after_uses].to_vec();
+            v.extend(&src_lines[start - 1..]);
+            v.extend(&src_lines[after_uses..start - 1]);
+            let line = after_uses + (m.line - start) + 1;
+            let moved = v.join("\n") + "\n";
+            // Attributes kept apart from the module by a comment would be left dangling.
+            if Rust.extract(&moved).is_ok() {
+                layout.push((moved, path.to_string(), "module_layout", line));
+            }
+        }
+    }
     let lines: Vec<&str> = src.lines().collect();
-    let mut out = Vec::new();
     let rename_at = |line: usize, col: usize, old: &str, new: &str| -> Option<String> {
         let l = lines.get(line - 1)?;
         let start = l.char_indices().nth(col - 1)?.0;
@@ -347,6 +402,7 @@ fn breaks(src: &str) -> Vec<(String, &'static str, usize)> {
         Some(v.join("\n") + "\n")
     };
     use ensemble_actors::learning::development::style::Case;
+    let mut out: Vec<(String, &'static str, usize)> = Vec::new();
     // A function in UpperCamelCase, a type in snake_case.
     if let Some(s) = e
         .sites
@@ -407,18 +463,22 @@ fn breaks(src: &str) -> Vec<(String, &'static str, usize)> {
             out.push((b, "binding_name", bind.line));
         }
     }
-    out
+    out.into_iter()
+        .map(|(b, rule, line)| (b, path.to_string(), rule, line))
+        .chain(layout)
+        .collect()
 }
 
 async fn check(
     client: &Client,
     c: &Crate,
     src: &str,
+    path: &str,
 ) -> anyhow::Result<Vec<(String, usize, String)>> {
     let a = call(
         client,
         "development_check_style",
-        json!({"content": src, "crate": c.name, "min_confidence": 0.9}),
+        json!({"content": src, "path": path, "crate": c.name, "min_confidence": 0.9}),
     )
     .await?;
     Ok(a["findings"]
@@ -450,7 +510,7 @@ async fn style(
                 continue;
             }
             out.clean_files += 1;
-            for (rule, _, message) in check(client, c, &src).await? {
+            for (rule, _, message) in check(client, c, &src, f).await? {
                 out.false_on_clean += 1;
                 let e = out.clean_by_rule.entry(rule).or_default();
                 e.0 += 1;
@@ -458,8 +518,8 @@ async fn style(
                     e.1.push(format!("{}/{f}: {message}", c.name));
                 }
             }
-            for (broken, rule, line) in breaks(&src) {
-                let found = check(client, c, &broken).await?;
+            for (broken, path, rule, line) in breaks(&src, f) {
+                let found = check(client, c, &broken, &path).await?;
                 let e = out.by_rule.entry(rule).or_default();
                 e.0 += 1;
                 let hit = found.iter().any(|(r, l, _)| r == rule && *l == line);

@@ -143,7 +143,8 @@ pub struct CheckStyleResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct StyleFinding {
     /// `naming` (an item's casing for its kind), `use_order` (a `use` group out of the
-    /// codebase's order) or `binding_name` (a local name the codebase gives another name).
+    /// codebase's order), `binding_name` (a local name the codebase gives another name) or
+    /// `module_layout` (a module's file or its unit tests placed against the codebase's habit).
     pub rule: String,
     /// Line (1-based).
     pub line: usize,

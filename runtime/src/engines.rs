@@ -845,9 +845,10 @@ fn register_development_tools(
         tool(
             "development_check_style",
             "Where a Rust file departs from the conventions learned for its codebase (item \
-             names' casing per kind, the order of `use` groups, the names of common values), \
-             each with a suggested fix and a confidence; only deviations above \
-             `min_confidence` (default 0.9) are reported.",
+             names' casing per kind, the order of `use` groups, the names of common values, \
+             module layout: `a/mod.rs` or `a.rs` beside `a/`, unit tests last), each with a \
+             suggested fix and a confidence; only deviations above `min_confidence` (default \
+             0.9) are reported.",
             Annotations::READ_ONLY,
         ),
         |req, cancel, reply| Dev::Model(DevMsg::CheckStyle(req, cancel, reply)),

@@ -90,6 +90,27 @@ pub struct Extracted {
     /// What the file makes public: `pub` items and `pub use` re-exports, each as the path of
     /// inline modules inside the file (empty at its top) and the public name.
     pub exports: Vec<(Vec<String>, String)>,
+    /// Its top-level `mod` items, in file order.
+    pub modules: Vec<ModuleDecl>,
+}
+
+/// A top-level `mod` item: how a file lays out its modules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleDecl {
+    /// The module's name.
+    pub name: String,
+    /// Line (1-based).
+    pub line: usize,
+    /// Column (1-based).
+    pub column: usize,
+    /// `mod m { … }` rather than `mod m;` (a file of its own).
+    pub inline: bool,
+    /// Under `#[cfg(test)]`: the file's unit tests.
+    pub cfg_test: bool,
+    /// Placed with `#[path = "…"]`: where its file is, is its own business.
+    pub path_attr: bool,
+    /// The file's last item.
+    pub last: bool,
 }
 
 /// A defined name and where.
@@ -219,7 +240,19 @@ impl Language for Rust {
         let mut out = Extracted::default();
         collect_exports(&file.items, &mut Vec::new(), &mut out.exports);
         let mut item = 0;
-        for i in &file.items {
+        for (index, i) in file.items.iter().enumerate() {
+            if let syn::Item::Mod(m) = i {
+                let start = m.ident.span().start();
+                out.modules.push(ModuleDecl {
+                    name: m.ident.to_string(),
+                    line: start.line,
+                    column: start.column + 1,
+                    inline: m.content.is_some(),
+                    cfg_test: m.attrs.iter().any(cfg_test),
+                    path_attr: m.attrs.iter().any(|a| a.path().is_ident("path")),
+                    last: index + 1 == file.items.len(),
+                });
+            }
             collect_uses(i, &mut out.imports, &mut item);
             if let syn::Item::Use(u) = i {
                 let root = match &u.tree {
@@ -255,6 +288,12 @@ impl Language for Rust {
         }
         Ok(out)
     }
+}
+
+/// Whether an attribute is `#[cfg(test)]`.
+fn cfg_test(a: &syn::Attribute) -> bool {
+    a.path().is_ident("cfg")
+        && matches!(&a.meta, syn::Meta::List(l) if l.tokens.to_string().trim() == "test")
 }
 
 /// Nesting of brackets beyond which a file is refused.
@@ -777,6 +816,44 @@ mod tests {
         assert!(e.roots.contains("std") && e.roots.contains("HashMap"));
         assert!(e.defined.contains(&(ItemKind::Binding, "m".into())));
         assert!(e.defined.contains(&(ItemKind::Function, "f".into())));
+    }
+
+    #[test]
+    fn top_level_modules_say_how_the_file_is_laid_out() {
+        let e = Rust
+            .extract(
+                "mod a;\n#[path = \"x/b.rs\"]\nmod b;\npub mod c { fn f() {} }\n\
+                 #[cfg(test)]\nmod tests {\n    #[test]\n    fn t() {}\n}\n",
+            )
+            .unwrap();
+        let got: Vec<(&str, usize, bool, bool, bool, bool)> = e
+            .modules
+            .iter()
+            .map(|m| {
+                (
+                    m.name.as_str(),
+                    m.line,
+                    m.inline,
+                    m.cfg_test,
+                    m.path_attr,
+                    m.last,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", 1, false, false, false, false),
+                ("b", 3, false, false, true, false),
+                ("c", 4, true, false, false, false),
+                ("tests", 6, true, true, false, true),
+            ]
+        );
+        // `cfg(not(test))` is not the unit tests.
+        let e = Rust
+            .extract("#[cfg(not(test))]\nmod m {}\nfn f() {}\n")
+            .unwrap();
+        assert!(!e.modules[0].cfg_test && !e.modules[0].last);
     }
 
     #[test]

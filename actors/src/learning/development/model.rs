@@ -181,12 +181,13 @@ fn learnable(e: &Extracted) -> impl Iterator<Item = &super::language::Import> {
 fn learn_file(
     patterns: &mut Patterns<DevPattern>,
     e: &Extracted,
+    path: &str,
     krate: Option<&str>,
     deps: &[String],
     instance: InstanceId,
     clock: u64,
 ) -> u64 {
-    super::style::learn_style(patterns, e, krate, instance, clock);
+    super::style::learn_style(patterns, e, Some(path), krate, instance, clock);
     let names: BTreeSet<String> = learnable(e).map(|i| i.leaf.clone()).collect();
     let features = context(&names, e, deps);
     let mut learned = 0;
@@ -253,7 +254,7 @@ fn learn_file(
 /// The module a file of a crate is (`src/a/b.rs` and `src/a/b/mod.rs` are `a::b`,
 /// `src/lib.rs` the crate root); `None` for files outside the library's sources (tests,
 /// examples, binaries, build scripts).
-fn module_of(path: &str) -> Option<Vec<String>> {
+pub(super) fn module_of(path: &str) -> Option<Vec<String>> {
     let path = path.trim_start_matches("./");
     let rest = path.strip_prefix("src/")?.strip_suffix(".rs")?;
     let mut parts: Vec<String> = rest.split('/').map(String::from).collect();
@@ -801,7 +802,15 @@ pub fn learn(
         }
         match Rust.extract(&f.content) {
             Ok(e) => {
-                imports += learn_file(patterns, &e, krate.as_deref(), &deps, instance, clock);
+                imports += learn_file(
+                    patterns,
+                    &e,
+                    &f.path,
+                    krate.as_deref(),
+                    &deps,
+                    instance,
+                    clock,
+                );
                 if let Some(k) = krate.as_deref() {
                     learn_exports(patterns, &e, k, &f.path, instance, clock);
                 }

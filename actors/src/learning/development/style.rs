@@ -7,7 +7,10 @@
 //! - `O<scope>`: for each pair of `use` classes (std, external, local) in a file, which came
 //!   first (`std<external`), or `mixed`;
 //! - `B\0<context>`: the names of `let` bindings whose value comes from `context`
-//!   (`call:File::open`), across every crate.
+//!   (`call:File::open`), across every crate;
+//! - `L<scope>\0file`: how a module with submodules in files of their own is filed,
+//!   `src/a/mod.rs` (`mod_rs`) or `src/a.rs` beside `src/a/` (`named`);
+//! - `L<scope>\0tests`: whether a file's inline `#[cfg(test)]` module is its last item.
 //!
 //! A deviation is reported when the convention holds in a large share of the learned code
 //! (smoothed: `(k + 1) / (n + 2)`), that share is at least the asked confidence, and the file's
@@ -17,7 +20,7 @@ use std::collections::BTreeMap;
 
 use ensemble_protocol::development::{CheckStyleRequest, CheckStyleResponse, StyleFinding};
 
-use super::language::{Extracted, ItemKind, UseClass};
+use super::language::{Extracted, ItemKind, ModuleDecl, UseClass};
 use super::model::{Counts, DevPattern};
 use crate::learning::{InstanceId, Patterns};
 
@@ -221,15 +224,54 @@ fn positions(items: &[UseClass], c: UseClass) -> Vec<usize> {
         .collect()
 }
 
+/// How the file at `path` is filed, if that says anything: `mod_rs` for `src/a/mod.rs`,
+/// `named` for `src/a.rs` with submodules in files of their own (in `src/a/`). Crate roots,
+/// files outside `src/` and leaf modules named `a.rs` (both layouts name those so) say nothing.
+fn module_file_style(e: &Extracted, path: &str) -> Option<&'static str> {
+    let module = super::model::module_of(path)?;
+    if module.is_empty() {
+        return None;
+    }
+    if path.ends_with("/mod.rs") {
+        return Some("mod_rs");
+    }
+    e.modules
+        .iter()
+        .any(|m| !m.inline && !m.path_attr)
+        .then_some("named")
+}
+
+/// The file's inline unit-test module (`#[cfg(test)] mod tests { … }`), if it has one.
+fn test_module(e: &Extracted) -> Option<&ModuleDecl> {
+    e.modules.iter().find(|m| m.inline && m.cfg_test)
+}
+
 /// Learns a file's conventions, for its crate (if known) and for everyone.
 pub(super) fn learn_style(
     patterns: &mut Patterns<DevPattern>,
     e: &Extracted,
+    path: Option<&str>,
     krate: Option<&str>,
     instance: InstanceId,
     clock: u64,
 ) {
     let scopes: Vec<&str> = std::iter::once("").chain(krate).collect();
+    // Module layout.
+    let file = path.and_then(|p| module_file_style(e, p));
+    let tests = test_module(e).map(|m| if m.last { "last" } else { "not_last" });
+    for scope in &scopes {
+        for (what, seen) in [("file", file), ("tests", tests)] {
+            if let Some(seen) = seen {
+                add(
+                    patterns,
+                    &scoped(b'L', scope, Some(what)),
+                    &[seen.to_string()],
+                    instance,
+                    clock,
+                );
+            }
+        }
+    }
     // Casing per kind: one observation per file and kind, of the classes its names fit.
     let mut by_kind: BTreeMap<ItemKind, Vec<String>> = BTreeMap::new();
     for s in &e.sites {
@@ -468,8 +510,100 @@ pub(super) fn check_style(
             confidence,
         });
     }
+    module_layout(
+        patterns,
+        e,
+        req.path.as_deref(),
+        krate,
+        min,
+        &mut findings,
+        &mut checked,
+    );
     findings.sort_by_key(|f| (f.line, f.column));
     CheckStyleResponse { findings, checked }
+}
+
+/// Where the file's modules are laid out against the codebase's habit: the file's own name
+/// (`src/a/mod.rs` or `src/a.rs`) and where its unit tests sit.
+fn module_layout(
+    patterns: &Patterns<DevPattern>,
+    e: &Extracted,
+    path: Option<&str>,
+    krate: Option<&str>,
+    min: f64,
+    findings: &mut Vec<StyleFinding>,
+    checked: &mut BTreeMap<String, String>,
+) {
+    let whose_text = |whose: &str| {
+        if whose == "crate" {
+            " in this crate"
+        } else {
+            ""
+        }
+    };
+    if let Some(path) = path
+        && let Some(style) = module_file_style(e, path)
+        && let Some((c, whose)) = evidence(patterns, b'L', krate, Some("file"), MIN_EVIDENCE)
+    {
+        checked.insert("module_layout:file".into(), whose.to_string());
+        let habit = if style == "mod_rs" { "named" } else { "mod_rs" };
+        let (n, k, this) = (c.observations(), c.get(habit), c.get(style));
+        let confidence = smoothed(k, n);
+        if confidence >= min && this * 10 <= n {
+            let trimmed = path.trim_start_matches("./");
+            let fix = match trimmed.strip_suffix("/mod.rs") {
+                Some(dir) => format!("rename `{trimmed}` to `{dir}.rs`"),
+                None => format!(
+                    "move `{trimmed}` to `{}/mod.rs`",
+                    trimmed.trim_end_matches(".rs")
+                ),
+            };
+            findings.push(StyleFinding {
+                rule: "module_layout".into(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "`{trimmed}` is filed as {}; {:.0}% of the modules with submodules learned{} are filed as {}",
+                    layout_name(style),
+                    100.0 * k as f64 / n as f64,
+                    whose_text(whose),
+                    layout_name(habit)
+                ),
+                fix,
+                confidence,
+            });
+        }
+    }
+    if let Some(m) = test_module(e)
+        && let Some((c, whose)) = evidence(patterns, b'L', krate, Some("tests"), MIN_EVIDENCE)
+    {
+        checked.insert("module_layout:tests".into(), whose.to_string());
+        let (n, k, this) = (c.observations(), c.get("last"), c.get("not_last"));
+        let confidence = smoothed(k, n);
+        if !m.last && confidence >= min && this * 10 <= n {
+            findings.push(StyleFinding {
+                rule: "module_layout".into(),
+                line: m.line,
+                column: m.column,
+                message: format!(
+                    "the unit tests (`mod {}`) are not the file's last item; {:.0}% of the files learned{} with unit tests keep them last",
+                    m.name,
+                    100.0 * k as f64 / n as f64,
+                    whose_text(whose)
+                ),
+                fix: format!("move `mod {}` to the end of the file", m.name),
+                confidence,
+            });
+        }
+    }
+}
+
+fn layout_name(style: &str) -> &'static str {
+    if style == "mod_rs" {
+        "`a/mod.rs`"
+    } else {
+        "`a.rs` beside `a/`"
+    }
 }
 
 /// The order of the classes the learned files follow: each class ranked by how often it came
