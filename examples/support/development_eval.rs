@@ -329,7 +329,6 @@ struct Style {
     clean_by_rule: BTreeMap<String, (usize, Vec<String>)>,
 }
 
-/// One injected break: the broken file, the rule and the line it is on.
 /// One injected break: the broken file, its path, the rule and the line it is on.
 type Break = (String, String, &'static str, usize);
 
@@ -337,51 +336,37 @@ fn breaks(src: &str, path: &str) -> Vec<Break> {
     let Ok(e) = Rust.extract(src) else {
         return Vec::new();
     };
+    let lines: Vec<&str> = src.lines().collect();
     let mut layout: Vec<Break> = Vec::new();
     // A module with submodules in files of their own filed the other way: `src/a.rs` as
     // `src/a/mod.rs` and back.
     let is_root = matches!(path, "src/lib.rs" | "src/main.rs");
-    if path.starts_with("src/") && !path.starts_with("src/bin/") && !is_root {
-        let submodules = e.modules.iter().any(|m| !m.inline && !m.path_attr);
-        if let Some(dir) = path.strip_suffix("/mod.rs")
-            && submodules
-        {
-            layout.push((src.to_string(), format!("{dir}.rs"), "module_layout", 1));
-        } else if let Some(stem) = path.strip_suffix(".rs")
-            && submodules
-            && !path.ends_with("/mod.rs")
-        {
-            layout.push((
-                src.to_string(),
-                format!("{stem}/mod.rs"),
-                "module_layout",
-                1,
-            ));
-        }
+    let submodules = e.modules.iter().any(|m| !m.inline && !m.path_attr);
+    if path.starts_with("src/") && !path.starts_with("src/bin/") && !is_root && submodules {
+        let moved = match path.strip_suffix("/mod.rs") {
+            Some(dir) => format!("{dir}.rs"),
+            None => format!("{}/mod.rs", path.trim_end_matches(".rs")),
+        };
+        layout.push((src.to_string(), moved, "module_layout", 1));
     }
     // The unit tests, last in the file, moved up to just after the `use` lines.
-    let src_lines: Vec<&str> = src.lines().collect();
     if let Some(m) = e.modules.iter().find(|m| m.inline && m.cfg_test && m.last)
         && let Some(after_uses) = e.use_items.iter().map(|u| u.lines.1).max()
     {
         // The module's first line: its attributes and doc comments above its name.
         let mut start = m.line;
         while start > 1 {
-            let above = src_lines[start - 2].trim_start();
+            let above = lines[start - 2].trim_start();
             if above.starts_with("#[") || above.starts_with("///") {
                 start -= 1;
             } else {
                 break;
             }
         }
-        if after_uses < start
-            && src_lines
-                .get(m.line - 1)
-                .is_some_and(|l| l.contains("mod "))
-        {
-            let mut v: Vec<&str> = src_lines[..after_uses].to_vec();
-            v.extend(&src_lines[start - 1..]);
-            v.extend(&src_lines[after_uses..start - 1]);
+        if after_uses < start && lines.get(m.line - 1).is_some_and(|l| l.contains("mod ")) {
+            let mut v: Vec<&str> = lines[..after_uses].to_vec();
+            v.extend(&lines[start - 1..]);
+            v.extend(&lines[after_uses..start - 1]);
             let line = after_uses + (m.line - start) + 1;
             let moved = v.join("\n") + "\n";
             // Attributes kept apart from the module by a comment would be left dangling.
@@ -390,7 +375,6 @@ fn breaks(src: &str, path: &str) -> Vec<Break> {
             }
         }
     }
-    let lines: Vec<&str> = src.lines().collect();
     let rename_at = |line: usize, col: usize, old: &str, new: &str| -> Option<String> {
         let l = lines.get(line - 1)?;
         let start = l.char_indices().nth(col - 1)?.0;

@@ -187,7 +187,7 @@ fn learn_file(
     instance: InstanceId,
     clock: u64,
 ) -> u64 {
-    super::style::learn_style(patterns, e, Some(path), krate, instance, clock);
+    super::style::learn_style(patterns, e, path, krate, instance, clock);
     let names: BTreeSet<String> = learnable(e).map(|i| i.leaf.clone()).collect();
     let features = context(&names, e, deps);
     let mut learned = 0;
@@ -664,7 +664,7 @@ pub fn suggest(
                 .is_some_and(|k| patterns.get(&leaf_key(Some(k), n)).is_some())
             || (n.starts_with(|c: char| c.is_uppercase()) && patterns.get(&key(b'E', n)).is_some())
             || (library.is_some() && library_name(n))
-            || !std_api::candidates(n, e.roots.contains(n), false).is_empty()
+            || std_api::knows(n, e.roots.contains(n))
     };
     let wanted: Vec<&String> = e
         .used

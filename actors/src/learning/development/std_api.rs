@@ -77,7 +77,7 @@ pub(super) fn std_api() -> &'static StdApi {
 /// of a path (`mem` in `mem::swap`) is a module. Functions and macros are left out: a method
 /// call or a local shares their spelling (`x.max(y)`, `let swap`), so a bare name is no sign
 /// that the file needs `std::cmp::max`.
-pub(super) fn fits(kind: &str, name: &str, path_root: bool) -> bool {
+fn fits(kind: &str, name: &str, path_root: bool) -> bool {
     if name.starts_with(|c: char| c.is_uppercase()) {
         matches!(
             kind,
@@ -86,6 +86,15 @@ pub(super) fn fits(kind: &str, name: &str, path_root: bool) -> bool {
     } else {
         path_root && kind == "mod"
     }
+}
+
+/// Whether the standard library has an item `name`, used this way, can refer to (see
+/// [`fits`]).
+pub(super) fn knows(name: &str, path_root: bool) -> bool {
+    std_api()
+        .items(name)
+        .iter()
+        .any(|i| fits(i.kind, name, path_root))
 }
 
 /// The standard library's paths for `name`, best first: per module, the path in the crate the
@@ -219,5 +228,8 @@ mod tests {
         assert!(candidates("mem", false, false).is_empty());
         assert!(candidates("swap", true, false).is_empty());
         assert!(candidates("NoSuchStdName", false, false).is_empty());
+        // `knows` says whether there would be any.
+        assert!(knows("BinaryHeap", false) && knows("mem", true));
+        assert!(!knows("mem", false) && !knows("swap", true) && !knows("NoSuchStdName", false));
     }
 }

@@ -250,14 +250,14 @@ fn test_module(e: &Extracted) -> Option<&ModuleDecl> {
 pub(super) fn learn_style(
     patterns: &mut Patterns<DevPattern>,
     e: &Extracted,
-    path: Option<&str>,
+    path: &str,
     krate: Option<&str>,
     instance: InstanceId,
     clock: u64,
 ) {
     let scopes: Vec<&str> = std::iter::once("").chain(krate).collect();
     // Module layout.
-    let file = path.and_then(|p| module_file_style(e, p));
+    let file = module_file_style(e, path);
     let tests = test_module(e).map(|m| if m.last { "last" } else { "not_last" });
     for scope in &scopes {
         for (what, seen) in [("file", file), ("tests", tests)] {
@@ -339,6 +339,15 @@ fn evidence<'a>(
         .or_else(|| get("").map(|c| (c, "all")))
 }
 
+/// How a finding's message says whose code the convention was learned from.
+fn in_this_crate(whose: &str) -> &'static str {
+    if whose == "crate" {
+        " in this crate"
+    } else {
+        ""
+    }
+}
+
 fn smoothed(k: u64, n: u64) -> f64 {
     (k as f64 + 1.0) / (n as f64 + 2.0)
 }
@@ -389,11 +398,7 @@ pub(super) fn check_style(
                 s.name,
                 case.as_str(),
                 100.0 * k as f64 / n as f64,
-                if whose == "crate" {
-                    " in this crate"
-                } else {
-                    ""
-                }
+                in_this_crate(whose)
             ),
             fix,
             confidence,
@@ -452,11 +457,7 @@ pub(super) fn check_style(
                         format!("{b} imports come before {a} ones")
                     },
                     100.0 * k as f64 / n as f64,
-                    if whose == "crate" {
-                        " in this crate"
-                    } else {
-                        ""
-                    },
+                    in_this_crate(whose),
                     want.replace('<', " before ")
                 ),
                 fix: format!(
@@ -504,7 +505,7 @@ pub(super) fn check_style(
                 "`{}` holds the value of `{what}`, which {:.0}% of the bindings learned{} call `{top}`",
                 b.name,
                 100.0 * k as f64 / n as f64,
-                if whose == "crate" { " in this crate" } else { "" }
+                in_this_crate(whose)
             ),
             fix: top.to_string(),
             confidence,
@@ -534,13 +535,6 @@ fn module_layout(
     findings: &mut Vec<StyleFinding>,
     checked: &mut BTreeMap<String, String>,
 ) {
-    let whose_text = |whose: &str| {
-        if whose == "crate" {
-            " in this crate"
-        } else {
-            ""
-        }
-    };
     if let Some(path) = path
         && let Some(style) = module_file_style(e, path)
         && let Some((c, whose)) = evidence(patterns, b'L', krate, Some("file"), MIN_EVIDENCE)
@@ -566,7 +560,7 @@ fn module_layout(
                     "`{trimmed}` is filed as {}; {:.0}% of the modules with submodules learned{} are filed as {}",
                     layout_name(style),
                     100.0 * k as f64 / n as f64,
-                    whose_text(whose),
+                    in_this_crate(whose),
                     layout_name(habit)
                 ),
                 fix,
@@ -589,7 +583,7 @@ fn module_layout(
                     "the unit tests (`mod {}`) are not the file's last item; {:.0}% of the files learned{} with unit tests keep them last",
                     m.name,
                     100.0 * k as f64 / n as f64,
-                    whose_text(whose)
+                    in_this_crate(whose)
                 ),
                 fix: format!("move `mod {}` to the end of the file", m.name),
                 confidence,
