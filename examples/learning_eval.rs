@@ -6,7 +6,15 @@
 //!     [--only next|safety]
 //! cargo run --release --example learning_eval -- development \
 //!     [--data ../shared/data/learning/development/crates-train.txt] [--codebase]
+//! cargo run --release --example learning_eval -- quality [--data ../shared/data/learning/quality] \
+//!     [--project Lang]
+//! cargo run --release --example learning_eval -- devops \
+//!     [--data ../shared/data/learning/devops/jitreliability] [--online]
 //! ```
+//!
+//! `quality`: the quality learner's test selection on Defects4J bugs (see
+//! `examples/support/quality_eval.rs`). `devops`: the devops learner's change-failure
+//! prediction on just-in-time defect data (see `examples/support/devops_eval.rs`).
 //!
 //! `development`: the development learner's import suggestions and style checks (see
 //! `examples/support/development_eval.rs`). The rest of this header is about the shell learner.
@@ -32,6 +40,10 @@ use std::path::{Path, PathBuf};
 mod crates;
 #[path = "support/development_eval.rs"]
 mod development_eval;
+#[path = "support/devops_eval.rs"]
+mod devops_eval;
+#[path = "support/quality_eval.rs"]
+mod quality_eval;
 
 use ensemble::runtime::Runtime;
 use rmcp::ServiceExt;
@@ -370,6 +382,32 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         return development_eval::run(&list, codebase).await;
+    }
+    if args.peek().map(String::as_str) == Some("quality") {
+        args.next();
+        let mut data = PathBuf::from("../shared/data/learning/quality");
+        let mut only = None;
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--data" => data = args.next().map(PathBuf::from).unwrap_or(data),
+                "--project" => only = args.next(),
+                other => anyhow::bail!("unknown argument {other}; see the header of this file"),
+            }
+        }
+        return quality_eval::run(&data, only.as_deref()).await;
+    }
+    if args.peek().map(String::as_str) == Some("devops") {
+        args.next();
+        let mut data = PathBuf::from("../shared/data/learning/devops/jitreliability");
+        let mut online = false;
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--data" => data = args.next().map(PathBuf::from).unwrap_or(data),
+                "--online" => online = true,
+                other => anyhow::bail!("unknown argument {other}; see the header of this file"),
+            }
+        }
+        return devops_eval::run(&data, online).await;
     }
     let mut data = PathBuf::from("../shared/data/learning/shell");
     let mut users = 30;

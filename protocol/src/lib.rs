@@ -7,10 +7,12 @@
 pub mod codec;
 pub mod debug;
 pub mod development;
+pub mod devops;
 pub mod execution;
 pub mod learning;
 pub mod principal;
 pub mod promotion;
+pub mod quality;
 pub mod registry;
 pub mod retrieval;
 pub mod run;

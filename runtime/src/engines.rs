@@ -10,8 +10,12 @@ use ensemble_actors::debug::{DebugActor, DebugMsg};
 use ensemble_actors::execution::{ExecArgs, ExecConfig, ExecMsg, ExecutionActor};
 use ensemble_actors::invoke::{InvokeError, InvokeFuture, ToolInvoker, ToolTraits};
 use ensemble_actors::learning::development::{DevLearner, DevModel, DevMsg};
+use ensemble_actors::learning::devops::{DevopsLearner, DevopsModel, DevopsMsg, DevopsObservation};
+use ensemble_actors::learning::quality::{
+    QualityLearner, QualityModel, QualityMsg, QualityObservation,
+};
 use ensemble_actors::learning::shell::{ShellLearner, ShellModel, ShellMsg};
-use ensemble_actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg, Reply};
+use ensemble_actors::learning::{LearnerArgs, LearnerConfig, LearnerMsg, Model, Reply};
 use ensemble_actors::promotion::{
     AuditSink, KnownRoles, PromotionActor, PromotionArgs, PromotionConfig, PromotionMsg,
 };
@@ -34,7 +38,10 @@ pub use crate::config::{TreeConfig, default_policy};
 use crate::router::{
     ActorTool, Annotations, DispatchTool, RegisterError, Router, ToolError, attempt,
 };
-use ensemble_protocol::learning::{ExportRequest, ImportRequest, StatsRequest};
+use ensemble_protocol::devops::{PredictRequest, RecommendRequest, RiskPolicy};
+use ensemble_protocol::learning::{
+    ExportRequest, ExportResponse, ImportRequest, ImportResponse, LearnerStats, StatsRequest,
+};
 
 /// The slots of the built-in engines, for hosts that call them with typed messages.
 #[derive(Debug, Clone)]
@@ -59,6 +66,13 @@ pub struct EngineSlots {
     pub shell: ActorSlot<LearnerMsg<ShellModel>>,
     /// The development learner (import paths and code conventions).
     pub development: ActorSlot<LearnerMsg<DevModel>>,
+    /// The quality learner (which tests to run for a change).
+    pub quality: ActorSlot<LearnerMsg<QualityModel>>,
+    /// The devops learner (how likely a change is to fail).
+    pub devops: ActorSlot<LearnerMsg<DevopsModel>>,
+    /// The risk policy `devops_predict` and `devops_recommend` apply when a call gives none
+    /// (`[learning.devops]`).
+    pub devops_policy: RiskPolicy,
     /// Each engine's own supervisor, by engine name (for its children and their states).
     pub supervisors: BTreeMap<&'static str, ActorSlot<SupervisorMsg>>,
 }
@@ -125,6 +139,9 @@ impl EngineSlots {
             debug: ActorSlot::new("debug"),
             shell: ActorSlot::new("shell"),
             development: ActorSlot::new("development"),
+            quality: ActorSlot::new("quality"),
+            devops: ActorSlot::new("devops"),
+            devops_policy: RiskPolicy::default(),
             supervisors: BTreeMap::new(),
         }
     }
@@ -140,6 +157,8 @@ impl EngineSlots {
         v.visit("retrieval", &self.retrieval);
         v.visit("shell", &self.shell);
         v.visit("development", &self.development);
+        v.visit("quality", &self.quality);
+        v.visit("devops", &self.devops);
         if self.supervisors.contains_key("debug") {
             v.visit("debug", &self.debug);
         }
@@ -197,6 +216,12 @@ pub struct EngineConfig {
     pub shell: LearnerConfig,
     /// The development learner's (`[learning.development]`).
     pub development: LearnerConfig,
+    /// The quality learner's (`[learning.quality]`).
+    pub quality: LearnerConfig,
+    /// The devops learner's (`[learning.devops]`).
+    pub devops: LearnerConfig,
+    /// The devops learner's risk policy (`[learning.devops]`).
+    pub devops_policy: ensemble_protocol::devops::RiskPolicy,
     /// The promotion engine's (`[promotion]`).
     pub promotion: PromotionConfig,
     /// The governance audit log, set once the runtime has opened it (before the engines
@@ -314,6 +339,17 @@ pub fn engines(
         invoker: invoker.clone(),
         config: config.development,
     };
+    let quality_args = LearnerArgs {
+        store: store.clone(),
+        invoker: invoker.clone(),
+        config: config.quality,
+    };
+    let devops_args = LearnerArgs {
+        store: store.clone(),
+        invoker: invoker.clone(),
+        config: config.devops,
+    };
+    slots.devops_policy = config.devops_policy;
     let exec_args = ExecArgs {
         store: store.clone(),
         invoker: invoker.clone(),
@@ -390,6 +426,18 @@ pub fn engines(
             "development",
             ChildSpec::actor(&slots.development, move || {
                 (DevLearner::default(), dev_args.clone())
+            }),
+        ),
+        (
+            "quality",
+            ChildSpec::actor(&slots.quality, move || {
+                (QualityLearner::default(), quality_args.clone())
+            }),
+        ),
+        (
+            "devops",
+            ChildSpec::actor(&slots.devops, move || {
+                (DevopsLearner::default(), devops_args.clone())
             }),
         ),
     ];
@@ -537,6 +585,8 @@ pub fn register_tools_with(
     crate::taxonomy::register(router, &slots.taxonomy, &slots.retrieval, policies)?;
     register_learning_tools(router, &slots.shell, policies)?;
     register_development_tools(router, &slots.development, policies)?;
+    register_quality_tools(router, &slots.quality, policies)?;
+    register_devops_tools(router, slots, policies)?;
     register_learner_admin(router, slots, policies)?;
     if test_tools {
         router.register_actor(
@@ -856,54 +906,190 @@ fn register_development_tools(
     Ok(())
 }
 
-/// The learners by name, for the tools every learner answers.
-const LEARNERS: &str = "`shell` or `development`";
+type Quality = LearnerMsg<QualityModel>;
 
-/// A request every learner answers: it names its learner.
+fn register_quality_tools(
+    router: &Router,
+    slot: &ActorSlot<Quality>,
+    policies: &RoutePolicies,
+) -> Result<(), RegisterError> {
+    let tool = |name, description, annotations| {
+        engine_tool(slot, name, description, annotations, policies)
+    };
+    router.register_actor(
+        tool(
+            "quality_observe_commits",
+            "Learn a repository's history: {repo, commits: [{sha, parents, date, files}]}, oldest \
+             first. Teaches which files change together with which tests; commits already \
+             learned are skipped, commits touching more than 50 files teach change counts only.",
+            Annotations::default(),
+        ),
+        |req, cancel, reply| Quality::Observe(QualityObservation::Commits(req), cancel, reply),
+    )?;
+    router.register_actor(
+        tool(
+            "quality_observe_results",
+            "Learn which tests failed for a change: {repo, sha?, changed_files, failed_tests, \
+             passed_tests?}. quality_select_tests then ranks those tests first when the same \
+             files change again.",
+            Annotations::default(),
+        ),
+        |req, cancel, reply| Quality::Observe(QualityObservation::Results(req), cancel, reply),
+    )?;
+    router.register_actor(
+        tool(
+            "quality_select_tests",
+            "Choose the tests to run for a change: {repo, changed_files, candidates: [{id, \
+             path?}], budget?: fraction (0.33) or count (50), a third by default}. Every \
+             candidate ranked, most likely to fail first, with a score and a reason (past \
+             failure with these files, co-change, name match, package, recent change), and \
+             the selection within the budget.",
+            Annotations::READ_ONLY,
+        ),
+        |req, cancel, reply| Quality::Model(QualityMsg::Select(req, cancel, reply)),
+    )?;
+    Ok(())
+}
+
+type Devops = LearnerMsg<DevopsModel>;
+
+fn register_devops_tools(
+    router: &Router,
+    slots: &EngineSlots,
+    policies: &RoutePolicies,
+) -> Result<(), RegisterError> {
+    let slot = &slots.devops;
+    let tool = |name, description, annotations| {
+        engine_tool(slot, name, description, annotations, policies)
+    };
+    router.register_actor(
+        tool(
+            "devops_observe",
+            "Record a change before its outcome is known: {project, change_id, time, features: \
+             {name: number}} (size, spread, history, author experience; any named numeric \
+             features).",
+            Annotations::default(),
+        ),
+        |req, cancel, reply| Devops::Observe(DevopsObservation::Change(req), cancel, reply),
+    )?;
+    router.register_actor(
+        tool(
+            "devops_report_outcome",
+            "Report how an observed change turned out: {project, change_id, outcome: \
+             success|failure, time}. The model learns it at once; predictions as of an earlier \
+             time never use it.",
+            Annotations::default(),
+        ),
+        |req, cancel, reply| Devops::Observe(DevopsObservation::Outcome(req), cancel, reply),
+    )?;
+    let policy = slots.devops_policy;
+    let (s1, s2) = (slot.clone(), slot.clone());
+    router.register_dispatch(
+        DispatchTool {
+            name: "devops_predict",
+            description: "How likely a change is to fail: {project, features, time?} → \
+                 {failure_probability, relative_risk, risk: low|medium|high, top_factors: \
+                 [{feature, value, contribution}]}. A project with few outcomes leans on every \
+                 project's experience.",
+            annotations: Annotations::READ_ONLY,
+            policy: policies.route_policy("devops", "devops_predict"),
+        },
+        move |mut req: PredictRequest, ctx: CallContext| {
+            let slot = s1.clone();
+            req.policy.get_or_insert(policy);
+            Box::pin(async move {
+                attempt(&slot, ctx, |c, r| {
+                    Devops::Model(DevopsMsg::Predict(req, c, r))
+                })
+                .await
+            })
+        },
+    )?;
+    router.register_dispatch(
+        DispatchTool {
+            name: "devops_recommend",
+            description: "What to do with a change: deploy, canary or hold, with the reason, \
+                 from its predicted risk and the risk policy (configured in \
+                 [learning.devops], or `policy` {canary_at, hold_at} for this call).",
+            annotations: Annotations::READ_ONLY,
+            policy: policies.route_policy("devops", "devops_recommend"),
+        },
+        move |mut req: RecommendRequest, ctx: CallContext| {
+            let slot = s2.clone();
+            req.policy.get_or_insert(policy);
+            Box::pin(async move {
+                attempt(&slot, ctx, |c, r| {
+                    Devops::Model(DevopsMsg::Recommend(req, c, r))
+                })
+                .await
+            })
+        },
+    )?;
+    Ok(())
+}
+
+/// The learners by name, for the tools every learner answers.
+const LEARNERS: &str = "`shell`, `development`, `quality` or `devops`";
+
+/// A request every learner answers: it names its learner, and becomes any learner's message.
 trait ToLearner: serde::de::DeserializeOwned + schemars::JsonSchema + Clone + Send + Sync {
+    /// The answer.
+    type Resp: serde::Serialize + schemars::JsonSchema + Send + 'static;
     fn learner(&self) -> &str;
+    fn message<M: Model>(
+        self,
+        cancel: CancellationToken,
+        reply: Reply<Self::Resp>,
+    ) -> LearnerMsg<M>;
 }
 
 impl ToLearner for StatsRequest {
+    type Resp = LearnerStats;
     fn learner(&self) -> &str {
         &self.learner
+    }
+    fn message<M: Model>(self, c: CancellationToken, r: Reply<LearnerStats>) -> LearnerMsg<M> {
+        LearnerMsg::Stats(self, c, r)
     }
 }
 
 impl ToLearner for ExportRequest {
+    type Resp = ExportResponse;
     fn learner(&self) -> &str {
         &self.learner
+    }
+    fn message<M: Model>(self, c: CancellationToken, r: Reply<ExportResponse>) -> LearnerMsg<M> {
+        LearnerMsg::Export(self, c, r)
     }
 }
 
 impl ToLearner for ImportRequest {
+    type Resp = ImportResponse;
     fn learner(&self) -> &str {
         &self.learner
     }
+    fn message<M: Model>(self, c: CancellationToken, r: Reply<ImportResponse>) -> LearnerMsg<M> {
+        LearnerMsg::Import(self, c, r)
+    }
 }
 
-/// A message of every learner actor, whatever its model.
-type LearnerMake<M, Req, Resp> = fn(Req, CancellationToken, Reply<Resp>) -> LearnerMsg<M>;
-
 /// Registers `tool`, sent to the learner its request names.
-fn register_to_learner<Req, Resp>(
+fn register_to_learner<Req: ToLearner + 'static>(
     router: &Router,
     slots: &EngineSlots,
     tool: DispatchTool,
-    shell: LearnerMake<ShellModel, Req, Resp>,
-    development: LearnerMake<DevModel, Req, Resp>,
-) -> Result<(), RegisterError>
-where
-    Req: ToLearner + 'static,
-    Resp: serde::Serialize + schemars::JsonSchema + Send + 'static,
-{
-    let (shell_slot, dev_slot) = (slots.shell.clone(), slots.development.clone());
+) -> Result<(), RegisterError> {
+    let (shell, dev) = (slots.shell.clone(), slots.development.clone());
+    let (quality, devops) = (slots.quality.clone(), slots.devops.clone());
     router.register_dispatch(tool, move |req: Req, ctx: CallContext| {
-        let (shell_slot, dev_slot) = (shell_slot.clone(), dev_slot.clone());
+        let (shell, dev) = (shell.clone(), dev.clone());
+        let (quality, devops) = (quality.clone(), devops.clone());
         Box::pin(async move {
             match req.learner() {
-                "shell" => attempt(&shell_slot, ctx, |c, r| shell(req, c, r)).await,
-                "development" => attempt(&dev_slot, ctx, |c, r| development(req, c, r)).await,
+                "shell" => attempt(&shell, ctx, |c, r| req.message(c, r)).await,
+                "development" => attempt(&dev, ctx, |c, r| req.message(c, r)).await,
+                "quality" => attempt(&quality, ctx, |c, r| req.message(c, r)).await,
+                "devops" => attempt(&devops, ctx, |c, r| req.message(c, r)).await,
                 other => Err(ensemble_supervision::CallError::Engine(format!(
                     "unknown learner `{other}`: the learners are {LEARNERS}"
                 ))),
@@ -919,7 +1105,7 @@ fn register_learner_admin(
     slots: &EngineSlots,
     policies: &RoutePolicies,
 ) -> Result<(), RegisterError> {
-    register_to_learner(
+    register_to_learner::<StatsRequest>(
         router,
         slots,
         DispatchTool {
@@ -929,10 +1115,8 @@ fn register_learner_admin(
             annotations: Annotations::READ_ONLY,
             policy: policies.route_policy("learning", "learning_stats"),
         },
-        Shell::Stats,
-        Dev::Stats,
     )?;
-    register_to_learner(
+    register_to_learner::<ExportRequest>(
         router,
         slots,
         DispatchTool {
@@ -943,10 +1127,8 @@ fn register_learner_admin(
             annotations: Annotations::default(),
             policy: policies.route_policy("learning", "learning_export"),
         },
-        Shell::Export,
-        Dev::Export,
     )?;
-    register_to_learner(
+    register_to_learner::<ImportRequest>(
         router,
         slots,
         DispatchTool {
@@ -957,7 +1139,5 @@ fn register_learner_admin(
             annotations: Annotations::IDEMPOTENT_WRITE,
             policy: policies.route_policy("learning", "learning_import"),
         },
-        Shell::Import,
-        Dev::Import,
     )
 }

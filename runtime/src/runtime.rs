@@ -60,6 +60,9 @@ pub struct RuntimeBuilder {
     policies: RoutePolicies,
     shell: ensemble_actors::learning::LearnerConfig,
     development: ensemble_actors::learning::LearnerConfig,
+    quality: ensemble_actors::learning::LearnerConfig,
+    devops: ensemble_actors::learning::LearnerConfig,
+    devops_policy: ensemble_protocol::devops::RiskPolicy,
     promotion: ensemble_actors::promotion::PromotionConfig,
     task_tools: Vec<String>,
     required_task_tools: Vec<String>,
@@ -104,6 +107,24 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The quality learner's flush interval and memory budget.
+    pub fn quality_learner(mut self, config: ensemble_actors::learning::LearnerConfig) -> Self {
+        self.quality = config;
+        self
+    }
+
+    /// The devops learner's flush interval and memory budget, and the risk policy
+    /// `devops_predict` and `devops_recommend` apply when a call gives none.
+    pub fn devops_learner(
+        mut self,
+        config: ensemble_actors::learning::LearnerConfig,
+        policy: ensemble_protocol::devops::RiskPolicy,
+    ) -> Self {
+        self.devops = config;
+        self.devops_policy = policy;
+        self
+    }
+
     /// The execution engine's scheduling policy, workers and queue capacity.
     pub fn execution(mut self, config: ExecConfig) -> Self {
         self.execution = config;
@@ -127,6 +148,9 @@ impl RuntimeBuilder {
         self.policies = RoutePolicies::from_config(config);
         self.shell = config.learning.shell.learner_config();
         self.development = config.learning.development.learner_config();
+        self.quality = config.learning.quality.learner_config();
+        self.devops = config.learning.devops.learner_config();
+        self.devops_policy = config.learning.devops.risk_policy();
         self.promotion = config.promotion.promotion_config();
         self.tree = config.tree();
         self.governance = config.governance.clone();
@@ -210,6 +234,9 @@ impl RuntimeBuilder {
             policies: self.policies,
             shell: self.shell,
             development: self.development,
+            quality: self.quality,
+            devops: self.devops,
+            devops_policy: self.devops_policy,
             promotion: self.promotion,
             audit: Default::default(),
             roles: Default::default(),
@@ -341,6 +368,9 @@ impl Runtime {
         RuntimeBuilder {
             shell: learning.shell.learner_config(),
             development: learning.development.learner_config(),
+            quality: learning.quality.learner_config(),
+            devops: learning.devops.learner_config(),
+            devops_policy: learning.devops.risk_policy(),
             ..RuntimeBuilder::default()
         }
     }

@@ -19,8 +19,11 @@
 mod actor;
 mod counter;
 pub mod development;
+pub mod devops;
 mod patterns;
+pub mod quality;
 pub mod shell;
+pub mod time;
 
 use std::time::Duration;
 

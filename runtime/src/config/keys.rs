@@ -41,6 +41,11 @@ pub enum Accepts {
     },
     /// A percentage, 0 to 100 (an integer or a float).
     Percent,
+    /// A number (an integer or a float) of at least `min`.
+    Float {
+        /// Smallest accepted.
+        min: f64,
+    },
     /// One of these words (case-insensitive; stored as written here).
     OneOf(&'static [&'static str]),
     /// An array of strings (from the environment: comma-separated).
@@ -124,6 +129,7 @@ impl Accepts {
             }
             Accepts::Integer { min, max } => format!("a whole number from {min} to {max}"),
             Accepts::Percent => "a percentage from 0 to 100".into(),
+            Accepts::Float { min } => format!("a number from {min}"),
             Accepts::OneOf(words) => one_of(words),
             Accepts::Strings => "an array of strings, like [\"https://example.com\"]".into(),
             Accepts::Text => "a non-empty string".into(),
@@ -151,6 +157,10 @@ impl Accepts {
             }
             (Accepts::Percent, V::Integer(n)) if (0..=100).contains(n) => Ok(V::Float(*n as f64)),
             (Accepts::Percent, V::Float(f)) if (0.0..=100.0).contains(f) => Ok(value.clone()),
+            (Accepts::Float { min }, V::Integer(n)) if *n as f64 >= *min => Ok(V::Float(*n as f64)),
+            (Accepts::Float { min }, V::Float(f)) if f.is_finite() && *f >= *min => {
+                Ok(value.clone())
+            }
             (Accepts::OneOf(words), V::String(s)) => words
                 .iter()
                 .find(|w| w.eq_ignore_ascii_case(s))
@@ -189,7 +199,7 @@ impl Accepts {
                 Ok(n) => V::Integer(n),
                 Err(_) => return Err(format!("{text:?}: expected {}", self.describe())),
             },
-            Accepts::Percent => match text.parse::<f64>() {
+            Accepts::Percent | Accepts::Float { .. } => match text.parse::<f64>() {
                 Ok(f) => V::Float(f),
                 Err(_) => return Err(format!("{text:?}: expected {}", self.describe())),
             },
@@ -472,6 +482,41 @@ pub const KEYS: &[Key] = &[
         int(4096),
         "memory the development learner's patterns may take; past it the least valuable are \
          evicted",
+    ),
+    key(
+        "learning.quality.flush_interval_ms",
+        int(1),
+        "the quality learner writes what it learned to disk at least this often (ms); a kill \
+         -9 loses at most this much",
+    ),
+    key(
+        "learning.quality.memory_budget_bytes",
+        int(4096),
+        "memory the quality learner's patterns may take; past it the least valuable are \
+         evicted",
+    ),
+    key(
+        "learning.devops.flush_interval_ms",
+        int(1),
+        "the devops learner writes what it learned to disk at least this often (ms); a kill \
+         -9 loses at most this much",
+    ),
+    key(
+        "learning.devops.memory_budget_bytes",
+        int(4096),
+        "memory the devops learner's observed changes may take; past it the oldest without \
+         an outcome go first",
+    ),
+    key(
+        "learning.devops.canary_at",
+        Accepts::Float { min: 0.0 },
+        "relative risk (failure probability over the project's failure rate) from which \
+         devops_recommend says canary (default 1.0)",
+    ),
+    key(
+        "learning.devops.hold_at",
+        Accepts::Float { min: 0.0 },
+        "relative risk from which devops_recommend says hold (default 2.0; at least canary_at)",
     ),
     key(
         "promotion.separation_of_duties",

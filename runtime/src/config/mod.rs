@@ -112,6 +112,58 @@ pub struct LearningConfig {
     /// The development learner (256 MiB by default: the import contexts of a hundred crates
     /// take about 150 MiB).
     pub development: DevelopmentSettings,
+    /// The quality learner (64 MiB by default: the co-change of a 10,000-commit history
+    /// takes a few MiB).
+    pub quality: LearnerSettings,
+    /// The devops learner (128 MiB by default: about 400,000 observed changes) and its risk
+    /// policy.
+    pub devops: DevopsSettings,
+}
+
+/// The devops learner's settings: as any learner's, and the risk policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DevopsSettings {
+    /// Observations reach the disk at least this often (ms); a kill -9 loses at most this much.
+    pub flush_interval_ms: u64,
+    /// Memory its patterns may take; past it the least valuable are evicted.
+    pub memory_budget_bytes: u64,
+    /// Relative risk (failure probability over the project's failure rate) from which
+    /// `devops_recommend` says canary.
+    pub canary_at: f64,
+    /// Relative risk from which it says hold.
+    pub hold_at: f64,
+}
+
+impl Default for DevopsSettings {
+    fn default() -> Self {
+        let policy = ensemble_protocol::devops::RiskPolicy::default();
+        Self {
+            flush_interval_ms: LearnerSettings::default().flush_interval_ms,
+            memory_budget_bytes: 128 << 20,
+            canary_at: policy.canary_at,
+            hold_at: policy.hold_at,
+        }
+    }
+}
+
+impl DevopsSettings {
+    /// The learner actor's configuration.
+    pub fn learner_config(&self) -> ensemble_actors::learning::LearnerConfig {
+        LearnerSettings {
+            flush_interval_ms: self.flush_interval_ms,
+            memory_budget_bytes: self.memory_budget_bytes,
+        }
+        .learner_config()
+    }
+
+    /// The risk policy.
+    pub fn risk_policy(&self) -> ensemble_protocol::devops::RiskPolicy {
+        ensemble_protocol::devops::RiskPolicy {
+            canary_at: self.canary_at,
+            hold_at: self.hold_at,
+        }
+    }
 }
 
 /// The development learner's settings: as any learner's, with a larger default budget.
