@@ -188,8 +188,13 @@ pub async fn run(dir: &Path, online: bool) -> anyhow::Result<()> {
     }
     let s = session().await?;
     // Every project's training slice first: the prior is everyone's experience.
+    let started = std::time::Instant::now();
     for (name, changes) in &projects {
         let train = changes.len() * 6 / 10;
+        eprintln!(
+            "{name}: learning {train} changes ({:.1} s)",
+            started.elapsed().as_secs_f64()
+        );
         for c in &changes[..train] {
             call(
                 &s.client,
@@ -262,6 +267,11 @@ pub async fn run(dir: &Path, online: bool) -> anyhow::Result<()> {
             probability.push(p["failure_probability"].as_f64().unwrap_or(0.0));
             flagged.push(p["relative_risk"].as_f64().unwrap_or(0.0) >= 1.0);
         }
+        eprintln!(
+            "{name}: {} scored ({:.1} s)",
+            test.len(),
+            started.elapsed().as_secs_f64()
+        );
         let labels: Vec<bool> = test.iter().map(|c| c.bug).collect();
         let churn: Vec<f64> = test.iter().map(|c| c.churn).collect();
         let smallest: Vec<f64> = test.iter().map(|c| -c.effort).collect();

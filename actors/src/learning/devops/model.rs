@@ -164,6 +164,41 @@ struct Fitted {
     outcomes: usize,
 }
 
+/// The last few fits of one model: "now", and as of the times predictions were asked for
+/// lately (a replay asks for one time after another, each close to the last).
+#[derive(Debug, Default)]
+struct Fits(Vec<Fitted>);
+
+/// Fits kept per model.
+const FITS_KEPT: usize = 4;
+
+impl Fits {
+    /// A fit that may answer as of `t` with `n_t` outcomes known by then (moved to the front).
+    fn find(&mut self, t: i64, n_t: usize, features: Option<&[u64]>) -> Option<Fitted> {
+        let i = self
+            .0
+            .iter()
+            .position(|f| usable(f, t, n_t) && features.is_none_or(|order| f.features == order))?;
+        let f = self.0.remove(i);
+        self.0.insert(0, f.clone());
+        Some(f)
+    }
+
+    fn keep(&mut self, f: Fitted) {
+        self.0.insert(0, f);
+        self.0.truncate(FITS_KEPT);
+    }
+
+    /// The fit with the most outcomes (the one that answers now, if any).
+    fn latest(&self) -> Option<&Fitted> {
+        self.0.iter().max_by_key(|f| f.outcomes)
+    }
+
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// A project's derived state.
 #[derive(Debug, Default)]
 struct Project {
@@ -173,7 +208,8 @@ struct Project {
     known_at: Vec<i64>,
     /// Each feature's running statistics over its observed changes (squashed values).
     stats: HashMap<u64, Running>,
-    fitted: Option<Fitted>,
+    /// The latest fits, most recently used first.
+    fitted: Fits,
 }
 
 impl Project {
@@ -206,7 +242,8 @@ pub struct DevopsModel {
     projects: HashMap<String, Project>,
     /// Every project's outcome times, sorted (for the prior).
     all_known_at: Vec<i64>,
-    prior: Option<Fitted>,
+    /// The latest fits of the prior, most recently used first.
+    prior: Fits,
     /// Outcomes whose prediction just before was right (failure predicted at relative risk ≥ 1).
     right: u64,
     judged: u64,
@@ -314,7 +351,7 @@ impl DevopsModel {
         self.names.clear();
         self.projects.clear();
         self.all_known_at.clear();
-        self.prior = None;
+        self.prior.clear();
         for (k, p) in patterns.iter() {
             match p {
                 DevopsPattern::Name(_) => {
@@ -415,11 +452,12 @@ impl DevopsModel {
         };
         let failure = req.outcome == Outcome::Failure;
         let previous = change.outcome.map(|l| l.at);
-        // Judge the prediction this outcome answers before learning it.
-        let features = change.features.clone();
-        if let Ok((p, base)) = self.probability(cx.patterns, &req.project, &features, at) {
+        // Judge the prediction this outcome answers before learning it (with the models fitted
+        // so far: judging fits nothing).
+        if let Some(models) = self.cached_models(&req.project) {
+            let (p, _) = self.score(&models, &req.project, &change.features);
             self.judged += 1;
-            if (p >= base) == failure {
+            if (p >= models.rate) == failure {
                 self.right += 1;
             }
         }
@@ -449,8 +487,8 @@ impl DevopsModel {
         }
         // Any fit may now be stale or, for a corrected outcome, wrong.
         if previous.is_some() {
-            project.fitted = None;
-            self.prior = None;
+            project.fitted.clear();
+            self.prior.clear();
         }
         insert_sorted(&mut project.known_at, at);
         insert_sorted(&mut self.all_known_at, at);
@@ -512,10 +550,8 @@ impl DevopsModel {
         if n_t == 0 {
             return None;
         }
-        if let Some(f) = &self.prior
-            && usable(f, t, n_t)
-        {
-            return Some(f.clone());
+        if let Some(f) = self.prior.find(t, n_t, None) {
+            return Some(f);
         }
         let order = self.feature_order(patterns, t);
         let mut rows = Vec::new();
@@ -528,10 +564,7 @@ impl DevopsModel {
             through: self.all_known_at[n_t - 1],
             outcomes: n_t,
         };
-        // Cache the fit that answers "now"; an earlier as-of fit is not kept.
-        if n_t == self.all_known_at.len() {
-            self.prior = Some(fitted.clone());
-        }
+        self.prior.keep(fitted.clone());
         Some(fitted)
     }
 
@@ -543,7 +576,7 @@ impl DevopsModel {
         t: i64,
     ) -> Option<Models> {
         let prior = self.prior_at(patterns, t)?;
-        let Some(p) = self.projects.get(project) else {
+        let Some(n_t) = self.projects.get(project).map(|p| known_by(&p.known_at, t)) else {
             return Some(Models {
                 rate: prior.model.base_rate,
                 prior,
@@ -551,40 +584,33 @@ impl DevopsModel {
                 outcomes: 0,
             });
         };
-        let n_t = known_by(&p.known_at, t);
-        let cached = p
-            .fitted
-            .as_ref()
-            .filter(|f| usable(f, t, n_t) && f.features == prior.features)
-            .cloned();
+        let cached = self
+            .projects
+            .get_mut(project)
+            .and_then(|p| p.fitted.find(t, n_t, Some(&prior.features)));
         let own = match cached {
             _ if n_t == 0 => None,
             Some(f) => Some(f),
             None => {
                 let mut rows = Vec::new();
-                self.rows(patterns, p, &prior.features, t, &mut rows);
+                let mut through = t;
+                if let Some(p) = self.projects.get(project) {
+                    self.rows(patterns, p, &prior.features, t, &mut rows);
+                    through = p.known_at[n_t - 1];
+                }
                 let fitted = Fitted {
                     model: LogReg::fit(&rows, prior.features.len() + 1, LAMBDA),
                     features: prior.features.clone(),
-                    through: p.known_at[n_t - 1],
+                    through,
                     outcomes: n_t,
                 };
-                if n_t == p.known_at.len()
-                    && let Some(p) = self.projects.get_mut(project)
-                {
-                    p.fitted = Some(fitted.clone());
+                if let Some(p) = self.projects.get_mut(project) {
+                    p.fitted.keep(fitted.clone());
                 }
                 Some(fitted)
             }
         };
-        // The project's failure rate, shrunk toward everyone's while it has few outcomes.
-        let rate = match &own {
-            Some(f) => {
-                let n = f.outcomes as f64;
-                (f.model.base_rate * n + prior.model.base_rate * RATE_PRIOR) / (n + RATE_PRIOR)
-            }
-            None => prior.model.base_rate,
-        };
+        let rate = Self::rate(&prior, own.as_ref());
         Some(Models {
             prior,
             own,
@@ -593,18 +619,42 @@ impl DevopsModel {
         })
     }
 
-    /// (failure probability, the project's failure rate, per-feature contributions) of a
-    /// change as of `t`.
-    fn estimate(
-        &mut self,
-        patterns: &Patterns<DevopsPattern>,
+    /// The models that answer now without fitting anything, if the last fits may.
+    fn cached_models(&self, project: &str) -> Option<Models> {
+        let prior = self.prior.latest()?.clone();
+        let own = self
+            .projects
+            .get(project)
+            .and_then(|p| p.fitted.latest())
+            .filter(|f| f.features == prior.features)
+            .cloned();
+        let outcomes = own.as_ref().map_or(0, |f| f.outcomes);
+        Some(Models {
+            rate: Self::rate(&prior, own.as_ref()),
+            prior,
+            own,
+            outcomes,
+        })
+    }
+
+    /// The project's failure rate, shrunk toward everyone's while it has few outcomes.
+    fn rate(prior: &Fitted, own: Option<&Fitted>) -> f64 {
+        match own {
+            Some(f) => {
+                let n = f.outcomes as f64;
+                (f.model.base_rate * n + prior.model.base_rate * RATE_PRIOR) / (n + RATE_PRIOR)
+            }
+            None => prior.model.base_rate,
+        }
+    }
+
+    /// (failure probability, per-feature contributions in log-odds) of a change by `models`.
+    fn score(
+        &self,
+        models: &Models,
         project: &str,
         features: &[(u64, f32)],
-        t: i64,
-    ) -> Result<(f64, f64, Vec<(u64, f64)>, Models), LearnError> {
-        let models = self
-            .models_at(patterns, project, t)
-            .ok_or_else(no_outcomes)?;
+    ) -> (f64, Vec<(u64, f64)>) {
         let order = &models.prior.features;
         let empty = Project::default();
         let x = self
@@ -627,19 +677,7 @@ impl DevopsModel {
             .enumerate()
             .map(|(j, f)| (*f, weight(j) * x[j]))
             .collect();
-        Ok((p, models.rate, contributions, models))
-    }
-
-    /// (probability, the project's failure rate) as of `t`.
-    fn probability(
-        &mut self,
-        patterns: &Patterns<DevopsPattern>,
-        project: &str,
-        features: &[(u64, f32)],
-        t: i64,
-    ) -> Result<(f64, f64), LearnError> {
-        self.estimate(patterns, project, features, t)
-            .map(|(p, rate, _, _)| (p, rate))
+        (p, contributions)
     }
 
     fn predict(
@@ -658,8 +696,11 @@ impl DevopsModel {
             None => i64::MAX,
         };
         let x = hashed(features);
-        let (p, rate, contributions, models) = self.estimate(patterns, project, &x, t)?;
-        let base = rate.max(1e-6);
+        let models = self
+            .models_at(patterns, project, t)
+            .ok_or_else(no_outcomes)?;
+        let (p, contributions) = self.score(&models, project, &x);
+        let base = models.rate.max(1e-6);
         let relative_risk = p / base;
         let risk = if relative_risk >= policy.hold_at {
             Risk::High
