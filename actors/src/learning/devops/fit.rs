@@ -31,6 +31,11 @@ impl Running {
         self.m2 += d * (x - self.mean);
     }
 
+    /// Values added.
+    pub fn count(&self) -> f64 {
+        self.n
+    }
+
     /// `x` in standard deviations from the mean (0 while nothing varies).
     pub fn standardise(&self, x: f64) -> f64 {
         if self.n < 2.0 {

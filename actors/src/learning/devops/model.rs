@@ -86,10 +86,12 @@ impl Pattern for DevopsPattern {
         }
     }
 
-    /// A change with its outcome is worth more than one still waiting; names are kept.
+    /// Changes are worth alike, so the budget evicts the ones seen longest ago (old outcomes
+    /// weigh least anyway, and a change awaiting its outcome is kept as long as a new one);
+    /// names are kept.
     fn worth(&self) -> u64 {
         match self {
-            DevopsPattern::Change(c) => 1 + u64::from(c.outcome.is_some()),
+            DevopsPattern::Change(_) => 1,
             DevopsPattern::Name(_) => u64::MAX,
         }
     }
@@ -212,16 +214,30 @@ struct Project {
     fitted: Fits,
 }
 
+/// Observed changes from which a project's own statistics standardise its features (before,
+/// every project's do).
+const OWN_STATISTICS_FROM: f64 = 30.0;
+
 impl Project {
-    /// A change's standardised features in `order`, then 1.
-    fn row(&self, order: &[u64], features: &[(u64, f32)]) -> Vec<f64> {
+    /// A change's standardised features in `order`, then 1: by the project's own statistics
+    /// once it has enough changes, by everyone's before.
+    fn row(
+        &self,
+        order: &[u64],
+        features: &[(u64, f32)],
+        everyone: &HashMap<u64, Running>,
+    ) -> Vec<f64> {
         let mut x: Vec<f64> = order
             .iter()
             .map(|f| {
                 let v = features
                     .binary_search_by_key(f, |e| e.0)
                     .map_or(0.0, |i| squash(f64::from(features[i].1)));
-                self.stats.get(f).map_or(0.0, |s| s.standardise(v))
+                let stats = match self.stats.get(f) {
+                    Some(own) if own.count() >= OWN_STATISTICS_FROM => Some(own),
+                    _ => everyone.get(f),
+                };
+                stats.map_or(0.0, |s| s.standardise(v))
             })
             .collect();
         x.push(1.0);
@@ -229,9 +245,13 @@ impl Project {
     }
 
     fn learn_features(&mut self, features: &[(u64, f32)]) {
-        for (f, v) in features {
-            self.stats.entry(*f).or_default().add(squash(f64::from(*v)));
-        }
+        learn_into(&mut self.stats, features);
+    }
+}
+
+fn learn_into(stats: &mut HashMap<u64, Running>, features: &[(u64, f32)]) {
+    for (f, v) in features {
+        stats.entry(*f).or_default().add(squash(f64::from(*v)));
     }
 }
 
@@ -242,6 +262,8 @@ pub struct DevopsModel {
     projects: HashMap<String, Project>,
     /// Every project's outcome times, sorted (for the prior).
     all_known_at: Vec<i64>,
+    /// Each feature's running statistics over every project's changes.
+    everyone: HashMap<u64, Running>,
     /// The latest fits of the prior, most recently used first.
     prior: Fits,
     /// Outcomes whose prediction just before was right (failure predicted at relative risk ≥ 1).
@@ -352,6 +374,7 @@ impl DevopsModel {
         self.projects.clear();
         self.all_known_at.clear();
         self.prior.clear();
+        self.everyone.clear();
         for (k, p) in patterns.iter() {
             match p {
                 DevopsPattern::Name(_) => {
@@ -365,6 +388,7 @@ impl DevopsModel {
                     };
                     let p = self.projects.entry(project.to_string()).or_default();
                     p.learn_features(&c.features);
+                    learn_into(&mut self.everyone, &c.features);
                     if let Some(label) = c.outcome {
                         p.labelled.push(k.into());
                         p.known_at.push(label.at);
@@ -406,6 +430,7 @@ impl DevopsModel {
             .entry(req.project.clone())
             .or_default()
             .learn_features(&features);
+        learn_into(&mut self.everyone, &features);
         let clock = cx.clock;
         cx.patterns.update(
             &change_key(&req.project, &req.change_id),
@@ -516,7 +541,7 @@ impl DevopsModel {
         let newest = found.iter().map(|(c, _)| c.time).max().unwrap_or(0);
         let half_life = HALF_LIFE_DAYS * 86_400.0;
         rows.extend(found.into_iter().map(|(c, l)| Row {
-            x: project.row(order, &c.features),
+            x: project.row(order, &c.features, &self.everyone),
             failure: l.failure,
             weight: 0.5f64.powf((newest - c.time).max(0) as f64 / half_life),
         }));
@@ -661,7 +686,7 @@ impl DevopsModel {
             .projects
             .get(project)
             .unwrap_or(&empty)
-            .row(order, features);
+            .row(order, features, &self.everyone);
         let a = match &models.own {
             Some(f) => PROJECT_WEIGHT * (f.outcomes as f64 / FULL_PROJECT_OUTCOMES).min(1.0),
             None => 0.0,

@@ -75,7 +75,12 @@ impl Pattern for QualityPattern {
         match self {
             QualityPattern::Repo(_) => u64::MAX,
             QualityPattern::Seen(_) => 0,
-            QualityPattern::File(f) => f.changes.total() + f.with_tests.total(),
+            // Both in thousandths of a commit, as co-changes are counted.
+            QualityPattern::File(f) => f
+                .changes
+                .total()
+                .saturating_mul(1000)
+                .saturating_add(f.with_tests.total()),
             QualityPattern::Test(t) => t.runs.total() + 4 * t.failures.total(),
         }
     }
