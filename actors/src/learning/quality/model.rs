@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use ensemble_protocol::quality::*;
 use ensemble_supervision::CancellationToken;
 use serde::{Deserialize, Serialize};
@@ -375,7 +377,11 @@ impl QualityModel {
                 .collect();
             let ranked = self.rank(cx.patterns, &req.repo, &req.changed_files, &candidates);
             let k = budget_count(candidates.len(), None);
-            let top: Vec<&str> = ranked.iter().take(k).map(|s| s.id.as_str()).collect();
+            let top: Vec<&str> = ranked
+                .iter()
+                .take(k)
+                .map(|(_, i, _)| candidates[*i].id.as_str())
+                .collect();
             self.failing += req.failed_tests.len() as u64;
             self.caught += req
                 .failed_tests
@@ -433,51 +439,35 @@ impl QualityModel {
         Ok((1, ObserveDetail::default()))
     }
 
-    /// The file a candidate is, if the history names it.
-    fn resolve<'a>(&'a self, repo: &str, c: &'a Candidate) -> Option<&'a str> {
-        if let Some(p) = &c.path {
-            return Some(p);
-        }
-        let (name, package) = paths::id_parts(&c.id);
-        let list = self.tests_by_stem.get(repo)?.get(name)?;
-        if list.len() == 1 {
-            return list.first().map(String::as_str);
-        }
-        // Several files of that name: the one whose package is the id's.
-        list.iter()
-            .map(String::as_str)
-            .max_by_key(|p| paths::common_prefix(&paths::package(p), &package))
-    }
-
-    /// Ranks `candidates` for a change, best first.
-    pub(super) fn rank(
-        &self,
-        patterns: &Patterns<QualityPattern>,
+    /// Ranks `candidates` for a change, best first: each candidate's evidence and order in
+    /// the request, scored.
+    pub(super) fn rank<'a>(
+        &'a self,
+        patterns: &'a Patterns<QualityPattern>,
         repo: &str,
-        changed: &[String],
-        candidates: &[Candidate],
-    ) -> Vec<Scored> {
+        changed: &'a [String],
+        candidates: &'a [Candidate],
+    ) -> Vec<(f64, usize, Signals<'a>)> {
         let evidence = Evidence::gather(patterns, repo, changed);
-        let idf = WordIdf::over(candidates);
-        let signals: Vec<Signals<'_>> = candidates
+        let tests = self.tests_by_stem.get(repo);
+        let parts: Vec<Parts<'_>> = candidates.iter().map(|c| Parts::of(c, tests)).collect();
+        let idf = WordIdf::over(&parts);
+        let mut key_buf = Vec::new();
+        let signals: Vec<Signals<'_>> = parts
             .iter()
-            .map(|c| evidence.signals(patterns, repo, c, self.resolve(repo, c), &idf))
+            .zip(candidates)
+            .map(|(p, c)| evidence.signals(patterns, repo, c, p, &idf, &mut key_buf))
             .collect();
         let max = signals.iter().fold(Maxima::default(), |m, s| Maxima {
             co_change: m.co_change.max(s.co_change),
             recency: m.recency.max(s.recency),
         });
-        let mut scored: Vec<Scored> = signals
+        let mut scored: Vec<(f64, usize, Signals<'_>)> = signals
             .into_iter()
-            .zip(candidates)
             .enumerate()
-            .map(|(i, (s, c))| s.finish(c.id.clone(), i, &max))
+            .map(|(i, s)| (s.score(&max), i, s))
             .collect();
-        scored.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| a.order.cmp(&b.order))
-        });
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         scored
     }
 
@@ -517,18 +507,26 @@ impl QualityModel {
             _ => 0,
         };
         let ranked = self.rank(patterns, &req.repo, &req.changed_files, &req.candidates);
-        let selected = ranked.iter().take(k).map(|s| s.id.clone()).collect();
+        let selected = ranked
+            .iter()
+            .take(k)
+            .map(|(_, i, _)| req.candidates[*i].id.clone())
+            .collect();
         let limit = req.limit.map_or(ranked.len(), |l| l as usize);
+        let max = Maxima::of(&ranked);
         let ranked = ranked
             .into_iter()
             .take(limit)
             .enumerate()
-            .map(|(i, s)| RankedTest {
-                id: s.id,
-                score: s.score,
-                selected: i < k,
-                reason: s.reason.to_string(),
-                explanation: s.explanation,
+            .map(|(at, (score, i, s))| {
+                let (reason, explanation) = s.reason(&max);
+                RankedTest {
+                    id: req.candidates[i].id.clone(),
+                    score,
+                    selected: at < k,
+                    reason: reason.to_string(),
+                    explanation,
+                }
             })
             .collect();
         Ok(SelectTestsResponse {
@@ -575,37 +573,63 @@ pub(super) fn budget_count(n: usize, budget: Option<Budget>) -> usize {
     k.clamp(1, n.max(1))
 }
 
-/// One candidate's score and why.
-#[derive(Debug, Clone)]
-pub(super) struct Scored {
-    pub id: String,
-    pub score: f64,
-    pub reason: &'static str,
-    pub explanation: String,
-    order: usize,
+/// What a candidate's id and file say by themselves, read once per ranking.
+pub(super) struct Parts<'a> {
+    path: Option<&'a str>,
+    unit: &'a str,
+    words: Vec<String>,
+    package: Vec<&'a str>,
+}
+
+impl<'a> Parts<'a> {
+    /// Reads a candidate; its file is its `path`, or the test file of the history (`tests`:
+    /// by stem) its id names.
+    fn of(c: &'a Candidate, tests: Option<&'a HashMap<String, Vec<String>>>) -> Self {
+        let (name, id_package) = paths::id_parts(&c.id);
+        let path = match &c.path {
+            Some(p) => Some(p.as_str()),
+            None => tests.and_then(|t| t.get(name)).and_then(|list| {
+                if list.len() == 1 {
+                    return list.first().map(String::as_str);
+                }
+                // Several files of that name: the one whose package is the id's.
+                list.iter()
+                    .map(String::as_str)
+                    .max_by_key(|p| paths::common_prefix(&paths::package(p), &id_package))
+            }),
+        };
+        let unit = paths::unit_of_test(name);
+        Self {
+            path,
+            unit,
+            words: paths::words(unit),
+            package: path.map_or(id_package, paths::package),
+        }
+    }
 }
 
 /// How rare each word of the candidates' names is among them.
-struct WordIdf {
-    df: HashMap<String, u32>,
+struct WordIdf<'a> {
+    df: FxHashMap<&'a str, u32>,
     n: f64,
 }
 
-impl WordIdf {
-    fn over(candidates: &[Candidate]) -> Self {
-        let mut df: HashMap<String, u32> = HashMap::new();
-        for c in candidates {
-            let (name, _) = paths::id_parts(&c.id);
-            let mut ws = paths::words(paths::unit_of_test(name));
-            ws.sort_unstable();
-            ws.dedup();
-            for w in ws {
-                *df.entry(w).or_default() += 1;
+impl<'a> WordIdf<'a> {
+    fn over(parts: &'a [Parts<'_>]) -> Self {
+        let mut df: FxHashMap<&'a str, u32> = FxHashMap::default();
+        let mut seen: Vec<&str> = Vec::new();
+        for p in parts {
+            seen.clear();
+            for w in &p.words {
+                if !seen.contains(&w.as_str()) {
+                    seen.push(w);
+                    *df.entry(w.as_str()).or_default() += 1;
+                }
             }
         }
         Self {
             df,
-            n: candidates.len() as f64,
+            n: parts.len() as f64,
         }
     }
 
@@ -621,45 +645,59 @@ struct Changed<'a> {
     unit: &'a str,
     words: Vec<String>,
     package: Vec<&'a str>,
-    /// Its history: changes and co-changed tests, if any.
-    file: Option<&'a FileStat>,
+    /// Its key among a test's past failures.
+    failed_with: String,
 }
 
 /// What the history says about a change, gathered once per ranking.
 struct Evidence<'a> {
     changed: Vec<Changed<'a>>,
+    /// Test path → (co-changes with any changed file, the most with one, that file).
+    co_change: FxHashMap<&'a str, (f64, f64, &'a str)>,
     repo_commits: u64,
+    /// Whether any test outcome was reported for the repository.
+    results: bool,
 }
 
 impl<'a> Evidence<'a> {
     fn gather(patterns: &'a Patterns<QualityPattern>, repo: &str, changed: &'a [String]) -> Self {
         // Documentation and data files say little about tests when code changed too.
         let any_code = changed.iter().any(|p| paths::is_code(p));
+        let mut co_change: FxHashMap<&'a str, (f64, f64, &'a str)> = FxHashMap::default();
         let changed = changed
             .iter()
             .filter(|p| !any_code || paths::is_code(p))
             .map(|path| {
+                if let Some(QualityPattern::File(f)) = patterns.get(&key(b'F', repo, path)) {
+                    for (test, n) in f.with_tests.iter() {
+                        let both = n.total() as f64 / 1000.0;
+                        let e = co_change.entry(test).or_insert((0.0, 0.0, ""));
+                        e.0 += both;
+                        if both > e.1 {
+                            e.1 = both;
+                            e.2 = path;
+                        }
+                    }
+                }
                 let unit = paths::stem(path);
-                let file = match patterns.get(&key(b'F', repo, path)) {
-                    Some(QualityPattern::File(f)) => Some(f),
-                    _ => None,
-                };
                 Changed {
                     path,
                     unit,
                     words: paths::words(unit),
                     package: paths::package(path),
-                    file,
+                    failed_with: format!("f{path}"),
                 }
             })
             .collect();
-        let repo_commits = match patterns.get(&key(b'R', repo, "")) {
-            Some(QualityPattern::Repo(r)) => r.commits.total(),
-            _ => 0,
+        let (repo_commits, results) = match patterns.get(&key(b'R', repo, "")) {
+            Some(QualityPattern::Repo(r)) => (r.commits.total(), r.results.total() > 0),
+            _ => (0, false),
         };
         Self {
             changed,
+            co_change,
             repo_commits,
+            results,
         }
     }
 
@@ -669,34 +707,31 @@ impl<'a> Evidence<'a> {
         patterns: &'a Patterns<QualityPattern>,
         repo: &str,
         c: &Candidate,
-        path: Option<&str>,
+        parts: &Parts<'_>,
         idf: &WordIdf,
+        key_buf: &mut Vec<u8>,
     ) -> Signals<'a> {
-        let (name, id_package) = paths::id_parts(&c.id);
-        let package = path.map_or(id_package, paths::package);
-        let unit = paths::unit_of_test(name);
-        let unit_words = paths::words(unit);
-        let test_file = path.and_then(|p| match patterns.get(&key(b'F', repo, p)) {
-            Some(QualityPattern::File(f)) => Some(f),
-            _ => None,
-        });
-        let record = match patterns.get(&key(b'X', repo, &c.id)) {
-            Some(QualityPattern::Test(t)) => Some(t),
-            _ => None,
-        };
         let mut s = Signals::default();
+        let record = if self.results {
+            match patterns.get(&key(b'X', repo, &c.id)) {
+                Some(QualityPattern::Test(t)) => Some(t),
+                _ => None,
+            }
+        } else {
+            None
+        };
         for ch in &self.changed {
-            if path.is_some_and(|p| p == ch.path) {
+            if parts.path.is_some_and(|p| p == ch.path) {
                 s.changed = 1.0;
             }
             // Name: the test is named after the changed unit, or one name starts the other.
-            if unit == ch.unit {
+            if parts.unit == ch.unit {
                 s.name = 1.0;
                 s.name_of = ch.path;
             }
             if !ch.unit.is_empty()
-                && !unit.is_empty()
-                && (unit.starts_with(ch.unit) || ch.unit.starts_with(unit))
+                && !parts.unit.is_empty()
+                && (parts.unit.starts_with(ch.unit) || ch.unit.starts_with(parts.unit))
             {
                 s.prefix = 1.0;
                 if s.name_of.is_empty() {
@@ -704,38 +739,42 @@ impl<'a> Evidence<'a> {
                 }
             }
             // Words: the IDF-weighted share of the test's words found in the changed name.
-            let overlap = word_overlap(&unit_words, &ch.words, idf);
+            let overlap = word_overlap(&parts.words, &ch.words, idf);
             if overlap > s.words {
                 s.words = overlap;
                 s.words_of = ch.path;
             }
             // Package: how much of the longer package the two share.
-            let depth = paths::common_prefix(&ch.package, &package);
-            let longest = ch.package.len().max(package.len()).max(1);
+            let depth = paths::common_prefix(&ch.package, &parts.package);
+            let longest = ch.package.len().max(parts.package.len()).max(1);
             s.package = s.package.max(depth as f64 / longest as f64);
-            // Co-change, each commit weighed by 1/its size.
-            if let (Some(f), Some(p)) = (ch.file, path) {
-                let both = f.with_tests.get(p) as f64 / 1000.0;
-                s.co_change += both;
-                if both > s.co_change_best {
-                    s.co_change_best = both;
-                    s.co_change_of = ch.path;
-                }
-            }
             // Earlier failures of this test when this file changed.
             if let Some(r) = record {
-                s.failed_with += r.failed_with.get(&format!("f{}", ch.path)) as f64;
+                s.failed_with += r.failed_with.get(&ch.failed_with) as f64;
+            }
+        }
+        if let Some(path) = parts.path {
+            // Co-change, each commit weighed by 1/its size.
+            if let Some(&(sum, best, of)) = self.co_change.get(path) {
+                s.co_change = sum;
+                s.co_change_best = best;
+                s.co_change_of = of;
+            }
+            key_buf.clear();
+            key_buf.extend_from_slice(&[b'F', 0]);
+            key_buf.extend_from_slice(repo.as_bytes());
+            key_buf.push(0);
+            key_buf.extend_from_slice(path.as_bytes());
+            if let Some(QualityPattern::File(f)) = patterns.get(key_buf)
+                && self.repo_commits > 0
+            {
+                let age = self.repo_commits.saturating_sub(f.last_change) as f64;
+                s.recency = (f.changes.total() as f64).ln_1p() * 0.5f64.powf(age / 300.0);
             }
         }
         if let Some(r) = record {
             s.failures = r.failures.total() as f64;
             s.runs = r.runs.total() as f64;
-        }
-        if let Some(f) = test_file
-            && self.repo_commits > 0
-        {
-            let age = self.repo_commits.saturating_sub(f.last_change) as f64;
-            s.recency = (f.changes.total() as f64).ln_1p() * 0.5f64.powf(age / 300.0);
         }
         s
     }
@@ -757,7 +796,7 @@ fn word_overlap(test: &[String], changed: &[String], idf: &WordIdf) -> f64 {
 
 /// The evidence for one candidate.
 #[derive(Default)]
-struct Signals<'a> {
+pub(super) struct Signals<'a> {
     changed: f64,
     name: f64,
     prefix: f64,
@@ -796,13 +835,23 @@ struct Maxima {
     recency: f64,
 }
 
+impl Maxima {
+    fn of(ranked: &[(f64, usize, Signals<'_>)]) -> Self {
+        ranked.iter().fold(Self::default(), |m, (_, _, s)| Self {
+            co_change: m.co_change.max(s.co_change),
+            recency: m.recency.max(s.recency),
+        })
+    }
+}
+
 fn scaled(x: f64, max: f64) -> f64 {
     if max > 0.0 { x / max } else { 0.0 }
 }
 
 impl Signals<'_> {
-    fn finish(self, id: String, order: usize, max: &Maxima) -> Scored {
-        let parts = [
+    /// Each signal's weighted part of the score.
+    fn parts(&self, max: &Maxima) -> [(&'static str, f64); 8] {
+        [
             ("changed", weight::CHANGED * self.changed),
             (
                 "name_match",
@@ -826,11 +875,18 @@ impl Signals<'_> {
                 "recent_change",
                 weight::RECENCY * scaled(self.recency, max.recency),
             ),
-        ];
-        let score: f64 = parts.iter().map(|p| p.1).sum();
-        let reason = parts
-            .iter()
-            .copied()
+        ]
+    }
+
+    fn score(&self, max: &Maxima) -> f64 {
+        self.parts(max).iter().map(|p| p.1).sum()
+    }
+
+    /// The strongest evidence, and what it says.
+    fn reason(&self, max: &Maxima) -> (&'static str, String) {
+        let reason = self
+            .parts(max)
+            .into_iter()
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .filter(|p| p.1 > 0.0)
             .map_or("none", |p| p.0);
@@ -860,13 +916,7 @@ impl Signals<'_> {
             "recent_change" => "changed recently and often".to_string(),
             _ => "no evidence links it to this change".to_string(),
         };
-        Scored {
-            id,
-            score,
-            reason,
-            explanation,
-            order,
-        }
+        (reason, explanation)
     }
 }
 
