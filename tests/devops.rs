@@ -24,7 +24,7 @@ fn change(i: u32) -> (Value, bool) {
     let exp = f64::from(1 + (i * 53) % 300);
     let noise = f64::from((i * 11) % 7);
     let risky = lines / (exp + 20.0) > 1.5;
-    let failed = risky != (i % 13 == 0);
+    let failed = risky != i.is_multiple_of(13);
     (
         json!({"lines": lines, "files": 1.0 + lines / 50.0, "exp": exp, "noise": noise}),
         failed,

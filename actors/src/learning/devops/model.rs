@@ -405,8 +405,8 @@ impl DevopsModel {
 
     fn learn_name(&mut self, cx: &mut Cx<'_, DevopsPattern>, name: &str) {
         let h = name_hash(name);
-        if !self.names.contains_key(&h) {
-            self.names.insert(h, name.to_string());
+        if let std::collections::hash_map::Entry::Vacant(e) = self.names.entry(h) {
+            e.insert(name.to_string());
             let clock = cx.clock;
             cx.patterns
                 .update(&name_key(name), || DevopsPattern::Name(clock), |_| ());
@@ -487,16 +487,12 @@ impl DevopsModel {
             }
         }
         let clock = cx.clock;
-        cx.patterns.update(
-            &key,
-            || unreachable_change(),
-            |p| {
-                if let DevopsPattern::Change(c) = p {
-                    c.outcome = Some(Label { at, failure });
-                    c.last_seen = clock;
-                }
-            },
-        );
+        cx.patterns.update(&key, unreachable_change, |p| {
+            if let DevopsPattern::Change(c) = p {
+                c.outcome = Some(Label { at, failure });
+                c.last_seen = clock;
+            }
+        });
         let project = self.projects.entry(req.project.clone()).or_default();
         match previous {
             None => project.labelled.push(key.into()),
