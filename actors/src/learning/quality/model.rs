@@ -155,6 +155,8 @@ pub enum QualityMsg {
 pub struct QualityModel {
     /// Repository → test file stem → the test files learned with that stem.
     tests_by_stem: HashMap<String, HashMap<String, Vec<String>>>,
+    /// Repository → candidates given by id alone, parsed (see [`Parsed`]).
+    parsed: HashMap<String, FxHashMap<String, Parsed>>,
     /// Failing tests reported that the ranking just before had selected at a third.
     caught: u64,
     /// Failing tests reported after a ranking could be made.
@@ -212,6 +214,8 @@ fn check_paths(field: &str, values: &[String]) -> Result<(), LearnError> {
 
 impl QualityModel {
     fn index_test(&mut self, repo: &str, path: &str) {
+        // A new test file may be the one an id names: parse the repository's ids again.
+        self.parsed.remove(repo);
         let by_stem = self.tests_by_stem.entry(repo.to_string()).or_default();
         let list = by_stem.entry(paths::stem(path).to_string()).or_default();
         if !list.iter().any(|p| p == path) {
@@ -221,6 +225,7 @@ impl QualityModel {
 
     fn rebuild(&mut self, patterns: &Patterns<QualityPattern>) {
         self.tests_by_stem.clear();
+        self.parsed.clear();
         for (k, p) in patterns.iter() {
             if let (Some((b'F', repo, path)), QualityPattern::File(_)) = (split_key(k), p)
                 && paths::is_test_path(path)
@@ -375,6 +380,7 @@ impl QualityModel {
                     path: None,
                 })
                 .collect();
+            self.prepare(&req.repo, &candidates);
             let ranked = self.rank(cx.patterns, &req.repo, &req.changed_files, &candidates);
             let k = budget_count(candidates.len(), None);
             let top: Vec<&str> = ranked
@@ -439,6 +445,20 @@ impl QualityModel {
         Ok((1, ObserveDetail::default()))
     }
 
+    /// Parses the candidates given by id alone that are not parsed yet.
+    fn prepare(&mut self, repo: &str, candidates: &[Candidate]) {
+        let tests = self.tests_by_stem.get(repo);
+        let cache = self.parsed.entry(repo.to_string()).or_default();
+        if cache.len() + candidates.len() > PARSED_KEPT {
+            cache.clear();
+        }
+        for c in candidates.iter().filter(|c| c.path.is_none()) {
+            if !cache.contains_key(&c.id) {
+                cache.insert(c.id.clone(), Parsed::of(c, tests));
+            }
+        }
+    }
+
     /// Ranks `candidates` for a change, best first: each candidate's evidence and order in
     /// the request, scored.
     pub(super) fn rank<'a>(
@@ -450,7 +470,20 @@ impl QualityModel {
     ) -> Vec<(f64, usize, Signals<'a>)> {
         let evidence = Evidence::gather(patterns, repo, changed);
         let tests = self.tests_by_stem.get(repo);
-        let parts: Vec<Parts<'_>> = candidates.iter().map(|c| Parts::of(c, tests)).collect();
+        let cache = self.parsed.get(repo);
+        // Parsed now: candidates with a path of their own, and any not prepared.
+        let fresh: Vec<Option<Parsed>> = candidates
+            .iter()
+            .map(|c| {
+                let cached = c.path.is_none() && cache.is_some_and(|m| m.contains_key(&c.id));
+                (!cached).then(|| Parsed::of(c, tests))
+            })
+            .collect();
+        let parts: Vec<&Parsed> = candidates
+            .iter()
+            .zip(&fresh)
+            .filter_map(|(c, f)| f.as_ref().or_else(|| cache?.get(&c.id)))
+            .collect();
         let idf = WordIdf::over(&parts);
         let mut key_buf = Vec::new();
         let signals: Vec<Signals<'_>> = parts
@@ -472,7 +505,7 @@ impl QualityModel {
     }
 
     fn select(
-        &self,
+        &mut self,
         patterns: &Patterns<QualityPattern>,
         req: SelectTestsRequest,
     ) -> Result<SelectTestsResponse, LearnError> {
@@ -506,6 +539,7 @@ impl QualityModel {
             Some(QualityPattern::Repo(r)) => r.commits.total(),
             _ => 0,
         };
+        self.prepare(&req.repo, &req.candidates);
         let ranked = self.rank(patterns, &req.repo, &req.changed_files, &req.candidates);
         let selected = ranked
             .iter()
@@ -573,18 +607,24 @@ pub(super) fn budget_count(n: usize, budget: Option<Budget>) -> usize {
     k.clamp(1, n.max(1))
 }
 
-/// What a candidate's id and file say by themselves, read once per ranking.
-pub(super) struct Parts<'a> {
-    path: Option<&'a str>,
-    unit: &'a str,
+/// What a candidate's id and file say by themselves. Kept between rankings for candidates
+/// given by id alone (a repository's test ids recur in every call), until the history names a
+/// new test file.
+#[derive(Debug, Clone)]
+pub(super) struct Parsed {
+    path: Option<String>,
+    unit: String,
     words: Vec<String>,
-    package: Vec<&'a str>,
+    package: Vec<String>,
 }
 
-impl<'a> Parts<'a> {
+/// Parsed candidates kept per repository, at most this many.
+const PARSED_KEPT: usize = 200_000;
+
+impl Parsed {
     /// Reads a candidate; its file is its `path`, or the test file of the history (`tests`:
     /// by stem) its id names.
-    fn of(c: &'a Candidate, tests: Option<&'a HashMap<String, Vec<String>>>) -> Self {
+    fn of(c: &Candidate, tests: Option<&HashMap<String, Vec<String>>>) -> Self {
         let (name, id_package) = paths::id_parts(&c.id);
         let path = match &c.path {
             Some(p) => Some(p.as_str()),
@@ -600,10 +640,14 @@ impl<'a> Parts<'a> {
         };
         let unit = paths::unit_of_test(name);
         Self {
-            path,
-            unit,
+            path: path.map(String::from),
+            unit: unit.to_string(),
             words: paths::words(unit),
-            package: path.map_or(id_package, paths::package),
+            package: path
+                .map_or(id_package, paths::package)
+                .into_iter()
+                .map(String::from)
+                .collect(),
         }
     }
 }
@@ -615,7 +659,7 @@ struct WordIdf<'a> {
 }
 
 impl<'a> WordIdf<'a> {
-    fn over(parts: &'a [Parts<'_>]) -> Self {
+    fn over(parts: &[&'a Parsed]) -> Self {
         let mut df: FxHashMap<&'a str, u32> = FxHashMap::default();
         let mut seen: Vec<&str> = Vec::new();
         for p in parts {
@@ -707,7 +751,7 @@ impl<'a> Evidence<'a> {
         patterns: &'a Patterns<QualityPattern>,
         repo: &str,
         c: &Candidate,
-        parts: &Parts<'_>,
+        parts: &Parsed,
         idf: &WordIdf,
         key_buf: &mut Vec<u8>,
     ) -> Signals<'a> {
@@ -721,17 +765,18 @@ impl<'a> Evidence<'a> {
             None
         };
         for ch in &self.changed {
-            if parts.path.is_some_and(|p| p == ch.path) {
+            if parts.path.as_deref() == Some(ch.path) {
                 s.changed = 1.0;
             }
             // Name: the test is named after the changed unit, or one name starts the other.
-            if parts.unit == ch.unit {
+            let unit = parts.unit.as_str();
+            if unit == ch.unit {
                 s.name = 1.0;
                 s.name_of = ch.path;
             }
             if !ch.unit.is_empty()
-                && !parts.unit.is_empty()
-                && (parts.unit.starts_with(ch.unit) || ch.unit.starts_with(parts.unit))
+                && !unit.is_empty()
+                && (unit.starts_with(ch.unit) || ch.unit.starts_with(unit))
             {
                 s.prefix = 1.0;
                 if s.name_of.is_empty() {
@@ -753,7 +798,7 @@ impl<'a> Evidence<'a> {
                 s.failed_with += r.failed_with.get(&ch.failed_with) as f64;
             }
         }
-        if let Some(path) = parts.path {
+        if let Some(path) = parts.path.as_deref() {
             // Co-change, each commit weighed by 1/its size.
             if let Some(&(sum, best, of)) = self.co_change.get(path) {
                 s.co_change = sum;

@@ -174,10 +174,10 @@ pub fn words(name: &str) -> Vec<String> {
 }
 
 /// How many leading components two packages share.
-pub fn common_prefix(a: &[&str], b: &[&str]) -> usize {
+pub fn common_prefix<A: AsRef<str>, B: AsRef<str>>(a: &[A], b: &[B]) -> usize {
     a.iter()
         .zip(b)
-        .take_while(|(x, y)| same_segment(x, y))
+        .take_while(|(x, y)| same_segment(x.as_ref(), y.as_ref()))
         .count()
 }
 
