@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{checked, router_refusal};
+use common::{checked, export_snapshot, import_snapshot_twice, router_refusal};
 use ensemble::actors::learning::LearnerConfig;
 use ensemble::protocol::devops::RiskPolicy;
 use ensemble::runtime::Runtime;
@@ -301,34 +301,9 @@ async fn the_budget_holds_and_a_snapshot_helps_another_instance() {
         json!({"project": "api", "features": features(RISKY)}),
     )
     .await;
-    let snap = checked(&first, "learning_export", json!({"learner": "devops"})).await;
-    let artifact = checked(
-        &first,
-        "registry_get",
-        json!({"name": snap["name"], "version": snap["version"]}),
-    )
-    .await;
+    let artifact = export_snapshot(&first, "devops").await;
     let other = Runtime::builder().in_memory().build().await.unwrap();
-    checked(
-        &other,
-        "registry_put",
-        json!({"name": artifact["name"], "version": artifact["version"],
-               "content_base64": artifact["content_base64"], "media_type": artifact["media_type"]}),
-    )
-    .await;
-    let reference = format!(
-        "{}@{}",
-        snap["name"].as_str().unwrap(),
-        snap["version"].as_str().unwrap()
-    );
-    for _ in 0..2 {
-        checked(
-            &other,
-            "learning_import",
-            json!({"learner": "devops", "artifact": reference}),
-        )
-        .await;
-    }
+    import_snapshot_twice(&other, "devops", &artifact).await;
     let there = checked(
         &other,
         "devops_predict",

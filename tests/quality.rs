@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{checked, router_refusal};
+use common::{checked, export_snapshot, import_snapshot_twice, router_refusal};
 use ensemble::actors::learning::LearnerConfig;
 use ensemble::runtime::Runtime;
 use serde_json::{Value, json};
@@ -255,13 +255,7 @@ async fn what_was_learned_survives_a_restart_and_helps_another_instance() {
     )
     .await;
     let before = select(&first, "acme", "util/Strings.java").await;
-    let snap = checked(&first, "learning_export", json!({"learner": "quality"})).await;
-    let artifact = checked(
-        &first,
-        "registry_get",
-        json!({"name": snap["name"], "version": snap["version"]}),
-    )
-    .await;
+    let artifact = export_snapshot(&first, "quality").await;
     first.shutdown().await.unwrap();
 
     let again = Runtime::builder()
@@ -276,26 +270,7 @@ async fn what_was_learned_survives_a_restart_and_helps_another_instance() {
     let other = Runtime::builder().in_memory().build().await.unwrap();
     let cold = select(&other, "acme", "util/Strings.java").await;
     assert_ne!(ids(&cold)[0], "org.acme.RegressionSuite", "{cold}");
-    checked(
-        &other,
-        "registry_put",
-        json!({"name": artifact["name"], "version": artifact["version"],
-               "content_base64": artifact["content_base64"], "media_type": artifact["media_type"]}),
-    )
-    .await;
-    let reference = format!(
-        "{}@{}",
-        snap["name"].as_str().unwrap(),
-        snap["version"].as_str().unwrap()
-    );
-    for _ in 0..2 {
-        checked(
-            &other,
-            "learning_import",
-            json!({"learner": "quality", "artifact": reference}),
-        )
-        .await;
-    }
+    import_snapshot_twice(&other, "quality", &artifact).await;
     // Imported twice, counted once: the same ranking and scores as the instance that learned.
     assert_eq!(select(&other, "acme", "util/Strings.java").await, before);
     other.shutdown().await.unwrap();

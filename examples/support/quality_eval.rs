@@ -94,6 +94,17 @@ fn judge(universe: &[String], scores: &HashMap<&str, f64>, triggers: &[String]) 
     }
 }
 
+/// The strings of array field `k` of `v`.
+fn strings(v: &Value, k: &str) -> Vec<String> {
+    v[k].as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn read_commits(path: &Path) -> anyhow::Result<Vec<Commit>> {
     // The files are gzip: read through the system's gzip rather than a decoder crate.
     let out = std::process::Command::new("gzip")
@@ -107,15 +118,7 @@ fn read_commits(path: &Path) -> anyhow::Result<Vec<Commit>> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let v: Value = serde_json::from_str(l)?;
-            let strings = |k: &str| -> Vec<String> {
-                v[k].as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
+            let strings = |k: &str| strings(&v, k);
             Ok(Commit {
                 sha: v["sha"].as_str().unwrap_or_default().to_string(),
                 parents: strings("parents"),
@@ -134,15 +137,7 @@ fn read_bugs(path: &Path) -> anyhow::Result<Vec<Bug>> {
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
             let v: Value = serde_json::from_str(l)?;
-            let strings = |k: &str| -> Vec<String> {
-                v[k].as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
+            let strings = |k: &str| strings(&v, k);
             let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
             Ok(Bug {
                 project: text("project"),

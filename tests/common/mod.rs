@@ -198,3 +198,49 @@ pub async fn router_refusal(
         Err(e) => e.to_string(),
     }
 }
+
+/// Exports `learner`'s snapshot from an embedded runtime: the registry artifact as
+/// `registry_get` reads it (name, version, content, media type).
+pub async fn export_snapshot(rt: &ensemble::runtime::Runtime, learner: &str) -> serde_json::Value {
+    let snap = checked(
+        rt,
+        "learning_export",
+        serde_json::json!({"learner": learner}),
+    )
+    .await;
+    checked(
+        rt,
+        "registry_get",
+        serde_json::json!({"name": snap["name"], "version": snap["version"]}),
+    )
+    .await
+}
+
+/// Puts an exported snapshot into another runtime's registry and imports it twice (importing
+/// the same snapshot twice must count it once).
+pub async fn import_snapshot_twice(
+    rt: &ensemble::runtime::Runtime,
+    learner: &str,
+    artifact: &serde_json::Value,
+) {
+    checked(
+        rt,
+        "registry_put",
+        serde_json::json!({"name": artifact["name"], "version": artifact["version"],
+               "content_base64": artifact["content_base64"], "media_type": artifact["media_type"]}),
+    )
+    .await;
+    let reference = format!(
+        "{}@{}",
+        artifact["name"].as_str().unwrap_or_default(),
+        artifact["version"].as_str().unwrap_or_default()
+    );
+    for _ in 0..2 {
+        checked(
+            rt,
+            "learning_import",
+            serde_json::json!({"learner": learner, "artifact": reference}),
+        )
+        .await;
+    }
+}
