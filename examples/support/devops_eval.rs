@@ -21,6 +21,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ensemble::actors::learning::time::parse_time;
 use serde_json::{Map, Value, json};
 
 use super::{call, session};
@@ -28,6 +29,8 @@ use super::{call, session};
 struct Change {
     id: String,
     time: String,
+    /// `time` in Unix seconds, read as the learner reads it.
+    unix: i64,
     features: Map<String, Value>,
     bug: bool,
     churn: f64,
@@ -69,9 +72,13 @@ fn read_project(path: &Path) -> anyhow::Result<Vec<Change>> {
         let (la, ld, lt) = (num(&cells, "la"), num(&cells, "ld"), num(&cells, "lt"));
         features.insert("la_lines".into(), json!(la * lt));
         features.insert("ld_lines".into(), json!(ld * lt));
+        let time = cells.get(date).copied().unwrap_or_default().to_string();
+        let unix = parse_time("commitdate", &json!(time))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         out.push(Change {
             id: cells.get(id).copied().unwrap_or_default().to_string(),
-            time: cells.get(date).copied().unwrap_or_default().to_string(),
+            time,
+            unix,
             features,
             bug: cells.get(bug).is_some_and(|b| b.trim() == "1"),
             churn: la + ld,
@@ -155,22 +162,6 @@ fn confusion(predicted: &[bool], labels: &[bool]) -> (f64, f64, f64) {
 
 const SIX_MONTHS_S: i64 = 182 * 86_400 + 43_200;
 
-fn unix(time: &str) -> i64 {
-    // `YYYY-MM-DD HH:MM:SS`; days from civil (as the learner reads it).
-    let num = |a: usize, b: usize| {
-        time.get(a..b)
-            .and_then(|s| s.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
-    let (y, m, d) = (num(0, 4), num(5, 7), num(8, 10));
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    days * 86_400 + num(11, 13) * 3600 + num(14, 16) * 60 + num(17, 19)
-}
-
 /// Runs the evaluation over every `*.csv` of `dir`.
 pub async fn run(dir: &Path, online: bool) -> anyhow::Result<()> {
     let mut projects: BTreeMap<String, Vec<Change>> = BTreeMap::new();
@@ -234,15 +225,15 @@ pub async fn run(dir: &Path, online: bool) -> anyhow::Result<()> {
         let mut reported = 0;
         for (i, c) in test.iter().enumerate() {
             if online {
-                let now = unix(&c.time);
-                while reported < i && unix(&test[reported].time) + SIX_MONTHS_S <= now {
+                let now = c.unix;
+                while reported < i && test[reported].unix + SIX_MONTHS_S <= now {
                     let r = test[reported];
                     call(
                         &s.client,
                         "devops_report_outcome",
                         json!({"project": name,
                         "change_id": r.id, "outcome": if r.bug { "failure" } else { "success" },
-                        "time": unix(&r.time) + SIX_MONTHS_S}),
+                        "time": r.unix + SIX_MONTHS_S}),
                     )
                     .await?;
                     reported += 1;

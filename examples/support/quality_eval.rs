@@ -224,13 +224,13 @@ pub async fn run(dir: &Path, only: Option<&str>) -> anyhow::Result<()> {
         let (mut fed, mut tally, mut base) = (HashSet::new(), Tally::default(), Tally::default());
         let mut pending: Vec<&Bug> = Vec::new();
         for bug in bugs {
-            let Some(&fix) = index.get(bug.fixed.as_str()) else {
+            if !index.contains_key(bug.fixed.as_str()) {
                 eprintln!(
                     "{project}-{}: fix commit not in the history; skipped",
                     bug.id
                 );
                 continue;
-            };
+            }
             let history = ancestors(&bug.buggy);
             let mut new: Vec<usize> = history.difference(&fed).copied().collect();
             new.sort_unstable();
@@ -297,7 +297,6 @@ pub async fn run(dir: &Path, only: Option<&str>) -> anyhow::Result<()> {
                 &baseline(&commits, &history, bug),
                 &bug.triggers,
             ));
-            let _ = fix;
             pending.push(bug);
         }
         println!(

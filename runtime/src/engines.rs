@@ -983,8 +983,9 @@ fn register_devops_tools(
         |req, cancel, reply| Devops::Observe(DevopsObservation::Outcome(req), cancel, reply),
     )?;
     let policy = slots.devops_policy;
-    let (s1, s2) = (slot.clone(), slot.clone());
-    router.register_dispatch(
+    register_with_policy(
+        router,
+        slot,
         DispatchTool {
             name: "devops_predict",
             description: "How likely a change is to fail: {project, features, time?} → \
@@ -994,18 +995,12 @@ fn register_devops_tools(
             annotations: Annotations::READ_ONLY,
             policy: policies.route_policy("devops", "devops_predict"),
         },
-        move |mut req: PredictRequest, ctx: CallContext| {
-            let slot = s1.clone();
-            req.policy.get_or_insert(policy);
-            Box::pin(async move {
-                attempt(&slot, ctx, |c, r| {
-                    Devops::Model(DevopsMsg::Predict(req, c, r))
-                })
-                .await
-            })
-        },
+        policy,
+        DevopsMsg::Predict,
     )?;
-    router.register_dispatch(
+    register_with_policy(
+        router,
+        slot,
         DispatchTool {
             name: "devops_recommend",
             description: "What to do with a change: deploy, canary or hold, with the reason, \
@@ -1014,18 +1009,53 @@ fn register_devops_tools(
             annotations: Annotations::READ_ONLY,
             policy: policies.route_policy("devops", "devops_recommend"),
         },
-        move |mut req: RecommendRequest, ctx: CallContext| {
-            let slot = s2.clone();
-            req.policy.get_or_insert(policy);
-            Box::pin(async move {
-                attempt(&slot, ctx, |c, r| {
-                    Devops::Model(DevopsMsg::Recommend(req, c, r))
-                })
-                .await
-            })
-        },
+        policy,
+        DevopsMsg::Recommend,
     )?;
     Ok(())
+}
+
+/// A devops request that may name its own risk policy; the configured one fills it in.
+trait WithPolicy {
+    fn policy(&mut self) -> &mut Option<RiskPolicy>;
+}
+
+impl WithPolicy for PredictRequest {
+    fn policy(&mut self) -> &mut Option<RiskPolicy> {
+        &mut self.policy
+    }
+}
+
+impl WithPolicy for RecommendRequest {
+    fn policy(&mut self) -> &mut Option<RiskPolicy> {
+        &mut self.policy
+    }
+}
+
+/// Registers a devops tool whose request gets `policy` when it names none.
+fn register_with_policy<Req, Resp>(
+    router: &Router,
+    slot: &ActorSlot<Devops>,
+    tool: DispatchTool,
+    policy: RiskPolicy,
+    make: fn(Req, CancellationToken, Reply<Resp>) -> DevopsMsg,
+) -> Result<(), RegisterError>
+where
+    Req: WithPolicy
+        + serde::de::DeserializeOwned
+        + schemars::JsonSchema
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    Resp: serde::Serialize + schemars::JsonSchema + Send + 'static,
+{
+    let slot = slot.clone();
+    router.register_dispatch(tool, move |mut req: Req, ctx: CallContext| {
+        let slot = slot.clone();
+        req.policy().get_or_insert(policy);
+        Box::pin(async move { attempt(&slot, ctx, |c, r| Devops::Model(make(req, c, r))).await })
+    })
 }
 
 /// The learners by name, for the tools every learner answers.

@@ -165,12 +165,18 @@ pub struct QualityModel {
 
 fn key(kind: u8, repo: &str, rest: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + repo.len() + 1 + rest.len());
-    k.push(kind);
-    k.push(0);
-    k.extend_from_slice(repo.as_bytes());
-    k.push(0);
-    k.extend_from_slice(rest.as_bytes());
+    key_into(&mut k, kind, repo, rest);
     k
+}
+
+/// Writes a key into `buf` (cleared first): for lookups in a loop without an allocation each.
+fn key_into(buf: &mut Vec<u8>, kind: u8, repo: &str, rest: &str) {
+    buf.clear();
+    buf.push(kind);
+    buf.push(0);
+    buf.extend_from_slice(repo.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(rest.as_bytes());
 }
 
 /// A key's repository and rest, for the kinds that have both.
@@ -181,6 +187,33 @@ fn split_key(k: &[u8]) -> Option<(u8, &str, &str)> {
     let repo = std::str::from_utf8(&rest[..at]).ok()?;
     let tail = std::str::from_utf8(&rest[at + 1..]).ok()?;
     Some((kind, repo, tail))
+}
+
+/// Counts one change of `file` (the repository's `ordinal`-th commit), and its co-change with
+/// each of `tests` at `share` thousandths.
+fn record_change(
+    cx: &mut Cx<'_, QualityPattern>,
+    repo: &str,
+    file: &str,
+    ordinal: u64,
+    tests: &[&str],
+    share: u64,
+) {
+    let (instance, clock) = (cx.instance, cx.clock);
+    cx.patterns.update(
+        &key(b'F', repo, file),
+        || QualityPattern::File(FileStat::default()),
+        |p| {
+            if let QualityPattern::File(s) = p {
+                s.changes.add(instance, 1);
+                for &t in tests {
+                    s.with_tests.add(t, instance, share);
+                }
+                s.last_change = ordinal;
+                s.last_seen = clock;
+            }
+        },
+    );
 }
 
 fn check_name(field: &str, value: &str) -> Result<(), LearnError> {
@@ -214,12 +247,12 @@ fn check_paths(field: &str, values: &[String]) -> Result<(), LearnError> {
 
 impl QualityModel {
     fn index_test(&mut self, repo: &str, path: &str) {
-        // A new test file may be the one an id names: parse the repository's ids again.
-        self.parsed.remove(repo);
         let by_stem = self.tests_by_stem.entry(repo.to_string()).or_default();
         let list = by_stem.entry(paths::stem(path).to_string()).or_default();
         if !list.iter().any(|p| p == path) {
             list.push(path.to_string());
+            // A new test file may be the one an id names: parse the repository's ids again.
+            self.parsed.remove(repo);
         }
     }
 
@@ -300,44 +333,12 @@ impl QualityModel {
             let size = c.files.iter().filter(|f| paths::is_code(f)).count().max(1);
             let share = (1000 / size) as u64;
             for &t in &tests {
-                cx.patterns.update(
-                    &key(b'F', repo, t),
-                    || QualityPattern::File(FileStat::default()),
-                    |p| {
-                        if let QualityPattern::File(f) = p {
-                            f.changes.add(instance, 1);
-                            f.last_change = ordinal;
-                            f.last_seen = clock;
-                        }
-                    },
-                );
-                let known = self
-                    .tests_by_stem
-                    .get(repo)
-                    .and_then(|m| m.get(paths::stem(t)))
-                    .is_some_and(|l| l.iter().any(|p| p == t));
-                if !known {
-                    self.index_test(repo, t);
-                }
+                record_change(cx, repo, t, ordinal, &[], share);
+                self.index_test(repo, t);
             }
-            let pairs = !wide && !tests.is_empty();
+            let with: &[&str] = if !wide { &tests } else { &[] };
             for &f in &code {
-                cx.patterns.update(
-                    &key(b'F', repo, f),
-                    || QualityPattern::File(FileStat::default()),
-                    |p| {
-                        if let QualityPattern::File(s) = p {
-                            s.changes.add(instance, 1);
-                            if pairs {
-                                for &t in &tests {
-                                    s.with_tests.add(t, instance, share);
-                                }
-                            }
-                            s.last_change = ordinal;
-                            s.last_seen = clock;
-                        }
-                    },
-                );
+                record_change(cx, repo, f, ordinal, with, share);
             }
         }
         cx.patterns.update(
@@ -471,18 +472,24 @@ impl QualityModel {
         let evidence = Evidence::gather(patterns, repo, changed);
         let tests = self.tests_by_stem.get(repo);
         let cache = self.parsed.get(repo);
-        // Parsed now: candidates with a path of their own, and any not prepared.
-        let fresh: Vec<Option<Parsed>> = candidates
+        // Kept for candidates given by id alone; parsed now for those with a path of their own
+        // (and any not prepared).
+        let found: Vec<Result<&Parsed, Parsed>> = candidates
             .iter()
             .map(|c| {
-                let cached = c.path.is_none() && cache.is_some_and(|m| m.contains_key(&c.id));
-                (!cached).then(|| Parsed::of(c, tests))
+                c.path
+                    .is_none()
+                    .then(|| cache.and_then(|m| m.get(&c.id)))
+                    .flatten()
+                    .ok_or_else(|| Parsed::of(c, tests))
             })
             .collect();
-        let parts: Vec<&Parsed> = candidates
+        let parts: Vec<&Parsed> = found
             .iter()
-            .zip(&fresh)
-            .filter_map(|(c, f)| f.as_ref().or_else(|| cache?.get(&c.id)))
+            .map(|f| match f {
+                Ok(kept) => *kept,
+                Err(fresh) => fresh,
+            })
             .collect();
         let idf = WordIdf::over(&parts);
         let mut key_buf = Vec::new();
@@ -805,11 +812,7 @@ impl<'a> Evidence<'a> {
                 s.co_change_best = best;
                 s.co_change_of = of;
             }
-            key_buf.clear();
-            key_buf.extend_from_slice(&[b'F', 0]);
-            key_buf.extend_from_slice(repo.as_bytes());
-            key_buf.push(0);
-            key_buf.extend_from_slice(path.as_bytes());
+            key_into(key_buf, b'F', repo, path);
             if let Some(QualityPattern::File(f)) = patterns.get(key_buf)
                 && self.repo_commits > 0
             {
