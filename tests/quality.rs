@@ -82,6 +82,10 @@ async fn select(rt: &Runtime, repo: &str, changed: &str) -> Value {
 #[tokio::test]
 async fn history_names_and_past_failures_rank_the_tests_that_fail_first() {
     let rt = Runtime::builder().in_memory().build().await.unwrap();
+    // Asked before any history: the same candidate list, read now, is read again once the
+    // history names its tests' files.
+    let blind = select(&rt, "acme", "util/Strings.java").await;
+    assert_ne!(blind["ranked"][0]["reason"], "co_change", "{blind}");
     let learned = checked(
         &rt,
         "quality_observe_commits",

@@ -2,13 +2,12 @@
 
 use std::collections::HashMap;
 
-use rustc_hash::FxHashMap;
-
 use ensemble_protocol::quality::*;
 use ensemble_supervision::CancellationToken;
 use serde::{Deserialize, Serialize};
 
 use super::paths;
+use super::rank::{self, CandidateSet};
 use crate::learning::{
     CountMap, Cx, GCounter, InstanceId, LearnError, Model, Pattern, Patterns, Reply,
 };
@@ -16,6 +15,12 @@ use crate::learning::{
 /// Commits touching more files than this teach file change counts but no co-change: a
 /// reformatting or a licence update says nothing about which tests cover which code.
 pub const WIDE_COMMIT_FILES: usize = 50;
+
+/// Candidate lists kept per repository.
+const SETS_KEPT: usize = 4;
+
+/// Candidates kept per repository, over its lists.
+const CANDIDATES_KEPT: usize = 200_000;
 
 /// What the quality learner stores, per repository.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +62,45 @@ pub struct TestStat {
     /// Changed path (`f` + path) or directory (`d` + dir) → failures of this test with it.
     failed_with: CountMap,
     last_seen: u64,
+}
+
+impl RepoStat {
+    /// Commits learned.
+    pub(super) fn commit_count(&self) -> u64 {
+        self.commits.total()
+    }
+
+    /// Whether any test outcome was reported.
+    pub(super) fn has_results(&self) -> bool {
+        self.results.total() > 0
+    }
+}
+
+impl FileStat {
+    /// (changes, the repository's commit count at the last one).
+    pub(super) fn recency_facts(&self) -> (u64, u64) {
+        (self.changes.total(), self.last_change)
+    }
+
+    /// Each test file changed with this file, with the commits that changed both (each
+    /// counting 1/its source files).
+    pub(super) fn co_changes(&self) -> impl Iterator<Item = (&str, f64)> {
+        self.with_tests
+            .iter()
+            .map(|(test, n)| (test, n.total() as f64 / 1000.0))
+    }
+}
+
+impl TestStat {
+    /// (failures, runs) reported.
+    pub(super) fn outcomes(&self) -> (u64, u64) {
+        (self.failures.total(), self.runs.total())
+    }
+
+    /// Failures of this test when the file or directory `with` (`f`/`d` + path) changed.
+    pub(super) fn failures_with(&self, with: &str) -> u64 {
+        self.failed_with.get(with)
+    }
 }
 
 impl Pattern for QualityPattern {
@@ -155,22 +199,28 @@ pub enum QualityMsg {
 pub struct QualityModel {
     /// Repository → test file stem → the test files learned with that stem.
     tests_by_stem: HashMap<String, HashMap<String, Vec<String>>>,
-    /// Repository → candidates given by id alone, parsed (see [`Parsed`]).
-    parsed: HashMap<String, FxHashMap<String, Parsed>>,
+    /// Repository → its candidate lists read lately (see [`CandidateSet`]), at most
+    /// [`SETS_KEPT`].
+    sets: HashMap<String, Vec<CandidateSet>>,
+    /// Learning steps taken (what the history says of a candidate set is looked up again
+    /// after one).
+    generation: u64,
+    /// Rankings made (when each kept set was last used).
+    rankings: u64,
     /// Failing tests reported that the ranking just before had selected at a third.
     caught: u64,
     /// Failing tests reported after a ranking could be made.
     failing: u64,
 }
 
-fn key(kind: u8, repo: &str, rest: &str) -> Vec<u8> {
+pub(super) fn key(kind: u8, repo: &str, rest: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + repo.len() + 1 + rest.len());
     key_into(&mut k, kind, repo, rest);
     k
 }
 
 /// Writes a key into `buf` (cleared first): for lookups in a loop without an allocation each.
-fn key_into(buf: &mut Vec<u8>, kind: u8, repo: &str, rest: &str) {
+pub(super) fn key_into(buf: &mut Vec<u8>, kind: u8, repo: &str, rest: &str) {
     buf.clear();
     buf.push(kind);
     buf.push(0);
@@ -225,8 +275,13 @@ fn check_name(field: &str, value: &str) -> Result<(), LearnError> {
     check_text(field, value)
 }
 
+/// Whether a text passes [`check_text`] (checked before its field's name is written out).
+fn fits(value: &str) -> bool {
+    value.len() <= MAX_PATH_BYTES && !value.contains('\0')
+}
+
 fn check_text(field: &str, value: &str) -> Result<(), LearnError> {
-    if value.len() > MAX_PATH_BYTES || value.contains('\0') {
+    if !fits(value) {
         return Err(LearnError::BadInput(format!(
             "`{field}` must be at most {MAX_PATH_BYTES} bytes without NUL characters (got {} bytes)",
             value.len()
@@ -251,14 +306,14 @@ impl QualityModel {
         let list = by_stem.entry(paths::stem(path).to_string()).or_default();
         if !list.iter().any(|p| p == path) {
             list.push(path.to_string());
-            // A new test file may be the one an id names: parse the repository's ids again.
-            self.parsed.remove(repo);
+            // A new test file may be the one an id names: read the repository's lists again.
+            self.sets.remove(repo);
         }
     }
 
     fn rebuild(&mut self, patterns: &Patterns<QualityPattern>) {
         self.tests_by_stem.clear();
-        self.parsed.clear();
+        self.sets.clear();
         for (k, p) in patterns.iter() {
             if let (Some((b'F', repo, path)), QualityPattern::File(_)) = (split_key(k), p)
                 && paths::is_test_path(path)
@@ -381,13 +436,19 @@ impl QualityModel {
                     path: None,
                 })
                 .collect();
-            self.prepare(&req.repo, &candidates);
-            let ranked = self.rank(cx.patterns, &req.repo, &req.changed_files, &candidates);
+            let mut set = CandidateSet::new(
+                &candidates,
+                rank::fingerprint(&candidates),
+                self.tests_by_stem.get(&req.repo),
+            );
+            set.refresh(cx.patterns, &req.repo, self.generation);
+            let ranked = rank::rank(&set, cx.patterns, &req.repo, &req.changed_files);
             let k = budget_count(candidates.len(), None);
             let top: Vec<&str> = ranked
+                .order
                 .iter()
                 .take(k)
-                .map(|(_, i, _)| candidates[*i].id.as_str())
+                .map(|&(_, i)| candidates[i].id.as_str())
                 .collect();
             self.failing += req.failed_tests.len() as u64;
             self.caught += req
@@ -446,69 +507,41 @@ impl QualityModel {
         Ok((1, ObserveDetail::default()))
     }
 
-    /// Parses the candidates given by id alone that are not parsed yet.
-    fn prepare(&mut self, repo: &str, candidates: &[Candidate]) {
-        let tests = self.tests_by_stem.get(repo);
-        let cache = self.parsed.entry(repo.to_string()).or_default();
-        if cache.len() + candidates.len() > PARSED_KEPT {
-            cache.clear();
-        }
-        for c in candidates.iter().filter(|c| c.path.is_none()) {
-            if !cache.contains_key(&c.id) {
-                cache.insert(c.id.clone(), Parsed::of(c, tests));
-            }
-        }
-    }
-
-    /// Ranks `candidates` for a change, best first: each candidate's evidence and order in
-    /// the request, scored.
-    pub(super) fn rank<'a>(
-        &'a self,
-        patterns: &'a Patterns<QualityPattern>,
+    /// The kept set read from `candidates`, or a new one (the least used of the repository's
+    /// dropped beyond [`SETS_KEPT`]), with what the history says of it up to date.
+    fn set_for(
+        &mut self,
+        patterns: &Patterns<QualityPattern>,
         repo: &str,
-        changed: &'a [String],
-        candidates: &'a [Candidate],
-    ) -> Vec<(f64, usize, Signals<'a>)> {
-        let evidence = Evidence::gather(patterns, repo, changed);
-        let tests = self.tests_by_stem.get(repo);
-        let cache = self.parsed.get(repo);
-        // Kept for candidates given by id alone; parsed now for those with a path of their own
-        // (and any not prepared).
-        let found: Vec<Result<&Parsed, Parsed>> = candidates
-            .iter()
-            .map(|c| {
-                c.path
-                    .is_none()
-                    .then(|| cache.and_then(|m| m.get(&c.id)))
-                    .flatten()
-                    .ok_or_else(|| Parsed::of(c, tests))
-            })
-            .collect();
-        let parts: Vec<&Parsed> = found
-            .iter()
-            .map(|f| match f {
-                Ok(kept) => *kept,
-                Err(fresh) => fresh,
-            })
-            .collect();
-        let idf = WordIdf::over(&parts);
-        let mut key_buf = Vec::new();
-        let signals: Vec<Signals<'_>> = parts
-            .iter()
-            .zip(candidates)
-            .map(|(p, c)| evidence.signals(patterns, repo, c, p, &idf, &mut key_buf))
-            .collect();
-        let max = signals.iter().fold(Maxima::default(), |m, s| Maxima {
-            co_change: m.co_change.max(s.co_change),
-            recency: m.recency.max(s.recency),
-        });
-        let mut scored: Vec<(f64, usize, Signals<'_>)> = signals
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| (s.score(&max), i, s))
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        scored
+        candidates: &[Candidate],
+    ) -> &CandidateSet {
+        self.rankings += 1;
+        let fingerprint = rank::fingerprint(candidates);
+        let sets = self.sets.entry(repo.to_string()).or_default();
+        let at = match sets.iter().position(|s| s.is(fingerprint, candidates)) {
+            Some(at) => at,
+            None => {
+                if sets.len() >= SETS_KEPT
+                    && let Some(lru) = (0..sets.len()).min_by_key(|&i| sets[i].used)
+                {
+                    sets.swap_remove(lru);
+                }
+                let kept: usize = sets.iter().map(CandidateSet::len).sum();
+                if kept + candidates.len() > CANDIDATES_KEPT {
+                    sets.clear();
+                }
+                sets.push(CandidateSet::new(
+                    candidates,
+                    fingerprint,
+                    self.tests_by_stem.get(repo),
+                ));
+                sets.len() - 1
+            }
+        };
+        let set = &mut sets[at];
+        set.used = self.rankings;
+        set.refresh(patterns, repo, self.generation);
+        set
     }
 
     fn select(
@@ -535,8 +568,10 @@ impl QualityModel {
                     "`candidates[{i}].id` is empty"
                 )));
             }
-            check_text(&format!("candidates[{i}].id"), &c.id)?;
-            if let Some(p) = &c.path {
+            if !fits(&c.id) {
+                check_text(&format!("candidates[{i}].id"), &c.id)?;
+            }
+            if let Some(p) = c.path.as_deref().filter(|p| !fits(p)) {
                 check_text(&format!("candidates[{i}].path"), p)?;
             }
         }
@@ -546,21 +581,22 @@ impl QualityModel {
             Some(QualityPattern::Repo(r)) => r.commits.total(),
             _ => 0,
         };
-        self.prepare(&req.repo, &req.candidates);
-        let ranked = self.rank(patterns, &req.repo, &req.changed_files, &req.candidates);
-        let selected = ranked
+        let set = self.set_for(patterns, &req.repo, &req.candidates);
+        let ranking = rank::rank(set, patterns, &req.repo, &req.changed_files);
+        let selected = ranking
+            .order
             .iter()
             .take(k)
-            .map(|(_, i, _)| req.candidates[*i].id.clone())
+            .map(|&(_, i)| req.candidates[i].id.clone())
             .collect();
-        let limit = req.limit.map_or(ranked.len(), |l| l as usize);
-        let max = Maxima::of(&ranked);
-        let ranked = ranked
-            .into_iter()
+        let limit = req.limit.map_or(ranking.order.len(), |l| l as usize);
+        let ranked = ranking
+            .order
+            .iter()
             .take(limit)
             .enumerate()
-            .map(|(at, (score, i, s))| {
-                let (reason, explanation) = s.reason(&max);
+            .map(|(at, &(score, i))| {
+                let (reason, explanation) = ranking.reason(i);
                 RankedTest {
                     id: req.candidates[i].id.clone(),
                     score,
@@ -614,360 +650,6 @@ pub(super) fn budget_count(n: usize, budget: Option<Budget>) -> usize {
     k.clamp(1, n.max(1))
 }
 
-/// What a candidate's id and file say by themselves. Kept between rankings for candidates
-/// given by id alone (a repository's test ids recur in every call), until the history names a
-/// new test file.
-#[derive(Debug, Clone)]
-pub(super) struct Parsed {
-    path: Option<String>,
-    unit: String,
-    words: Vec<String>,
-    package: Vec<String>,
-}
-
-/// Parsed candidates kept per repository, at most this many.
-const PARSED_KEPT: usize = 200_000;
-
-impl Parsed {
-    /// Reads a candidate; its file is its `path`, or the test file of the history (`tests`:
-    /// by stem) its id names.
-    fn of(c: &Candidate, tests: Option<&HashMap<String, Vec<String>>>) -> Self {
-        let (name, id_package) = paths::id_parts(&c.id);
-        let path = match &c.path {
-            Some(p) => Some(p.as_str()),
-            None => tests.and_then(|t| t.get(name)).and_then(|list| {
-                if list.len() == 1 {
-                    return list.first().map(String::as_str);
-                }
-                // Several files of that name: the one whose package is the id's.
-                list.iter()
-                    .map(String::as_str)
-                    .max_by_key(|p| paths::common_prefix(&paths::package(p), &id_package))
-            }),
-        };
-        let unit = paths::unit_of_test(name);
-        Self {
-            path: path.map(String::from),
-            unit: unit.to_string(),
-            words: paths::words(unit),
-            package: path
-                .map_or(id_package, paths::package)
-                .into_iter()
-                .map(String::from)
-                .collect(),
-        }
-    }
-}
-
-/// How rare each word of the candidates' names is among them.
-struct WordIdf<'a> {
-    df: FxHashMap<&'a str, u32>,
-    n: f64,
-}
-
-impl<'a> WordIdf<'a> {
-    fn over(parts: &[&'a Parsed]) -> Self {
-        let mut df: FxHashMap<&'a str, u32> = FxHashMap::default();
-        let mut seen: Vec<&str> = Vec::new();
-        for p in parts {
-            seen.clear();
-            for w in &p.words {
-                if !seen.contains(&w.as_str()) {
-                    seen.push(w);
-                    *df.entry(w.as_str()).or_default() += 1;
-                }
-            }
-        }
-        Self {
-            df,
-            n: parts.len() as f64,
-        }
-    }
-
-    fn idf(&self, w: &str) -> f64 {
-        let df = f64::from(self.df.get(w).copied().unwrap_or(0));
-        ((self.n + 1.0) / (df + 0.5)).ln().max(0.0)
-    }
-}
-
-/// A changed file, as the ranking reads it.
-struct Changed<'a> {
-    path: &'a str,
-    unit: &'a str,
-    words: Vec<String>,
-    package: Vec<&'a str>,
-    /// Its key among a test's past failures.
-    failed_with: String,
-}
-
-/// What the history says about a change, gathered once per ranking.
-struct Evidence<'a> {
-    changed: Vec<Changed<'a>>,
-    /// Test path → (co-changes with any changed file, the most with one, that file).
-    co_change: FxHashMap<&'a str, (f64, f64, &'a str)>,
-    repo_commits: u64,
-    /// Whether any test outcome was reported for the repository.
-    results: bool,
-}
-
-impl<'a> Evidence<'a> {
-    fn gather(patterns: &'a Patterns<QualityPattern>, repo: &str, changed: &'a [String]) -> Self {
-        // Documentation and data files say little about tests when code changed too.
-        let any_code = changed.iter().any(|p| paths::is_code(p));
-        let mut co_change: FxHashMap<&'a str, (f64, f64, &'a str)> = FxHashMap::default();
-        let changed = changed
-            .iter()
-            .filter(|p| !any_code || paths::is_code(p))
-            .map(|path| {
-                if let Some(QualityPattern::File(f)) = patterns.get(&key(b'F', repo, path)) {
-                    for (test, n) in f.with_tests.iter() {
-                        let both = n.total() as f64 / 1000.0;
-                        let e = co_change.entry(test).or_insert((0.0, 0.0, ""));
-                        e.0 += both;
-                        if both > e.1 {
-                            e.1 = both;
-                            e.2 = path;
-                        }
-                    }
-                }
-                let unit = paths::stem(path);
-                Changed {
-                    path,
-                    unit,
-                    words: paths::words(unit),
-                    package: paths::package(path),
-                    failed_with: format!("f{path}"),
-                }
-            })
-            .collect();
-        let (repo_commits, results) = match patterns.get(&key(b'R', repo, "")) {
-            Some(QualityPattern::Repo(r)) => (r.commits.total(), r.results.total() > 0),
-            _ => (0, false),
-        };
-        Self {
-            changed,
-            co_change,
-            repo_commits,
-            results,
-        }
-    }
-
-    /// One candidate's raw evidence (co-change and recency not yet scaled to the others').
-    fn signals(
-        &self,
-        patterns: &'a Patterns<QualityPattern>,
-        repo: &str,
-        c: &Candidate,
-        parts: &Parsed,
-        idf: &WordIdf,
-        key_buf: &mut Vec<u8>,
-    ) -> Signals<'a> {
-        let mut s = Signals::default();
-        let record = if self.results {
-            match patterns.get(&key(b'X', repo, &c.id)) {
-                Some(QualityPattern::Test(t)) => Some(t),
-                _ => None,
-            }
-        } else {
-            None
-        };
-        for ch in &self.changed {
-            if parts.path.as_deref() == Some(ch.path) {
-                s.changed = 1.0;
-            }
-            // Name: the test is named after the changed unit, or one name starts the other.
-            let unit = parts.unit.as_str();
-            if unit == ch.unit {
-                s.name = 1.0;
-                s.name_of = ch.path;
-            }
-            if !ch.unit.is_empty()
-                && !unit.is_empty()
-                && (unit.starts_with(ch.unit) || ch.unit.starts_with(unit))
-            {
-                s.prefix = 1.0;
-                if s.name_of.is_empty() {
-                    s.name_of = ch.path;
-                }
-            }
-            // Words: the IDF-weighted share of the test's words found in the changed name.
-            let overlap = word_overlap(&parts.words, &ch.words, idf);
-            if overlap > s.words {
-                s.words = overlap;
-                s.words_of = ch.path;
-            }
-            // Package: how much of the longer package the two share.
-            let depth = paths::common_prefix(&ch.package, &parts.package);
-            let longest = ch.package.len().max(parts.package.len()).max(1);
-            s.package = s.package.max(depth as f64 / longest as f64);
-            // Earlier failures of this test when this file changed.
-            if let Some(r) = record {
-                s.failed_with += r.failed_with.get(&ch.failed_with) as f64;
-            }
-        }
-        if let Some(path) = parts.path.as_deref() {
-            // Co-change, each commit weighed by 1/its size.
-            if let Some(&(sum, best, of)) = self.co_change.get(path) {
-                s.co_change = sum;
-                s.co_change_best = best;
-                s.co_change_of = of;
-            }
-            key_into(key_buf, b'F', repo, path);
-            if let Some(QualityPattern::File(f)) = patterns.get(key_buf)
-                && self.repo_commits > 0
-            {
-                let age = self.repo_commits.saturating_sub(f.last_change) as f64;
-                s.recency = (f.changes.total() as f64).ln_1p() * 0.5f64.powf(age / 300.0);
-            }
-        }
-        if let Some(r) = record {
-            s.failures = r.failures.total() as f64;
-            s.runs = r.runs.total() as f64;
-        }
-        s
-    }
-}
-
-/// IDF-weighted share of the test's words that the changed unit's name has.
-fn word_overlap(test: &[String], changed: &[String], idf: &WordIdf) -> f64 {
-    let total: f64 = test.iter().map(|w| idf.idf(w)).sum();
-    if total <= 0.0 {
-        return 0.0;
-    }
-    let shared: f64 = test
-        .iter()
-        .filter(|w| changed.contains(w))
-        .map(|w| idf.idf(w))
-        .sum();
-    shared / total
-}
-
-/// The evidence for one candidate.
-#[derive(Default)]
-pub(super) struct Signals<'a> {
-    changed: f64,
-    name: f64,
-    prefix: f64,
-    name_of: &'a str,
-    words: f64,
-    words_of: &'a str,
-    package: f64,
-    co_change: f64,
-    co_change_best: f64,
-    co_change_of: &'a str,
-    failed_with: f64,
-    failures: f64,
-    runs: f64,
-    recency: f64,
-}
-
-/// The weights of the signals, chosen on the development projects' bugs (Lang, Math, Jsoup,
-/// Compress) and stable when each project is left out in turn; co-change and recency are
-/// scaled to the largest among the candidates.
-mod weight {
-    pub const CHANGED: f64 = 100.0;
-    pub const NAME: f64 = 3.0;
-    pub const PREFIX: f64 = 0.3;
-    pub const WORDS: f64 = 1.0;
-    pub const PACKAGE: f64 = 1.0;
-    pub const CO_CHANGE: f64 = 2.0;
-    pub const FAILED_WITH: f64 = 1.0;
-    pub const FAILURES: f64 = 0.03;
-    pub const RECENCY: f64 = 0.01;
-}
-
-/// The largest of each scaled signal among the candidates.
-#[derive(Default)]
-struct Maxima {
-    co_change: f64,
-    recency: f64,
-}
-
-impl Maxima {
-    fn of(ranked: &[(f64, usize, Signals<'_>)]) -> Self {
-        ranked.iter().fold(Self::default(), |m, (_, _, s)| Self {
-            co_change: m.co_change.max(s.co_change),
-            recency: m.recency.max(s.recency),
-        })
-    }
-}
-
-fn scaled(x: f64, max: f64) -> f64 {
-    if max > 0.0 { x / max } else { 0.0 }
-}
-
-impl Signals<'_> {
-    /// Each signal's weighted part of the score.
-    fn parts(&self, max: &Maxima) -> [(&'static str, f64); 8] {
-        [
-            ("changed", weight::CHANGED * self.changed),
-            (
-                "name_match",
-                weight::NAME * self.name + weight::PREFIX * self.prefix,
-            ),
-            (
-                "co_change",
-                weight::CO_CHANGE * scaled(self.co_change, max.co_change),
-            ),
-            (
-                "past_failure",
-                weight::FAILED_WITH * self.failed_with.ln_1p(),
-            ),
-            ("name_words", weight::WORDS * self.words),
-            ("package", weight::PACKAGE * self.package),
-            (
-                "past_failure_rate",
-                weight::FAILURES * self.failures.ln_1p(),
-            ),
-            (
-                "recent_change",
-                weight::RECENCY * scaled(self.recency, max.recency),
-            ),
-        ]
-    }
-
-    fn score(&self, max: &Maxima) -> f64 {
-        self.parts(max).iter().map(|p| p.1).sum()
-    }
-
-    /// The strongest evidence, and what it says.
-    fn reason(&self, max: &Maxima) -> (&'static str, String) {
-        let reason = self
-            .parts(max)
-            .into_iter()
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .filter(|p| p.1 > 0.0)
-            .map_or("none", |p| p.0);
-        let explanation = match reason {
-            "changed" => "the change touches this test itself".to_string(),
-            "name_match" => format!("named after `{}`", self.name_of),
-            "co_change" => format!(
-                "changed together with `{}` before ({:.1} commits' worth, small commits weighing more)",
-                self.co_change_of, self.co_change_best
-            ),
-            "past_failure" => format!(
-                "failed {} time(s) before when these files changed",
-                self.failed_with
-            ),
-            "name_words" => format!(
-                "its name shares {:.0}% of its words (weighted by rarity) with `{}`",
-                self.words * 100.0,
-                self.words_of
-            ),
-            "package" => format!(
-                "in the changed code's package ({:.0}% shared)",
-                self.package * 100.0
-            ),
-            "past_failure_rate" => {
-                format!("failed in {} of {} reported runs", self.failures, self.runs)
-            }
-            "recent_change" => "changed recently and often".to_string(),
-            _ => "no evidence links it to this change".to_string(),
-        };
-        (reason, explanation)
-    }
-}
-
 impl Model for QualityModel {
     const NAME: &'static str = "quality";
     type Pattern = QualityPattern;
@@ -986,6 +668,7 @@ impl Model for QualityModel {
         cx: &mut Cx<'_, QualityPattern>,
         obs: QualityObservation,
     ) -> Result<(u64, ObserveDetail), LearnError> {
+        self.generation += 1;
         match obs {
             QualityObservation::Commits(req) => self.learn_commits(cx, &req),
             QualityObservation::Results(req) => self.learn_results(cx, &req),
@@ -1004,6 +687,7 @@ impl Model for QualityModel {
     }
 
     fn refresh(&mut self, patterns: &Patterns<QualityPattern>) {
+        self.generation += 1;
         self.rebuild(patterns);
     }
 

@@ -126,8 +126,12 @@ pub fn package(path: &str) -> Vec<&str> {
 /// Whether two package segments name the same package, across a version suffix
 /// (`lang3` and `lang`, `math3` and `math`): a renamed package keeps its history.
 pub fn same_segment(a: &str, b: &str) -> bool {
-    a.trim_end_matches(|c: char| c.is_ascii_digit())
-        == b.trim_end_matches(|c: char| c.is_ascii_digit())
+    segment_root(a) == segment_root(b)
+}
+
+/// A package segment without its version suffix (`lang3` → `lang`).
+pub fn segment_root(segment: &str) -> &str {
+    segment.trim_end_matches(|c: char| c.is_ascii_digit())
 }
 
 /// Whether a path is source code (by its extension), as opposed to documentation or data.
