@@ -216,6 +216,15 @@ impl Store {
         })
     }
 
+    /// The database's size on disk in bytes (`None` for a temporary store, or when sled cannot
+    /// tell).
+    pub fn size_on_disk(&self) -> Option<u64> {
+        if self.inner.path.as_os_str() == "<temporary>" {
+            return None;
+        }
+        self.inner.db.size_on_disk().ok()
+    }
+
     /// Disk flushes done so far (for benchmarks and metrics).
     pub fn flush_count(&self) -> u64 {
         self.inner.flushes.load(Ordering::Relaxed)

@@ -156,6 +156,9 @@ pub struct StepInfo {
     pub tool: String,
     /// Where it is.
     pub state: StepState,
+    /// The steps it waits for (its `depends_on`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
     /// Attempts made.
     pub attempts: u32,
     /// The tool's answer.

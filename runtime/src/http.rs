@@ -1,5 +1,6 @@
-//! Streamable HTTP at `/mcp`, plus `/metrics`, `/health`, `/ready` and the loopback-only
-//! `/admin/backup` (see [`crate::admin`]), in axum.
+//! Streamable HTTP at `/mcp`, plus `/metrics`, `/health`, `/ready`, the live dashboard at `/`
+//! (see [`crate::dashboard`]) and the loopback-only `/admin/backup` (see [`crate::admin`]), in
+//! axum.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,6 +75,7 @@ pub fn app_with_auth(
         hosts.push(opts.addr.ip().to_string());
     }
     let lane = crate::mcp::FastLane::new(&hosts);
+    let shutdown_for_dashboard = shutdown.clone();
     let config = StreamableHttpServerConfig::default()
         .with_cancellation_token(shutdown)
         .with_allowed_hosts(hosts)
@@ -103,6 +105,12 @@ pub fn app_with_auth(
         config,
     ));
     let prm = auth.as_ref().map(HttpAuth::routes);
+    let dashboard = crate::dashboard::routes(
+        crate::dashboard::Dashboard::start(runtime, shutdown_for_dashboard),
+        auth.clone(),
+        runtime.governance().clone(),
+        opts.allow_origins.clone(),
+    );
     let governance = runtime.governance().clone();
     let endpoint = move |mut req: axum::extract::Request| {
         let (mcp, fast, lane, auth) = (mcp.clone(), fast.clone(), lane.clone(), auth.clone());
@@ -160,7 +168,8 @@ pub fn app_with_auth(
             slots: runtime.engines().clone(),
             gone: runtime.gone_token(),
         })))
-        .merge(crate::admin::routes(runtime.store().clone()));
+        .merge(crate::admin::routes(runtime.store().clone()))
+        .merge(dashboard);
     let app = if runtime.governance().is_governed() {
         app.merge(crate::admin::governance_routes(
             runtime.governance().clone(),

@@ -8,6 +8,7 @@ pub mod artifacts;
 pub mod config;
 pub mod context;
 mod convert;
+pub mod dashboard;
 pub mod engines;
 pub mod governance;
 pub mod http;

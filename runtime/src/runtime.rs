@@ -220,6 +220,11 @@ impl RuntimeBuilder {
             )?
         };
         let events = self.events.unwrap_or_default();
+        let started_ms = crate::dashboard::unix_ms();
+        let task_policy = serde_json::to_value(self.execution.policy)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_ascii_lowercase))
+            .unwrap_or_default();
         // The orchestration engines call tools through the router, so it exists first.
         let router = Router::new();
         let config = EngineConfig {
@@ -335,6 +340,8 @@ impl RuntimeBuilder {
             events,
             gone,
             stopping,
+            started_ms,
+            task_policy,
         })
     }
 }
@@ -358,6 +365,10 @@ pub struct Runtime {
     /// Cancelled when the engines supervisor stopped without being asked to.
     gone: CancellationToken,
     stopping: Arc<AtomicBool>,
+    /// When it was built (Unix ms).
+    started_ms: u64,
+    /// How the task queue is ordered (`fifo`, `priority`…).
+    task_policy: String,
 }
 
 impl Runtime {
@@ -393,6 +404,16 @@ impl Runtime {
     /// The supervisor event stream.
     pub fn events(&self) -> &EventBus {
         &self.events
+    }
+
+    /// When the runtime was built (Unix ms).
+    pub fn started_ms(&self) -> u64 {
+        self.started_ms
+    }
+
+    /// How the task queue is ordered (`fifo`, `priority`, `deadline`, `priority_deadline`).
+    pub fn task_policy(&self) -> &str {
+        &self.task_policy
     }
 
     /// The engines supervisor.

@@ -23,7 +23,12 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
                 .set_buckets(&buckets)
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             match builder.install_recorder() {
-                Ok(handle) => Some(handle),
+                Ok(handle) => {
+                    describe();
+                    metrics::gauge!("ensemble_build_info", "version" => env!("CARGO_PKG_VERSION"))
+                        .set(1.0);
+                    Some(handle)
+                }
                 Err(e) => {
                     tracing::warn!("metrics recorder not installed ({e}); /metrics will be empty");
                     None
@@ -33,13 +38,192 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-/// The metrics in Prometheus text format.
+/// The metrics in Prometheus text format, the process's own (`process_*`) included.
 pub fn render() -> String {
     match prometheus() {
         Some(h) => {
             h.run_upkeep();
-            h.render()
+            let mut text = h.render();
+            crate::dashboard::process::write_metrics(&crate::dashboard::process::read(), &mut text);
+            text
         }
         None => String::new(),
     }
+}
+
+/// HELP text and units of every metric the runtime writes (Prometheus conventions: base units,
+/// `_total` counters, `_seconds` and `_bytes` suffixes).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "ensemble_tool_calls_total",
+        "Tool calls answered, by tool and outcome (ok, invalid_arguments, engine_error, cancelled, runtime_error)."
+    );
+    describe_histogram!(
+        "ensemble_tool_call_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a tool call, by tool."
+    );
+    describe_gauge!(
+        "ensemble_inflight_calls",
+        "Calls in flight on a route (bulkhead occupancy)."
+    );
+    describe_gauge!(
+        "ensemble_circuit_state",
+        "Circuit breaker state per route: 0 closed, 1 half-open, 2 open."
+    );
+    describe_counter!(
+        "ensemble_circuit_transitions_total",
+        "Circuit breaker transitions, by route, from and to."
+    );
+    describe_counter!("ensemble_retries_total", "Retried calls, by route.");
+    describe_counter!(
+        "ensemble_actor_restarts_total",
+        "Actor restarts by their supervisor, by actor."
+    );
+    describe_counter!(
+        "ensemble_supervisor_giveups_total",
+        "Supervisors that exceeded their restart intensity and gave up, by supervisor."
+    );
+    describe_gauge!(
+        "ensemble_engine_state",
+        "Engine state: 0 running, 1 restarting, 2 stopped."
+    );
+    describe_gauge!(
+        "ensemble_task_queue_depth",
+        "Tasks waiting in the execution queue."
+    );
+    describe_gauge!("ensemble_tasks_running", "Tasks running.");
+    describe_counter!("ensemble_tasks_total", "Tasks finished, by final state.");
+    describe_counter!("ensemble_cache_hits_total", "Task result cache hits.");
+    describe_counter!("ensemble_cache_misses_total", "Task result cache misses.");
+    describe_gauge!(
+        "ensemble_cache_hit_ratio",
+        "Task result cache hits over lookups since the start."
+    );
+    describe_gauge!(
+        "ensemble_workflow_runs_active",
+        "Workflow runs in progress."
+    );
+    describe_counter!("ensemble_workflow_steps_total", "Workflow steps finished.");
+    describe_counter!(
+        "ensemble_workflow_journal_flushes_total",
+        "Workflow journal flushes to the store."
+    );
+    describe_gauge!(
+        "ensemble_learner_memory_bytes",
+        Unit::Bytes,
+        "Memory a learner's model holds, by learner."
+    );
+    describe_gauge!(
+        "ensemble_learner_memory_budget_bytes",
+        Unit::Bytes,
+        "A learner's memory budget, by learner."
+    );
+    describe_gauge!(
+        "ensemble_learner_patterns",
+        "Patterns a learner holds, by learner."
+    );
+    describe_gauge!(
+        "ensemble_learner_accuracy",
+        "A learner's running accuracy (0 to 1), by learner."
+    );
+    describe_counter!(
+        "ensemble_learner_observations_total",
+        "Observations a learner took, by learner."
+    );
+    describe_counter!(
+        "ensemble_learner_queries_total",
+        "Queries a learner answered, by learner."
+    );
+    describe_counter!(
+        "ensemble_learner_evictions_total",
+        "Patterns a learner evicted to stay within its budget, by learner."
+    );
+    describe_gauge!(
+        "ensemble_retrieval_documents",
+        "Documents in a retrieval collection, by collection."
+    );
+    describe_counter!(
+        "ensemble_retrieval_documents_indexed_total",
+        "Documents indexed."
+    );
+    describe_counter!(
+        "ensemble_retrieval_searches_total",
+        "Retrieval searches answered."
+    );
+    describe_histogram!(
+        "ensemble_retrieval_search_duration_seconds",
+        Unit::Seconds,
+        "Time to answer a retrieval search."
+    );
+    describe_gauge!(
+        "ensemble_taxonomy_concepts",
+        "Concepts in a taxonomy scheme, by scheme."
+    );
+    describe_counter!(
+        "ensemble_taxonomy_imports_total",
+        "Taxonomy imports, by outcome."
+    );
+    describe_counter!(
+        "ensemble_governance_denials_total",
+        "Calls refused by policy, by kind (tool, resource) and identity."
+    );
+    describe_counter!(
+        "ensemble_governance_rate_limited_total",
+        "Calls refused by a rate limit, by identity."
+    );
+    describe_counter!(
+        "ensemble_governance_auth_failures_total",
+        "Refused credentials, by reason."
+    );
+    describe_gauge!(
+        "ensemble_governance_mode",
+        "The runtime's mode: 0 normal, 1 read-only, 2 lockdown."
+    );
+    describe_counter!(
+        "ensemble_governance_audit_entries_total",
+        "Audit entries made durable."
+    );
+    describe_counter!(
+        "ensemble_governance_audit_flushes_total",
+        "Audit log flushes."
+    );
+    describe_counter!(
+        "ensemble_governance_audit_checkpoints_total",
+        "Signed audit checkpoints written."
+    );
+    describe_counter!(
+        "ensemble_governance_audit_failures_total",
+        "Audit write or checkpoint failures, by stage."
+    );
+    describe_counter!(
+        "ensemble_governance_audit_refusals_total",
+        "Calls refused because the audit log could not record them."
+    );
+    describe_counter!(
+        "ensemble_promotion_transitions_total",
+        "Promotion transitions, by action."
+    );
+    describe_counter!(
+        "ensemble_promotion_gate_failures_total",
+        "Promotion gate failures, by gate."
+    );
+    describe_counter!(
+        "ensemble_http_fast_lane_calls_total",
+        "Tool calls answered by the HTTP fast lane."
+    );
+    describe_gauge!(
+        "ensemble_store_size_bytes",
+        Unit::Bytes,
+        "The store's size on disk."
+    );
+    describe_gauge!(
+        "ensemble_dashboard_subscribers",
+        "Dashboard pages subscribed to the live event stream."
+    );
+    describe_gauge!(
+        "ensemble_build_info",
+        "Always 1; the runtime's version as a label."
+    );
 }

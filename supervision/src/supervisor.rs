@@ -397,9 +397,10 @@ impl SupervisorState {
         child.started_at = Instant::now();
         child.starts += 1;
         let starts = child.starts;
+        // The first start makes the series (at 0), so that a rate sees the first restart.
+        let restarts = metrics::counter!("ensemble_actor_restarts_total", "actor" => child.spec.name.to_string());
         if starts > 1 {
-            metrics::counter!("ensemble_actor_restarts_total", "actor" => child.spec.name.to_string())
-                .increment(1);
+            restarts.increment(1);
             tracing::info!(
                 supervisor = &*self.name,
                 child = &*child.spec.name,
@@ -646,6 +647,9 @@ impl Actor for Supervisor {
         spec: SupervisorSpec,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut state = SupervisorState::new(spec);
+        // The series exists from the start (at 0), so that a rate sees the first give-up.
+        metrics::counter!("ensemble_supervisor_giveups_total", "supervisor" => state.name.to_string())
+            .increment(0);
         for idx in 0..state.children.len() {
             if let Err(e) = state.start_child(&myself.get_cell(), idx).await {
                 state.stop_all("a sibling failed to start").await;

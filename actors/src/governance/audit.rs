@@ -725,6 +725,19 @@ impl AuditLog {
     ) -> Result<Self, AuditError> {
         check_node_id(node_id)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| AuditError::NoRuntime)?;
+        // Every series at 0 from the start, so that a rate (an alert) sees the first of each.
+        for name in [
+            "ensemble_governance_audit_entries_total",
+            "ensemble_governance_audit_flushes_total",
+            "ensemble_governance_audit_checkpoints_total",
+            "ensemble_governance_audit_refusals_total",
+        ] {
+            metrics::counter!(name).increment(0);
+        }
+        for stage in ["write", "checkpoint"] {
+            metrics::counter!("ensemble_governance_audit_failures_total", "stage" => stage)
+                .increment(0);
+        }
         let entries = store.tree(ENTRIES_TREE)?;
         let meta = store.tree(META_TREE)?;
         let checkpoint_tree = store.tree(CHECKPOINTS_TREE)?;

@@ -240,6 +240,30 @@ fn bad(message: impl Into<String>) -> PromotionError {
     PromotionError::BadRequest(message.into())
 }
 
+/// The `action` label values of `ensemble_promotion_transitions_total`.
+const ACTIONS: &[&str] = &[
+    "abort",
+    "handoff_create",
+    "handoff_submit",
+    "handoff_update",
+    "pipeline_set",
+    "promote",
+    "request",
+    "rollback",
+    "sign",
+    "superseded",
+];
+
+/// The `gate` label values of `ensemble_promotion_gate_failures_total`.
+const GATES: &[&str] = &[
+    "previous_stage",
+    "schema",
+    "workflow",
+    "signoffs",
+    "soak",
+    "findings",
+];
+
 /// An audit record of a promotion transition by `who` (counted in
 /// `ensemble_promotion_transitions_total{action}`).
 fn transition(who: &Caller, action: &str, target: String, detail: String) -> AuditRecord {
@@ -448,6 +472,15 @@ impl Actor for PromotionActor {
         _: ActorRef<PromotionMsg>,
         args: PromotionArgs,
     ) -> Result<PromotionState, ActorProcessingErr> {
+        // Every series at 0 from the start, so that a rate sees the first of each.
+        for action in ACTIONS {
+            metrics::counter!("ensemble_promotion_transitions_total", "action" => *action)
+                .increment(0);
+        }
+        for gate in GATES {
+            metrics::counter!("ensemble_promotion_gate_failures_total", "gate" => *gate)
+                .increment(0);
+        }
         let records = Records::open(args.store.clone())?;
         let (committer, rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(commit_loop(

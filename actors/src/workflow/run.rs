@@ -84,6 +84,7 @@ impl Run {
                 StepInfo {
                     id: s.id.clone(),
                     tool: s.tool.clone(),
+                    depends_on: s.depends_on.clone(),
                     state: rt.state,
                     attempts: rt.attempts,
                     output: self.outputs.get(&s.id).cloned(),

@@ -123,7 +123,9 @@ impl<C: Clock + Clone> Limits<C> {
                 continue;
             };
             if let Err(not_until) = limiter.check_key(subject) {
-                metrics::counter!("ensemble_governance_rate_limited_total").increment(1);
+                metrics::counter!("ensemble_governance_rate_limited_total",
+                    "identity" => subject.to_string())
+                .increment(1);
                 return Err(Limited {
                     policy: name.clone(),
                     quota: *quota,

@@ -96,12 +96,18 @@ impl McpService {
         match self.governance.admit(&who, tool) {
             Admission::Allowed => Ok(who),
             Admission::Hidden(_) => {
-                metrics::counter!("ensemble_governance_denials_total", "kind" => "tool")
-                    .increment(1);
+                metrics::counter!("ensemble_governance_denials_total",
+                    "kind" => "tool", "identity" => who.subject().to_string())
+                .increment(1);
                 Err(crate::convert::unknown_tool(tool))
             }
             Admission::Limited(limited) => Err(limited.to_error(tool)),
-            Admission::Refused(refusal) => Err(refusal.to_error()),
+            Admission::Refused(refusal) => {
+                metrics::counter!("ensemble_governance_denials_total",
+                    "kind" => "control", "identity" => who.subject().to_string())
+                .increment(1);
+                Err(refusal.to_error())
+            }
         }
     }
 
@@ -122,7 +128,9 @@ impl McpService {
         if self.may(who, Kind::Resource, uri) {
             return Ok(());
         }
-        metrics::counter!("ensemble_governance_denials_total", "kind" => "resource").increment(1);
+        metrics::counter!("ensemble_governance_denials_total",
+            "kind" => "resource", "identity" => who.subject().to_string())
+        .increment(1);
         Err(crate::convert::resource_error(
             crate::router::catalog::ResourceError::NotFound(format!(
                 "no resource at {uri}; resources/list and resources/templates/list show what \

@@ -138,6 +138,11 @@ impl RoutePolicyBuilder {
         let inflight =
             metrics::gauge!("ensemble_inflight_calls", "route" => self.route.to_string());
         let slow_after = self.breaker.map(|cfg| cfg.slow_call_duration);
+        if self.retry.as_ref().is_some_and(|r| r.max_attempts > 1) {
+            // At 0 from the start, so that a rate sees the first retry.
+            metrics::counter!("ensemble_retries_total", "route" => self.route.to_string())
+                .increment(0);
+        }
         RoutePolicy {
             inner: Arc::new(Inner {
                 deadlines: Tracker::new(slow_after),

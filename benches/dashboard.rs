@@ -1,0 +1,303 @@
+//! What open dashboards cost: `tools/call` throughput over HTTP against one `ensemble serve
+//! --http` child process (the real binary, in memory) with **0** and with **5** pages
+//! subscribed to `/dashboard/events`, in the same run. The two cases take turns (three rounds
+//! each), so drift on a shared machine hits them alike.
+//!
+//! The load: stateless 2026-07-28 `tools/call` requests of `validation_validate` (a small
+//! document against an inline schema), JSON replies, one connection per concurrent client
+//! (HTTP/1.1 keep-alive), concurrency 16. A subscriber reads its stream as a browser does and
+//! counts frames and bytes. Each row also gives the server's CPU time per call (user + system,
+//! from `/proc`).
+//!
+//! Goal (issue 17): with five dashboards open, throughput drops by at most 2%; an SSE frame
+//! of a typical runtime is at most 8 KB.
+//!
+//! ```sh
+//! cargo bench --bench dashboard
+//! cargo bench --bench dashboard -- --secs 5 --concurrency 32 --subscribers 10
+//! ```
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use serde_json::json;
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start() -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+            .args(["serve", "--in-memory", "--http", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ensemble");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        let url = loop {
+            line.clear();
+            assert!(
+                lines.read_line(&mut line).expect("read stderr") > 0,
+                "ensemble exited before listening"
+            );
+            if let Some(rest) = line.trim().strip_prefix("ensemble: listening on ") {
+                break rest.to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines.lines().map_while(Result::ok) {});
+        let addr = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/mcp")
+            .parse()
+            .expect("server address");
+        Self { child, addr }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU time (user + system) of process `pid` so far.
+fn cpu_time(pid: u32) -> Duration {
+    let read = || -> Option<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Some(Duration::from_micros(ticks * 1_000_000 / hz))
+    };
+    read().unwrap_or_default()
+}
+
+async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let _ = tcp.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    sender
+}
+
+/// `concurrency` clients calling `validation_validate` for `secs`: (latencies, elapsed).
+async fn load(addr: SocketAddr, concurrency: usize, secs: f64) -> (Vec<Duration>, Duration) {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "validation_validate",
+        "arguments": {
+            "schema": {"type": "object", "required": ["id", "qty"], "properties": {
+                "id": {"type": "string", "pattern": "^[a-z]+-[0-9]+$"},
+                "qty": {"type": "integer", "minimum": 1}}},
+            "document": {"id": "order-17", "qty": 3}
+        },
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}
+        }
+    }})
+    .to_string();
+    let body = Bytes::from(body);
+    let mut senders = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        senders.push(connect(addr).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let started = Instant::now();
+    let host = addr.to_string();
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|mut sender| {
+            let (body, host) = (body.clone(), host.clone());
+            tokio::spawn(async move {
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let req = hyper::Request::post("/mcp")
+                        .header("host", &host)
+                        .header("content-type", "application/json")
+                        .header("accept", "application/json, text/event-stream")
+                        .header("mcp-protocol-version", "2026-07-28")
+                        .header("mcp-method", "tools/call")
+                        .header("mcp-name", "validation_validate")
+                        .body(Full::new(body.clone()))
+                        .expect("request");
+                    sender.ready().await.expect("ready");
+                    let resp = sender.send_request(req).await.expect("response");
+                    let status = resp.status();
+                    let answer = resp.into_body().collect().await.expect("body").to_bytes();
+                    assert!(
+                        status == 200 && answer.windows(12).any(|w| w == b"\"valid\":true"),
+                        "unexpected reply ({status}): {}",
+                        String::from_utf8_lossy(&answer)
+                    );
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("load task"));
+    }
+    (all, started.elapsed())
+}
+
+/// What the subscribers read.
+#[derive(Default)]
+struct Reading {
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    largest: AtomicU64,
+}
+
+/// A page subscribed to `/dashboard/events` until `stop`.
+async fn subscribe(addr: SocketAddr, stop: Arc<AtomicBool>, reading: Arc<Reading>) {
+    let mut sender = connect(addr).await;
+    let req = hyper::Request::get("/dashboard/events")
+        .header("host", addr.to_string())
+        .header("accept", "text/event-stream")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("subscribe");
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut pending = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(Some(Ok(frame))) =
+            tokio::time::timeout(Duration::from_millis(200), body.frame()).await
+        else {
+            continue;
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        pending.push_str(&String::from_utf8_lossy(&data));
+        while let Some(end) = pending.find("\n\n") {
+            let message: String = pending.drain(..end + 2).collect();
+            if let Some(line) = message.lines().find(|l| l.starts_with("data:")) {
+                let size = line.len() as u64 - 5;
+                reading.frames.fetch_add(1, Ordering::Relaxed);
+                reading.bytes.fetch_add(size, Ordering::Relaxed);
+                reading.largest.fetch_max(size, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+struct Cell {
+    calls: usize,
+    elapsed: Duration,
+    lat: Vec<Duration>,
+    cpu: Duration,
+}
+
+impl Cell {
+    fn rate(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64()
+    }
+    fn at(&self, q: f64) -> f64 {
+        let i = ((self.lat.len() as f64 * q) as usize).min(self.lat.len().saturating_sub(1));
+        self.lat.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut secs, mut concurrency, mut subscribers) = (3.0, 16usize, 5usize);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().and_then(|v| v.parse::<f64>().ok());
+        match a.as_str() {
+            "--secs" => secs = value().unwrap_or(secs),
+            "--concurrency" => concurrency = value().map_or(concurrency, |v| v as usize),
+            "--subscribers" => subscribers = value().map_or(subscribers, |v| v as usize),
+            _ => {}
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let server = Server::start();
+    let pid = server.child.id();
+    rt.block_on(async {
+        // Warm up.
+        load(server.addr, concurrency, 1.0).await;
+        let mut cells: [Cell; 2] = std::array::from_fn(|_| Cell {
+            calls: 0,
+            elapsed: Duration::ZERO,
+            lat: Vec::new(),
+            cpu: Duration::ZERO,
+        });
+        let reading = Arc::new(Reading::default());
+        let mut subscribed_secs = 0.0;
+        for _round in 0..3 {
+            for (i, pages) in [0, subscribers].into_iter().enumerate() {
+                let stop = Arc::new(AtomicBool::new(false));
+                let subs: Vec<_> = (0..pages)
+                    .map(|_| tokio::spawn(subscribe(server.addr, stop.clone(), reading.clone())))
+                    .collect();
+                if pages > 0 {
+                    // Each has its first frame before the load starts.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                let cpu0 = cpu_time(pid);
+                let (lat, elapsed) = load(server.addr, concurrency, secs).await;
+                let cpu = cpu_time(pid).saturating_sub(cpu0);
+                stop.store(true, Ordering::Relaxed);
+                for s in subs {
+                    let _ = s.await;
+                }
+                if pages > 0 {
+                    subscribed_secs += elapsed.as_secs_f64() * pages as f64;
+                }
+                let c = &mut cells[i];
+                c.calls += lat.len();
+                c.elapsed += elapsed;
+                c.lat.extend(lat);
+                c.cpu += cpu;
+            }
+        }
+        for c in &mut cells {
+            c.lat.sort_unstable();
+        }
+        println!(
+            "tools/call validation_validate, concurrency {concurrency}, 3 rounds × {secs} s per case, same server\n"
+        );
+        println!("| subscribers | calls/s | p50 µs | p99 µs | server CPU µs/call | vs 0 |");
+        println!("|---|---|---|---|---|---|");
+        let base = cells[0].rate();
+        for (c, pages) in cells.iter().zip([0, subscribers]) {
+            println!(
+                "| {pages} | {:.0} | {:.0} | {:.0} | {:.1} | {:+.1}% |",
+                c.rate(),
+                c.at(0.5),
+                c.at(0.99),
+                c.cpu.as_secs_f64() * 1e6 / c.calls.max(1) as f64,
+                (c.rate() / base - 1.0) * 100.0
+            );
+        }
+        let frames = reading.frames.load(Ordering::Relaxed);
+        println!(
+            "\nSSE: {frames} frames read ({:.2} per subscriber-second), mean {:.0} B, largest {} B",
+            frames as f64 / subscribed_secs.max(1e-9),
+            reading.bytes.load(Ordering::Relaxed) as f64 / frames.max(1) as f64,
+            reading.largest.load(Ordering::Relaxed)
+        );
+    });
+}
