@@ -7,7 +7,9 @@
 //! document against an inline schema), JSON replies, one connection per concurrent client
 //! (HTTP/1.1 keep-alive), concurrency 16. A subscriber reads its stream as a browser does and
 //! counts frames and bytes. Each row also gives the server's CPU time per call (user + system,
-//! from `/proc`).
+//! from `/proc`). The two cases alternate which goes first in each round; the per-round ratios
+//! and their median are printed besides the pooled figures (the machine's drift between rounds
+//! is larger than the effect measured).
 //!
 //! Goal (issue 17): with five dashboards open, throughput drops by at most 2%; an SSE frame
 //! of a typical runtime is at most 8 KB.
@@ -21,7 +23,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -166,8 +168,8 @@ struct Reading {
     largest: AtomicU64,
 }
 
-/// A page subscribed to `/dashboard/events` until `stop`.
-async fn subscribe(addr: SocketAddr, stop: Arc<AtomicBool>, reading: Arc<Reading>) {
+/// A page subscribed to `/dashboard/events`, reading until its task is aborted.
+async fn subscribe(addr: SocketAddr, reading: Arc<Reading>) {
     let mut sender = connect(addr).await;
     let req = hyper::Request::get("/dashboard/events")
         .header("host", addr.to_string())
@@ -178,12 +180,7 @@ async fn subscribe(addr: SocketAddr, stop: Arc<AtomicBool>, reading: Arc<Reading
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     let mut pending = String::new();
-    while !stop.load(Ordering::Relaxed) {
-        let Ok(Some(Ok(frame))) =
-            tokio::time::timeout(Duration::from_millis(200), body.frame()).await
-        else {
-            continue;
-        };
+    while let Some(Ok(frame)) = body.frame().await {
         let Ok(data) = frame.into_data() else {
             continue;
         };
@@ -219,13 +216,14 @@ impl Cell {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut secs, mut concurrency, mut subscribers) = (3.0, 16usize, 5usize);
+    let (mut secs, mut concurrency, mut subscribers, mut rounds) = (3.0, 16usize, 5usize, 6usize);
     while let Some(a) = args.next() {
         let mut value = || args.next().and_then(|v| v.parse::<f64>().ok());
         match a.as_str() {
             "--secs" => secs = value().unwrap_or(secs),
             "--concurrency" => concurrency = value().map_or(concurrency, |v| v as usize),
             "--subscribers" => subscribers = value().map_or(subscribers, |v| v as usize),
+            "--rounds" => rounds = value().map_or(rounds, |v| (v as usize).max(1)),
             _ => {}
         }
     }
@@ -246,11 +244,15 @@ fn main() {
         });
         let reading = Arc::new(Reading::default());
         let mut subscribed_secs = 0.0;
-        for _round in 0..3 {
-            for (i, pages) in [0, subscribers].into_iter().enumerate() {
-                let stop = Arc::new(AtomicBool::new(false));
+        let mut ratios = Vec::new();
+        for round in 0..rounds {
+            // Alternate which case goes first, so that drift within a round cancels out.
+            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            let mut rates = [0.0; 2];
+            for i in order {
+                let pages = if i == 0 { 0 } else { subscribers };
                 let subs: Vec<_> = (0..pages)
-                    .map(|_| tokio::spawn(subscribe(server.addr, stop.clone(), reading.clone())))
+                    .map(|_| tokio::spawn(subscribe(server.addr, reading.clone())))
                     .collect();
                 if pages > 0 {
                     // Each has its first frame before the load starts.
@@ -259,25 +261,26 @@ fn main() {
                 let cpu0 = cpu_time(pid);
                 let (lat, elapsed) = load(server.addr, concurrency, secs).await;
                 let cpu = cpu_time(pid).saturating_sub(cpu0);
-                stop.store(true, Ordering::Relaxed);
-                for s in subs {
-                    let _ = s.await;
+                for s in &subs {
+                    s.abort();
                 }
                 if pages > 0 {
                     subscribed_secs += elapsed.as_secs_f64() * pages as f64;
                 }
+                rates[i] = lat.len() as f64 / elapsed.as_secs_f64();
                 let c = &mut cells[i];
                 c.calls += lat.len();
                 c.elapsed += elapsed;
                 c.lat.extend(lat);
                 c.cpu += cpu;
             }
+            ratios.push(rates[1] / rates[0]);
         }
         for c in &mut cells {
             c.lat.sort_unstable();
         }
         println!(
-            "tools/call validation_validate, concurrency {concurrency}, 3 rounds × {secs} s per case, same server\n"
+            "tools/call validation_validate, concurrency {concurrency}, {rounds} rounds × {secs} s per case, same server\n"
         );
         println!("| subscribers | calls/s | p50 µs | p99 µs | server CPU µs/call | vs 0 |");
         println!("|---|---|---|---|---|---|");
@@ -292,6 +295,17 @@ fn main() {
                 (c.rate() / base - 1.0) * 100.0
             );
         }
+        ratios.sort_by(f64::total_cmp);
+        let median = ratios[ratios.len() / 2];
+        println!(
+            "\nper-round ratio ({subscribers} subscribers / 0): {} — median {:+.1}%",
+            ratios
+                .iter()
+                .map(|r| format!("{:+.1}%", (r - 1.0) * 100.0))
+                .collect::<Vec<_>>()
+                .join(", "),
+            (median - 1.0) * 100.0
+        );
         let frames = reading.frames.load(Ordering::Relaxed);
         println!(
             "\nSSE: {frames} frames read ({:.2} per subscriber-second), mean {:.0} B, largest {} B",

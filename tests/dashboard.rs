@@ -297,3 +297,85 @@ async fn the_stream_and_the_snapshot_show_calls_and_a_restart() {
     drop(events);
     client.cancel().await.expect("close the session");
 }
+
+const OBSERVER_KEY: &str = "ens-dash-observer-4b1d";
+const WORKER_KEY: &str = "ens-dash-worker-77aa";
+
+/// A governed server: `observer` may read the dashboard, `worker` may only call tools.
+pub fn governed_config() -> String {
+    let accounts = common::keys::api_keys(&[
+        ("observer", OBSERVER_KEY, &["observer"]),
+        ("worker", WORKER_KEY, &["worker"]),
+    ]);
+    format!(
+        r#"
+[[governance.roles]]
+name = "observer"
+resources = ["ensemble://dashboard"]
+
+[[governance.roles]]
+name = "worker"
+tools = ["registry_list"]
+
+{accounts}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_authentication_only_an_observer_reads_the_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::serve_http(dir.path(), &governed_config(), &[]);
+    let base = server.base().to_string();
+    // The page holds no data: it loads without credentials.
+    let (status, _) = get(&format!("{base}/"), &[]).await;
+    assert_eq!(status, 200);
+    let state = format!("{base}/dashboard/state");
+    let (status, body) = get(&state, &[]).await;
+    assert_eq!(status, 401, "{body}");
+    let worker = format!("Bearer {WORKER_KEY}");
+    let (status, body) = get(&state, &[("Authorization", &worker)]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("ensemble://dashboard"),
+        "says what to grant: {body}"
+    );
+    let (status, body) = get(
+        &format!("{base}/dashboard/events"),
+        &[("Authorization", &worker)],
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+
+    // A worker's call and a refusal show in the observer's view.
+    let client = common::keys::connect_with_key(&server.url, WORKER_KEY).await;
+    common::call_ok(&client, "registry_list", json!({})).await;
+    common::refusal(&client, "registry_put", json!({})).await;
+    let observer = format!("Bearer {OBSERVER_KEY}");
+    let mut seen = None;
+    let mut last = None;
+    for _ in 0..30 {
+        let (status, body) = get(&state, &[("Authorization", &observer)]).await;
+        assert_eq!(status, 200, "{body}");
+        let snapshot: Snapshot = serde_json::from_str(&body).expect("a Snapshot");
+        let g = snapshot
+            .frame
+            .governance
+            .clone()
+            .expect("governed: a governance frame");
+        if g.denials.iter().any(|d| d.identity == "apikey:worker") {
+            seen = Some(g);
+            break;
+        }
+        last = Some(g);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let g = seen.unwrap_or_else(|| panic!("the worker's denial shows within 6 s: {last:?}"));
+    assert!(g.governed);
+    assert_eq!(g.mode, "normal");
+    assert!(
+        g.sessions.iter().any(|s| s.identity == "apikey:worker"),
+        "{:?}",
+        g.sessions
+    );
+    client.cancel().await.expect("close");
+}

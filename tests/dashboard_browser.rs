@@ -166,3 +166,53 @@ async fn the_page_shows_calls_a_restart_and_pauses() {
     page.end().await;
     client.cancel().await.expect("close the session");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_authentication_the_page_takes_its_token_from_the_fragment() {
+    let (chromium, driver_path) = webdriver::browser_paths();
+    if !(std::path::Path::new(&chromium).exists() && std::path::Path::new(&driver_path).exists()) {
+        assert!(
+            std::env::var_os("ENSEMBLE_REQUIRE_BROWSER").is_none(),
+            "Chromium or chromedriver is not installed"
+        );
+        eprintln!("\n*** THE DASHBOARD BROWSER TEST (auth) DID NOT RUN: no Chromium ***\n");
+        return;
+    }
+    let accounts = common::keys::api_keys(&[("observer", "ens-browser-observer-1", &["observer"])]);
+    let config = format!(
+        "[[governance.roles]]\nname = \"observer\"\nresources = [\"ensemble://dashboard\"]\n\n{accounts}"
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = common::serve_http(dir.path(), &config, &[]);
+    let driver = webdriver::Driver::start(&driver_path).await;
+    let page = driver.session(&chromium).await;
+    page.goto(&format!("{}/#token=ens-browser-observer-1", server.base()))
+        .await;
+    page.wait_for("the live state", 15, STATE, |v| v == "live")
+        .await;
+    page.wait_for("two frames", 10, FRAMES, |v| as_u64(v) >= 2)
+        .await;
+    let url = page.run("return location.href;", json!([])).await;
+    assert!(
+        url.as_str().is_some_and(|u| !u.contains("token")),
+        "the token leaves the address bar: {url}"
+    );
+    let mode = page
+        .run(
+            "return document.getElementById('governance-body').textContent;",
+            json!([]),
+        )
+        .await;
+    assert!(
+        mode.as_str().is_some_and(|t| t.contains("normal")),
+        "the governance panel shows the mode: {mode}"
+    );
+    let errors: Vec<(String, String)> = page
+        .console()
+        .await
+        .into_iter()
+        .filter(|(level, _)| level == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+    page.end().await;
+}

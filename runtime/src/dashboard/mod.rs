@@ -3,7 +3,9 @@
 //! Server-Sent Events stream of one [`Frame`] a second at `/dashboard/events`.
 //!
 //! One sampler task builds each frame once and serialises it once; every open page receives the
-//! same bytes, so five pages cost what one does. Figures come from the Prometheus exposition
+//! same bytes, so five pages cost what one does. While nobody watches (no page subscribed, no
+//! snapshot read for a minute) it builds one every ten seconds instead. Figures come from the
+//! Prometheus exposition
 //! `/metrics` serves (one source of truth), the supervision tree from the supervisors, failure
 //! reasons from the supervisor event bus.
 //!
@@ -45,6 +47,38 @@ pub const INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest gap between two frames (a burst of supervisor events).
 const MIN_GAP: Duration = Duration::from_millis(150);
 
+/// How often a frame is built while nobody watches (no page subscribed, no snapshot read for
+/// [`WATCHED_FOR`]): the gauges the sampler keeps stay current at a tenth of the cost.
+pub const IDLE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How long a snapshot read counts as someone watching.
+const WATCHED_FOR: Duration = Duration::from_secs(60);
+
+/// Who is watching: pages subscribed, the last snapshot read, and a bell that wakes the sampler
+/// when someone starts.
+#[derive(Default)]
+struct Interest {
+    subscribers: std::sync::atomic::AtomicI64,
+    last_read_ms: std::sync::atomic::AtomicU64,
+    wake: tokio::sync::Notify,
+}
+
+impl Interest {
+    fn watched(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.subscribers.load(Relaxed) > 0
+            || unix_ms().saturating_sub(self.last_read_ms.load(Relaxed))
+                < WATCHED_FOR.as_millis() as u64
+    }
+
+    /// Someone looks: frames at full rate, and one at once.
+    fn touch(&self) {
+        self.last_read_ms
+            .store(unix_ms(), std::sync::atomic::Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+}
+
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/app.css");
@@ -69,7 +103,7 @@ struct Published {
 pub struct Dashboard {
     frames: watch::Receiver<Arc<Published>>,
     history: Arc<Mutex<VecDeque<FrameLite>>>,
-    subscribers: Arc<std::sync::atomic::AtomicI64>,
+    interest: Arc<Interest>,
 }
 
 impl std::fmt::Debug for Dashboard {
@@ -107,8 +141,9 @@ impl Dashboard {
         let dashboard = Dashboard {
             frames: rx,
             history: history.clone(),
-            subscribers: Arc::default(),
+            interest: Arc::default(),
         };
+        let interest = dashboard.interest.clone();
         let mut sampler = sampler::Sampler::new(sources);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(INTERVAL);
@@ -118,7 +153,17 @@ impl Dashboard {
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = tx.closed() => break,
-                    _ = tick.tick() => {}
+                    _ = tick.tick() => {
+                        if !interest.watched() && last.elapsed() < IDLE_INTERVAL {
+                            continue;
+                        }
+                    }
+                    _ = interest.wake.notified() => {
+                        let since = last.elapsed();
+                        if since < MIN_GAP {
+                            tokio::time::sleep(MIN_GAP - since).await;
+                        }
+                    }
                     _ = sampler.event() => {
                         // Show a failure or restart at once, but not more often than MIN_GAP.
                         let since = last.elapsed();
@@ -154,6 +199,21 @@ impl Dashboard {
         self.frames.borrow().frame.clone()
     }
 
+    /// The latest frame once it is fresh: while nobody watched, frames were built only every
+    /// [`IDLE_INTERVAL`]; a read wakes the sampler and waits (up to a second) for a new one.
+    async fn fresh(&self) {
+        let stale = {
+            let latest = self.frames.borrow();
+            unix_ms().saturating_sub(latest.frame.at_ms) > INTERVAL.as_millis() as u64 * 3 / 2
+        };
+        let mut frames = self.frames.clone();
+        frames.mark_unchanged();
+        self.interest.touch();
+        if stale {
+            let _ = tokio::time::timeout(INTERVAL, frames.changed()).await;
+        }
+    }
+
     /// The latest frame and the history before it.
     pub fn state(&self) -> Snapshot {
         let frame = self.latest();
@@ -171,7 +231,9 @@ impl Dashboard {
 
     /// Pages subscribed to the event stream now.
     pub fn subscribers(&self) -> i64 {
-        self.subscribers.load(std::sync::atomic::Ordering::Relaxed)
+        self.interest
+            .subscribers
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -319,6 +381,7 @@ async fn state(State(access): State<Access>, req: Request) -> Response {
     if let Err(refused) = access.check(req.headers(), req.uri().query()).await {
         return refused;
     }
+    access.dashboard.fresh().await;
     (
         [(header::CACHE_CONTROL, "no-store")],
         axum::Json(access.dashboard.state()),
@@ -327,19 +390,27 @@ async fn state(State(access): State<Access>, req: Request) -> Response {
 }
 
 /// Counts a page subscribed to the event stream while it is.
-struct Subscriber(Arc<std::sync::atomic::AtomicI64>);
+struct Subscriber(Arc<Interest>);
 
 impl Subscriber {
-    fn new(count: Arc<std::sync::atomic::AtomicI64>) -> Self {
-        let now = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    fn new(interest: Arc<Interest>) -> Self {
+        let now = interest
+            .subscribers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         metrics::gauge!("ensemble_dashboard_subscribers").set(now as f64);
-        Subscriber(count)
+        interest.touch();
+        Subscriber(interest)
     }
 }
 
 impl Drop for Subscriber {
     fn drop(&mut self) {
-        let now = self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) - 1;
+        let now = self
+            .0
+            .subscribers
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed)
+            - 1;
         metrics::gauge!("ensemble_dashboard_subscribers").set(now as f64);
     }
 }
@@ -348,7 +419,7 @@ async fn events(State(access): State<Access>, req: Request) -> Response {
     if let Err(refused) = access.check(req.headers(), req.uri().query()).await {
         return refused;
     }
-    let subscriber = Subscriber::new(access.dashboard.subscribers.clone());
+    let subscriber = Subscriber::new(access.dashboard.interest.clone());
     let mut first = true;
     // The latest frame at once, then each new one; the stream ends when the sampler does.
     let stream = tokio_stream::wrappers::WatchStream::new(access.dashboard.frames.clone())

@@ -495,6 +495,12 @@ impl Sampler {
         });
 
         let mut learners: Vec<LearnerFrame> = r.learners.into_values().collect();
+        for l in &mut learners {
+            // The gauge starts at 0: a learner that has seen nothing has no accuracy yet.
+            if l.observations == 0 {
+                l.accuracy = None;
+            }
+        }
         learners.sort_by(|a, b| a.name.cmp(&b.name));
 
         let retrieval = r.retrieval_seen.then(|| {

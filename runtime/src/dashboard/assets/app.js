@@ -171,6 +171,82 @@
     setText(n, text || '');
   }
 
+  // With HTTP authentication on, the page is opened as /#token=TOKEN (a bearer token or an
+  // API key). The fragment never reaches a server or its logs; the token is kept for this tab
+  // only and sent in the Authorization header.
+  const TOKEN_KEY = 'ensemble.dashboard.token';
+  let token = null;
+  try {
+    const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (m) {
+      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+      history.replaceState(null, '', location.pathname + location.search);
+    }
+    token = sessionStorage.getItem(TOKEN_KEY);
+  } catch (_) { /* storage refused: no token */ }
+  function authHeaders(extra) {
+    return token ? Object.assign({ Authorization: `Bearer ${token}` }, extra) : extra;
+  }
+
+  // EventSource cannot send an Authorization header: with a token the stream is read with
+  // fetch, behind the same interface, reconnecting as EventSource does.
+  class FetchSource {
+    constructor(url) {
+      this.readyState = 0;
+      this.onopen = null;
+      this.onerror = null;
+      this.handlers = [];
+      this.ctrl = new AbortController();
+      this.run(url);
+    }
+    addEventListener(type, fn) { if (type === 'frame') this.handlers.push(fn); }
+    close() { this.readyState = 2; this.ctrl.abort(); }
+    async run(url) {
+      while (this.readyState !== 2) {
+        try {
+          const r = await fetch(url, {
+            headers: authHeaders({ Accept: 'text/event-stream' }), signal: this.ctrl.signal, cache: 'no-store',
+          });
+          if (!r.ok || !r.body) {
+            const t = await r.text();
+            notice(t.trim() || `HTTP ${r.status}`);
+            this.readyState = 2;
+            if (this.onerror) this.onerror();
+            return;
+          }
+          this.readyState = 1;
+          if (this.onopen) this.onopen();
+          const reader = r.body.getReader();
+          const dec = new TextDecoder();
+          let buf = '';
+          for (;;) {
+            const { value, done } = await reader.read();
+            if (done) break;
+            buf += dec.decode(value, { stream: true });
+            let i;
+            while ((i = buf.indexOf('\n\n')) >= 0) {
+              const msg = buf.slice(0, i);
+              buf = buf.slice(i + 2);
+              let ev = 'message';
+              const data = [];
+              for (const line of msg.split('\n')) {
+                if (line.startsWith('event:')) ev = line.slice(6).trim();
+                else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+              }
+              if (ev === 'frame' && data.length) this.handlers.forEach((fn) => fn({ data: data.join('\n') }));
+            }
+          }
+        } catch (_) {
+          if (this.readyState === 2) return;
+        }
+        if (this.readyState === 2) return;
+        this.readyState = 0;
+        if (this.onerror) this.onerror();
+        await new Promise((res) => setTimeout(res, 1000));
+      }
+    }
+  }
+
   function connect() {
     clearTimeout(st.timer);
     if (st.es) st.es.close();
@@ -181,7 +257,9 @@
       return;
     }
     let es;
-    try { es = new EventSource('/dashboard/events'); } catch (_) { schedule(); return; }
+    try {
+      es = token ? new FetchSource('/dashboard/events') : new EventSource('/dashboard/events');
+    } catch (_) { schedule(); return; }
     st.es = es;
     es.addEventListener('frame', (ev) => {
       if (es !== st.es || st.paused) return;
@@ -216,7 +294,7 @@
   // The latest frame and the history before it, after a start, a reconnect or a resume.
   function refill() {
     if (st.refilling) return st.refilling;
-    st.refilling = fetch('/dashboard/state', { cache: 'no-store', headers: { Accept: 'application/json' } })
+    st.refilling = fetch('/dashboard/state', { cache: 'no-store', headers: authHeaders({ Accept: 'application/json' }) })
       .then((r) => (r.ok ? r.json() : r.text().then((t) => { throw new Error(t.trim() || `HTTP ${r.status}`); })))
       .then((snap) => {
         notice(null);
