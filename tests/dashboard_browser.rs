@@ -4,7 +4,7 @@
 //! screenshot to `target/dashboard.png` and fails on any console error.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them; `CHROMIUM` and
-//! `CHROMEDRIVER` point elsewhere). Without them the test fails when `ENSEMBLE_REQUIRE_BROWSER`
+//! `CHROMEDRIVER` point elsewhere). Without them the test fails when `CI_REQUIRE_CHROMIUM`
 //! is set (CI sets it) and otherwise says loudly that it did not run.
 
 mod common;
@@ -38,7 +38,7 @@ async fn the_page_shows_calls_a_restart_and_pauses() {
              `apt-get install chromium chromium-driver`"
         );
         assert!(
-            std::env::var_os("ENSEMBLE_REQUIRE_BROWSER").is_none(),
+            std::env::var_os("CI_REQUIRE_CHROMIUM").is_none(),
             "{why}"
         );
         eprintln!("\n*** THE DASHBOARD BROWSER TEST DID NOT RUN: {why} ***\n");
@@ -172,7 +172,7 @@ async fn with_authentication_the_page_takes_its_token_from_the_fragment() {
     let (chromium, driver_path) = webdriver::browser_paths();
     if !(std::path::Path::new(&chromium).exists() && std::path::Path::new(&driver_path).exists()) {
         assert!(
-            std::env::var_os("ENSEMBLE_REQUIRE_BROWSER").is_none(),
+            std::env::var_os("CI_REQUIRE_CHROMIUM").is_none(),
             "Chromium or chromedriver is not installed"
         );
         eprintln!("\n*** THE DASHBOARD BROWSER TEST (auth) DID NOT RUN: no Chromium ***\n");

@@ -336,7 +336,7 @@ async fn every_dashboard_and_alert_query_names_a_live_metric() {
         }
         Err(e) => {
             assert!(
-                std::env::var_os("ENSEMBLE_REQUIRE_PROMTOOL").is_none(),
+                std::env::var_os("CI_REQUIRE_PROMTOOL").is_none(),
                 "promtool is required here and could not run: {e}"
             );
             eprintln!(
