@@ -37,10 +37,7 @@ async fn the_page_shows_calls_a_restart_and_pauses() {
             "Chromium ({chromium}) or chromedriver ({driver_path}) is not installed: \
              `apt-get install chromium chromium-driver`"
         );
-        assert!(
-            std::env::var_os("CI_REQUIRE_CHROMIUM").is_none(),
-            "{why}"
-        );
+        assert!(std::env::var_os("CI_REQUIRE_CHROMIUM").is_none(), "{why}");
         eprintln!("\n*** THE DASHBOARD BROWSER TEST DID NOT RUN: {why} ***\n");
         return;
     }
