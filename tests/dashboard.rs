@@ -202,6 +202,45 @@ async fn the_stream_and_the_snapshot_show_calls_and_a_restart() {
     assert!(p50 > 0.0 && p99 >= p50, "{tool:?}");
     assert_eq!(tool.breaker.as_deref(), Some("closed"));
 
+    // A workflow run, with its DAG.
+    let def = json!({"steps": [
+        {"id": "fetch", "tool": "registry_list", "arguments": {}},
+        {"id": "check", "tool": "validation_validate", "depends_on": ["fetch"],
+         "arguments": {"schema": {"type": "integer"}, "document": 1}}]});
+    let run = common::call_ok(
+        &client,
+        "workflow_run",
+        json!({"definition": def, "wait": true}),
+    )
+    .await;
+    let run_id = run["run_id"].as_str().expect("a run id").to_string();
+    let shown = events
+        .until("the workflow run", |f| {
+            f.workflows
+                .as_ref()
+                .is_some_and(|w| w.runs.iter().any(|r| r.run_id == run_id))
+        })
+        .await;
+    let frame_run = shown
+        .workflows
+        .as_ref()
+        .and_then(|w| w.runs.iter().find(|r| r.run_id == run_id))
+        .expect("shown");
+    assert_eq!(frame_run.state, "completed");
+    assert!(frame_run.finished_at_ms.is_some());
+    let steps: Vec<(&str, &str, Vec<String>)> = frame_run
+        .steps
+        .iter()
+        .map(|s| (s.id.as_str(), s.state.as_str(), s.after.clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("fetch", "completed", vec![]),
+            ("check", "completed", vec!["fetch".to_string()])
+        ]
+    );
+
     // A crash: the failure and the restart reach the tree.
     let text = common::refusal(
         &client,

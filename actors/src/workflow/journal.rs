@@ -251,6 +251,17 @@ impl WorkflowState {
         }
     }
 
+    /// The runs in progress and the `finished` latest finished ones held in memory, each
+    /// group newest first.
+    pub(super) fn recent(&self, finished: usize) -> Vec<ensemble_protocol::run::RunInfo> {
+        let (mut live, mut done): (Vec<&Run>, Vec<&Run>) =
+            self.runs.values().partition(|r| !r.state.is_final());
+        live.sort_by_key(|r| std::cmp::Reverse(r.created_at_ms));
+        done.sort_by_key(|r| std::cmp::Reverse(r.created_at_ms));
+        done.truncate(finished);
+        live.into_iter().chain(done).map(Run::info).collect()
+    }
+
     /// A page of the runs `owner` may see (all of them without an owner).
     pub(super) fn list(
         &self,

@@ -113,6 +113,9 @@ impl Actor for WorkflowActor {
             WorkflowMsg::List(req, _, reply) => {
                 let _ = reply.send(state.list(req, owner));
             }
+            WorkflowMsg::Recent(finished, reply) => {
+                let _ = reply.send(state.recent(finished));
+            }
             WorkflowMsg::TemplateRegister(req, _, reply) => {
                 let answer = state.register_template(req.template);
                 reply_when_durable(&state.store, reply, answer, store_err);

@@ -83,6 +83,9 @@ pub enum WorkflowMsg {
     Cancel(RunRef, CancellationToken, Reply<RunInfo>),
     /// Lists runs (`workflow_list`).
     List(RunListRequest, CancellationToken, Reply<RunListResponse>),
+    /// The runs in progress and the `finished` latest finished ones still in memory, each
+    /// group newest first, whoever submitted them (the dashboard's view; no store read).
+    Recent(usize, RpcReplyPort<Vec<RunInfo>>),
     /// Registers a template version (`template_register`); answers once it is durable.
     TemplateRegister(
         TemplateRegisterRequest,

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use ensemble_actors::store::Store;
 use ensemble_actors::workflow::WorkflowMsg;
-use ensemble_protocol::run::{RunInfo, RunListRequest, RunRef};
+use ensemble_protocol::run::RunInfo;
 use ensemble_supervision::{
-    ActorSlot, CancellationToken, ChildInfo, ChildStatus, EventBus, EventKind, SupervisorEvent,
-    SupervisorMsg, human_duration,
+    ActorSlot, ChildInfo, ChildStatus, EventBus, EventKind, SupervisorEvent, SupervisorMsg,
+    human_duration,
 };
 use ractor::ActorRef;
 use tokio::sync::broadcast;
@@ -650,41 +650,21 @@ impl Sampler {
         }
     }
 
-    /// Running workflow runs and the latest finished ones, with their steps.
+    /// Running workflow runs and the latest finished ones, with their steps (from the
+    /// engine's memory: no store read, whatever the number of runs on disk).
     async fn runs(&self) -> Option<Vec<RunFrame>> {
-        let slot = &self.src.slots.workflow;
-        let list = slot.ask(|reply| {
-            WorkflowMsg::List(
-                RunListRequest {
-                    state: None,
-                    cursor: None,
-                    limit: Some(RUNS_SHOWN * 4),
-                },
-                CancellationToken::new(),
-                reply,
-            )
-        });
-        let list = tokio::time::timeout(ASK_TIMEOUT, list)
-            .await
-            .ok()?
-            .ok()?
-            .ok()?;
-        let mut runs = list.runs;
-        // Running first, then the newest.
-        runs.sort_by_key(|r| (r.state.is_final(), std::cmp::Reverse(r.created_at_ms)));
-        let running = runs.iter().filter(|r| !r.state.is_final()).count();
-        runs.truncate(running.clamp(RUNS_SHOWN, RUNS_SHOWN * 2));
-        let mut frames = Vec::with_capacity(runs.len());
-        for summary in runs {
-            let id = summary.run_id.clone();
-            let status = slot.ask(move |reply| {
-                WorkflowMsg::Status(RunRef { run_id: id }, CancellationToken::new(), reply)
-            });
-            if let Ok(Ok(Ok(info))) = tokio::time::timeout(ASK_TIMEOUT, status).await {
-                frames.push(run_frame(info));
-            }
-        }
-        Some(frames)
+        let recent = self
+            .src
+            .slots
+            .workflow
+            .ask(|reply| WorkflowMsg::Recent(RUNS_SHOWN, reply));
+        let runs = tokio::time::timeout(ASK_TIMEOUT, recent).await.ok()?.ok()?;
+        Some(
+            runs.into_iter()
+                .take(RUNS_SHOWN * 2)
+                .map(run_frame)
+                .collect(),
+        )
     }
 }
 
