@@ -24,23 +24,41 @@ fn as_u64(v: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// Chromium and chromedriver, or `None` (said loudly; a failure when `CI_REQUIRE_CHROMIUM`
+/// is set) when they are not installed.
+fn browser() -> Option<(String, String)> {
+    let (chromium, driver) = webdriver::browser_paths();
+    if std::path::Path::new(&chromium).exists() && std::path::Path::new(&driver).exists() {
+        return Some((chromium, driver));
+    }
+    let why = format!(
+        "Chromium ({chromium}) or chromedriver ({driver}) is not installed: \
+         `apt-get install chromium chromium-driver`"
+    );
+    assert!(std::env::var_os("CI_REQUIRE_CHROMIUM").is_none(), "{why}");
+    eprintln!("\n*** THE DASHBOARD BROWSER TEST DID NOT RUN: {why} ***\n");
+    None
+}
+
+/// Fails on any error the page's console recorded.
+async fn assert_no_console_errors(page: &webdriver::Session) {
+    let errors: Vec<(String, String)> = page
+        .console()
+        .await
+        .into_iter()
+        .filter(|(level, _)| level == "SEVERE")
+        .collect();
+    assert!(errors.is_empty(), "console errors: {errors:?}");
+}
+
 const FRAMES: &str = "return document.getElementById('conn').dataset.frames;";
 const STATE: &str = "return document.getElementById('conn').dataset.state;";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_shows_calls_a_restart_and_pauses() {
-    let (chromium, driver_path) = webdriver::browser_paths();
-    let present =
-        std::path::Path::new(&chromium).exists() && std::path::Path::new(&driver_path).exists();
-    if !present {
-        let why = format!(
-            "Chromium ({chromium}) or chromedriver ({driver_path}) is not installed: \
-             `apt-get install chromium chromium-driver`"
-        );
-        assert!(std::env::var_os("CI_REQUIRE_CHROMIUM").is_none(), "{why}");
-        eprintln!("\n*** THE DASHBOARD BROWSER TEST DID NOT RUN: {why} ***\n");
+    let Some((chromium, driver_path)) = browser() else {
         return;
-    }
+    };
 
     let dir = tempfile::tempdir().expect("tempdir");
     let server = common::serve_http(dir.path(), "", &[("ENSEMBLE_TEST_TOOLS", "1")]);
@@ -153,28 +171,16 @@ async fn the_page_shows_calls_a_restart_and_pauses() {
     eprintln!("dashboard screenshot: {}", file.display());
 
     // No console errors from the page, in any of the above.
-    let errors: Vec<(String, String)> = page
-        .console()
-        .await
-        .into_iter()
-        .filter(|(level, _)| level == "SEVERE")
-        .collect();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
+    assert_no_console_errors(&page).await;
     page.end().await;
     client.cancel().await.expect("close the session");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_authentication_the_page_takes_its_token_from_the_fragment() {
-    let (chromium, driver_path) = webdriver::browser_paths();
-    if !(std::path::Path::new(&chromium).exists() && std::path::Path::new(&driver_path).exists()) {
-        assert!(
-            std::env::var_os("CI_REQUIRE_CHROMIUM").is_none(),
-            "Chromium or chromedriver is not installed"
-        );
-        eprintln!("\n*** THE DASHBOARD BROWSER TEST (auth) DID NOT RUN: no Chromium ***\n");
+    let Some((chromium, driver_path)) = browser() else {
         return;
-    }
+    };
     let accounts = common::keys::api_keys(&[("observer", "ens-browser-observer-1", &["observer"])]);
     let config = format!(
         "[[governance.roles]]\nname = \"observer\"\nresources = [\"ensemble://dashboard\"]\n\n{accounts}"
@@ -204,12 +210,6 @@ async fn with_authentication_the_page_takes_its_token_from_the_fragment() {
         mode.as_str().is_some_and(|t| t.contains("normal")),
         "the governance panel shows the mode: {mode}"
     );
-    let errors: Vec<(String, String)> = page
-        .console()
-        .await
-        .into_iter()
-        .filter(|(level, _)| level == "SEVERE")
-        .collect();
-    assert!(errors.is_empty(), "console errors: {errors:?}");
+    assert_no_console_errors(&page).await;
     page.end().await;
 }
