@@ -123,11 +123,6 @@ impl Dashboard {
             governance: runtime.governance().clone(),
             store: runtime.store().clone(),
             started_ms: runtime.started_ms(),
-            started: Instant::now()
-                .checked_sub(Duration::from_millis(
-                    unix_ms().saturating_sub(runtime.started_ms()),
-                ))
-                .unwrap_or_else(Instant::now),
             task_policy: runtime.task_policy().to_string(),
         };
         let empty = Arc::new(Published {

@@ -88,56 +88,59 @@ pub fn read() -> ProcessStats {
 
 /// Appends the `process_*` metrics of `stats` to a Prometheus text exposition.
 pub fn write_metrics(stats: &ProcessStats, out: &mut String) {
-    let mut metric = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+    let count = |v: Option<u64>| v.map(|v| v as f64);
+    let metrics = [
+        (
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds.",
+            stats.cpu_seconds,
+        ),
+        (
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            count(stats.rss_bytes),
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes.",
+            count(stats.virtual_bytes),
+        ),
+        (
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            count(stats.open_fds),
+        ),
+        (
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            count(stats.max_fds),
+        ),
+        (
+            "process_threads",
+            "gauge",
+            "Number of OS threads in the process.",
+            count(stats.threads),
+        ),
+        (
+            "process_start_time_seconds",
+            "gauge",
+            "Start time of the process since unix epoch in seconds.",
+            stats.start_time_seconds,
+        ),
+    ];
+    for (name, kind, help, value) in metrics {
         if let Some(v) = value {
             let _ = write!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
             );
         }
-    };
-    metric(
-        "process_cpu_seconds_total",
-        "counter",
-        "Total user and system CPU time spent in seconds.",
-        stats.cpu_seconds,
-    );
-    metric(
-        "process_resident_memory_bytes",
-        "gauge",
-        "Resident memory size in bytes.",
-        stats.rss_bytes.map(|v| v as f64),
-    );
-    metric(
-        "process_virtual_memory_bytes",
-        "gauge",
-        "Virtual memory size in bytes.",
-        stats.virtual_bytes.map(|v| v as f64),
-    );
-    metric(
-        "process_open_fds",
-        "gauge",
-        "Number of open file descriptors.",
-        stats.open_fds.map(|v| v as f64),
-    );
-    metric(
-        "process_max_fds",
-        "gauge",
-        "Maximum number of open file descriptors.",
-        stats.max_fds.map(|v| v as f64),
-    );
-    metric(
-        "process_threads",
-        "gauge",
-        "Number of OS threads in the process.",
-        stats.threads.map(|v| v as f64),
-    );
-    metric(
-        "process_start_time_seconds",
-        "gauge",
-        "Start time of the process since unix epoch in seconds.",
-        stats.start_time_seconds,
-    );
+    }
 }
 
 #[cfg(test)]

@@ -44,16 +44,21 @@ fn parse_line(line: &str) -> Option<Sample> {
     }
     // The value, then an optional timestamp.
     let value = rest.split_whitespace().next()?;
-    let value = match value {
-        "+Inf" => f64::INFINITY,
-        "-Inf" => f64::NEG_INFINITY,
-        v => v.parse().ok()?,
-    };
+    let value = parse_value(value)?;
     Some(Sample {
         name: name.to_string(),
         labels,
         value,
     })
+}
+
+/// A sample value or a bucket's `le`: a float, `+Inf` or `-Inf`.
+pub fn parse_value(text: &str) -> Option<f64> {
+    match text {
+        "+Inf" => Some(f64::INFINITY),
+        "-Inf" => Some(f64::NEG_INFINITY),
+        v => v.parse().ok(),
+    }
 }
 
 /// Reads `k="v",…}` and returns the labels and what follows the closing brace.

@@ -38,7 +38,6 @@ pub(super) struct Sources {
     pub governance: Governance,
     pub store: Store,
     pub started_ms: u64,
-    pub started: Instant,
     pub task_policy: String,
 }
 
@@ -163,7 +162,7 @@ fn read(samples: &[Sample], at: Instant) -> (Counters, Readings) {
                 }
             }
             "ensemble_tool_call_duration_seconds_bucket" => {
-                let le = s.label("le").and_then(parse_le);
+                let le = s.label("le").and_then(prom::parse_value);
                 if let Some(le) = le {
                     c.tools.entry(label(s, "tool")).or_default().hist.add(le, v);
                 }
@@ -222,7 +221,7 @@ fn read(samples: &[Sample], at: Instant) -> (Counters, Readings) {
                 c.searches += v;
             }
             "ensemble_retrieval_search_duration_seconds_bucket" => {
-                if let Some(le) = s.label("le").and_then(parse_le) {
+                if let Some(le) = s.label("le").and_then(prom::parse_value) {
                     c.search_hist.add(le, v);
                 }
             }
@@ -252,13 +251,6 @@ fn read(samples: &[Sample], at: Instant) -> (Counters, Readings) {
     }
     c.search_hist.sort();
     (c, r)
-}
-
-fn parse_le(le: &str) -> Option<f64> {
-    match le {
-        "+Inf" => Some(f64::INFINITY),
-        v => v.parse().ok(),
-    }
 }
 
 fn ms(seconds: Option<f64>) -> Option<f64> {
@@ -557,7 +549,7 @@ impl Sampler {
             at_ms,
             started_ms: self.src.started_ms,
             version: env!("CARGO_PKG_VERSION").into(),
-            uptime_s: (self.src.started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+            uptime_s: (at_ms.saturating_sub(self.src.started_ms) / 100) as f64 / 10.0,
             process,
             supervision: self.supervision().await,
             events: self.events.iter().cloned().collect(),
