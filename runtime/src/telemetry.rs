@@ -4,30 +4,43 @@
 //! by every runtime in the process. It must be in place before the routes are built: a metric
 //! handle taken before a recorder exists stays a no-op.
 
-use std::sync::OnceLock;
+mod tap;
+
+use std::sync::{Arc, OnceLock};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+pub use tap::{Mirror, Tap, Value};
 
-/// Installs the process's Prometheus recorder if none is installed yet, and returns its handle
-/// (`None` when another recorder was installed by the host application).
-pub fn prometheus() -> Option<&'static PrometheusHandle> {
-    HANDLE
+/// The bucket bounds of every histogram, in seconds.
+pub const BUCKETS: [f64; 18] = [
+    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+struct Installed {
+    handle: PrometheusHandle,
+    mirror: Arc<Mirror>,
+}
+
+static INSTALLED: OnceLock<Option<Installed>> = OnceLock::new();
+
+fn installed() -> Option<&'static Installed> {
+    INSTALLED
         .get_or_init(|| {
-            let buckets = [
-                0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05,
-                0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-            ];
             let builder = PrometheusBuilder::new()
-                .set_buckets(&buckets)
+                .set_buckets(&BUCKETS)
                 .unwrap_or_else(|_| PrometheusBuilder::new());
-            match builder.install_recorder() {
-                Ok(handle) => {
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            let mirror = Arc::new(Mirror::default());
+            let tap = tap::Tap::new(recorder, mirror.clone(), crate::dashboard::reads);
+            match metrics::set_global_recorder(tap) {
+                Ok(()) => {
                     describe();
                     metrics::gauge!("ensemble_build_info", "version" => env!("CARGO_PKG_VERSION"))
                         .set(1.0);
-                    Some(handle)
+                    Some(Installed { handle, mirror })
                 }
                 Err(e) => {
                     tracing::warn!("metrics recorder not installed ({e}); /metrics will be empty");
@@ -36,6 +49,18 @@ pub fn prometheus() -> Option<&'static PrometheusHandle> {
             }
         })
         .as_ref()
+}
+
+/// Installs the process's Prometheus recorder if none is installed yet, and returns its handle
+/// (`None` when another recorder was installed by the host application).
+pub fn prometheus() -> Option<&'static PrometheusHandle> {
+    installed().map(|i| &i.handle)
+}
+
+/// The live copy of the metrics the dashboard reads (see [`crate::dashboard::reads`]); `None`
+/// when another recorder was installed by the host application.
+pub fn mirror() -> Option<&'static Mirror> {
+    installed().map(|i| &*i.mirror)
 }
 
 /// The metrics in Prometheus text format, the process's own (`process_*`) included.

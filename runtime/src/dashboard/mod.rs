@@ -14,8 +14,11 @@
 
 mod frame;
 pub mod process;
-pub mod prom;
+#[cfg(test)]
+mod prom;
 mod sampler;
+
+pub(crate) use sampler::reads;
 
 use std::collections::VecDeque;
 use std::convert::Infallible;

@@ -1,7 +1,8 @@
 //! The sampler: one task that builds a [`Frame`] a second (and at once when a supervisor
-//! reports something), whatever the number of pages open. Figures come from the same
-//! Prometheus exposition `/metrics` serves, the supervision tree from the supervisors
-//! themselves, failures from the supervisor event bus.
+//! reports something), whatever the number of pages open. Figures come from the telemetry
+//! mirror, a live copy of the metrics `/metrics` serves kept as numbers (no text rendered or
+//! parsed), the supervision tree from the supervisors themselves, failures from the supervisor
+//! event bus.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -17,9 +18,9 @@ use ractor::ActorRef;
 use tokio::sync::broadcast;
 
 use super::frame::*;
-use super::prom::{self, Sample};
 use crate::engines::EngineSlots;
 use crate::governance::Governance;
+use crate::telemetry::{BUCKETS, Mirror, Value};
 
 /// How long the sampler waits for one supervisor or engine to answer.
 const ASK_TIMEOUT: Duration = Duration::from_millis(250);
@@ -140,45 +141,94 @@ struct Readings {
     threads: Option<f64>,
 }
 
-fn read(samples: &[Sample], at: Instant) -> (Counters, Readings) {
-    let mut c = Counters {
-        at,
-        tools: HashMap::new(),
-        searches: 0.0,
-        search_hist: Hist::default(),
-        steps: 0.0,
-        cpu_seconds: None,
-    };
-    let mut r = Readings::default();
-    let label = |s: &Sample, k: &str| s.label(k).unwrap_or_default().to_string();
-    for s in samples {
-        let v = s.value;
-        match s.name.as_str() {
+/// The metrics a frame reads: the ones the telemetry mirror keeps a live copy of.
+pub(crate) fn reads(name: &str) -> bool {
+    matches!(
+        name,
+        "ensemble_tool_calls_total"
+            | "ensemble_tool_call_duration_seconds"
+            | "ensemble_circuit_state"
+            | "ensemble_inflight_calls"
+            | "ensemble_task_queue_depth"
+            | "ensemble_tasks_running"
+            | "ensemble_cache_hit_ratio"
+            | "ensemble_tasks_total"
+            | "ensemble_workflow_runs_active"
+            | "ensemble_workflow_steps_total"
+            | "ensemble_learner_observations_total"
+            | "ensemble_learner_queries_total"
+            | "ensemble_learner_patterns"
+            | "ensemble_learner_memory_bytes"
+            | "ensemble_learner_memory_budget_bytes"
+            | "ensemble_learner_accuracy"
+            | "ensemble_retrieval_documents"
+            | "ensemble_retrieval_searches_total"
+            | "ensemble_retrieval_search_duration_seconds"
+            | "ensemble_taxonomy_concepts"
+            | "ensemble_governance_denials_total"
+            | "ensemble_governance_rate_limited_total"
+            | "ensemble_governance_auth_failures_total"
+            | "ensemble_governance_audit_entries_total"
+            | "ensemble_governance_audit_failures_total"
+    )
+}
+
+/// A series' labels, whichever way it was read.
+trait Labels {
+    fn label(&self, name: &str) -> Option<&str>;
+}
+
+impl Labels for metrics::Key {
+    fn label(&self, name: &str) -> Option<&str> {
+        self.labels().find(|l| l.key() == name).map(|l| l.value())
+    }
+}
+
+/// Counters and readings gathered series by series.
+struct Reader {
+    c: Counters,
+    r: Readings,
+}
+
+impl Reader {
+    fn new(at: Instant) -> Self {
+        Self {
+            c: Counters {
+                at,
+                tools: HashMap::new(),
+                searches: 0.0,
+                search_hist: Hist::default(),
+                steps: 0.0,
+                cpu_seconds: None,
+            },
+            r: Readings::default(),
+        }
+    }
+
+    /// A counter's or a gauge's value.
+    fn value(&mut self, name: &str, labels: &dyn Labels, v: f64) {
+        let (c, r) = (&mut self.c, &mut self.r);
+        let label = |k: &str| labels.label(k).unwrap_or_default().to_string();
+        match name {
             "ensemble_tool_calls_total" => {
-                let t = c.tools.entry(label(s, "tool")).or_default();
+                let t = c.tools.entry(label("tool")).or_default();
                 t.calls += v;
-                if !matches!(s.label("outcome"), Some("ok" | "cancelled")) {
+                if !matches!(labels.label("outcome"), Some("ok" | "cancelled")) {
                     t.errors += v;
                 }
             }
-            "ensemble_tool_call_duration_seconds_bucket" => {
-                let le = s.label("le").and_then(prom::parse_value);
-                if let Some(le) = le {
-                    c.tools.entry(label(s, "tool")).or_default().hist.add(le, v);
-                }
-            }
             "ensemble_circuit_state" => {
-                r.breakers.insert(label(s, "route"), v);
+                r.breakers.insert(label("route"), v);
             }
             "ensemble_inflight_calls" => {
-                r.inflight.insert(label(s, "route"), v);
+                r.inflight.insert(label("route"), v);
             }
             "ensemble_task_queue_depth" => (r.tasks_seen, r.queue_depth) = (true, v),
             "ensemble_tasks_running" => (r.tasks_seen, r.running) = (true, v),
             "ensemble_cache_hit_ratio" => r.hit_ratio = Some(v),
             "ensemble_tasks_total" => {
                 r.tasks_seen = true;
-                *r.task_totals.entry(label(s, "state")).or_default() += v;
+                *r.task_totals.entry(label("state")).or_default() += v;
             }
             "ensemble_workflow_runs_active" => (r.workflows_seen, r.runs_active) = (true, v),
             "ensemble_workflow_steps_total" => {
@@ -191,16 +241,16 @@ fn read(samples: &[Sample], at: Instant) -> (Counters, Readings) {
             | "ensemble_learner_memory_bytes"
             | "ensemble_learner_memory_budget_bytes"
             | "ensemble_learner_accuracy" => {
-                let name = label(s, "learner");
+                let learner = label("learner");
                 let l = r
                     .learners
-                    .entry(name.clone())
+                    .entry(learner.clone())
                     .or_insert_with(|| LearnerFrame {
-                        name,
+                        name: learner,
                         ..LearnerFrame::default()
                     });
                 let n = v.max(0.0) as u64;
-                match s.name.as_str() {
+                match name {
                     "ensemble_learner_observations_total" => l.observations = n,
                     "ensemble_learner_queries_total" => l.queries = n,
                     "ensemble_learner_patterns" => l.patterns = n,
@@ -212,7 +262,7 @@ fn read(samples: &[Sample], at: Instant) -> (Counters, Readings) {
             "ensemble_retrieval_documents" => {
                 r.retrieval_seen = true;
                 r.collections.push(CollectionFrame {
-                    name: label(s, "collection"),
+                    name: label("collection"),
                     documents: v.max(0.0) as u64,
                 });
             }
@@ -220,37 +270,81 @@ fn read(samples: &[Sample], at: Instant) -> (Counters, Readings) {
                 r.retrieval_seen = true;
                 c.searches += v;
             }
-            "ensemble_retrieval_search_duration_seconds_bucket" => {
-                if let Some(le) = s.label("le").and_then(prom::parse_value) {
-                    c.search_hist.add(le, v);
-                }
-            }
             "ensemble_taxonomy_concepts" => r.schemes.push(SchemeFrame {
-                scheme: label(s, "scheme"),
+                scheme: label("scheme"),
                 concepts: v.max(0.0) as u64,
             }),
             "ensemble_governance_denials_total" => {
-                *r.denials.entry(label(s, "identity")).or_default() += v;
+                *r.denials.entry(label("identity")).or_default() += v;
             }
             "ensemble_governance_rate_limited_total" => {
-                *r.rate_limited.entry(label(s, "identity")).or_default() += v;
+                *r.rate_limited.entry(label("identity")).or_default() += v;
             }
             "ensemble_governance_auth_failures_total" => r.auth_failures += v,
             "ensemble_governance_audit_entries_total" => r.audit_entries += v,
             "ensemble_governance_audit_failures_total" => r.audit_failures += v,
-            "process_cpu_seconds_total" => c.cpu_seconds = Some(v),
-            "process_resident_memory_bytes" => r.rss = Some(v),
-            "process_open_fds" => r.open_fds = Some(v),
-            "process_max_fds" => r.max_fds = Some(v),
-            "process_threads" => r.threads = Some(v),
             _ => {}
         }
     }
-    for t in c.tools.values_mut() {
-        t.hist.sort();
+
+    /// One cumulative bucket of histogram `name`.
+    fn bucket(&mut self, name: &str, labels: &dyn Labels, le: f64, cumulative: f64) {
+        match name {
+            "ensemble_tool_call_duration_seconds" => {
+                let tool = labels.label("tool").unwrap_or_default();
+                match self.c.tools.get_mut(tool) {
+                    Some(t) => t.hist.add(le, cumulative),
+                    None => self
+                        .c
+                        .tools
+                        .entry(tool.to_string())
+                        .or_default()
+                        .hist
+                        .add(le, cumulative),
+                }
+            }
+            "ensemble_retrieval_search_duration_seconds" => self.c.search_hist.add(le, cumulative),
+            _ => {}
+        }
     }
-    c.search_hist.sort();
-    (c, r)
+
+    fn process(&mut self, p: &super::process::ProcessStats) {
+        let f = |v: Option<u64>| v.map(|v| v as f64);
+        self.c.cpu_seconds = p.cpu_seconds;
+        self.r.rss = f(p.rss_bytes);
+        self.r.open_fds = f(p.open_fds);
+        self.r.max_fds = f(p.max_fds);
+        self.r.threads = f(p.threads);
+    }
+
+    fn finish(mut self) -> (Counters, Readings) {
+        for t in self.c.tools.values_mut() {
+            t.hist.sort();
+        }
+        self.c.search_hist.sort();
+        (self.c, self.r)
+    }
+}
+
+/// Reads the telemetry mirror and the process, at `at`.
+fn read(mirror: Option<&Mirror>, at: Instant) -> (Counters, Readings) {
+    let mut reader = Reader::new(at);
+    if let Some(mirror) = mirror {
+        mirror.for_each(|key, value| match value {
+            Value::Counter(v) => reader.value(key.name(), key, v as f64),
+            Value::Gauge(v) => reader.value(key.name(), key, v),
+            Value::Histogram(cells) => {
+                let mut cumulative = 0;
+                for (i, n) in cells.iter().enumerate() {
+                    cumulative += n;
+                    let le = BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
+                    reader.bucket(key.name(), key, le, cumulative as f64);
+                }
+            }
+        });
+    }
+    reader.process(&super::process::read());
+    reader.finish()
 }
 
 fn ms(seconds: Option<f64>) -> Option<f64> {
@@ -390,9 +484,7 @@ impl Sampler {
     pub(super) async fn sample(&mut self) -> Frame {
         self.drain();
         let now = Instant::now();
-        let text = crate::telemetry::render();
-        let samples = prom::parse(&text);
-        let (counters, readings) = read(&samples, now);
+        let (counters, readings) = read(crate::telemetry::mirror(), now);
         // The window: the oldest reading at most WINDOW_S old, the newest being this one.
         while self.window.front().is_some_and(|c| {
             now.duration_since(c.at) > Duration::from_secs(WINDOW_S) + Duration::from_millis(500)
@@ -696,6 +788,61 @@ fn breaker_str(v: f64) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dashboard::prom::Sample;
+
+    impl Labels for Sample {
+        fn label(&self, name: &str) -> Option<&str> {
+            Sample::label(self, name)
+        }
+    }
+
+    #[test]
+    fn a_frame_reads_the_mirror() {
+        use std::sync::Arc;
+        let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(&BUCKETS)
+            .expect("buckets")
+            .build_recorder();
+        let mirror = Arc::new(Mirror::default());
+        let tap = crate::telemetry::Tap::new(prometheus, mirror.clone(), reads);
+        metrics::with_local_recorder(&tap, || {
+            let ok =
+                metrics::counter!("ensemble_tool_calls_total", "tool" => "a", "outcome" => "ok");
+            let bad = metrics::counter!("ensemble_tool_calls_total",
+                "tool" => "a", "outcome" => "engine_error");
+            let took = metrics::histogram!("ensemble_tool_call_duration_seconds", "tool" => "a");
+            for _ in 0..90 {
+                ok.increment(1);
+                took.record(0.000_7);
+            }
+            for _ in 0..10 {
+                bad.increment(1);
+                took.record(0.2);
+            }
+            metrics::gauge!("ensemble_circuit_state", "route" => "a").set(2.0);
+            metrics::gauge!("ensemble_learner_patterns", "learner" => "shell").set(12.0);
+            metrics::counter!("ensemble_governance_denials_total",
+                "kind" => "tool", "identity" => "bob")
+            .increment(4);
+        });
+        let (c, r) = read(Some(&mirror), Instant::now());
+        let a = &c.tools["a"];
+        assert_eq!((a.calls, a.errors), (100.0, 10.0));
+        assert_eq!(a.hist.0.len(), BUCKETS.len() + 1, "every bucket and +Inf");
+        assert_eq!(a.hist.0.last(), Some(&(f64::INFINITY, 100.0)));
+        // 90 of 100 in (0.5, 1] ms, 10 in (100, 250] ms.
+        let p50 = a.hist.quantile_since(None, 0.5).expect("p50");
+        assert!(p50 > 0.000_5 && p50 <= 0.001, "{p50}");
+        let p99 = a.hist.quantile_since(None, 0.99).expect("p99");
+        assert!(p99 > 0.1 && p99 <= 0.25, "{p99}");
+        assert_eq!(r.breakers.get("a"), Some(&2.0));
+        assert_eq!(r.learners["shell"].patterns, 12);
+        assert_eq!(r.denials.get("bob"), Some(&4.0));
+        assert!(
+            r.rss.is_some() && c.cpu_seconds.is_some(),
+            "the process is read too"
+        );
+    }
 
     #[test]
     fn quantiles_interpolate_inside_the_bucket_of_the_window() {
@@ -736,7 +883,11 @@ mod tests {
                     ensemble_tool_calls_total{tool=\"a\",outcome=\"invalid_arguments\"} 3\n\
                     ensemble_governance_denials_total{kind=\"tool\",identity=\"bob\"} 2\n\
                     ensemble_governance_denials_total{kind=\"resource\",identity=\"bob\"} 1\n";
-        let (c, r) = read(&prom::parse(text), Instant::now());
+        let mut reader = Reader::new(Instant::now());
+        for s in super::super::prom::parse(text) {
+            reader.value(&s.name, &s, s.value);
+        }
+        let (c, r) = reader.finish();
         let a = &c.tools["a"];
         assert_eq!((a.calls, a.errors), (13.0, 5.0));
         let d = by_identity(r.denials);
