@@ -19,9 +19,7 @@
 //! cargo bench --bench dashboard -- --secs 5 --concurrency 32 --subscribers 10
 //! ```
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,62 +28,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use serde_json::json;
 
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start() -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-            .args(["serve", "--in-memory", "--http", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ensemble");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        let url = loop {
-            line.clear();
-            assert!(
-                lines.read_line(&mut line).expect("read stderr") > 0,
-                "ensemble exited before listening"
-            );
-            if let Some(rest) = line.trim().strip_prefix("ensemble: listening on ") {
-                break rest.to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines.lines().map_while(Result::ok) {});
-        let addr = url
-            .trim_start_matches("http://")
-            .trim_end_matches("/mcp")
-            .parse()
-            .expect("server address");
-        Self { child, addr }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// CPU time (user + system) of process `pid` so far.
-fn cpu_time(pid: u32) -> Duration {
-    let read = || -> Option<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Some(Duration::from_micros(ticks * 1_000_000 / hz))
-    };
-    read().unwrap_or_default()
-}
+// Each bench uses part of it.
+#[allow(dead_code)]
+#[path = "common/serve.rs"]
+mod serve;
+use serve::{Server, cpu_time};
 
 async fn connect(addr: SocketAddr) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -231,8 +178,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio");
-    let server = Server::start();
-    let pid = server.child.id();
+    let server = Server::in_memory();
+    let pid = server.pid();
     rt.block_on(async {
         // Warm up.
         load(server.addr, concurrency, 1.0).await;
@@ -258,9 +205,9 @@ fn main() {
                     // Each has its first frame before the load starts.
                     tokio::time::sleep(Duration::from_millis(300)).await;
                 }
-                let cpu0 = cpu_time(pid);
+                let cpu0 = cpu_time(pid).unwrap_or_default();
                 let (lat, elapsed) = load(server.addr, concurrency, secs).await;
-                let cpu = cpu_time(pid).saturating_sub(cpu0);
+                let cpu = cpu_time(pid).unwrap_or_default().saturating_sub(cpu0);
                 for s in &subs {
                     s.abort();
                 }
@@ -305,6 +252,32 @@ fn main() {
                 .collect::<Vec<_>>()
                 .join(", "),
             (median - 1.0) * 100.0
+        );
+        // What the dashboard itself costs the server, without calls: its CPU time with the
+        // pages open against none (after a minute unwatched the sampler is back to its idle
+        // rate, a frame every 10 s).
+        let idle_secs = secs.max(3.0);
+        let mut idle_cpu = [0.0; 2];
+        for (i, pages) in [subscribers, 0].into_iter().enumerate() {
+            let subs: Vec<_> = (0..pages)
+                .map(|_| tokio::spawn(subscribe(server.addr, reading.clone())))
+                .collect();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let cpu0 = cpu_time(pid).unwrap_or_default();
+            tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
+            let cpu = cpu_time(pid).unwrap_or_default().saturating_sub(cpu0);
+            for s in &subs {
+                s.abort();
+            }
+            idle_cpu[i] = cpu.as_secs_f64() * 1e3 / idle_secs;
+        }
+        let busy_cpu_ms = cells[0].cpu.as_secs_f64() * 1e3 / cells[0].elapsed.as_secs_f64();
+        println!(
+            "\nserver CPU without calls, {idle_secs} s each: {:.2} ms/s with {subscribers} pages open, {:.2} ms/s with none \
+             (the server used {busy_cpu_ms:.0} ms/s under load: the pages' share is {:+.3}%)",
+            idle_cpu[0],
+            idle_cpu[1],
+            (idle_cpu[0] - idle_cpu[1]) / busy_cpu_ms * 100.0
         );
         let frames = reading.frames.load(Ordering::Relaxed);
         println!(

@@ -34,10 +34,8 @@
 //! The data directories go where `tempfile` puts temporary directories (`TMPDIR`, else `/tmp`):
 //! on a tmpfs a flush costs nothing (the bench says so when it is).
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -46,6 +44,12 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+
+// Each bench uses part of it.
+#[allow(dead_code)]
+#[path = "common/serve.rs"]
+mod serve;
+use serve::{Server, cpu_time};
 
 const ISSUER: &str = "https://auth.bench.test";
 const RESOURCE: &str = "https://mcp.bench.test/mcp";
@@ -150,81 +154,6 @@ roles = ["caller"]
 }
 
 // ---- the servers ---------------------------------------------------------------------------
-
-/// `ensemble serve --http 127.0.0.1:0` in a child process; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Server {
-    /// Serves on a fresh data directory, with `config` (a function of that directory) if any.
-    fn start(config: Option<&dyn Fn(&Path) -> String>) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ensemble"));
-        cmd.args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path().join("data"));
-        if let Some(config) = config {
-            let file = dir.path().join("ensemble.toml");
-            std::fs::write(&file, config(dir.path())).expect("write the configuration");
-            cmd.arg("--config").arg(&file);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ensemble");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr"));
-        let mut line = String::new();
-        let mut seen = Vec::new();
-        let url = loop {
-            line.clear();
-            if lines.read_line(&mut line).expect("read stderr") == 0 {
-                panic!("ensemble exited before listening:\n{}", seen.join(""));
-            }
-            if let Some(rest) = line.trim().strip_prefix("ensemble: listening on ") {
-                break rest.to_string();
-            }
-            seen.push(line.clone());
-        };
-        // Keep draining its logs so that it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines.lines().map_while(Result::ok) {});
-        let addr = url
-            .trim_start_matches("http://")
-            .trim_end_matches("/mcp")
-            .parse()
-            .expect("server address");
-        Self {
-            child,
-            addr,
-            _dir: dir,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The CPU time (user + system) process `pid` has used so far, from `/proc/PID/stat`.
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(Duration::from_micros(ticks * 1_000_000 / hz))
-}
 
 /// Whether `path` is on a tmpfs (where a flush writes nothing to a disk).
 fn on_tmpfs(path: &Path) -> bool {
@@ -462,9 +391,9 @@ fn main() {
         }
     };
     let key_config = |dir: &Path| governed_config(dir, false);
-    let off = Server::start(None);
-    let on = Server::start(Some(&jwt_config));
-    let keyed = breakdown.then(|| Server::start(Some(&key_config)));
+    let off = Server::on_disk(None);
+    let on = Server::on_disk(Some(&jwt_config));
+    let keyed = breakdown.then(|| Server::on_disk(Some(&key_config)));
     let bearer = format!("Bearer {token}");
     let key_bearer = format!("Bearer {API_KEY}");
 

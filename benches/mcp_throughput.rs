@@ -58,6 +58,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+// Only its CPU reading: this bench starts its own servers.
+#[allow(dead_code)]
+#[path = "common/serve.rs"]
+mod serve;
+use serve::cpu_time;
+
 /// The allocator the `ensemble` binary ships with, so that both servers run as they would in
 /// production (they share this process, hence this allocator).
 #[global_allocator]
@@ -378,18 +384,6 @@ struct Cell {
 /// One measured stretch of load: each call's latency, the time it took, and the CPU time the
 /// server process used meanwhile (child processes only).
 type Run = (Vec<Duration>, Duration, Option<Duration>);
-
-/// The CPU time (user + system) process `pid` has used so far, from `/proc/PID/stat`.
-fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start after its closing `)`.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-    Some(Duration::from_micros(ticks * 1_000_000 / hz))
-}
 
 /// The CPU time `pid` uses while `f` runs.
 async fn with_cpu<T>(
