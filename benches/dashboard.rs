@@ -1,22 +1,26 @@
 //! What open dashboards cost: `tools/call` throughput over HTTP against one `ensemble serve
 //! --http` child process (the real binary, in memory) with **0** and with **5** pages
-//! subscribed to `/dashboard/events`, in the same run. The two cases take turns (three rounds
-//! each), so drift on a shared machine hits them alike.
+//! subscribed to `/dashboard/events`, in the same run.
 //!
 //! The load: stateless 2026-07-28 `tools/call` requests of `validation_validate` (a small
 //! document against an inline schema), JSON replies, one connection per concurrent client
 //! (HTTP/1.1 keep-alive), concurrency 16. A subscriber reads its stream as a browser does and
-//! counts frames and bytes. Each row also gives the server's CPU time per call (user + system,
-//! from `/proc`). The two cases alternate which goes first in each round; the per-round ratios
-//! and their median are printed besides the pooled figures (the machine's drift between rounds
-//! is larger than the effect measured).
+//! counts frames and bytes.
+//!
+//! Three cases take turns in every round, in a rotating order: no page, no page again (the
+//! A/A control: how far two identical cases drift apart on this machine), and five pages. Each
+//! gives calls/s, latency and the server's CPU time per call (user + system, from `/proc`);
+//! the per-round ratios against the first case, and their median, are printed besides the
+//! pooled figures. Last, the server's CPU time without calls, with the pages open and
+//! without, read from the scheduler's per-thread nanosecond counters: the dashboard's own
+//! cost, free of the load's noise.
 //!
 //! Goal (issue 17): with five dashboards open, throughput drops by at most 2%; an SSE frame
 //! of a typical runtime is at most 8 KB.
 //!
 //! ```sh
 //! cargo bench --bench dashboard
-//! cargo bench --bench dashboard -- --secs 5 --concurrency 32 --subscribers 10
+//! cargo bench --bench dashboard -- --secs 2 --rounds 12 --concurrency 32 --subscribers 10
 //! ```
 
 use std::net::SocketAddr;
@@ -161,9 +165,34 @@ impl Cell {
     }
 }
 
+/// CPU time the live threads of process `pid` have run, in nanoseconds (the scheduler's
+/// `/proc/PID/task/*/schedstat`; finer than the clock ticks of `/proc/PID/stat`).
+fn thread_cpu_ns(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum()
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+fn ratios(xs: &[f64]) -> String {
+    xs.iter()
+        .map(|r| format!("{:+.1}%", (r - 1.0) * 100.0))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut secs, mut concurrency, mut subscribers, mut rounds) = (3.0, 16usize, 5usize, 6usize);
+    let (mut secs, mut concurrency, mut subscribers, mut rounds) = (2.0, 16usize, 5usize, 12usize);
     while let Some(a) = args.next() {
         let mut value = || args.next().and_then(|v| v.parse::<f64>().ok());
         match a.as_str() {
@@ -180,10 +209,12 @@ fn main() {
         .expect("tokio");
     let server = Server::in_memory();
     let pid = server.pid();
+    // The cases: pages open in each.
+    let pages_of = [0, 0, subscribers];
     rt.block_on(async {
         // Warm up.
         load(server.addr, concurrency, 1.0).await;
-        let mut cells: [Cell; 2] = std::array::from_fn(|_| Cell {
+        let mut cells: [Cell; 3] = std::array::from_fn(|_| Cell {
             calls: 0,
             elapsed: Duration::ZERO,
             lat: Vec::new(),
@@ -191,29 +222,25 @@ fn main() {
         });
         let reading = Arc::new(Reading::default());
         let mut subscribed_secs = 0.0;
-        let mut ratios = Vec::new();
+        let (mut control, mut open) = (Vec::new(), Vec::new());
         for round in 0..rounds {
-            // Alternate which case goes first, so that drift within a round cancels out.
-            let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
-            let mut rates = [0.0; 2];
-            for i in order {
-                let pages = if i == 0 { 0 } else { subscribers };
+            // Rotate the order, so that drift within a round falls on each case in turn.
+            let mut rates = [0.0; 3];
+            for k in 0..3 {
+                let i = (k + round) % 3;
+                let pages = pages_of[i];
                 let subs: Vec<_> = (0..pages)
                     .map(|_| tokio::spawn(subscribe(server.addr, reading.clone())))
                     .collect();
-                if pages > 0 {
-                    // Each has its first frame before the load starts.
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
+                // Settle (and each page has its first frame) before the load starts.
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 let cpu0 = cpu_time(pid).unwrap_or_default();
                 let (lat, elapsed) = load(server.addr, concurrency, secs).await;
                 let cpu = cpu_time(pid).unwrap_or_default().saturating_sub(cpu0);
                 for s in &subs {
                     s.abort();
                 }
-                if pages > 0 {
-                    subscribed_secs += elapsed.as_secs_f64() * pages as f64;
-                }
+                subscribed_secs += (elapsed.as_secs_f64() + 0.3) * pages as f64;
                 rates[i] = lat.len() as f64 / elapsed.as_secs_f64();
                 let c = &mut cells[i];
                 c.calls += lat.len();
@@ -221,7 +248,8 @@ fn main() {
                 c.lat.extend(lat);
                 c.cpu += cpu;
             }
-            ratios.push(rates[1] / rates[0]);
+            control.push(rates[1] / rates[0]);
+            open.push(rates[2] / rates[0]);
         }
         for c in &mut cells {
             c.lat.sort_unstable();
@@ -229,12 +257,12 @@ fn main() {
         println!(
             "tools/call validation_validate, concurrency {concurrency}, {rounds} rounds × {secs} s per case, same server\n"
         );
-        println!("| subscribers | calls/s | p50 µs | p99 µs | server CPU µs/call | vs 0 |");
-        println!("|---|---|---|---|---|---|");
+        println!("| case | pages open | calls/s | p50 µs | p99 µs | server CPU µs/call | vs A |");
+        println!("|---|---|---|---|---|---|---|");
         let base = cells[0].rate();
-        for (c, pages) in cells.iter().zip([0, subscribers]) {
+        for ((c, pages), name) in cells.iter().zip(pages_of).zip(["A", "A′ (control)", "B"]) {
             println!(
-                "| {pages} | {:.0} | {:.0} | {:.0} | {:.1} | {:+.1}% |",
+                "| {name} | {pages} | {:.0} | {:.0} | {:.0} | {:.1} | {:+.1}% |",
                 c.rate(),
                 c.at(0.5),
                 c.at(0.99),
@@ -242,42 +270,47 @@ fn main() {
                 (c.rate() / base - 1.0) * 100.0
             );
         }
-        ratios.sort_by(f64::total_cmp);
-        let median = ratios[ratios.len() / 2];
         println!(
-            "\nper-round ratio ({subscribers} subscribers / 0): {} — median {:+.1}%",
-            ratios
-                .iter()
-                .map(|r| format!("{:+.1}%", (r - 1.0) * 100.0))
-                .collect::<Vec<_>>()
-                .join(", "),
-            (median - 1.0) * 100.0
+            "\nper-round ratio A′/A (control): {} — median {:+.1}%",
+            ratios(&control),
+            (median(control.clone()) - 1.0) * 100.0
         );
+        println!(
+            "per-round ratio B/A ({subscribers} pages): {} — median {:+.1}%",
+            ratios(&open),
+            (median(open.clone()) - 1.0) * 100.0
+        );
+
         // What the dashboard itself costs the server, without calls: its CPU time with the
-        // pages open against none (after a minute unwatched the sampler is back to its idle
-        // rate, a frame every 10 s).
-        let idle_secs = secs.max(3.0);
+        // pages open against none. Without a page for a minute the sampler drops to its idle
+        // rate (a frame every 10 s); the cases here come within that minute, so both sample
+        // at 1 Hz and the difference is what serving the pages adds; the sampler's own cost
+        // is the first figure less the process's idle floor.
+        let idle_secs = 5.0;
         let mut idle_cpu = [0.0; 2];
         for (i, pages) in [subscribers, 0].into_iter().enumerate() {
             let subs: Vec<_> = (0..pages)
                 .map(|_| tokio::spawn(subscribe(server.addr, reading.clone())))
                 .collect();
             tokio::time::sleep(Duration::from_millis(300)).await;
-            let cpu0 = cpu_time(pid).unwrap_or_default();
+            let cpu0 = thread_cpu_ns(pid);
             tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
-            let cpu = cpu_time(pid).unwrap_or_default().saturating_sub(cpu0);
+            let cpu = thread_cpu_ns(pid).saturating_sub(cpu0);
             for s in &subs {
                 s.abort();
             }
-            idle_cpu[i] = cpu.as_secs_f64() * 1e3 / idle_secs;
+            subscribed_secs += (idle_secs + 0.3) * pages as f64;
+            idle_cpu[i] = cpu as f64 / 1e6 / idle_secs;
         }
-        let busy_cpu_ms = cells[0].cpu.as_secs_f64() * 1e3 / cells[0].elapsed.as_secs_f64();
+        let busy = &cells[0];
+        let busy_cpu_ms = busy.cpu.as_secs_f64() * 1e3 / busy.elapsed.as_secs_f64();
         println!(
-            "\nserver CPU without calls, {idle_secs} s each: {:.2} ms/s with {subscribers} pages open, {:.2} ms/s with none \
-             (the server used {busy_cpu_ms:.0} ms/s under load: the pages' share is {:+.3}%)",
+            "\nserver CPU without calls ({idle_secs} s each): {:.3} ms/s with {subscribers} pages open, \
+             {:.3} ms/s with none; under load the server used {busy_cpu_ms:.0} ms/s, so the \
+             pages cost at most {:.3}% of it",
             idle_cpu[0],
             idle_cpu[1],
-            (idle_cpu[0] - idle_cpu[1]) / busy_cpu_ms * 100.0
+            idle_cpu[0] / busy_cpu_ms * 100.0
         );
         let frames = reading.frames.load(Ordering::Relaxed);
         println!(
