@@ -199,6 +199,12 @@ async fn selection(q: &Quality, queries: usize) -> (Vec<Duration>, Vec<Duration>
         std::hint::black_box(&ranked);
         names.push(t.elapsed());
     }
+    let mut slowest: Vec<(usize, Duration)> = select.iter().copied().enumerate().collect();
+    slowest.sort_by_key(|(_, d)| std::cmp::Reverse(*d));
+    eprintln!(
+        "slowest selections (query #, latency): {:?}",
+        &slowest[..slowest.len().min(12)]
+    );
     select.sort();
     stats.sort();
     names.sort();
