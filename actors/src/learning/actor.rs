@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::counter::InstanceId;
-use super::patterns::{Pattern, Patterns};
+use super::patterns::{Pattern, Patterns, Staged};
 use super::{LearnError, LearnerConfig};
 use crate::invoke::ToolInvoker;
-use crate::store::{Store, Tree};
+use crate::store::{Store, StoreError, Tree};
 
 /// A learner's answer to one request.
 pub type Reply<T> = RpcReplyPort<Result<T, LearnError>>;
@@ -138,12 +138,24 @@ pub struct LearnerState<M: Model> {
     meta: Tree,
     instance: InstanceId,
     meta_record: Meta,
-    /// Observations not yet on disk.
+    /// Observations not yet handed to a write.
     pending_observations: u64,
+    /// The write in progress, if any: one at a time, so batches land in order.
+    writing: Option<Writing>,
     queries: u64,
     evicted: u64,
     args: LearnerArgs,
     gauges: Gauges,
+}
+
+/// A batch of changed patterns being committed and flushed off the actor, so that queries are
+/// answered while a large batch (a history imported in bulk) goes to disk.
+struct Writing {
+    task: tokio::task::JoinHandle<Result<(), LearnError>>,
+    /// Its patterns, marked changed again if it fails.
+    staged: Staged,
+    /// The observations it makes durable.
+    observations: u64,
 }
 
 struct Gauges {
@@ -234,15 +246,89 @@ impl<M: Model> LearnerState<M> {
         self.gauges.patterns.set(self.patterns.len() as f64);
     }
 
+    /// Makes everything learned so far durable, waiting for it.
     async fn flush(&mut self) -> Result<(), LearnError> {
+        // A failed earlier write marks its patterns changed again: the write below retries it.
+        let earlier = self.settle(true).await;
+        self.start_write()?;
+        self.settle(true).await?;
+        if let Err(e) = earlier {
+            tracing::info!(
+                learner = M::NAME,
+                "an earlier write failed ({e}); now written"
+            );
+        }
+        Ok(())
+    }
+
+    /// The flush timer's tick: hands what changed to a write unless one is still going.
+    async fn tick(&mut self) -> Result<(), LearnError> {
+        self.settle(false).await?;
+        if self.writing.is_none() {
+            self.start_write()?;
+        }
+        Ok(())
+    }
+
+    /// Collects the write in progress if it is done (or, with `wait`, once it is); a failed
+    /// one leaves its patterns and observations pending again.
+    async fn settle(&mut self, wait: bool) -> Result<(), LearnError> {
+        let Some(w) = self.writing.take_if(|w| wait || w.task.is_finished()) else {
+            return Ok(());
+        };
+        let result = match w.task.await {
+            Ok(r) => r,
+            Err(e) => Err(LearnError::Snapshot(format!(
+                "the write of the learned patterns stopped: {e}"
+            ))),
+        };
+        if result.is_err() {
+            self.patterns.restore(w.staged);
+            self.pending_observations += w.observations;
+        }
+        result
+    }
+
+    /// Encodes what changed (on the actor: the batch holds the patterns as they are now) and
+    /// commits and flushes it on a blocking thread.
+    fn start_write(&mut self) -> Result<(), LearnError> {
         if self.patterns.pending() == 0 && self.pending_observations == 0 {
             return Ok(());
         }
-        self.patterns.write_changes()?;
-        self.meta.insert(META_KEY, &self.meta_record)?;
-        self.args.store.flush().await?;
-        self.pending_observations = 0;
+        let staged = self.patterns.stage()?;
+        let meta_bytes = (self.meta.clone(), self.meta_record.clone());
+        let tree = self.patterns.tree().clone();
+        let store = self.args.store.clone();
+        let (batch, staged) = match staged {
+            Some((batch, staged)) => (Some(batch), staged),
+            None => (None, Staged::default()),
+        };
+        let task = tokio::spawn(async move {
+            tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+                if let Some(batch) = batch {
+                    tree.commit(batch)?;
+                }
+                let (meta, record) = meta_bytes;
+                meta.insert(META_KEY, &record)
+            })
+            .await
+            .map_err(|e| {
+                LearnError::Snapshot(format!("the write of the learned patterns stopped: {e}"))
+            })??;
+            store.flush().await?;
+            Ok(())
+        });
+        self.writing = Some(Writing {
+            task,
+            staged,
+            observations: std::mem::take(&mut self.pending_observations),
+        });
         Ok(())
+    }
+
+    /// Observations learned and not yet durable.
+    fn not_durable(&self) -> u64 {
+        self.pending_observations + self.writing.as_ref().map_or(0, |w| w.observations)
     }
 
     fn stats(&self) -> LearnerStats {
@@ -427,6 +513,7 @@ impl<M: Model> Actor for LearnerActor<M> {
             instance: meta_record.instance,
             meta_record,
             pending_observations: 0,
+            writing: None,
             queries: 0,
             evicted: 0,
             args,
@@ -477,7 +564,7 @@ impl<M: Model> Actor for LearnerActor<M> {
                 }
                 let _ = reply.send(result.map(|(learned, detail)| ObserveAck {
                     learned,
-                    pending: state.pending_observations,
+                    pending: state.not_durable(),
                     detail,
                 }));
             }
@@ -501,8 +588,8 @@ impl<M: Model> Actor for LearnerActor<M> {
                 let _ = reply.send(r);
             }
             LearnerMsg::Flush => {
-                // A failed flush is retried at the next tick; what is stored stays as it was.
-                if let Err(e) = state.flush().await {
+                // A failed write is retried at the next tick; what is stored stays as it was.
+                if let Err(e) = state.tick().await {
                     tracing::warn!(learner = M::NAME, "could not write observations: {e}");
                 }
             }

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::store::{StoreError, Tree};
+use crate::store::{Batch, StoreError, Tree};
 
 /// One learned pattern.
 pub trait Pattern: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
@@ -179,23 +179,136 @@ impl<P: Pattern> Patterns<P> {
     /// Writes what changed since the last flush as one atomic batch (the caller then flushes
     /// the store to make it durable).
     pub fn write_changes(&mut self) -> Result<usize, StoreError> {
-        if self.dirty.is_empty() && self.removed.is_empty() {
+        let Some((batch, staged)) = self.stage()? else {
             return Ok(0);
+        };
+        let n = staged.len();
+        if let Err(e) = self.tree.commit(batch) {
+            self.restore(staged);
+            return Err(e);
         }
-        let n = self.dirty.len() + self.removed.len();
-        let entries = &self.entries;
-        let changes = self
-            .dirty
-            .iter()
-            .map(|k| (&**k, entries.get(k)))
-            .chain(self.removed.iter().map(|k| (&**k, None)));
-        self.tree.apply(changes)?;
-        self.dirty.clear();
-        self.removed.clear();
         Ok(n)
+    }
+
+    /// Encodes what changed since the last flush into one batch for [`Tree::commit`], to be
+    /// committed elsewhere (off the actor); the patterns count as written from now on. If
+    /// the commit fails, [`Patterns::restore`] marks them changed again. `None` when nothing
+    /// changed; on an encoding error nothing is taken.
+    pub fn stage(&mut self) -> Result<Option<(Batch, Staged)>, StoreError> {
+        if self.dirty.is_empty() && self.removed.is_empty() {
+            return Ok(None);
+        }
+        let mut batch = Batch::default();
+        for key in &self.dirty {
+            if let Some(p) = self.entries.get(key) {
+                self.tree.stage(&mut batch, key, p)?;
+            }
+        }
+        for key in &self.removed {
+            batch.remove(key);
+        }
+        let staged = Staged {
+            keys: self.dirty.drain().chain(self.removed.drain()).collect(),
+        };
+        Ok(Some((batch, staged)))
+    }
+
+    /// Marks the patterns of a batch that could not be committed as changed again: each one
+    /// present is written at the next flush, each one gone is removed.
+    pub fn restore(&mut self, staged: Staged) {
+        for key in staged.keys {
+            if self.entries.contains_key(&key) {
+                self.removed.remove(&key);
+                self.dirty.insert(key);
+            } else {
+                self.dirty.remove(&key);
+                self.removed.insert(key);
+            }
+        }
+    }
+}
+
+/// The keys of a staged batch (see [`Patterns::stage`]).
+#[derive(Debug, Default)]
+pub struct Staged {
+    keys: Vec<Box<[u8]>>,
+}
+
+impl Staged {
+    /// Patterns written or removed by the batch.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the batch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 }
 
 fn entry_bytes<P: Pattern>(key: &[u8], p: &P) -> usize {
     key.len() + p.heap_bytes() + ENTRY_OVERHEAD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use serde::Deserialize;
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct Count(u64);
+
+    impl Pattern for Count {
+        fn heap_bytes(&self) -> usize {
+            0
+        }
+        fn worth(&self) -> u64 {
+            self.0
+        }
+        fn last_seen(&self) -> u64 {
+            0
+        }
+        fn merge(&mut self, other: &Self) -> bool {
+            let changed = other.0 > self.0;
+            self.0 = self.0.max(other.0);
+            changed
+        }
+    }
+
+    fn stored(tree: &Tree, key: &[u8]) -> Option<u64> {
+        tree.get::<Count>(key).expect("read").map(|c| c.0)
+    }
+
+    #[test]
+    fn a_staged_batch_that_fails_is_written_by_the_next_one() {
+        let store = Store::temporary().expect("store");
+        let tree = store.tree("learning.test").expect("tree");
+        let mut p: Patterns<Count> = Patterns::load(tree.clone()).expect("load");
+        for k in [b"a", b"b", b"c"] {
+            p.update(k, || Count(0), |c| c.0 += 1);
+        }
+        assert_eq!(p.write_changes().expect("written"), 3);
+        // a changes, c is evicted; the batch is staged, then "fails" (never committed).
+        p.update(b"a", || Count(0), |c| c.0 += 10);
+        assert_eq!(p.evict_to(0, |k| k != b"c"), 1, "c goes");
+        let (_lost, staged) = p.stage().expect("encoded").expect("changes");
+        assert_eq!((staged.len(), p.pending()), (2, 0), "taken as written");
+        // Meanwhile b changes; then the failure is reported.
+        p.update(b"b", || Count(0), |c| c.0 += 100);
+        p.restore(staged);
+        assert_eq!(p.pending(), 3, "a and c again, and b");
+        assert_eq!(p.write_changes().expect("written"), 3);
+        assert_eq!(stored(&tree, b"a"), Some(11));
+        assert_eq!(stored(&tree, b"b"), Some(101));
+        assert_eq!(stored(&tree, b"c"), None, "the removal was not lost");
+        // A batch committed elsewhere writes the patterns as they were when staged.
+        p.update(b"a", || Count(0), |c| c.0 += 1);
+        let (batch, staged) = p.stage().expect("encoded").expect("changes");
+        p.update(b"a", || Count(0), |c| c.0 += 1);
+        tree.commit(batch).expect("committed");
+        drop(staged);
+        assert_eq!(stored(&tree, b"a"), Some(12));
+        assert_eq!(p.pending(), 1, "the later change waits for the next batch");
+    }
 }
