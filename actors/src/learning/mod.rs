@@ -6,8 +6,11 @@
 //!
 //! - **Durability.** Observations are acknowledged once learned in memory and written to disk
 //!   every [`LearnerConfig::flush_interval`] (1 s by default) as one atomic batch: a kill -9
-//!   loses at most that interval's observations and never leaves a half-written pattern. A
-//!   restarted learner loads its patterns and answers exactly as before.
+//!   loses at most that interval's observations (plus the time a write takes) and never leaves
+//!   a half-written pattern. The batch is encoded on the actor at the tick and committed and
+//!   synced on a blocking thread, one write at a time, so queries go on while a bulk-imported
+//!   history goes to disk; a tick that finds the last write still going leaves its changes for
+//!   the next one. A restarted learner loads its patterns and answers exactly as before.
 //! - **Memory budget.** Every pattern's size is accounted; past
 //!   [`LearnerConfig::memory_budget_bytes`] the patterns worth least per byte they take
 //!   ([`Pattern::worth`] over their size; ties: seen longest ago) are evicted down to 90% of the
