@@ -148,6 +148,30 @@ async fn subscribe(addr: SocketAddr, reading: Arc<Reading>) {
     }
 }
 
+/// How long pages are given to connect and read their first frame before a measurement.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// `n` pages subscribed, reading into `reading`, until dropped.
+struct Pages(Vec<tokio::task::JoinHandle<()>>);
+
+impl Pages {
+    async fn open(addr: SocketAddr, n: usize, reading: &Arc<Reading>) -> Self {
+        let pages = (0..n)
+            .map(|_| tokio::spawn(subscribe(addr, reading.clone())))
+            .collect();
+        tokio::time::sleep(SETTLE).await;
+        Self(pages)
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        for page in &self.0 {
+            page.abort();
+        }
+    }
+}
+
 struct Cell {
     calls: usize,
     elapsed: Duration,
@@ -229,18 +253,12 @@ fn main() {
             for k in 0..3 {
                 let i = (k + round) % 3;
                 let pages = pages_of[i];
-                let subs: Vec<_> = (0..pages)
-                    .map(|_| tokio::spawn(subscribe(server.addr, reading.clone())))
-                    .collect();
-                // Settle (and each page has its first frame) before the load starts.
-                tokio::time::sleep(Duration::from_millis(300)).await;
+                let open = Pages::open(server.addr, pages, &reading).await;
                 let cpu0 = cpu_time(pid).unwrap_or_default();
                 let (lat, elapsed) = load(server.addr, concurrency, secs).await;
                 let cpu = cpu_time(pid).unwrap_or_default().saturating_sub(cpu0);
-                for s in &subs {
-                    s.abort();
-                }
-                subscribed_secs += (elapsed.as_secs_f64() + 0.3) * pages as f64;
+                drop(open);
+                subscribed_secs += (elapsed + SETTLE).as_secs_f64() * pages as f64;
                 rates[i] = lat.len() as f64 / elapsed.as_secs_f64();
                 let c = &mut cells[i];
                 c.calls += lat.len();
@@ -289,17 +307,12 @@ fn main() {
         let idle_secs = 5.0;
         let mut idle_cpu = [0.0; 2];
         for (i, pages) in [subscribers, 0].into_iter().enumerate() {
-            let subs: Vec<_> = (0..pages)
-                .map(|_| tokio::spawn(subscribe(server.addr, reading.clone())))
-                .collect();
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            let open = Pages::open(server.addr, pages, &reading).await;
             let cpu0 = thread_cpu_ns(pid);
             tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
             let cpu = thread_cpu_ns(pid).saturating_sub(cpu0);
-            for s in &subs {
-                s.abort();
-            }
-            subscribed_secs += (idle_secs + 0.3) * pages as f64;
+            drop(open);
+            subscribed_secs += (idle_secs + SETTLE.as_secs_f64()) * pages as f64;
             idle_cpu[i] = cpu as f64 / 1e6 / idle_secs;
         }
         let busy = &cells[0];

@@ -648,25 +648,6 @@ impl Tree {
         }
     }
 
-    /// Writes and removes several records as one atomic batch: after a crash either all of
-    /// them are there or none (durable after [`Store::flush`]).
-    pub fn apply<'a, T: Serialize + 'a>(
-        &self,
-        changes: impl IntoIterator<Item = (&'a [u8], Option<&'a T>)>,
-    ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for (key, value) in changes {
-            match value {
-                Some(v) => {
-                    let bytes = codec::encode(v).map_err(|source| self.codec_error(key, source))?;
-                    batch.insert(key, bytes);
-                }
-                None => batch.remove(key),
-            }
-        }
-        self.tree.apply_batch(batch).map_err(|e| self.store.io(e))
-    }
-
     /// Adds `value` at `key` to `batch` (written by [`Tree::commit`]); records of different
     /// types may share one batch.
     pub fn stage<T: Serialize + ?Sized>(

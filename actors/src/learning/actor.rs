@@ -148,6 +148,11 @@ pub struct LearnerState<M: Model> {
     gauges: Gauges,
 }
 
+/// A write task that panicked or was cancelled (the runtime shutting down).
+fn write_stopped(e: tokio::task::JoinError) -> LearnError {
+    LearnError::Snapshot(format!("the write of the learned patterns stopped: {e}"))
+}
+
 /// A batch of changed patterns being committed and flushed off the actor, so that queries are
 /// answered while a large batch (a history imported in bulk) goes to disk.
 struct Writing {
@@ -276,12 +281,7 @@ impl<M: Model> LearnerState<M> {
         let Some(w) = self.writing.take_if(|w| wait || w.task.is_finished()) else {
             return Ok(());
         };
-        let result = match w.task.await {
-            Ok(r) => r,
-            Err(e) => Err(LearnError::Snapshot(format!(
-                "the write of the learned patterns stopped: {e}"
-            ))),
-        };
+        let result = w.task.await.map_err(write_stopped).and_then(|r| r);
         if result.is_err() {
             self.patterns.restore(w.staged);
             self.pending_observations += w.observations;
@@ -295,32 +295,25 @@ impl<M: Model> LearnerState<M> {
         if self.patterns.pending() == 0 && self.pending_observations == 0 {
             return Ok(());
         }
-        let staged = self.patterns.stage()?;
-        let meta_bytes = (self.meta.clone(), self.meta_record.clone());
+        let (batch, staged) = self.patterns.stage()?.unzip();
+        let (meta, record) = (self.meta.clone(), self.meta_record.clone());
         let tree = self.patterns.tree().clone();
         let store = self.args.store.clone();
-        let (batch, staged) = match staged {
-            Some((batch, staged)) => (Some(batch), staged),
-            None => (None, Staged::default()),
-        };
         let task = tokio::spawn(async move {
             tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
                 if let Some(batch) = batch {
                     tree.commit(batch)?;
                 }
-                let (meta, record) = meta_bytes;
                 meta.insert(META_KEY, &record)
             })
             .await
-            .map_err(|e| {
-                LearnError::Snapshot(format!("the write of the learned patterns stopped: {e}"))
-            })??;
+            .map_err(write_stopped)??;
             store.flush().await?;
             Ok(())
         });
         self.writing = Some(Writing {
             task,
-            staged,
+            staged: staged.unwrap_or_default(),
             observations: std::mem::take(&mut self.pending_observations),
         });
         Ok(())

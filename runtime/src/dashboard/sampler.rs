@@ -65,15 +65,32 @@ struct ToolCounts {
 pub(super) struct Hist(pub Vec<(f64, f64)>);
 
 impl Hist {
-    fn add(&mut self, le: f64, count: f64) {
-        match self.0.iter_mut().find(|(l, _)| *l == le) {
-            Some((_, c)) => *c += count,
-            None => self.0.push((le, count)),
-        }
+    /// The cumulative buckets of a mirrored histogram's per-bucket counts (bounds
+    /// [`BUCKETS`], then `+Inf`).
+    fn of_cells(cells: &[u64]) -> Self {
+        let mut cumulative = 0;
+        Hist(
+            cells
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    cumulative += n;
+                    let le = BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
+                    (le, cumulative as f64)
+                })
+                .collect(),
+        )
     }
 
-    fn sort(&mut self) {
-        self.0.sort_by(|a, b| a.0.total_cmp(&b.0));
+    /// Adds another series of the same histogram (same bounds).
+    fn absorb(&mut self, other: Hist) {
+        if self.0.is_empty() {
+            *self = other;
+        } else {
+            for ((_, c), (_, o)) in self.0.iter_mut().zip(other.0) {
+                *c += o;
+            }
+        }
     }
 
     /// The `q` quantile of what was observed between `old` and `self`, interpolated inside its
@@ -184,6 +201,10 @@ impl Labels for metrics::Key {
     }
 }
 
+fn label_string(labels: &dyn Labels, name: &str) -> String {
+    labels.label(name).unwrap_or_default().to_string()
+}
+
 /// Counters and readings gathered series by series.
 struct Reader {
     c: Counters,
@@ -208,7 +229,7 @@ impl Reader {
     /// A counter's or a gauge's value.
     fn value(&mut self, name: &str, labels: &dyn Labels, v: f64) {
         let (c, r) = (&mut self.c, &mut self.r);
-        let label = |k: &str| labels.label(k).unwrap_or_default().to_string();
+        let label = |k: &str| label_string(labels, k);
         match name {
             "ensemble_tool_calls_total" => {
                 let t = c.tools.entry(label("tool")).or_default();
@@ -287,23 +308,14 @@ impl Reader {
         }
     }
 
-    /// One cumulative bucket of histogram `name`.
-    fn bucket(&mut self, name: &str, labels: &dyn Labels, le: f64, cumulative: f64) {
+    /// A histogram's series.
+    fn histogram(&mut self, name: &str, labels: &dyn Labels, hist: Hist) {
         match name {
             "ensemble_tool_call_duration_seconds" => {
-                let tool = labels.label("tool").unwrap_or_default();
-                match self.c.tools.get_mut(tool) {
-                    Some(t) => t.hist.add(le, cumulative),
-                    None => self
-                        .c
-                        .tools
-                        .entry(tool.to_string())
-                        .or_default()
-                        .hist
-                        .add(le, cumulative),
-                }
+                let tool = label_string(labels, "tool");
+                self.c.tools.entry(tool).or_default().hist.absorb(hist);
             }
-            "ensemble_retrieval_search_duration_seconds" => self.c.search_hist.add(le, cumulative),
+            "ensemble_retrieval_search_duration_seconds" => self.c.search_hist.absorb(hist),
             _ => {}
         }
     }
@@ -317,11 +329,7 @@ impl Reader {
         self.r.threads = f(p.threads);
     }
 
-    fn finish(mut self) -> (Counters, Readings) {
-        for t in self.c.tools.values_mut() {
-            t.hist.sort();
-        }
-        self.c.search_hist.sort();
+    fn finish(self) -> (Counters, Readings) {
         (self.c, self.r)
     }
 }
@@ -333,14 +341,7 @@ fn read(mirror: Option<&Mirror>, at: Instant) -> (Counters, Readings) {
         mirror.for_each(|key, value| match value {
             Value::Counter(v) => reader.value(key.name(), key, v as f64),
             Value::Gauge(v) => reader.value(key.name(), key, v),
-            Value::Histogram(cells) => {
-                let mut cumulative = 0;
-                for (i, n) in cells.iter().enumerate() {
-                    cumulative += n;
-                    let le = BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
-                    reader.bucket(key.name(), key, le, cumulative as f64);
-                }
-            }
+            Value::Histogram(cells) => reader.histogram(key.name(), key, Hist::of_cells(cells)),
         });
     }
     reader.process(&super::process::read());
