@@ -7,7 +7,7 @@
 //! cargo run --release --example learning_eval -- development \
 //!     [--data ../shared/data/learning/development/crates-train.txt] [--codebase]
 //! cargo run --release --example learning_eval -- quality [--data ../shared/data/learning/quality] \
-//!     [--project Lang]
+//!     [--project Lang] [--misses]
 //! cargo run --release --example learning_eval -- devops \
 //!     [--data ../shared/data/learning/devops/jitreliability] [--online]
 //! ```
@@ -387,14 +387,16 @@ async fn main() -> anyhow::Result<()> {
         args.next();
         let mut data = PathBuf::from("../shared/data/learning/quality");
         let mut only = None;
+        let mut misses = false;
         while let Some(a) = args.next() {
             match a.as_str() {
                 "--data" => data = args.next().map(PathBuf::from).unwrap_or(data),
                 "--project" => only = args.next(),
+                "--misses" => misses = true,
                 other => anyhow::bail!("unknown argument {other}; see the header of this file"),
             }
         }
-        return quality_eval::run(&data, only.as_deref()).await;
+        return quality_eval::run(&data, only.as_deref(), misses).await;
     }
     if args.peek().map(String::as_str) == Some("devops") {
         args.next();

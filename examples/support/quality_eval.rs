@@ -181,7 +181,7 @@ fn core(test: &str) -> &str {
 }
 
 /// Runs the evaluation over every project of `dir`.
-pub async fn run(dir: &Path, only: Option<&str>) -> anyhow::Result<()> {
+pub async fn run(dir: &Path, only: Option<&str>, misses: bool) -> anyhow::Result<()> {
     let bugs = read_bugs(&dir.join("bugs.jsonl"))?;
     let mut projects: BTreeMap<&str, Vec<&Bug>> = BTreeMap::new();
     for b in &bugs {
@@ -284,14 +284,20 @@ pub async fn run(dir: &Path, only: Option<&str>) -> anyhow::Result<()> {
             .await?;
             select_ms.push(started.elapsed().as_secs_f64() * 1000.0);
             let mut scores: HashMap<&str, f64> = HashMap::new();
+            let mut reasons: HashMap<&str, &str> = HashMap::new();
             for r in answer["ranked"].as_array().into_iter().flatten() {
                 if let (Some(id), Some(score)) = (r["id"].as_str(), r["score"].as_f64())
                     && let Some(u) = bug.universe.iter().find(|u| u.as_str() == id)
                 {
                     scores.insert(u.as_str(), score);
+                    reasons.insert(u.as_str(), r["explanation"].as_str().unwrap_or(""));
                 }
             }
-            tally.add(&judge(&bug.universe, &scores, &bug.triggers));
+            let judged = judge(&bug.universe, &scores, &bug.triggers);
+            if misses && judged.caught15 < judged.failing {
+                print_misses(bug, &changed, &scores, &reasons);
+            }
+            tally.add(&judged);
             base.add(&judge(
                 &bug.universe,
                 &baseline(&commits, &history, bug),
@@ -330,6 +336,42 @@ pub async fn run(dir: &Path, only: Option<&str>) -> anyhow::Result<()> {
         ingest.0
     );
     Ok(())
+}
+
+/// A bug's failing classes outside the 15% budget: where each is ranked, why, and what
+/// outranks it (`--misses`).
+fn print_misses(
+    bug: &Bug,
+    changed: &[String],
+    scores: &HashMap<&str, f64>,
+    reasons: &HashMap<&str, &str>,
+) {
+    let n = bug.universe.len();
+    let k15 = ((n as f64 * 0.15).round_ties_even() as usize).max(1);
+    let score = |t: &str| scores.get(t).copied().unwrap_or(f64::NEG_INFINITY);
+    let mut ranked: Vec<&String> = bug.universe.iter().collect();
+    ranked.sort_by(|a, b| score(b).total_cmp(&score(a)));
+    println!(
+        "\n{}-{} (n {n}, 15% = {k15}) changed {:?}",
+        bug.project, bug.id, changed
+    );
+    for t in &bug.triggers {
+        let position = bug.universe.iter().filter(|u| score(u) >= score(t)).count();
+        if position > k15 {
+            println!(
+                "  missed {t} at {position} ({:.3}): {}",
+                score(t),
+                reasons.get(t.as_str()).copied().unwrap_or("")
+            );
+        }
+    }
+    for u in ranked.iter().take(3) {
+        println!(
+            "  top {u} ({:.3}): {}",
+            score(u),
+            reasons.get(u.as_str()).copied().unwrap_or("")
+        );
+    }
 }
 
 /// The fix commit's paths outside the test directory.
