@@ -1,0 +1,603 @@
+//! One crash-durability trial against the real binary, shared by `benches/crash.rs` (20 trials
+//! and a table) and `tests/crash_trials.rs` (3 trials in CI).
+//!
+//! A governed `ensemble serve --http` (API keys, a signed audit log) takes concurrent writes to
+//! every durable engine: registry puts, workflow runs, promotion hand-off reports, retrieval
+//! documents and devops learner outcomes, two sessions each. At a random moment it is killed
+//! with SIGKILL. Then, on the same data directory:
+//!
+//! - `ensemble audit verify` checks the audit chain against its signed checkpoints;
+//! - the server restarts, and every write it acknowledged is read back: present with the
+//!   value written (registry content and digest, report title, document text), each
+//!   acknowledged workflow run known and run to completion, each acknowledged registry put
+//!   preceded by its audit `decision` entry;
+//! - the devops learner's outcomes: every one acknowledged more than its flush interval plus a
+//!   half second before the kill is there (learners acknowledge from memory, DESIGN.md's rule), and
+//!   none that was never sent.
+//!
+//! A write that was in flight at the kill may or may not be there; both are fine.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, object};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+const KEY: &str = "ens-crash-trial-5f1d";
+/// The devops learner's flush interval in these trials.
+const FLUSH_MS: u64 = 200;
+/// Sessions per engine.
+const WRITERS: usize = 2;
+/// No call here has a reason to take longer; one that does counts as hung.
+const CALL_DEADLINE: Duration = Duration::from_secs(15);
+
+type Client = RunningService<RoleClient, ()>;
+
+/// What one trial found.
+#[derive(Debug, Default, Clone)]
+pub struct Trial {
+    /// When the kill came, after the writers started.
+    pub killed_after: Duration,
+    /// Acknowledged writes, per engine: registry, workflows, promotion, retrieval, devops.
+    pub acked: [u64; 5],
+    /// Acknowledged writes missing after the restart (devops: beyond its flush bound).
+    pub lost: u64,
+    /// Values read back different from what was written, or unreadable.
+    pub corrupt: u64,
+    /// Acknowledged workflow runs that did not complete after the restart.
+    pub runs_not_completed: u64,
+    /// Acknowledged registry puts without their audit `decision` entry.
+    pub unaudited: u64,
+    /// `ensemble audit verify` found the log intact.
+    pub audit_intact: bool,
+    /// Audit entries after the restart.
+    pub audit_entries: u64,
+    /// The server came back on the same data directory.
+    pub restarted: bool,
+    /// How long the restart took, to listening.
+    pub restart_time: Duration,
+    /// Devops outcomes acknowledged within the flush bound before the kill and not on disk
+    /// (allowed).
+    pub learner_in_window_lost: u64,
+    /// How long reading everything back took.
+    pub check_time: Duration,
+    /// The checker found the forged acknowledgment (a registry put never sent) missing, as it
+    /// must: the trial's own control.
+    pub control_caught: bool,
+    /// The first problems seen, for the report.
+    pub problems: Vec<String>,
+}
+
+impl Trial {
+    fn problem(&mut self, p: String) {
+        if self.problems.len() < 10 {
+            self.problems.push(p);
+        }
+    }
+}
+
+/// The trial's directory: data, configuration, audit key and checkpoints.
+struct Layout {
+    data: PathBuf,
+    config: PathBuf,
+    key: PathBuf,
+    checkpoints: PathBuf,
+}
+
+impl Layout {
+    fn new(dir: &Path) -> Self {
+        let l = Self {
+            data: dir.join("data"),
+            config: dir.join("ensemble.toml"),
+            key: dir.join("keys").join("audit.key"),
+            checkpoints: dir.join("checkpoints"),
+        };
+        let config = format!(
+            r#"
+[[governance.roles]]
+name = "admin"
+tools = ["*"]
+
+[[governance.bindings]]
+api_key = "trial"
+roles = ["admin"]
+
+[[governance.api_keys]]
+name = "trial"
+sha256 = "{:x}"
+
+[governance.audit]
+node_id = "crash-trial"
+key_file = "{}"
+checkpoint_dir = "{}"
+checkpoint_every_entries = 50
+checkpoint_every_ms = 200
+
+[learning.devops]
+flush_interval_ms = {FLUSH_MS}
+"#,
+            Sha256::digest(KEY.as_bytes()),
+            l.key.display(),
+            l.checkpoints.display()
+        );
+        std::fs::write(&l.config, config).expect("write the configuration");
+        l
+    }
+}
+
+/// `ensemble serve --http 127.0.0.1:0` on the trial's data directory.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    fn start(l: &Layout) -> Result<Self, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+            .args(["serve", "--http", "127.0.0.1:0", "--config"])
+            .arg(&l.config)
+            .arg("--data-dir")
+            .arg(&l.data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn ensemble: {e}"))?;
+        let mut lines = BufReader::new(child.stderr.take().ok_or("no stderr")?);
+        let mut line = String::new();
+        let mut seen = String::new();
+        let url = loop {
+            line.clear();
+            match lines.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!("ensemble exited before listening:\n{seen}"));
+                }
+                Ok(_) => {}
+            }
+            if let Some(rest) = line.trim().strip_prefix("ensemble: listening on ") {
+                break rest.to_string();
+            }
+            seen.push_str(&line);
+        };
+        std::thread::spawn(move || for _ in lines.lines().map_while(Result::ok) {});
+        Ok(Self { child, url })
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn connect(url: &str) -> Result<Client, String> {
+    let transport = StreamableHttpClientTransport::from_config(
+        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(KEY),
+    );
+    ().serve(transport).await.map_err(|e| e.to_string())
+}
+
+/// A tool call: its structured result, or why not (a tool error, a transport error, the
+/// deadline).
+async fn call(c: &Client, tool: &str, args: Value) -> Result<Value, String> {
+    let req = CallToolRequestParams::new(tool.to_string()).with_arguments(object(args));
+    match tokio::time::timeout(CALL_DEADLINE, c.call_tool(req)).await {
+        Err(_) => Err(format!("{tool}: no answer in {CALL_DEADLINE:?}")),
+        Ok(Err(e)) => Err(format!("{tool}: {e}")),
+        Ok(Ok(r)) if r.is_error == Some(true) => Err(format!("{tool}: {:?}", r.content)),
+        Ok(Ok(r)) => r
+            .structured_content
+            .ok_or_else(|| format!("{tool}: no structured result")),
+    }
+}
+
+/// A small deterministic generator (xorshift), so a trial's timing can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded; 0 is replaced.
+    pub fn new(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo).max(1)
+    }
+}
+
+/// An acknowledged write, as it must read back.
+#[derive(Debug, Clone)]
+enum Acked {
+    Artifact {
+        name: String,
+        version: String,
+        digest: String,
+        content: Value,
+    },
+    Run(String),
+    Report {
+        id: String,
+        title: String,
+    },
+    Document {
+        id: String,
+        text: String,
+    },
+    /// (project, outcomes known after it, when it was acknowledged).
+    Outcome(String, u64, Instant),
+}
+
+impl Acked {
+    fn engine(&self) -> usize {
+        match self {
+            Acked::Artifact { .. } => 0,
+            Acked::Run(_) => 1,
+            Acked::Report { .. } => 2,
+            Acked::Document { .. } => 3,
+            Acked::Outcome(..) => 4,
+        }
+    }
+}
+
+const COLLECTION: &str = "crash";
+
+/// Write `i` of writer `w` of `engine`; what to read back once acknowledged.
+async fn write(c: &Client, engine: usize, w: usize, i: u64, pad: &str) -> Result<Acked, String> {
+    match engine {
+        0 => {
+            let name = format!("crash/w{w}");
+            let version = format!("1.0.{i}");
+            let content = json!({"writer": w, "i": i, "pad": pad});
+            let r = call(
+                c,
+                "registry_put",
+                json!({"name": name, "version": version, "content": content}),
+            )
+            .await?;
+            let digest = r["digest"].as_str().unwrap_or_default().to_string();
+            Ok(Acked::Artifact {
+                name,
+                version,
+                digest,
+                content,
+            })
+        }
+        1 => {
+            let steps = json!([
+                {"id": "a", "tool": "validation_list_schemas", "arguments": {}},
+                {"id": "b", "tool": "registry_list", "arguments": {}, "depends_on": ["a"]}
+            ]);
+            let r = call(c, "workflow_run", json!({"definition": {"steps": steps}})).await?;
+            Ok(Acked::Run(
+                r["run_id"].as_str().unwrap_or_default().to_string(),
+            ))
+        }
+        2 => {
+            let title = format!("crash report w{w} #{i} {pad}");
+            let r = call(
+                c,
+                "handoff_create",
+                json!({"title": title, "summary": "written by a crash trial"}),
+            )
+            .await?;
+            Ok(Acked::Report {
+                id: r["id"].as_str().unwrap_or_default().to_string(),
+                title,
+            })
+        }
+        3 => {
+            let id = format!("w{w}-{i}");
+            let text = format!("document {i} of writer {w}: {pad}");
+            call(
+                c,
+                "rag_index",
+                json!({"collection": COLLECTION, "documents": [{"id": id, "text": text}]}),
+            )
+            .await?;
+            Ok(Acked::Document { id, text })
+        }
+        _ => {
+            let project = format!("crash-w{w}");
+            let change = format!("c{i}");
+            let t = 1_700_000_000 + i * 10;
+            call(
+                c,
+                "devops_observe",
+                json!({"project": project, "change_id": change, "time": t,
+                       "features": {"la": i % 50, "nf": 1 + i % 5}}),
+            )
+            .await?;
+            let outcome = if i.is_multiple_of(4) { "failure" } else { "success" };
+            let r = call(
+                c,
+                "devops_report_outcome",
+                json!({"project": project, "change_id": change, "time": t + 5,
+                       "outcome": outcome}),
+            )
+            .await?;
+            Ok(Acked::Outcome(
+                project,
+                r["outcomes_known"].as_u64().unwrap_or(0),
+                Instant::now(),
+            ))
+        }
+    }
+}
+
+/// Runs one trial in `dir` (empty), killing the server `kill_after` into the writes.
+pub async fn trial(dir: &Path, kill_after: Duration) -> Trial {
+    let l = Layout::new(dir);
+    let mut t = Trial {
+        killed_after: kill_after,
+        ..Trial::default()
+    };
+    let mut server = match Server::start(&l) {
+        Ok(s) => s,
+        Err(e) => {
+            t.problem(format!("first start: {e}"));
+            return t;
+        }
+    };
+    let setup = async {
+        let c = connect(&server.url).await?;
+        call(&c, "rag_create_collection", json!({"name": COLLECTION})).await?;
+        Ok::<_, String>(c)
+    };
+    let admin = match setup.await {
+        Ok(c) => c,
+        Err(e) => {
+            t.problem(format!("setup: {e}"));
+            return t;
+        }
+    };
+    // Each acknowledgment is recorded as it comes: a call in flight at the kill may wait for
+    // its client's retries, so the writers are aborted rather than awaited.
+    let log: Arc<Mutex<Vec<Acked>>> = Arc::default();
+    let mut writers = Vec::new();
+    for engine in 0..5 {
+        for w in 0..WRITERS {
+            let url = server.url.clone();
+            let log = log.clone();
+            writers.push(tokio::spawn(async move {
+                let Ok(c) = connect(&url).await else {
+                    return;
+                };
+                let pad = "x".repeat(64 + 97 * w);
+                for i in 0u64.. {
+                    match write(&c, engine, w, i, &pad).await {
+                        Ok(a) => log.lock().expect("acknowledgments").push(a),
+                        // The kill: the writes from here are not acknowledged.
+                        Err(_) => break,
+                    }
+                }
+            }));
+        }
+    }
+    let started = Instant::now();
+    tokio::time::sleep(kill_after).await;
+    server.kill();
+    let killed = Instant::now();
+    drop(admin);
+    for w in &writers {
+        w.abort();
+    }
+    for w in writers {
+        let _ = w.await;
+    }
+    let mut acked = std::mem::take(&mut *log.lock().expect("acknowledgments"));
+    t.killed_after = killed - started;
+    for a in &acked {
+        t.acked[a.engine()] += 1;
+    }
+
+    // The audit log, as the kill left it.
+    let verify = Command::new(env!("CARGO_BIN_EXE_ensemble"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&l.data)
+        .arg("--checkpoints")
+        .arg(&l.checkpoints)
+        .arg("--public-key")
+        .arg(l.key.with_extension("key.pub"))
+        .env_remove("ENSEMBLE_CONFIG")
+        .output();
+    match verify {
+        Ok(out) if out.status.success() => t.audit_intact = true,
+        Ok(out) => t.problem(format!(
+            "audit verify: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )),
+        Err(e) => t.problem(format!("audit verify: {e}")),
+    }
+
+    let begun = Instant::now();
+    let server = match Server::start(&l) {
+        Ok(s) => s,
+        Err(e) => {
+            t.problem(format!("restart: {e}"));
+            return t;
+        }
+    };
+    t.restart_time = begun.elapsed();
+    t.restarted = true;
+    let c = match connect(&server.url).await {
+        Ok(c) => c,
+        Err(e) => {
+            t.problem(format!("session after restart: {e}"));
+            return t;
+        }
+    };
+    // The control: an acknowledgment of a put that never happened must read as lost.
+    acked.push(Acked::Artifact {
+        name: "crash/control".to_string(),
+        version: "9.9.9".to_string(),
+        digest: String::new(),
+        content: Value::Null,
+    });
+    let begun = Instant::now();
+    check(&c, &acked, killed, &mut t).await;
+    t.check_time = begun.elapsed();
+    t
+}
+
+/// Reads back every acknowledged write.
+async fn check(c: &Client, acked: &[Acked], killed: Instant, t: &mut Trial) {
+    let bound = Duration::from_millis(FLUSH_MS + 500);
+    // Per devops project: outcomes that must be on disk, and the most acknowledged.
+    let mut outcomes: std::collections::BTreeMap<&str, (u64, u64)> = Default::default();
+    let mut runs = Vec::new();
+    for a in acked {
+        match a {
+            Acked::Artifact {
+                name,
+                version,
+                digest,
+                content,
+            } => match call(c, "registry_get", json!({"name": name, "version": version})).await {
+                Err(_) if name == "crash/control" => t.control_caught = true,
+                Ok(r) if r["digest"] == *digest && r["content"] == *content => {}
+                Ok(r) => {
+                    t.corrupt += 1;
+                    t.problem(format!("{name}@{version}: read back {r}"));
+                }
+                Err(e) if e.contains("not found") || e.contains("no version") => {
+                    t.lost += 1;
+                    t.problem(format!("{name}@{version} lost: {e}"));
+                }
+                Err(e) => {
+                    t.corrupt += 1;
+                    t.problem(format!("{name}@{version}: {e}"));
+                }
+            },
+            Acked::Run(id) => runs.push(id.as_str()),
+            Acked::Report { id, title } => match call(c, "handoff_get", json!({"id": id})).await {
+                Ok(r) if r["title"] == *title => {}
+                Ok(r) => {
+                    t.corrupt += 1;
+                    t.problem(format!("report {id}: read back {r}"));
+                }
+                Err(e) => {
+                    t.lost += 1;
+                    t.problem(format!("report {id}: {e}"));
+                }
+            },
+            Acked::Document { id, text } => {
+                match call(c, "rag_get", json!({"collection": COLLECTION, "id": id})).await {
+                    Ok(r) if r["text"] == *text => {}
+                    Ok(r) => {
+                        t.corrupt += 1;
+                        t.problem(format!("document {id}: read back {r}"));
+                    }
+                    Err(e) => {
+                        t.lost += 1;
+                        t.problem(format!("document {id}: {e}"));
+                    }
+                }
+            }
+            Acked::Outcome(project, known, at) => {
+                let e = outcomes.entry(project.as_str()).or_default();
+                if killed.saturating_duration_since(*at) > bound {
+                    e.0 = e.0.max(*known);
+                }
+                e.1 = e.1.max(*known);
+            }
+        }
+    }
+    for (project, (must, most)) in outcomes {
+        let r = call(
+            c,
+            "devops_predict",
+            json!({"project": project, "features": {"la": 1, "nf": 1}}),
+        )
+        .await;
+        let have = r
+            .as_ref()
+            .ok()
+            .and_then(|r| r["project_outcomes"].as_u64())
+            .unwrap_or(0);
+        if have < must {
+            t.lost += must - have;
+            t.problem(format!(
+                "devops {project}: {have} outcomes, {must} acknowledged before the bound"
+            ));
+        }
+        // One more than acknowledged: the write in flight at the kill.
+        if have > most + 1 {
+            t.corrupt += 1;
+            t.problem(format!(
+                "devops {project}: {have} outcomes but only {most} acknowledged"
+            ));
+        }
+        t.learner_in_window_lost += most.saturating_sub(have.max(must));
+    }
+    // Every acknowledged run is known and runs to its end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in runs {
+        loop {
+            match call(c, "workflow_status", json!({"run_id": id})).await {
+                Ok(r) if r["state"] == "completed" => break,
+                Ok(r) if r["state"] == "running" && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(r) => {
+                    t.runs_not_completed += 1;
+                    t.problem(format!("run {id}: {}", r["state"]));
+                    break;
+                }
+                Err(e) => {
+                    t.lost += 1;
+                    t.problem(format!("run {id}: {e}"));
+                    break;
+                }
+            }
+        }
+    }
+    // Each acknowledged put was preceded by its audit decision entry.
+    let mut decisions = 0u64;
+    let mut after: Option<u64> = None;
+    loop {
+        let mut q = json!({"tool": "registry_put", "outcome": "started", "limit": 1000});
+        if let Some(a) = after {
+            q["after"] = json!(a);
+        }
+        match call(c, "audit_query", q).await {
+            Ok(page) => {
+                decisions += page["entries"].as_array().map_or(0, |e| e.len() as u64);
+                t.audit_entries = page["total"].as_u64().unwrap_or(0);
+                match page["next"].as_u64() {
+                    Some(n) => after = Some(n),
+                    None => break,
+                }
+            }
+            Err(e) => {
+                t.problem(format!("audit_query: {e}"));
+                break;
+            }
+        }
+    }
+    t.unaudited = t.acked[0].saturating_sub(decisions);
+}
