@@ -16,9 +16,11 @@
 //! # });
 //! ```
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use ensemble_protocol::codec::{self, CodecError};
@@ -58,7 +60,7 @@ pub enum StoreError {
         detail: String,
     },
     /// A read or write failed (a full disk, an I/O error).
-    #[error("store I/O at {path} failed: {source}")]
+    #[error("store I/O at {path} failed: {}", io_detail(source))]
     Io {
         /// The data directory.
         path: PathBuf,
@@ -83,6 +85,20 @@ pub enum StoreError {
         /// The codec's error.
         source: CodecError,
     },
+}
+
+/// sled's error in words, with what to do about a full disk.
+fn io_detail(e: &sled::Error) -> String {
+    match e {
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            "no space left on the device: free space there, and writes resume by themselves \
+             (what was stored before is intact and still readable)"
+                .to_string()
+        }
+        sled::Error::Io(io) => io.to_string(),
+        sled::Error::Unsupported(why) => why.clone(),
+        e => e.to_string(),
+    }
 }
 
 /// How a store is opened.
@@ -121,8 +137,19 @@ pub struct Store {
 }
 
 struct Inner {
-    db: sled::Db,
+    /// `None` only while the store is reopened (see [`Store::recover`]).
+    db: RwLock<Option<sled::Db>>,
+    /// Every tree handed out, by name: a reopen puts the new database's tree in each.
+    trees: Mutex<HashMap<String, TreeCell>>,
     path: PathBuf,
+    options: StoreOptions,
+    temporary: bool,
+    /// A write or flush failed with an I/O error. sled refuses every write after one (a full
+    /// disk, say) until the database is opened again: the next write reopens it, once there
+    /// is room on the disk (see [`Store::recover`]).
+    failed: AtomicBool,
+    /// When a reopen was last tried.
+    last_recovery: Mutex<Option<std::time::Instant>>,
     /// Flush tickets handed out (one per `flush` call).
     requested: AtomicU64,
     /// The highest ticket a completed flush covers.
@@ -159,7 +186,7 @@ impl Store {
         let started = std::time::Instant::now();
         loop {
             match options.sled().path(&path).open() {
-                Ok(db) => return Ok(Self::with_db(db, path)),
+                Ok(db) => return Ok(Self::with_db(db, path, options, false)),
                 Err(e) => match open_error(&path, e) {
                     StoreError::Locked { .. } if started.elapsed() < LOCK_WAIT => {
                         std::thread::sleep(Duration::from_millis(20));
@@ -184,14 +211,19 @@ impl Store {
             .temporary(true)
             .open()
             .map_err(|e| open_error(&path, e))?;
-        Ok(Self::with_db(db, path))
+        Ok(Self::with_db(db, path, options, true))
     }
 
-    fn with_db(db: sled::Db, path: PathBuf) -> Self {
+    fn with_db(db: sled::Db, path: PathBuf, options: &StoreOptions, temporary: bool) -> Self {
         Self {
             inner: Arc::new(Inner {
-                db,
+                db: RwLock::new(Some(db)),
+                trees: Mutex::new(HashMap::new()),
                 path,
+                options: *options,
+                temporary,
+                failed: AtomicBool::new(false),
+                last_recovery: Mutex::new(None),
                 requested: AtomicU64::new(0),
                 done: watch::Sender::new(0),
                 flushing: tokio::sync::Mutex::new(()),
@@ -208,12 +240,113 @@ impl Store {
 
     /// The tree called `name` (created if absent).
     pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
-        let tree = self.inner.db.open_tree(name).map_err(|e| self.io(e))?;
+        self.recover();
+        let mut trees = self.inner.trees.lock().unwrap_or_else(|p| p.into_inner());
+        let cell = match trees.get(name) {
+            Some(cell) => cell.clone(),
+            None => {
+                let tree = self.db()?.open_tree(name).map_err(|e| self.io(e))?;
+                let cell: TreeCell = Arc::new(RwLock::new(Some(tree)));
+                trees.insert(name.to_string(), cell.clone());
+                cell
+            }
+        };
         Ok(Tree {
-            tree,
+            cell,
             name: name.into(),
             store: self.clone(),
         })
+    }
+
+    /// The database, unless it is being reopened.
+    fn db(&self) -> Result<sled::Db, StoreError> {
+        self.inner
+            .db
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| self.reopening())
+    }
+
+    fn reopening(&self) -> StoreError {
+        StoreError::Io {
+            path: self.inner.path.clone(),
+            source: sled::Error::Unsupported(REOPENING.to_string()),
+        }
+    }
+
+    /// After a failed write, opens the database again so that writes work once the cause is
+    /// gone: sled keeps refusing every write after an I/O error (a full disk) for as long as
+    /// the database stays open. Tried before a write at most once a second, only when the
+    /// disk has room again and no flush is running; writes wait meanwhile, and a read in that
+    /// moment is told to retry. What the reopened store holds is what reached the disk: every
+    /// acknowledged write (each was flushed), none that failed.
+    fn recover(&self) {
+        let inner = &*self.inner;
+        if !inner.failed.load(Ordering::Acquire) || inner.temporary {
+            return;
+        }
+        {
+            let mut last = inner
+                .last_recovery
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < RECOVERY_INTERVAL) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        if !has_room(&inner.path) {
+            return;
+        }
+        // A flush holds the database; try again at the next write.
+        let Ok(_no_flush) = inner.flushing.try_lock() else {
+            return;
+        };
+        let _no_writes = inner.gate.write().unwrap_or_else(|p| p.into_inner());
+        let mut db = inner.db.write().unwrap_or_else(|p| p.into_inner());
+        let trees = inner.trees.lock().unwrap_or_else(|p| p.into_inner());
+        if !inner.failed.load(Ordering::Acquire) {
+            return;
+        }
+        // sled's file lock goes with the last handle on the old database.
+        for cell in trees.values() {
+            *cell.write().unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        *db = None;
+        let started = std::time::Instant::now();
+        let reopened = loop {
+            match inner.options.sled().path(&inner.path).open() {
+                Ok(new) => break Ok(new),
+                Err(e) => match open_error(&inner.path, e) {
+                    StoreError::Locked { .. } if started.elapsed() < LOCK_WAIT => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    e => break Err(e),
+                },
+            }
+        };
+        let new = match reopened {
+            Ok(new) => new,
+            Err(e) => {
+                tracing::error!(path = %inner.path.display(), "reopening the store failed: {e}");
+                return;
+            }
+        };
+        for (name, cell) in trees.iter() {
+            match new.open_tree(name) {
+                Ok(t) => *cell.write().unwrap_or_else(|p| p.into_inner()) = Some(t),
+                Err(e) => {
+                    tracing::error!(tree = %name, "reopening a tree failed: {e}");
+                }
+            }
+        }
+        *db = Some(new);
+        inner.failed.store(false, Ordering::Release);
+        tracing::warn!(
+            path = %inner.path.display(),
+            "the store was reopened after a failed write; writes are accepted again"
+        );
     }
 
     /// The database's size on disk in bytes (`None` for a temporary store, or when sled cannot
@@ -222,7 +355,7 @@ impl Store {
         if self.inner.path.as_os_str() == "<temporary>" {
             return None;
         }
-        self.inner.db.size_on_disk().ok()
+        self.db().ok()?.size_on_disk().ok()
     }
 
     /// Disk flushes done so far (for benchmarks and metrics).
@@ -233,6 +366,7 @@ impl Store {
     /// Makes every write that happened before this call durable. Concurrent callers share
     /// flushes: a flush that starts after a caller's ticket covers it.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        self.recover();
         let inner = &*self.inner;
         let ticket = inner.requested.fetch_add(1, Ordering::AcqRel) + 1;
         let mut done = inner.done.subscribe();
@@ -250,7 +384,14 @@ impl Store {
                 }
                 // Every ticket up to here was taken after its write: one flush covers them all.
                 let target = inner.requested.load(Ordering::Acquire);
-                let db = inner.db.clone();
+                let db = match self.db() {
+                    Ok(db) => db,
+                    Err(e) => {
+                        drop(leader);
+                        inner.done.send_modify(|_| {});
+                        return Err(e);
+                    }
+                };
                 let flushed = tokio::task::spawn_blocking(move || db.flush()).await;
                 inner.flushes.fetch_add(1, Ordering::Relaxed);
                 let result = match flushed {
@@ -279,8 +420,9 @@ impl Store {
     /// Makes every write that happened before this call durable, blocking the calling thread
     /// (for code that cannot await, such as opening an engine's state).
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        self.recover();
         self.inner.flushes.fetch_add(1, Ordering::Relaxed);
-        self.inner.db.flush().map(|_| ()).map_err(|e| self.io(e))
+        self.db()?.flush().map(|_| ()).map_err(|e| self.io(e))
     }
 
     /// Copies the whole store into `target`, a new or empty directory, as one point in time:
@@ -337,8 +479,9 @@ impl Store {
         };
         {
             let _writes_wait = self.inner.gate.write().unwrap_or_else(|p| p.into_inner());
-            for name in self.inner.db.tree_names() {
-                let from = self.inner.db.open_tree(&name).map_err(|e| self.io(e))?;
+            let db = self.db()?;
+            for name in db.tree_names() {
+                let from = db.open_tree(&name).map_err(|e| self.io(e))?;
                 let to = copy
                     .open_tree(&name)
                     .map_err(|e| fail(format!("writing the copy: {e}")))?;
@@ -353,7 +496,7 @@ impl Store {
             }
             copy.flush()
                 .map_err(|e| fail(format!("flushing the copy: {e}")))?;
-            let expected = self.inner.db.checksum().map_err(|e| self.io(e))?;
+            let expected = db.checksum().map_err(|e| self.io(e))?;
             let got = copy
                 .checksum()
                 .map_err(|e| fail(format!("reading the copy back: {e}")))?;
@@ -384,6 +527,9 @@ impl Store {
     }
 
     fn io(&self, e: sled::Error) -> StoreError {
+        if matches!(e, sled::Error::Io(_)) {
+            self.inner.failed.store(true, Ordering::Release);
+        }
         match e {
             sled::Error::Corruption { .. } => StoreError::Corrupt {
                 path: self.inner.path.clone(),
@@ -515,6 +661,42 @@ fn copy_other_files(source: &Path, target: &Path) -> std::io::Result<u64> {
     walk(source, target, true)
 }
 
+/// What a read or write is told while the store is reopened.
+const REOPENING: &str = "the store is being reopened after a failed write; retry";
+
+/// A tree's sled handle, replaced when the store is reopened.
+type TreeCell = Arc<RwLock<Option<sled::Tree>>>;
+
+/// How often a store whose write failed tries to reopen (see [`Store::recover`]).
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Free space below which a failed store does not try to reopen: opening may write, and a
+/// reopen that fails leaves reads failing too until the next one.
+const RECOVERY_ROOM_BYTES: u64 = 8 << 20;
+
+/// Whether the file system holding `path` has room for a reopen.
+#[cfg(target_os = "linux")]
+fn has_room(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return true;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a valid NUL-terminated path and `st` points to writable memory of the
+    // right size; statvfs only writes into it.
+    if unsafe { libc::statvfs(c.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return true;
+    }
+    // SAFETY: statvfs returned 0, so it filled `st`.
+    let st = unsafe { st.assume_init() };
+    (st.f_bavail as u64).saturating_mul(st.f_frsize as u64) >= RECOVERY_ROOM_BYTES
+}
+
+#[cfg(not(target_os = "linux"))]
+fn has_room(_path: &Path) -> bool {
+    true
+}
+
 /// How long [`Store::open`] waits for a locked data directory before reporting it in use.
 pub const LOCK_WAIT: Duration = Duration::from_millis(1000);
 
@@ -533,12 +715,34 @@ impl Batch {
 /// One engine's tree of typed records.
 #[derive(Clone, Debug)]
 pub struct Tree {
-    tree: sled::Tree,
+    cell: TreeCell,
     name: String,
     store: Store,
 }
 
 impl Tree {
+    /// The sled tree, unless the store is being reopened.
+    fn sled(&self) -> Result<sled::Tree, StoreError> {
+        self.cell
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(|| self.store.reopening())
+    }
+
+    /// Raw records from `read` of the sled tree; while the store is reopened, one error.
+    fn records(
+        &self,
+        read: impl FnOnce(sled::Tree) -> sled::Iter,
+    ) -> Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + Send> {
+        match self.sled() {
+            Ok(t) => Box::new(read(t)),
+            Err(_) => Box::new(std::iter::once(Err(sled::Error::Unsupported(
+                REOPENING.to_string(),
+            )))),
+        }
+    }
+
     /// The tree's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -551,7 +755,7 @@ impl Tree {
 
     /// Reads and decodes the record at `key`.
     pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.tree.get(key).map_err(|e| self.store.io(e))? {
+        match self.sled()?.get(key).map_err(|e| self.store.io(e))? {
             Some(bytes) => self.decode(key, &bytes).map(Some),
             None => Ok(None),
         }
@@ -559,14 +763,15 @@ impl Tree {
 
     /// Whether a record exists at `key`.
     pub fn contains(&self, key: &[u8]) -> Result<bool, StoreError> {
-        self.tree.contains_key(key).map_err(|e| self.store.io(e))
+        self.sled()?.contains_key(key).map_err(|e| self.store.io(e))
     }
 
     /// Encodes and writes `value` at `key` (durable after [`Store::flush`]).
     pub fn insert<T: Serialize + ?Sized>(&self, key: &[u8], value: &T) -> Result<(), StoreError> {
         let bytes = codec::encode(value).map_err(|source| self.codec_error(key, source))?;
+        self.store.recover();
         let _permit = self.store.write_permit();
-        self.tree
+        self.sled()?
             .insert(key, bytes)
             .map(drop)
             .map_err(|e| self.store.io(e))
@@ -580,9 +785,10 @@ impl Tree {
         value: &T,
     ) -> Result<Option<T>, StoreError> {
         let bytes = codec::encode(value).map_err(|source| self.codec_error(key, source))?;
+        self.store.recover();
         let _permit = self.store.write_permit();
         match self
-            .tree
+            .sled()?
             .compare_and_swap(key, None::<&[u8]>, Some(bytes))
             .map_err(|e| self.store.io(e))?
         {
@@ -596,8 +802,9 @@ impl Tree {
 
     /// Removes the record at `key`; true if there was one.
     pub fn remove(&self, key: &[u8]) -> Result<bool, StoreError> {
+        self.store.recover();
         let _permit = self.store.write_permit();
-        self.tree
+        self.sled()?
             .remove(key)
             .map(|old| old.is_some())
             .map_err(|e| self.store.io(e))
@@ -609,16 +816,17 @@ impl Tree {
         prefix: &[u8],
         after: Option<&[u8]>,
     ) -> impl Iterator<Item = Result<(Vec<u8>, T), StoreError>> + '_ {
-        let iter = match after {
+        let start = match after {
             Some(after) => {
                 let mut start = after.to_vec();
                 start.push(0);
-                self.tree.range(start..)
+                start
             }
-            None => self.tree.range(prefix.to_vec()..),
+            None => prefix.to_vec(),
         };
         let prefix = prefix.to_vec();
-        iter.take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
+        self.records(|t| t.range(start..))
+            .take_while(move |r| r.as_ref().map_or(true, |(k, _)| k.starts_with(&prefix)))
             .map(move |r| {
                 let (k, v) = r.map_err(|e| self.store.io(e))?;
                 let value = self.decode(&k, &v)?;
@@ -628,12 +836,12 @@ impl Tree {
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.tree.len()
+        self.sled().map_or(0, |t| t.len())
     }
 
     /// True when the tree holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
+        self.sled().map_or(true, |t| t.is_empty())
     }
 
     fn decode<T: DeserializeOwned>(&self, key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
@@ -664,15 +872,18 @@ impl Tree {
     /// Writes `batch` as one atomic change: after a crash either all of it is there or none
     /// (durable after [`Store::flush`]).
     pub fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        self.store.recover();
         let _permit = self.store.write_permit();
-        self.tree.apply_batch(batch.0).map_err(|e| self.store.io(e))
+        self.sled()?
+            .apply_batch(batch.0)
+            .map_err(|e| self.store.io(e))
     }
 
     /// Every record, decoded, in key order.
     pub fn iter<T: DeserializeOwned>(
         &self,
     ) -> impl Iterator<Item = Result<(Vec<u8>, T), StoreError>> + '_ {
-        self.tree.iter().map(move |r| {
+        self.records(|t| t.iter()).map(move |r| {
             let (k, v) = r.map_err(|e| self.store.io(e))?;
             let value = self.decode(&k, &v)?;
             Ok((k.to_vec(), value))
@@ -682,7 +893,7 @@ impl Tree {
     /// Reads raw bytes, bypassing the codec (tests use it to damage records in place).
     #[doc(hidden)]
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.tree
+        self.sled()?
             .get(key)
             .map(|v| v.map(|v| v.to_vec()))
             .map_err(|e| self.store.io(e))
@@ -691,8 +902,9 @@ impl Tree {
     /// Writes raw bytes, bypassing the codec (tests use it to plant damaged records).
     #[doc(hidden)]
     pub fn insert_raw(&self, key: &[u8], bytes: &[u8]) -> Result<(), StoreError> {
+        self.store.recover();
         let _permit = self.store.write_permit();
-        self.tree
+        self.sled()?
             .insert(key, bytes)
             .map(drop)
             .map_err(|e| self.store.io(e))

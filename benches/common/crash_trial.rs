@@ -331,7 +331,11 @@ async fn write(c: &Client, engine: usize, w: usize, i: u64, pad: &str) -> Result
                        "features": {"la": i % 50, "nf": 1 + i % 5}}),
             )
             .await?;
-            let outcome = if i.is_multiple_of(4) { "failure" } else { "success" };
+            let outcome = if i.is_multiple_of(4) {
+                "failure"
+            } else {
+                "success"
+            };
             let r = call(
                 c,
                 "devops_report_outcome",
