@@ -47,9 +47,9 @@ fn main() -> anyhow::Result<()> {
     println!(
         "| trial | killed after | acked registry / workflows / promotion / retrieval / devops \
          | lost | corrupt | runs not completed | unaudited | audit verify | restart | devops \
-         outcomes lost within the flush bound |"
+         outcomes lost within the bound | devops loss window |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut all: Vec<Trial> = Vec::new();
     for n in 1..=trials {
         let dir = tempfile::tempdir()?;
@@ -57,7 +57,7 @@ fn main() -> anyhow::Result<()> {
         let t = rt.block_on(trial(dir.path(), kill_after));
         let a = t.acked;
         println!(
-            "| {n} | {} ms | {} / {} / {} / {} / {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {n} | {} ms | {} / {} / {} / {} / {} | {} | {} | {} | {} | {} | {} | {} | {} ms |",
             t.killed_after.as_millis(),
             a[0],
             a[1],
@@ -75,6 +75,7 @@ fn main() -> anyhow::Result<()> {
                 "FAILED".to_string()
             },
             t.learner_in_window_lost,
+            t.learner_window.as_millis(),
         );
         for p in &t.problems {
             println!("  problem: {p}");
@@ -89,7 +90,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "\n{} trials: {} acknowledged writes; lost {}, corrupt {}, runs not completed {}, \
          unaudited puts {}; audit intact in {}, restarted in {}, controls caught in {}; restart \
-         time max {} ms",
+         time max {} ms; devops loss window max {} ms (bound {} ms)",
         all.len(),
         acked,
         sum(&|t| t.lost),
@@ -103,6 +104,11 @@ fn main() -> anyhow::Result<()> {
             .map(|t| t.restart_time.as_millis())
             .max()
             .unwrap_or(0),
+        all.iter()
+            .map(|t| t.learner_window.as_millis())
+            .max()
+            .unwrap_or(0),
+        crash_trial::LEARNER_BOUND.as_millis(),
     );
     Ok(())
 }

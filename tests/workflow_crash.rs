@@ -194,3 +194,47 @@ async fn tasks_over_mcp_submit_wait_and_report() {
     assert_eq!(stats["cancelled"], 1);
     s.client.cancel().await.unwrap();
 }
+
+/// Many runs in flight at the kill (found by `benches/crash.rs`: some of 68 resumed runs never
+/// finished): every one resumes and completes, each step's dependents released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_runs_killed_in_flight_all_resume_and_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let (data, log) = paths(&dir);
+    let runs: Vec<String> = {
+        let s = start(&data, &log).await;
+        let mut ids = Vec::new();
+        for i in 0..120 {
+            let steps = json!([
+                {"id": "a", "tool": "debug_sleep", "arguments": {"ms": 300, "label": format!("a{i}")}},
+                {"id": "b", "tool": "debug_sleep", "depends_on": ["a"],
+                 "arguments": {"ms": 5, "label": format!("b{i}")}},
+                {"id": "c", "tool": "debug_sleep", "depends_on": ["b"],
+                 "arguments": {"ms": 5, "label": format!("c{i}")}}
+            ]);
+            let run = call(&s, "workflow_run", json!({"definition": {"steps": steps}})).await;
+            ids.push(run["run_id"].as_str().unwrap().to_string());
+        }
+        let status = std::process::Command::new("kill")
+            .args(["-9", &s.pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = s.client.cancel().await;
+        ids
+    };
+    let s = start(&data, &log).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &runs {
+        loop {
+            let info = call(&s, "workflow_status", json!({"run_id": id})).await;
+            if info["state"] == "completed" {
+                break;
+            }
+            assert_eq!(info["state"], "running", "{info}");
+            assert!(Instant::now() < deadline, "run {id} did not finish: {info}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    s.client.cancel().await.unwrap();
+}

@@ -689,7 +689,10 @@ fn has_room(path: &Path) -> bool {
     }
     // SAFETY: statvfs returned 0, so it filled `st`.
     let st = unsafe { st.assume_init() };
-    (st.f_bavail as u64).saturating_mul(st.f_frsize as u64) >= RECOVERY_ROOM_BYTES
+    // Both are 64-bit here, 32-bit on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    let (blocks, size) = (st.f_bavail as u64, st.f_frsize as u64);
+    blocks.saturating_mul(size) >= RECOVERY_ROOM_BYTES
 }
 
 #[cfg(not(target_os = "linux"))]

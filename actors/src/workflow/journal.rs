@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::store::StoreError;
 
 use super::msg::{Event, Internal, WorkflowMsg};
-use super::run::{Run, RunRecord, StepRecord, skip_dependents};
+use super::run::{Run, RunRecord, StepRecord, fail_waiters, skip_dependents};
 use super::state::{AfterFlush, WorkflowState};
 
 pub(super) fn run_key(id: &str) -> Vec<u8> {
@@ -44,7 +44,9 @@ impl WorkflowState {
     }
 
     pub(super) fn start_flush(&mut self, myself: &ActorRef<WorkflowMsg>) {
-        if self.pending.is_empty() {
+        // One flush at a time: a second would replace the batch of the one in flight, whose
+        // runs would then wait forever (what ended a batch may start the next flush itself).
+        if self.pending.is_empty() || self.flushing.is_some() {
             return;
         }
         self.flushing = Some(std::mem::take(&mut self.pending));
@@ -68,13 +70,24 @@ impl WorkflowState {
         }
         for what in batch {
             match (what, &result) {
-                (AfterFlush::Start(id), Ok(())) => self.schedule_initial(&id, myself),
+                (AfterFlush::Start(id), Ok(())) => {
+                    self.accept(&id);
+                    self.schedule_initial(&id, myself);
+                }
                 (AfterFlush::Dispatch(id, step), Ok(())) => self.submit(&id, step, myself),
                 (AfterFlush::Release(id, step), Ok(())) => self.release(&id, step, myself),
                 (AfterFlush::Finish(id), _) => self.answer(&id),
-                (AfterFlush::Start(id), Err(e))
-                | (AfterFlush::Dispatch(id, _), Err(e))
-                | (AfterFlush::Release(id, _), Err(e)) => {
+                (AfterFlush::Start(id), Err(e)) => {
+                    if let Some(run) = self.runs.get_mut(&id) {
+                        fail_waiters(
+                            run,
+                            RunError::Store(format!("the run could not be made durable: {e}")),
+                        );
+                    }
+                    self.abort(&id, format!("the journal could not be made durable: {e}"));
+                    self.answer(&id);
+                }
+                (AfterFlush::Dispatch(id, _), Err(e)) | (AfterFlush::Release(id, _), Err(e)) => {
                     self.abort(&id, format!("the journal could not be made durable: {e}"));
                     self.answer(&id);
                 }
@@ -148,6 +161,15 @@ impl WorkflowState {
             }
         }
         Ok(run)
+    }
+
+    /// Answers the caller of a run that does not wait: it is on disk now.
+    fn accept(&mut self, id: &Arc<str>) {
+        if let Some(run) = self.runs.get_mut(id)
+            && let Some(reply) = run.accepted.take()
+        {
+            let _ = reply.send(Ok(run.info()));
+        }
     }
 
     /// After a restart: runs that were running go on from their journal.

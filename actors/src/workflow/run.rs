@@ -66,6 +66,8 @@ pub(super) struct Run {
     pub(super) ended: usize,
     pub(super) cancel: CancellationToken,
     pub(super) waiters: Vec<Reply<RunInfo>>,
+    /// The caller of a run that does not wait, answered once the run is on disk.
+    pub(super) accepted: Option<Reply<RunInfo>>,
     pub(super) watchers: Vec<RunListener>,
     /// Who submitted it: its steps run with that identity's rights.
     pub(super) submitter: Option<ensemble_protocol::principal::Principal>,
@@ -188,7 +190,7 @@ pub(super) fn notify_watchers(run: &mut Run, step: usize) {
 }
 
 pub(super) fn fail_waiters(run: &mut Run, e: RunError) {
-    for w in run.waiters.drain(..) {
+    for w in run.waiters.drain(..).chain(run.accepted.take()) {
         let _ = w.send(Err(e.clone()));
     }
 }

@@ -91,6 +91,7 @@ impl WorkflowState {
             ended: 0,
             cancel: CancellationToken::new(),
             waiters: Vec::new(),
+            accepted: None,
             watchers: Vec::new(),
             submitter: None,
         }
@@ -162,13 +163,17 @@ impl WorkflowState {
         let mut run = self.build_run(id.clone(), def, params, template, max_parallel, unix_ms());
         run.submitter = req.submitter;
         run.watchers.extend(listener);
+        let durable = self.config.durable;
         if req.wait {
             run.waiters.push(reply);
+        } else if durable {
+            // Answered `running` once the run is on disk (see `accept`).
+            run.accepted = Some(reply);
         } else {
             let _ = reply.send(Ok(run.info()));
         }
         self.metrics.active.increment(1.0);
-        if self.config.durable {
+        if durable {
             // Accepted only once durable: a run answered `running` survives a crash (with whom
             // it acts for: its steps are governed as its submitter's after a resume too).
             let journalled = match &run.submitter {
@@ -178,6 +183,7 @@ impl WorkflowState {
             .and_then(|()| self.journal.insert(&run_key(&id), &run.record()));
             if let Err(e) = journalled {
                 fail_waiters(&mut run, store_err(e));
+                self.metrics.active.decrement(1.0);
                 return;
             }
             self.runs.insert(id.clone(), run);
