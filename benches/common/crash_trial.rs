@@ -18,19 +18,19 @@
 //!
 //! A write that was in flight at the kill may or may not be there; both are fine.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rmcp::ServiceExt;
-use rmcp::model::{CallToolRequestParams, object};
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+#[path = "child.rs"]
+mod child;
+
+pub use child::Rng;
+use child::{Client, Server, call, connect};
 
 const KEY: &str = "ens-crash-trial-5f1d";
 /// The devops learner's flush interval in these trials.
@@ -41,10 +41,6 @@ const FLUSH_MS: u64 = 200;
 pub const LEARNER_BOUND: Duration = Duration::from_millis(FLUSH_MS + 2_000);
 /// Sessions per engine.
 const WRITERS: usize = 2;
-/// No call here has a reason to take longer; one that does counts as hung.
-const CALL_DEADLINE: Duration = Duration::from_secs(15);
-
-type Client = RunningService<RoleClient, ()>;
 
 /// What one trial found.
 #[derive(Debug, Default, Clone)]
@@ -138,122 +134,6 @@ flush_interval_ms = {FLUSH_MS}
         );
         std::fs::write(&l.config, config).expect("write the configuration");
         l
-    }
-}
-
-/// `ensemble serve --http 127.0.0.1:0` on the trial's data directory.
-struct Server {
-    child: Child,
-    url: String,
-    /// Its warnings and errors, for the report.
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    fn start(l: &Layout) -> Result<Self, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble"))
-            .args(["serve", "--http", "127.0.0.1:0", "--config"])
-            .arg(&l.config)
-            .arg("--data-dir")
-            .arg(&l.data)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("spawn ensemble: {e}"))?;
-        let mut lines = BufReader::new(child.stderr.take().ok_or("no stderr")?);
-        let mut line = String::new();
-        let mut seen = String::new();
-        let url = loop {
-            line.clear();
-            match lines.read_line(&mut line) {
-                Ok(0) | Err(_) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(format!("ensemble exited before listening:\n{seen}"));
-                }
-                Ok(_) => {}
-            }
-            if let Some(rest) = line.trim().strip_prefix("ensemble: listening on ") {
-                break rest.to_string();
-            }
-            seen.push_str(&line);
-        };
-        let log: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(
-            seen.lines()
-                .filter(|l| notable(l))
-                .map(String::from)
-                .collect(),
-        ));
-        let kept = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.lines().map_while(Result::ok) {
-                if notable(&line) {
-                    kept.lock().expect("log").push(line);
-                }
-            }
-        });
-        Ok(Self { child, url, log })
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A server log line worth keeping for the report.
-fn notable(line: &str) -> bool {
-    line.contains("WARN") || line.contains("ERROR") || line.contains("resuming")
-}
-
-async fn connect(url: &str) -> Result<Client, String> {
-    let transport = StreamableHttpClientTransport::from_config(
-        StreamableHttpClientTransportConfig::with_uri(url.to_string()).auth_header(KEY),
-    );
-    ().serve(transport).await.map_err(|e| e.to_string())
-}
-
-/// A tool call: its structured result, or why not (a tool error, a transport error, the
-/// deadline).
-async fn call(c: &Client, tool: &str, args: Value) -> Result<Value, String> {
-    let req = CallToolRequestParams::new(tool.to_string()).with_arguments(object(args));
-    match tokio::time::timeout(CALL_DEADLINE, c.call_tool(req)).await {
-        Err(_) => Err(format!("{tool}: no answer in {CALL_DEADLINE:?}")),
-        Ok(Err(e)) => Err(format!("{tool}: {e}")),
-        Ok(Ok(r)) if r.is_error == Some(true) => Err(format!("{tool}: {:?}", r.content)),
-        Ok(Ok(r)) => r
-            .structured_content
-            .ok_or_else(|| format!("{tool}: no structured result")),
-    }
-}
-
-/// A small deterministic generator (xorshift), so a trial's timing can be replayed.
-pub struct Rng(u64);
-
-impl Rng {
-    /// Seeded; 0 is replaced.
-    pub fn new(seed: u64) -> Self {
-        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next number.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A number in `lo..hi`.
-    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo).max(1)
     }
 }
 
@@ -387,7 +267,7 @@ pub async fn trial(dir: &Path, kill_after: Duration) -> Trial {
         killed_after: kill_after,
         ..Trial::default()
     };
-    let mut server = match Server::start(&l) {
+    let mut server = match Server::start(&l.config, &l.data, &[]) {
         Ok(s) => s,
         Err(e) => {
             t.problem(format!("first start: {e}"));
@@ -395,7 +275,7 @@ pub async fn trial(dir: &Path, kill_after: Duration) -> Trial {
         }
     };
     let setup = async {
-        let c = connect(&server.url).await?;
+        let c = connect(&server.url, Some(KEY)).await?;
         call(&c, "rag_create_collection", json!({"name": COLLECTION})).await?;
         Ok::<_, String>(c)
     };
@@ -415,7 +295,7 @@ pub async fn trial(dir: &Path, kill_after: Duration) -> Trial {
             let url = server.url.clone();
             let log = log.clone();
             writers.push(tokio::spawn(async move {
-                let Ok(c) = connect(&url).await else {
+                let Ok(c) = connect(&url, Some(KEY)).await else {
                     return;
                 };
                 let pad = "x".repeat(64 + 97 * w);
@@ -467,7 +347,7 @@ pub async fn trial(dir: &Path, kill_after: Duration) -> Trial {
     }
 
     let begun = Instant::now();
-    let server = match Server::start(&l) {
+    let server = match Server::start(&l.config, &l.data, &[]) {
         Ok(s) => s,
         Err(e) => {
             t.problem(format!("restart: {e}"));
@@ -476,7 +356,7 @@ pub async fn trial(dir: &Path, kill_after: Duration) -> Trial {
     };
     t.restart_time = begun.elapsed();
     t.restarted = true;
-    let c = match connect(&server.url).await {
+    let c = match connect(&server.url, Some(KEY)).await {
         Ok(c) => c,
         Err(e) => {
             t.problem(format!("session after restart: {e}"));
