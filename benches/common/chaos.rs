@@ -371,8 +371,20 @@ pub async fn load(server: &Server, rate: u32, duration: Duration, fault: f64, se
 
 /// Every acknowledged put reads back; every acknowledged run completes.
 async fn verify(c: &Client, puts: &[(String, String, u64)], runs: &[String], phase: &mut Phase) {
+    // The registry may still be restarting, or its breakers open, after the faults: a refusal
+    // ("retry in …") is waited out, up to a minute in all.
+    let patience = Instant::now() + Duration::from_secs(60);
     for (name, version, i) in puts {
-        match call(c, "registry_get", json!({"name": name, "version": version})).await {
+        let got = loop {
+            let got = call(c, "registry_get", json!({"name": name, "version": version})).await;
+            match &got {
+                Err(e) if e.contains("retry in") && Instant::now() < patience => {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                _ => break got,
+            }
+        };
+        match got {
             Ok(r) if r["content"]["n"] == *i => {}
             other => {
                 phase.lost_puts += 1;
