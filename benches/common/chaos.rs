@@ -350,7 +350,6 @@ pub async fn load(server: &Server, rate: u32, duration: Duration, fault: f64, se
     }
     let sending = started.elapsed();
     while tasks.join_next().await.is_some() {}
-    let restarts_after = restarts(server).await;
     let Shared {
         mut phase,
         puts,
@@ -358,14 +357,23 @@ pub async fn load(server: &Server, rate: u32, duration: Duration, fault: f64, se
     } = std::mem::take(&mut *shared.lock().expect("tally"));
     phase.sent = n;
     phase.sending = sending;
-    phase.restarts = restarts_after - restarts_before;
-    phase.panics = panics(server) - panics_before;
+
     phase.acked_puts = puts.len() as u64;
     phase.acked_runs = runs.len() as u64;
-    let Some(c) = sessions.first() else {
-        return phase;
-    };
-    verify(c, &puts, &runs, &mut phase).await;
+    if let Some(c) = sessions.first() {
+        verify(c, &puts, &runs, &mut phase).await;
+    }
+    // The last panic's restart may still be waiting out its backoff: counted once it is done
+    // (or after ten seconds).
+    let settle = Instant::now() + Duration::from_secs(10);
+    loop {
+        phase.panics = panics(server) - panics_before;
+        phase.restarts = restarts(server).await - restarts_before;
+        if phase.restarts >= phase.panics as f64 || Instant::now() > settle {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     phase
 }
 
