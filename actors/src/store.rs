@@ -91,8 +91,8 @@ pub enum StoreError {
 fn io_detail(e: &sled::Error) -> String {
     match e {
         sled::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
-            "no space left on the device: free space there, and writes resume by themselves \
-             (what was stored before is intact and still readable)"
+            "No space left on device: free space there, and writes resume by themselves (what \
+             was stored before is intact and still readable)"
                 .to_string()
         }
         sled::Error::Io(io) => io.to_string(),
