@@ -39,6 +39,15 @@ async fn call(s: &Server, tool: &str, args: Value) -> Value {
     r.structured_content.expect("structured result")
 }
 
+/// SIGKILL to the server.
+fn kill9(pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// The data dir and the test log inside `dir`.
 fn paths(dir: &tempfile::TempDir) -> (String, String) {
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
@@ -96,11 +105,7 @@ async fn a_run_killed_mid_way_resumes_without_rerunning_finished_steps() {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let status = std::process::Command::new("kill")
-            .args(["-9", &s.pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        kill9(s.pid);
         let _ = s.client.cancel().await;
         run_id
     };
@@ -215,11 +220,7 @@ async fn many_runs_killed_in_flight_all_resume_and_complete() {
             let run = call(&s, "workflow_run", json!({"definition": {"steps": steps}})).await;
             ids.push(run["run_id"].as_str().unwrap().to_string());
         }
-        let status = std::process::Command::new("kill")
-            .args(["-9", &s.pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        kill9(s.pid);
         let _ = s.client.cancel().await;
         ids
     };

@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 mod child;
 
 pub use child::Server;
-use child::{CallError, Client, Rng, call, call_within, connect};
+use child::{CallError, Client, Rng, call, call_within, connect, wait_for_run};
 
 /// A call with no answer by its route's deadline (30 s) plus a second is hung.
 pub const HUNG_AFTER: Duration = Duration::from_secs(31);
@@ -404,18 +404,12 @@ async fn verify(c: &Client, puts: &[(String, String, u64)], runs: &[String], pha
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     for id in runs {
-        loop {
-            match call(c, "workflow_status", json!({"run_id": id})).await {
-                Ok(r) if r["state"] == "completed" => break,
-                Ok(r) if r["state"] == "running" && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                other => {
-                    phase.runs_not_completed += 1;
-                    if phase.problems.len() < 10 {
-                        phase.problems.push(format!("run {id}: {other:?}"));
-                    }
-                    break;
+        match wait_for_run(c, id, deadline).await {
+            Ok(r) if r["state"] == "completed" => {}
+            other => {
+                phase.runs_not_completed += 1;
+                if phase.problems.len() < 10 {
+                    phase.problems.push(format!("run {id}: {other:?}"));
                 }
             }
         }

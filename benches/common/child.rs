@@ -173,6 +173,22 @@ pub async fn call_within(
     }
 }
 
+/// Polls workflow run `id` until it is no longer running or `deadline` passes; its last
+/// status, or why it could not be read.
+pub async fn wait_for_run(
+    c: &Client,
+    id: &str,
+    deadline: std::time::Instant,
+) -> Result<Value, String> {
+    loop {
+        let r = call(c, "workflow_status", serde_json::json!({"run_id": id})).await?;
+        if r["state"] != "running" || std::time::Instant::now() >= deadline {
+            return Ok(r);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A small deterministic generator (xorshift), so a run's choices can be replayed.
 pub struct Rng(u64);
 

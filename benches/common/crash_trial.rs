@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 mod child;
 
 pub use child::Rng;
-use child::{Client, Server, call, connect};
+use child::{Client, Server, call, connect, wait_for_run};
 
 const KEY: &str = "ens-crash-trial-5f1d";
 /// The devops learner's flush interval in these trials.
@@ -493,22 +493,15 @@ async fn check(c: &Client, acked: &[Acked], killed: Instant, t: &mut Trial) {
     // Every acknowledged run is known and runs to its end.
     let deadline = Instant::now() + Duration::from_secs(30);
     for id in runs {
-        loop {
-            match call(c, "workflow_status", json!({"run_id": id})).await {
-                Ok(r) if r["state"] == "completed" => break,
-                Ok(r) if r["state"] == "running" && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                Ok(r) => {
-                    t.runs_not_completed += 1;
-                    t.problem(format!("run {id}: {r}"));
-                    break;
-                }
-                Err(e) => {
-                    t.lost += 1;
-                    t.problem(format!("run {id}: {e}"));
-                    break;
-                }
+        match wait_for_run(c, id, deadline).await {
+            Ok(r) if r["state"] == "completed" => {}
+            Ok(r) => {
+                t.runs_not_completed += 1;
+                t.problem(format!("run {id}: {r}"));
+            }
+            Err(e) => {
+                t.lost += 1;
+                t.problem(format!("run {id}: {e}"));
             }
         }
     }
