@@ -147,6 +147,7 @@ async fn validation_reports_every_problem_and_a_bad_run_is_refused() {
             Problem::UnknownReference { .. } => "reference",
             Problem::Cycle { .. } => "cycle",
             Problem::InvalidId { .. } => "id",
+            Problem::TooManySteps { .. } => "size",
         })
         .collect();
     for k in ["duplicate", "tool", "dependency", "reference", "cycle"] {

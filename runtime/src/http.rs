@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
@@ -33,9 +32,6 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a shutdown waits, once every call has been answered, before it cuts the MCP
 /// streams: the answers are still being written.
 pub const ANSWER_GRACE: Duration = Duration::from_millis(200);
-
-/// Largest request body accepted at `/mcp`.
-pub const MAX_BODY_BYTES: usize = 4 << 20;
 
 /// What `/health` and `/ready` read. axum clones a router's state for every request, `/mcp`'s
 /// included: behind an `Arc` that is one reference count, not a copy of every engine's slot.
@@ -75,6 +71,7 @@ pub fn app_with_auth(
         hosts.push(opts.addr.ip().to_string());
     }
     let lane = crate::mcp::FastLane::new(&hosts);
+    let limits = runtime.limits().clone();
     let shutdown_for_dashboard = shutdown.clone();
     let config = StreamableHttpServerConfig::default()
         .with_cancellation_token(shutdown)
@@ -82,7 +79,7 @@ pub fn app_with_auth(
         .with_allowed_origins(origins)
         .enforce_origin_validation()
         .with_json_response(true)
-        .with_max_request_body_bytes(MAX_BODY_BYTES);
+        .with_max_request_body_bytes(limits.max_body_bytes);
     let governance = runtime.governance().clone();
     // Without authentication a caller is anonymous; with it, a request that somehow reached
     // the handler unauthenticated is nobody.
@@ -98,10 +95,13 @@ pub fn app_with_auth(
     // One shared service: axum clones a route's handler for every request, and rmcp's own
     // `Service::call` clones the whole service again (its configuration with the allowed hosts
     // and origins); behind an `Arc` a request costs a reference count instead.
-    let sessions = Arc::new(crate::mcp::sessions::FastSessions::new(fast.clone()));
+    let sessions = Arc::new(crate::mcp::sessions::FastSessions::new(
+        fast.clone(),
+        &limits,
+    ));
     let mcp = Arc::new(StreamableHttpService::new(
         move || Ok(service.for_new_session()),
-        sessions,
+        sessions.clone(),
         config,
     ));
     let prm = auth.as_ref().map(HttpAuth::routes);
@@ -114,7 +114,7 @@ pub fn app_with_auth(
     let governance = runtime.governance().clone();
     let endpoint = move |mut req: axum::extract::Request| {
         let (mcp, fast, lane, auth) = (mcp.clone(), fast.clone(), lane.clone(), auth.clone());
-        let governance = governance.clone();
+        let (governance, limits, sessions) = (governance.clone(), limits.clone(), sessions.clone());
         async move {
             if req.method() != axum::http::Method::POST {
                 if let Some(auth) = &auth {
@@ -130,10 +130,20 @@ pub fn app_with_auth(
                 }
                 return mcp.handle(req).await.map(axum::body::Body::new);
             }
-            let (mut parts, body) = match read_body(req).await {
+            let (mut parts, body) = match read_body(req, &limits).await {
                 Ok(read) => read,
                 Err(refused) => return refused,
             };
+            // Before anything parses it (see `limits`).
+            if let Err(e) = crate::limits::scan(&body, &limits) {
+                return over_limit(&body, &e);
+            }
+            if !parts.headers.contains_key("mcp-session-id")
+                && sessions.is_full()
+                && crate::governance::http::method_of(&body).as_deref() == Some("initialize")
+            {
+                return too_many_sessions(&body, limits.max_sessions);
+            }
             let who = match &auth {
                 Some(auth) => match admit(auth, &governance, &mut parts, &body).await {
                     Ok(who) => Some(who),
@@ -244,14 +254,87 @@ async fn admit(
     Ok(who)
 }
 
+/// A JSON-RPC error answering the request in `body` (by its id, when it can be read): with
+/// an id, 200 as any JSON-RPC error (the client shows the message to whoever called);
+/// without, `unread`.
+fn refusal(
+    body: &[u8],
+    code: rmcp::model::ErrorCode,
+    message: String,
+    unread: StatusCode,
+) -> axum::response::Response {
+    let id = crate::governance::http::probe(body).id;
+    let status = if id.is_some() { StatusCode::OK } else { unread };
+    let answer = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.unwrap_or(serde_json::Value::Null),
+        "error": { "code": code.0, "message": message },
+    });
+    (status, axum::Json(answer)).into_response()
+}
+
+/// A request over one of the message limits, refused before it is parsed.
+fn over_limit(body: &[u8], e: &crate::limits::Exceeded) -> axum::response::Response {
+    refusal(
+        body,
+        rmcp::model::ErrorCode::INVALID_REQUEST,
+        e.to_string(),
+        StatusCode::BAD_REQUEST,
+    )
+}
+
+/// An `initialize` while the sessions are at their limit: 503, to try again later.
+fn too_many_sessions(body: &[u8], max: usize) -> axum::response::Response {
+    let mut response = refusal(
+        body,
+        rmcp::model::ErrorCode::INTERNAL_ERROR,
+        format!(
+            "the server has {max} sessions open, its limit (server.limits.max_sessions): try \
+             again once one closes or expires, or use the stateless protocol (2026-07-28), \
+             which needs no session"
+        ),
+        StatusCode::SERVICE_UNAVAILABLE,
+    );
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("5"),
+    );
+    response
+}
+
 /// Reads an MCP request's body, with lone surrogate escapes in its JSON repaired
 /// ([`crate::surrogates`]) so that the request reaches its tool and is answered rather than
-/// refused whole as unparsable; a body over [`MAX_BODY_BYTES`] is refused with 413.
+/// refused whole as unparsable; a body over [`Limits::max_body_bytes`] is refused with 413, one
+/// not sent whole within [`Limits::body_read_timeout`] with 408.
+///
+/// [`Limits::max_body_bytes`]: crate::limits::Limits::max_body_bytes
+/// [`Limits::body_read_timeout`]: crate::limits::Limits::body_read_timeout
 async fn read_body(
     req: axum::extract::Request,
+    limits: &crate::limits::Limits,
 ) -> Result<(axum::http::request::Parts, axum::body::Bytes), axum::response::Response> {
     let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let max = limits.max_body_bytes;
+    let read = tokio::time::timeout(limits.body_read_timeout, axum::body::to_bytes(body, max));
+    let Ok(read) = read.await else {
+        let mut refused = (
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} ms \
+                 (server.limits.body_read_timeout_ms)\n",
+                limits.body_read_timeout.as_millis()
+            ),
+        )
+            .into_response();
+        // What is left of the body is not read: the connection cannot carry another request.
+        refused.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        return Err(refused);
+    };
+    let bytes = match read {
         Ok(b) => b,
         Err(e) => {
             let too_large = std::error::Error::source(&e)
@@ -259,7 +342,9 @@ async fn read_body(
             return Err(if too_large {
                 (
                     StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the request body is over {MAX_BODY_BYTES} bytes\n"),
+                    format!(
+                        "the request body is over {max} bytes (server.limits.max_body_bytes)\n"
+                    ),
                 )
                     .into_response()
             } else {
@@ -362,19 +447,10 @@ pub async fn serve(
     let app = app_with_auth(runtime, &opts, sessions.clone(), auth);
     tracing::info!(addr = %local, "serving MCP over Streamable HTTP at /mcp");
     eprintln!("ensemble: listening on http://{local}/mcp");
-    // Without TCP_NODELAY every SSE reply waits ~40 ms on Nagle's algorithm.
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
     let drain = sessions.clone();
     let router = runtime.router().clone();
     let gone = runtime.gone_token();
-    // The peer address is what the admin endpoints check (loopback callers only).
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let stop = async move {
         tokio::select! {
             _ = shutdown => {}
             _ = gone.cancelled() => {}
@@ -396,7 +472,72 @@ pub async fn serve(
         // last answers reach their clients.
         tokio::time::sleep(ANSWER_GRACE).await;
         drain.cancel();
-    })
-    .await
-    .map_err(|e| RuntimeError::Transport(e.to_string()))
+    };
+    serve_connections(listener, app, runtime.limits().header_read_timeout, stop).await;
+    Ok(())
+}
+
+/// Accepts connections on `listener` and serves `app` on each (HTTP/1.1), until `stop`
+/// completes; then stops accepting, lets each connection finish the request it is serving,
+/// and returns once all are closed.
+///
+/// A client gets `header_timeout` to send each request's header, the first and every next
+/// one on a kept-alive connection: a connection that sends no complete header within it is
+/// closed, so a client that trickles bytes (or sends none) cannot hold connections for ever.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let connections = tokio_util::task::TaskTracker::new();
+    let closing = CancellationToken::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of file descriptors, say: accepting again at once would spin.
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept a connection; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        // Without TCP_NODELAY every SSE reply waits ~40 ms on Nagle's algorithm.
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        // The peer address is what the admin endpoints check (loopback callers only).
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower_service::Service::call(&mut app.clone(), req)
+        });
+        let closing = closing.clone();
+        connections.spawn(async move {
+            let mut http = hyper::server::conn::http1::Builder::new();
+            http.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let conn = http
+                .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                done = conn.as_mut() => {
+                    if let Err(e) = done {
+                        tracing::debug!(%peer, error = %e, "connection ended");
+                    }
+                    return;
+                }
+                _ = closing.cancelled() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    closing.cancel();
+    connections.close();
+    connections.wait().await;
 }

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod engines;
 pub mod governance;
 pub mod http;
+pub mod limits;
 pub mod mcp;
 pub mod promotion;
 pub mod retrieval;

@@ -68,6 +68,7 @@ pub struct RuntimeBuilder {
     required_task_tools: Vec<String>,
     input_first_task_tools: Vec<String>,
     governance: crate::config::governance::GovernanceConfig,
+    limits: crate::limits::Limits,
 }
 
 impl RuntimeBuilder {
@@ -139,7 +140,8 @@ impl RuntimeBuilder {
 
     /// Everything a [`Config`] sets: the store (`[store]`), the execution engine
     /// (`[execution]`), the engines' and tools' policies and restart intensities
-    /// (`[engines.*]`, `[tools.*]`). `[server]` is the transports' business, not the builder's.
+    /// (`[engines.*]`, `[tools.*]`), and what clients may send (`[server.limits]`); the rest of
+    /// `[server]` is the transports' business, not the builder's.
     pub fn config(mut self, config: &Config) -> Self {
         self.data_dir = Some(config.store.data_dir.clone());
         self.in_memory = config.store.in_memory;
@@ -154,6 +156,13 @@ impl RuntimeBuilder {
         self.promotion = config.promotion.promotion_config();
         self.tree = config.tree();
         self.governance = config.governance.clone();
+        self.limits = config.server.limits.limits();
+        self
+    }
+
+    /// What clients may send, over either transport (`[server.limits]`).
+    pub fn limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -342,6 +351,7 @@ impl RuntimeBuilder {
             stopping,
             started_ms,
             task_policy,
+            limits: Arc::new(self.limits),
         })
     }
 }
@@ -369,6 +379,8 @@ pub struct Runtime {
     started_ms: u64,
     /// How the task queue is ordered (`fifo`, `priority`…).
     task_policy: String,
+    /// What clients may send.
+    limits: Arc<crate::limits::Limits>,
 }
 
 impl Runtime {
@@ -416,6 +428,11 @@ impl Runtime {
         &self.task_policy
     }
 
+    /// What clients may send, over either transport.
+    pub fn limits(&self) -> &Arc<crate::limits::Limits> {
+        &self.limits
+    }
+
     /// The engines supervisor.
     pub fn supervisor(&self) -> &ActorRef<SupervisorMsg> {
         &self.supervisor
@@ -456,7 +473,9 @@ impl Runtime {
     /// Serves MCP on stdin/stdout until the client closes the stream.
     pub async fn serve_stdio(&self) -> Result<(), RuntimeError> {
         let service = self.mcp_service();
-        let transport = crate::stdio::stdio_transport().with_fast_lane(service.clone());
+        let transport = crate::stdio::stdio_transport()
+            .with_limits(self.limits.clone())
+            .with_fast_lane(service.clone());
         let running = service
             .serve(transport)
             .await

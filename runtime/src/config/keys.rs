@@ -276,6 +276,46 @@ pub const KEYS: &[Key] = &[
         "log lines on stderr as text or JSON",
     ),
     key(
+        "server.limits.max_body_bytes",
+        int(1024),
+        "largest request body over HTTP (413 above it)",
+    ),
+    key(
+        "server.limits.max_json_depth",
+        Accepts::Integer { min: 2, max: 128 },
+        "deepest nesting of arrays and objects in a message",
+    ),
+    key(
+        "server.limits.max_string_bytes",
+        int(64),
+        "longest string in a message, in bytes as sent",
+    ),
+    key(
+        "server.limits.max_items",
+        int(16),
+        "most items in one array, or members in one object, of a message",
+    ),
+    key(
+        "server.limits.max_sessions",
+        int(1),
+        "Streamable HTTP sessions open at once (an initialize beyond it gets 503)",
+    ),
+    key(
+        "server.limits.session_idle_s",
+        int(1),
+        "a Streamable HTTP session that sent nothing this long (seconds) is closed",
+    ),
+    key(
+        "server.limits.header_read_timeout_ms",
+        int(100),
+        "time a client has to send a request's header (ms) before its connection is closed",
+    ),
+    key(
+        "server.limits.body_read_timeout_ms",
+        int(100),
+        "time a client has to send a request's body (ms; 408 after it)",
+    ),
+    key(
         "store.data_dir",
         Accepts::Path,
         "where the store lives (relative to the working directory)",

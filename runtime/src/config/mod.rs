@@ -246,6 +246,64 @@ pub struct ServerConfig {
     pub allow_origins: Vec<String>,
     /// Log lines as text or JSON (always on stderr).
     pub log_format: LogFormat,
+    /// `[server.limits]`: what clients may send.
+    pub limits: ServerLimits,
+}
+
+/// `[server.limits]`: what clients may send, over either transport (see
+/// [`crate::limits`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerLimits {
+    /// Largest request body over HTTP, in bytes.
+    pub max_body_bytes: u64,
+    /// Deepest nesting of arrays and objects in a message.
+    pub max_json_depth: u64,
+    /// Longest string in a message, in bytes.
+    pub max_string_bytes: u64,
+    /// Most items in one array, or members in one object.
+    pub max_items: u64,
+    /// Most Streamable HTTP sessions open at once.
+    pub max_sessions: u64,
+    /// A session idle this long (seconds) is closed.
+    pub session_idle_s: u64,
+    /// Time to send a request's header (ms).
+    pub header_read_timeout_ms: u64,
+    /// Time to send a request's body (ms).
+    pub body_read_timeout_ms: u64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        let d = crate::limits::Limits::default();
+        Self {
+            max_body_bytes: d.max_body_bytes as u64,
+            max_json_depth: d.max_json_depth as u64,
+            max_string_bytes: d.max_string_bytes as u64,
+            max_items: d.max_items as u64,
+            max_sessions: d.max_sessions as u64,
+            session_idle_s: d.session_idle.as_secs(),
+            header_read_timeout_ms: d.header_read_timeout.as_millis() as u64,
+            body_read_timeout_ms: d.body_read_timeout.as_millis() as u64,
+        }
+    }
+}
+
+impl ServerLimits {
+    /// The limits the transports apply.
+    pub fn limits(&self) -> crate::limits::Limits {
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        crate::limits::Limits {
+            max_body_bytes: size(self.max_body_bytes),
+            max_json_depth: size(self.max_json_depth),
+            max_string_bytes: size(self.max_string_bytes),
+            max_items: size(self.max_items),
+            max_sessions: size(self.max_sessions),
+            session_idle: Duration::from_secs(self.session_idle_s),
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+        }
+    }
 }
 
 /// How log lines are written.

@@ -20,8 +20,15 @@
 //!   (DELETE) cancels its calls;
 //! - a session whose client set a logging level, or whose handshake is not done, is left to
 //!   rmcp (log messages are per session);
-//! - rmcp closes a session after its idle timeout, counting only what reaches its worker: a
-//!   session busy with fast calls alone tells the worker it is alive now and then.
+//! - rmcp closes a session after its idle timeout ([`Limits::session_idle`]), counting only
+//!   what reaches its worker: a session busy with fast calls alone tells the worker it is alive
+//!   now and then;
+//! - at most [`Limits::max_sessions`] sessions are open at once (the HTTP endpoint answers an
+//!   `initialize` beyond it with 503 before it gets here; [`FastSessions`] refuses one that
+//!   raced past).
+//!
+//! [`Limits::session_idle`]: crate::limits::Limits::session_idle
+//! [`Limits::max_sessions`]: crate::limits::Limits::max_sessions
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -48,8 +55,8 @@ use super::fast::{CallsInFlight, Era, PlainCall};
 /// long as rmcp keeps a completed stream's, 60 s by default).
 pub const KEPT_ANSWERS: usize = 256;
 
-/// How often a session busy only with fast calls tells rmcp's worker it is alive (rmcp's idle
-/// timeout is 5 minutes).
+/// How often, at most, a session busy only with fast calls tells rmcp's worker it is alive
+/// (a quarter of the idle timeout when that is shorter).
 const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 /// The method of the notification that tells a session's worker the session is alive; the
@@ -65,6 +72,9 @@ pub enum SessionError {
     /// rmcp's session manager refused.
     #[error(transparent)]
     Local(#[from] LocalSessionManagerError),
+    /// The sessions are at their limit.
+    #[error("the server has {0} sessions open, its limit (server.limits.max_sessions)")]
+    Full(usize),
     /// A `Last-Event-ID` names a fast call no longer kept.
     #[error(
         "no stream {0} to resume (a session keeps its last {KEPT_ANSWERS} calls, each for a while after it ended)"
@@ -155,6 +165,10 @@ pub struct FastSessions {
     lanes: Mutex<HashMap<SessionId, Arc<Mutex<Lane>>>>,
     /// `ensemble_http_fast_lane_calls_total`, shared with the stateless lane.
     taken: metrics::Counter,
+    /// Sessions open at most.
+    max_sessions: usize,
+    /// How often a session busy only with fast calls tells its worker it is alive.
+    touch_every: Duration,
 }
 
 /// One session's fast-lane state.
@@ -194,14 +208,24 @@ struct Kept {
 }
 
 impl FastSessions {
-    /// Sessions for `service` (the handler rmcp builds each session's service from).
-    pub fn new(service: McpService) -> Self {
+    /// Sessions for `service` (the handler rmcp builds each session's service from), within
+    /// `limits` (how many, how long idle).
+    pub fn new(service: McpService, limits: &crate::limits::Limits) -> Self {
+        let mut inner = LocalSessionManager::default();
+        inner.session_config.keep_alive = Some(limits.session_idle);
         Self {
-            inner: LocalSessionManager::default(),
+            inner,
             service,
             lanes: Mutex::new(HashMap::new()),
             taken: metrics::counter!("ensemble_http_fast_lane_calls_total"),
+            max_sessions: limits.max_sessions.max(1),
+            touch_every: TOUCH_EVERY.min(limits.session_idle / 4),
         }
+    }
+
+    /// Whether as many sessions are open as the limit allows.
+    pub fn is_full(&self) -> bool {
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner()).len() >= self.max_sessions
     }
 
     fn lane(&self, id: &SessionId) -> Option<Arc<Mutex<Lane>>> {
@@ -247,7 +271,7 @@ impl FastSessions {
             while l.kept.len() > KEPT_ANSWERS {
                 l.kept.pop_front();
             }
-            let stale = l.touched.elapsed() >= TOUCH_EVERY;
+            let stale = l.touched.elapsed() >= self.touch_every;
             if stale {
                 l.touched = Instant::now();
             }
@@ -371,6 +395,9 @@ impl SessionManager for FastSessions {
     type Transport = WorkerTransport<LocalSessionWorker>;
 
     async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        if self.is_full() {
+            return Err(SessionError::Full(self.max_sessions));
+        }
         let (id, transport) = self.inner.create_session().await?;
         self.lanes
             .lock()

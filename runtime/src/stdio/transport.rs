@@ -53,6 +53,8 @@ pub struct LineTransport<R: AsyncRead, W: AsyncWrite> {
     /// Dropping the rest of a line that was too long.
     discarding: bool,
     max_line: usize,
+    /// What a message may hold.
+    limits: Arc<crate::limits::Limits>,
     /// Shared with the fast lane's calls, which write their own answers.
     write: Writer<W>,
     lane: Option<Lane>,
@@ -199,6 +201,7 @@ where
             line: Vec::new(),
             discarding: false,
             max_line: MAX_LINE,
+            limits: Arc::default(),
             write: Arc::new(tokio::sync::Mutex::new(Some(write))),
             lane: None,
         }
@@ -226,6 +229,12 @@ where
                 .map(|l| l.taken.clone())
                 .unwrap_or_default(),
         )
+    }
+
+    /// The same with other limits on what a message may hold (depth, strings, arrays).
+    pub fn with_limits(mut self, limits: Arc<crate::limits::Limits>) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The same with another limit on a message's length.
@@ -302,6 +311,22 @@ pub enum Decoded {
     Invalid(Option<RequestId>, String),
 }
 
+/// Decodes one message (without its newline) that is within `limits`; one over them is
+/// refused before it is parsed (a request by its id, when it has one).
+pub fn decode_within(line: &[u8], limits: &crate::limits::Limits) -> Decoded {
+    match crate::limits::scan(line, limits) {
+        Ok(()) => decode(line),
+        // The head alone: its parse skips the rest without building it. A notification gets
+        // no answer; a message too deep for even that is answered without an id, as JSON-RPC
+        // answers a request whose id could not be read.
+        Err(e) => match serde_json::from_slice::<Head>(line) {
+            Ok(Head { id: Some(id), .. }) => Decoded::Invalid(Some(id), e.to_string()),
+            Ok(_) => Decoded::Ignore(e.to_string()),
+            Err(_) => Decoded::Invalid(None, e.to_string()),
+        },
+    }
+}
+
 /// Decodes one message (without its newline).
 pub fn decode(line: &[u8]) -> Decoded {
     let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
@@ -371,7 +396,7 @@ where
             }
             let line = self.line.strip_suffix(b"\n").unwrap_or(&self.line);
             let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let decoded = (!line.is_empty()).then(|| decode(line));
+            let decoded = (!line.is_empty()).then(|| decode_within(line, &self.limits));
             self.line.clear();
             match decoded {
                 None => {}
