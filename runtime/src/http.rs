@@ -290,8 +290,7 @@ fn too_many_sessions(body: &[u8], max: usize) -> axum::response::Response {
         rmcp::model::ErrorCode::INTERNAL_ERROR,
         format!(
             "the server has {max} sessions open, its limit (server.limits.max_sessions): try \
-             again once one closes or expires, or use the stateless protocol (2026-07-28), \
-             which needs no session"
+             again once one closes or expires"
         ),
         StatusCode::SERVICE_UNAVAILABLE,
     );

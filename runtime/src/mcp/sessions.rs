@@ -376,10 +376,15 @@ impl FastSessions {
         };
         let (tx, rx) = mpsc::channel(1);
         if index == 0 {
+            // Until the answer, or until the client goes: a client that resumes a long call
+            // over and over, dropping each stream, leaves nothing waiting behind.
             tokio::spawn(async move {
-                let answer = match outcome.wait_for(Option::is_some).await {
-                    Ok(o) => o.clone().flatten(),
-                    Err(_) => None,
+                let answer = tokio::select! {
+                    o = outcome.wait_for(Option::is_some) => match o {
+                        Ok(o) => o.clone().flatten(),
+                        Err(_) => None,
+                    },
+                    _ = tx.closed() => return,
                 };
                 if let Some(answer) = answer {
                     let _ = tx.send(answer_event(stream, answer)).await;
