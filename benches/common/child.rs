@@ -83,6 +83,11 @@ impl Server {
         Ok(Self { child, url, log })
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `http://ADDR`, for `/metrics`, `/health` and `/ready`.
     pub fn base(&self) -> &str {
         self.url.trim_end_matches("/mcp")
