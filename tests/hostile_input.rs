@@ -582,3 +582,77 @@ fn stdio_applies_the_same_limits_by_line() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[tokio::test]
+async fn a_governed_session_is_its_openers_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = format!(
+        "[[governance.roles]]\nname = \"caller\"\ntools = [\"registry_*\"]\n{}",
+        common::keys::api_keys(&[
+            ("alice", "ens-alice-51c0", &["caller"]),
+            ("mallory", "ens-mallory-77e2", &["caller"]),
+        ])
+    );
+    let server = serve_http(dir.path(), &config, &[]);
+    let url = &server.url;
+    let send = |key: &'static str, session: Option<String>, body: Value| async move {
+        let mut req = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2025-06-18")
+            .header("authorization", format!("Bearer {key}"));
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        req.body(body.to_string()).send().await.expect("POST")
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "alice", "version": "0"}}});
+    let r = send("ens-alice-51c0", None, init).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let session = r
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .expect("a session");
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let r = send("ens-alice-51c0", Some(session.clone()), note.clone()).await;
+    assert_eq!(r.status().as_u16(), 202);
+    let put = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
+        "name": "registry_put",
+        "arguments": {"name": "alice-secret", "version": "1.0.0", "content": {}}}});
+    let r = send("ens-alice-51c0", Some(session.clone()), put).await;
+    let answer = r.text().await.unwrap_or_default();
+    assert!(answer.contains("alice-secret"), "{answer}");
+    // Mallory, with a valid key of her own and Alice's session id: no such session, on every
+    // method.
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    let r = send("ens-mallory-77e2", Some(session.clone()), list.clone()).await;
+    assert_eq!(r.status().as_u16(), 404);
+    let resume = reqwest::Client::new()
+        .get(url)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("authorization", "Bearer ens-mallory-77e2")
+        .header("mcp-session-id", &session)
+        .header("last-event-id", "0/f0")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(resume.status().as_u16(), 404);
+    let close = reqwest::Client::new()
+        .delete(url)
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("authorization", "Bearer ens-mallory-77e2")
+        .header("mcp-session-id", &session)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(close.status().as_u16(), 404);
+    // Alice's session is untouched.
+    let r = send("ens-alice-51c0", Some(session), list).await;
+    assert_eq!(r.status().as_u16(), 200);
+}

@@ -123,6 +123,9 @@ pub fn app_with_auth(
                         .await
                     {
                         Ok(who) => {
+                            if !sessions.may_use(req.headers(), who.subject()) {
+                                return session_not_found();
+                            }
                             req.extensions_mut().insert(who);
                         }
                         Err(refused) => return refused,
@@ -165,8 +168,21 @@ pub fn app_with_auth(
                 );
                 return response;
             }
+            let Some(who) = who else {
+                let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
+                return mcp.handle(req).await.map(axum::body::Body::new);
+            };
+            // A session is its opener's: another caller who learned its id is told it does
+            // not exist (its streams carry the opener's answers).
+            if !sessions.may_use(&parts.headers, who.subject()) {
+                return session_not_found();
+            }
             let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(body));
-            mcp.handle(req).await.map(axum::body::Body::new)
+            let answer = mcp.handle(req).await;
+            if let Some(opened) = answer.headers().get("mcp-session-id") {
+                sessions.claim(opened, who.subject());
+            }
+            answer.map(axum::body::Body::new)
         }
     };
     let app = axum::Router::new()
@@ -271,6 +287,11 @@ fn refusal(
         "error": { "code": code.0, "message": message },
     });
     (status, axum::Json(answer)).into_response()
+}
+
+/// What rmcp answers for a session it does not know.
+fn session_not_found() -> axum::response::Response {
+    (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()
 }
 
 /// A request over one of the message limits, refused before it is parsed.

@@ -183,6 +183,8 @@ struct Lane {
     kept: VecDeque<Kept>,
     /// When the session's worker last saw anything of this session.
     touched: Instant,
+    /// Who opened it, when the server authenticates.
+    owner: Option<String>,
 }
 
 impl Lane {
@@ -194,6 +196,7 @@ impl Lane {
             in_flight: CallsInFlight::default(),
             kept: VecDeque::new(),
             touched: Instant::now(),
+            owner: None,
         }
     }
 }
@@ -220,6 +223,34 @@ impl FastSessions {
             taken: metrics::counter!("ensemble_http_fast_lane_calls_total"),
             max_sessions: limits.max_sessions.max(1),
             touch_every: TOUCH_EVERY.min(limits.session_idle / 4),
+        }
+    }
+
+    /// Records that `subject` opened session `id` (the `Mcp-Session-Id` of its `initialize`).
+    pub fn claim(&self, id: &axum::http::HeaderValue, subject: &str) {
+        let Ok(id) = id.to_str() else {
+            return;
+        };
+        if let Some(lane) = self.lane(&SessionId::from(id)) {
+            let mut l = lane.lock().unwrap_or_else(|p| p.into_inner());
+            l.owner.get_or_insert_with(|| subject.to_string());
+        }
+    }
+
+    /// Whether `subject` may use the session `headers` name: its own, or none named.
+    pub fn may_use(&self, headers: &axum::http::HeaderMap, subject: &str) -> bool {
+        let Some(id) = headers.get("mcp-session-id").and_then(|v| v.to_str().ok()) else {
+            return true;
+        };
+        match self.lane(&SessionId::from(id)) {
+            Some(lane) => lane
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .owner
+                .as_deref()
+                .is_none_or(|owner| owner == subject),
+            // rmcp answers an unknown session itself.
+            None => true,
         }
     }
 
