@@ -45,15 +45,60 @@ fn put_request(id: u64, content: &str) -> String {
 
 /// POSTs `body` to `url` as an MCP client of the legacy protocol would (session `session`).
 async fn post(url: &str, session: Option<&str>, body: String) -> reqwest::Response {
+    post_as(url, None, session, body).await
+}
+
+/// [`post`] with an API key as the bearer credential.
+async fn post_as(
+    url: &str,
+    key: Option<&str>,
+    session: Option<&str>,
+    body: String,
+) -> reqwest::Response {
     let mut req = reqwest::Client::new()
         .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2025-06-18");
+    if let Some(k) = key {
+        req = req.header("authorization", format!("Bearer {k}"));
+    }
     if let Some(s) = session {
         req = req.header("mcp-session-id", s);
     }
     req.body(body).send().await.expect("POST")
+}
+
+/// A legacy (2025-06-18) `initialize`, numbered `id`.
+fn initialize(id: u64) -> String {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "hostile", "version": "0"}}})
+    .to_string()
+}
+
+/// The session an `initialize` answer opened, if any.
+fn session_of(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// Tells session `session` its handshake is done (202).
+async fn initialized(url: &str, key: Option<&str>, session: &str) {
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let r = post_as(url, key, Some(session), note.to_string()).await;
+    assert_eq!(r.status().as_u16(), 202);
+}
+
+/// Opens a legacy session (as `key`, when given) and completes its handshake.
+async fn open_session(url: &str, key: Option<&str>) -> String {
+    let r = post_as(url, key, None, initialize(0)).await;
+    assert_eq!(r.status().as_u16(), 200);
+    let session = session_of(&r).expect("a session");
+    initialized(url, key, &session).await;
+    session
 }
 
 /// A real client's call still works (the server survived what came before).
@@ -186,26 +231,14 @@ async fn sessions_at_once_are_bounded_and_idle_ones_expire() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = small_server(&dir);
     let url = &server.url;
-    let initialize = |id: u64| {
-        json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "hostile", "version": "0"}}})
-        .to_string()
-    };
     let open = |id: u64| async move {
         let r = post(url, None, initialize(id)).await;
         let status = r.status().as_u16();
-        let session = r
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let session = session_of(&r);
         let retry = r.headers().get("retry-after").is_some();
         let body = r.text().await.unwrap_or_default();
         if let Some(s) = &session {
-            let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-            let r = post(url, Some(s), note.to_string()).await;
-            assert_eq!(r.status().as_u16(), 202);
+            initialized(url, None, s).await;
         }
         (status, session, retry, body)
     };
@@ -339,22 +372,7 @@ async fn sse_resumption_cannot_be_abused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = serve_http(dir.path(), "", &[]);
     let url = &server.url;
-    let open = || async {
-        let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "hostile", "version": "0"}}});
-        let r = post(url, None, init.to_string()).await;
-        let s = r
-            .headers()
-            .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .expect("a session");
-        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        post(url, Some(&s), note.to_string()).await;
-        s
-    };
-    let (a, b) = (open().await, open().await);
+    let (a, b) = (open_session(url, None).await, open_session(url, None).await);
     // Session A makes a plain call (the session fast lane); its answer is kept for a resume
     // of stream `f0`.
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
@@ -595,42 +613,19 @@ async fn a_governed_session_is_its_openers_alone() {
     );
     let server = serve_http(dir.path(), &config, &[]);
     let url = &server.url;
-    let send = |key: &'static str, session: Option<String>, body: Value| async move {
-        let mut req = reqwest::Client::new()
-            .post(url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2025-06-18")
-            .header("authorization", format!("Bearer {key}"));
-        if let Some(s) = session {
-            req = req.header("mcp-session-id", s);
-        }
-        req.body(body.to_string()).send().await.expect("POST")
-    };
-    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {},
-        "clientInfo": {"name": "alice", "version": "0"}}});
-    let r = send("ens-alice-51c0", None, init).await;
-    assert_eq!(r.status().as_u16(), 200);
-    let session = r
-        .headers()
-        .get("mcp-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .expect("a session");
-    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    let r = send("ens-alice-51c0", Some(session.clone()), note.clone()).await;
-    assert_eq!(r.status().as_u16(), 202);
+    const ALICE: Option<&str> = Some("ens-alice-51c0");
+    const MALLORY: Option<&str> = Some("ens-mallory-77e2");
+    let session = open_session(url, ALICE).await;
     let put = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": "registry_put",
         "arguments": {"name": "alice-secret", "version": "1.0.0", "content": {}}}});
-    let r = send("ens-alice-51c0", Some(session.clone()), put).await;
+    let r = post_as(url, ALICE, Some(&session), put.to_string()).await;
     let answer = r.text().await.unwrap_or_default();
     assert!(answer.contains("alice-secret"), "{answer}");
     // Mallory, with a valid key of her own and Alice's session id: no such session, on every
     // method.
-    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
-    let r = send("ens-mallory-77e2", Some(session.clone()), list.clone()).await;
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}).to_string();
+    let r = post_as(url, MALLORY, Some(&session), list.clone()).await;
     assert_eq!(r.status().as_u16(), 404);
     let resume = reqwest::Client::new()
         .get(url)
@@ -653,6 +648,6 @@ async fn a_governed_session_is_its_openers_alone() {
         .expect("DELETE");
     assert_eq!(close.status().as_u16(), 404);
     // Alice's session is untouched.
-    let r = send("ens-alice-51c0", Some(session), list).await;
+    let r = post_as(url, ALICE, Some(&session), list).await;
     assert_eq!(r.status().as_u16(), 200);
 }

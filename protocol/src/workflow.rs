@@ -318,22 +318,7 @@ struct Ancestry<'a> {
 impl<'a> Ancestry<'a> {
     fn of(def: &'a Definition) -> Self {
         let n = def.steps.len();
-        let index: HashMap<&str, usize> = def
-            .steps
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.as_str(), i))
-            .collect();
-        let deps: Vec<Vec<usize>> = def
-            .steps
-            .iter()
-            .map(|s| {
-                s.depends_on
-                    .iter()
-                    .filter_map(|d| index.get(d.as_str()).copied())
-                    .collect()
-            })
-            .collect();
+        let (index, deps) = dependency_edges(def);
         // Kahn's order: a step once all its dependencies are done. Steps on a cycle, and
         // after one, never come: their sets would be partial (see `depends_on`).
         let mut waiting: Vec<usize> = deps.iter().map(Vec::len).collect();
@@ -405,26 +390,33 @@ pub fn ancestors<'a>(def: &'a Definition, id: &str) -> BTreeSet<&'a str> {
     out
 }
 
-/// The elementary cycles' members (one cycle per strongly connected component with an edge
-/// inside it), each in dependency order, sorted for stable output.
-pub fn cycles(def: &Definition) -> Vec<Vec<String>> {
-    // Tarjan's strongly connected components over step → dependency edges.
-    let index_of: HashMap<&str, usize> = def
+/// Each step's position by id, and each step's dependencies by position (unknown ones left
+/// out).
+fn dependency_edges(def: &Definition) -> (HashMap<&str, usize>, Vec<Vec<usize>>) {
+    let index: HashMap<&str, usize> = def
         .steps
         .iter()
         .enumerate()
         .map(|(i, s)| (s.id.as_str(), i))
         .collect();
-    let edges: Vec<Vec<usize>> = def
+    let edges = def
         .steps
         .iter()
         .map(|s| {
             s.depends_on
                 .iter()
-                .filter_map(|d| index_of.get(d.as_str()).copied())
+                .filter_map(|d| index.get(d.as_str()).copied())
                 .collect()
         })
         .collect();
+    (index, edges)
+}
+
+/// The elementary cycles' members (one cycle per strongly connected component with an edge
+/// inside it), each in dependency order, sorted for stable output.
+pub fn cycles(def: &Definition) -> Vec<Vec<String>> {
+    // Tarjan's strongly connected components over step → dependency edges.
+    let (_, edges) = dependency_edges(def);
     let n = def.steps.len();
     let (mut index, mut low, mut on_stack) = (vec![usize::MAX; n], vec![0; n], vec![false; n]);
     let (mut stack, mut next, mut out) = (Vec::new(), 0usize, Vec::new());
