@@ -33,7 +33,11 @@ fn world() -> World {
         addr: "127.0.0.1:7300".parse().expect("an address"),
         allow_origins: Vec::new(),
     };
-    let app = app(&runtime, &opts, CancellationToken::new());
+    // The app starts the dashboard's sampler: inside the runtime, as `http::serve` builds it.
+    let app = {
+        let _inside = tokio.enter();
+        app(&runtime, &opts, CancellationToken::new())
+    };
     World {
         tokio,
         app,
