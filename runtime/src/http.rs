@@ -14,8 +14,9 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio_util::sync::CancellationToken;
 
 use crate::engines::EngineSlots;
-use crate::governance::http::HttpAuth;
+use crate::governance::http::{HttpAuth, error_answer};
 use crate::runtime::{Runtime, RuntimeError};
+use serde_json::json;
 
 /// HTTP settings.
 #[derive(Debug, Clone)]
@@ -270,52 +271,37 @@ async fn admit(
     Ok(who)
 }
 
-/// A JSON-RPC error answering the request in `body` (by its id, when it can be read): with
-/// an id, 200 as any JSON-RPC error (the client shows the message to whoever called);
-/// without, `unread`.
-fn refusal(
-    body: &[u8],
-    code: rmcp::model::ErrorCode,
-    message: String,
-    unread: StatusCode,
-) -> axum::response::Response {
-    let id = crate::governance::http::probe(body).id;
-    let status = if id.is_some() { StatusCode::OK } else { unread };
-    let answer = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id.unwrap_or(serde_json::Value::Null),
-        "error": { "code": code.0, "message": message },
-    });
-    (status, axum::Json(answer)).into_response()
-}
-
 /// What rmcp answers for a session it does not know.
 fn session_not_found() -> axum::response::Response {
     (StatusCode::NOT_FOUND, "Not Found: Session not found").into_response()
 }
 
-/// A request over one of the message limits, refused before it is parsed.
+/// A request over one of the message limits, refused before it is parsed: answered by its id
+/// when that can be read (200, as any JSON-RPC error: the client shows the message to whoever
+/// called), else 400.
 fn over_limit(body: &[u8], e: &crate::limits::Exceeded) -> axum::response::Response {
-    refusal(
-        body,
-        rmcp::model::ErrorCode::INVALID_REQUEST,
-        e.to_string(),
-        StatusCode::BAD_REQUEST,
-    )
+    let id = crate::governance::http::probe(body).id;
+    let status = if id.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    let code = rmcp::model::ErrorCode::INVALID_REQUEST.0;
+    error_answer(status, id, json!({"code": code, "message": e.to_string()}))
 }
 
 /// An `initialize` while the sessions are at their limit: 503, to try again later.
 fn too_many_sessions(body: &[u8], max: usize) -> axum::response::Response {
-    let mut response = refusal(
-        body,
-        rmcp::model::ErrorCode::INTERNAL_ERROR,
-        format!(
-            "the server has {max} sessions open, its limit (server.limits.max_sessions): try \
-             again once one closes or expires"
-        ),
-        StatusCode::SERVICE_UNAVAILABLE,
+    let message = format!(
+        "the server has {max} sessions open, its limit (server.limits.max_sessions): try again \
+         once one closes or expires"
     );
-    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let code = rmcp::model::ErrorCode::INTERNAL_ERROR.0;
+    let mut response = error_answer(
+        StatusCode::SERVICE_UNAVAILABLE,
+        crate::governance::http::probe(body).id,
+        json!({"code": code, "message": message}),
+    );
     response.headers_mut().insert(
         axum::http::header::RETRY_AFTER,
         axum::http::HeaderValue::from_static("5"),

@@ -344,6 +344,21 @@ pub fn method_of(body: &[u8]) -> Option<String> {
     probe(body).method
 }
 
+/// A JSON-RPC `error` answering request `id` (null when it could not be read), as `status`:
+/// the answer of a request the HTTP edge refuses before the MCP handler sees it.
+pub(crate) fn error_answer(
+    status: StatusCode,
+    id: Option<serde_json::Value>,
+    error: serde_json::Value,
+) -> Response {
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id.unwrap_or(serde_json::Value::Null),
+        "error": error,
+    });
+    (status, axum::Json(body)).into_response()
+}
+
 /// A rate-limited request: 429 with `Retry-After` and the IETF `RateLimit-Policy` /
 /// `RateLimit` fields, and the JSON-RPC error as the body.
 pub fn rate_limited(
@@ -351,13 +366,11 @@ pub fn rate_limited(
     id: Option<serde_json::Value>,
     tool: &str,
 ) -> Response {
-    let error = limited.to_error(tool);
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": id.unwrap_or(serde_json::Value::Null),
-        "error": error,
-    });
-    let mut r = (StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+    let mut r = error_answer(
+        StatusCode::TOO_MANY_REQUESTS,
+        id,
+        serde_json::json!(limited.to_error(tool)),
+    );
     let name = limited.policy.replace('"', "'");
     let headers = r.headers_mut();
     let mut set = |k: &'static str, v: String| {
