@@ -315,6 +315,56 @@ async fn cancellation_stops_a_running_task_and_unknown_things_are_named() {
     assert_eq!(err, ExecError::UnknownTask(7));
 }
 
+/// A cancelled task whose tool has not returned yet still holds its worker. When the
+/// retention limit passes it meanwhile, it is forgotten once the tool returns (it used to stay
+/// in the engine's memory for good).
+#[tokio::test]
+async fn a_cancelled_task_past_retention_is_forgotten_when_its_tool_returns() {
+    let tools = Tools::new();
+    let config = ExecConfig {
+        retain_finished: 2,
+        ..ExecConfig::default()
+    };
+    let a = engine(&tools, Store::temporary().unwrap(), config).await;
+    // `hold` does not stop when told to: its worker comes back after the sleep.
+    let mut held = task("hold", "held", 0, None);
+    held.arguments = json!({"label": "held", "ms": 300});
+    let held = submit(&a, held).await.unwrap().task_id;
+    tools.started(1).await;
+    let info = ask(&a, |r| ExecMsg::Cancel(TaskRef { task_id: held }, ct(), r))
+        .await
+        .unwrap();
+    assert_eq!(info.state, TaskState::Cancelled);
+    // Three more finish: the cancelled one is past the limit of two.
+    for label in ["a", "b", "c"] {
+        let id = submit(&a, task("record", label, 0, None))
+            .await
+            .unwrap()
+            .task_id;
+        wait(&a, id).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let listed = ask(&a, |r| {
+        ExecMsg::List(
+            ensemble_protocol::execution::TaskListRequest::default(),
+            ct(),
+            r,
+        )
+    })
+    .await
+    .unwrap();
+    let ids: Vec<u64> = listed.tasks.iter().map(|t| t.task_id).collect();
+    assert_eq!(ids.len(), 2, "only the last two finished are kept: {ids:?}");
+    assert!(
+        !ids.contains(&held),
+        "the cancelled task was never forgotten"
+    );
+    let err = ask(&a, |r| ExecMsg::Status(TaskRef { task_id: held }, ct(), r))
+        .await
+        .unwrap_err();
+    assert_eq!(err, ExecError::UnknownTask(held));
+}
+
 #[tokio::test]
 async fn a_timeout_fails_the_task_and_stops_the_tool() {
     let tools = Tools::new();

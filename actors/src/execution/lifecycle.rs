@@ -78,6 +78,7 @@ impl ExecState {
             submitted: Instant::now(),
             started: None,
             holds_worker: false,
+            forgotten: false,
             waiters: waiter.into_iter().collect(),
         };
 
@@ -255,6 +256,11 @@ impl ExecState {
             r.holds_worker = false;
             self.running = self.running.saturating_sub(1);
         }
+        if r.forgotten {
+            self.tasks.remove(&f.id);
+            self.pump(myself);
+            return;
+        }
         if r.state == TaskState::Running {
             let (state, result) = match f.outcome {
                 Outcome::Ok(v) => (TaskState::Completed, Ok(v)),
@@ -358,13 +364,19 @@ impl ExecState {
         self.forget_old();
     }
 
-    /// Forgets the oldest finished tasks beyond the retention limit.
+    /// Forgets the oldest finished tasks beyond the retention limit. One whose worker has not
+    /// returned yet (a cancelled task's) is forgotten when it does.
     pub(super) fn forget_old(&mut self) {
         while self.finished.len() > self.config.retain_finished {
-            if let Some(old) = self.finished.pop_front()
-                && self.tasks.get(&old).is_some_and(|r| !r.holds_worker)
-            {
-                self.tasks.remove(&old);
+            let Some(old) = self.finished.pop_front() else {
+                break;
+            };
+            match self.tasks.get_mut(&old) {
+                Some(r) if r.holds_worker => r.forgotten = true,
+                Some(_) => {
+                    self.tasks.remove(&old);
+                }
+                None => {}
             }
         }
     }

@@ -59,6 +59,8 @@ pub(super) struct Record {
     pub(super) started: Option<Instant>,
     /// A worker still holds a slot for it (a cancelled task's worker may not have returned).
     pub(super) holds_worker: bool,
+    /// Past the retention limit while a worker still held it: forgotten when the worker returns.
+    pub(super) forgotten: bool,
     pub(super) waiters: Vec<Waiter>,
     /// Who submitted it: the tool runs with that identity's rights.
     pub(super) submitter: Option<ensemble_protocol::principal::Principal>,
