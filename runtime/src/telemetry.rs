@@ -3,14 +3,24 @@
 //! The `metrics` facade has one recorder per process, so this one is installed once and shared
 //! by every runtime in the process. It must be in place before the routes are built: a metric
 //! handle taken before a recorder exists stays a no-op.
+//!
+//! The recorder keeps each histogram's samples until they are folded into its buckets, which
+//! rendering `/metrics` does. A server nobody scrapes would keep every sample of every call
+//! (tens of MiB an hour at a few hundred calls a second), so a thread folds them every
+//! [`UPKEEP_EVERY`] as well.
 
 mod tap;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub use tap::{Mirror, Tap, Value};
+
+/// How often the recorder's histogram samples are folded into their buckets when nothing
+/// scrapes `/metrics` (as `metrics-exporter-prometheus` does itself when it serves the route).
+pub const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// The bucket bounds of every histogram, in seconds.
 pub const BUCKETS: [f64; 18] = [
@@ -40,6 +50,21 @@ fn installed() -> Option<&'static Installed> {
                     describe();
                     metrics::gauge!("ensemble_build_info", "version" => env!("CARGO_PKG_VERSION"))
                         .set(1.0);
+                    let upkeep = handle.clone();
+                    if let Err(e) = std::thread::Builder::new()
+                        .name("ensemble-metrics-upkeep".into())
+                        .spawn(move || {
+                            loop {
+                                std::thread::sleep(UPKEEP_EVERY);
+                                upkeep.run_upkeep();
+                            }
+                        })
+                    {
+                        tracing::warn!(
+                            "no thread for the metrics' upkeep ({e}): histogram samples are \
+                             folded only when /metrics is scraped"
+                        );
+                    }
                     Some(Installed { handle, mirror })
                 }
                 Err(e) => {
