@@ -7,6 +7,9 @@ use std::process::ExitCode;
 /// The binary's allocator (mimalloc): under concurrent load glibc's malloc serialises threads on
 /// its arena locks, and a server allocates on every request. It is built without transparent
 /// huge pages (`no_thp`), and [`no_huge_pages`] keeps the kernel from using them anyway.
+/// The `system-allocator` feature leaves glibc's malloc in place, for heap profilers that
+/// hook it (heaptrack, valgrind).
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
