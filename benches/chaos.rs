@@ -10,8 +10,12 @@
 //! faults, the registry's restarts, and the acknowledged writes checked.
 //!
 //! ```sh
-//! cargo bench --bench chaos -- [--rate 1000] [--secs 60] [--rounds 3] [--warmup 10] [--fault 0.01] [--seed 1]
+//! cargo bench --bench chaos -- [--rate 1000] [--secs 60] [--rounds 3] [--warmup 10] [--fault 0.01] [--seed 1] [--config-extra FILE]
 //! ```
+//!
+//! `--config-extra` appends a file's TOML tables to the server's configuration (to try a
+//! setting's effect on the faults). After the table, a second one says whether B's slow calls
+//! cluster after the panics.
 //!
 //! Goals (issue 20): 0 hung calls, 0 acknowledged writes lost, the p99 of the engines that took
 //! no faults within 1.2× of the baseline (read against A′/A: a ratio within the control's own
@@ -31,6 +35,7 @@ fn absorb(into: &mut Phase, p: Phase) {
     for (class, c) in p.classes {
         let e = into.classes.entry(class).or_default();
         e.latencies_us.extend(c.latencies_us);
+        e.sent_at.extend(c.sent_at);
         e.ok += c.ok;
         e.tool_errors += c.tool_errors;
         e.transport_errors += c.transport_errors;
@@ -62,6 +67,7 @@ fn absorb(into: &mut Phase, p: Phase) {
 fn main() -> anyhow::Result<()> {
     let (mut rate, mut secs, mut rounds, mut warmup, mut fault, mut seed) =
         (1000u32, 60u64, 3u64, 10u64, 0.01f64, 1u64);
+    let mut extra = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |what: &str| -> anyhow::Result<String> {
@@ -75,6 +81,11 @@ fn main() -> anyhow::Result<()> {
             "--warmup" => warmup = value("--warmup")?.parse()?,
             "--fault" => fault = value("--fault")?.parse()?,
             "--seed" => seed = value("--seed")?.parse()?,
+            "--config-extra" => {
+                let file = value("--config-extra")?;
+                extra = std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("--config-extra {file}: {e}"))?;
+            }
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other}; see the header of this file"),
         }
@@ -88,7 +99,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let dir = tempfile::tempdir()?;
-    let server = chaos::start(dir.path()).map_err(anyhow::Error::msg)?;
+    let server = chaos::start_with(dir.path(), &extra).map_err(anyhow::Error::msg)?;
     rt.block_on(chaos::prepare(&server))
         .map_err(anyhow::Error::msg)?;
     if warmup > 0 {
@@ -167,10 +178,61 @@ fn main() -> anyhow::Result<()> {
             pb / pp.max(1e-9),
         );
     }
+    let panics = server.panic_times.lock().expect("panic times").clone();
+    near_panics(&cases, &panics);
     report("A, baseline", calm);
     report("A′, control", control);
     report("B, with faults", faulty);
     Ok(())
+}
+
+/// Whether B's slow calls cluster after the panics: per engine that took no faults, of B's
+/// calls slower than A and A′'s pooled p99, the share sent within a window after a panic,
+/// against the share of all B's calls sent in those windows (what chance would give).
+fn near_panics(cases: &[Phase; 3], panics: &[std::time::Instant]) {
+    if panics.is_empty() {
+        return;
+    }
+    let windows = [Duration::from_millis(100), Duration::from_millis(500)];
+    let near = |t: std::time::Instant, w: Duration| {
+        // The panic line is read a little after the panic: allow 20 ms before it.
+        panics
+            .iter()
+            .any(|&p| t + Duration::from_millis(20) >= p && t <= p + w)
+    };
+    println!(
+        "\nB's slow calls (over the pooled A+A′ p99) sent within a window after a panic ({} panics):",
+        panics.len()
+    );
+    println!(
+        "| engine | slow calls in B | within 100 ms | all B calls within 100 ms | within 500 ms | all within 500 ms |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for class in CLASSES.iter().filter(|c| **c != "registry") {
+        let [a, c, b] = [&cases[0], &cases[1], &cases[2]]
+            .map(|p| p.classes.get(class).cloned().unwrap_or_default());
+        let mut pooled = a.clone();
+        pooled.latencies_us.extend(&c.latencies_us);
+        let threshold_us = (pooled.quantile_ms(0.99) * 1000.0) as u64;
+        let slow: Vec<std::time::Instant> = b
+            .latencies_us
+            .iter()
+            .zip(&b.sent_at)
+            .filter(|(l, _)| **l > threshold_us)
+            .map(|(_, t)| *t)
+            .collect();
+        let share = |ts: &[std::time::Instant], w: Duration| {
+            100.0 * ts.iter().filter(|t| near(**t, w)).count() as f64 / ts.len().max(1) as f64
+        };
+        println!(
+            "| {class} | {} | {:.0}% | {:.0}% | {:.0}% | {:.0}% |",
+            slow.len(),
+            share(&slow, windows[0]),
+            share(&b.sent_at, windows[0]),
+            share(&slow, windows[1]),
+            share(&b.sent_at, windows[1]),
+        );
+    }
 }
 
 fn report(name: &str, p: &Phase) {

@@ -53,8 +53,15 @@ minimum_calls = 1000
 
 /// Starts the server in `dir` with the test tools.
 pub fn start(dir: &Path) -> Result<Server, String> {
+    start_with(dir, "")
+}
+
+/// Starts the server in `dir` with the test tools, `extra` appended to [`CONFIG`] (new tables
+/// only: a table [`CONFIG`] has cannot be opened again).
+pub fn start_with(dir: &Path, extra: &str) -> Result<Server, String> {
     let config = dir.join("ensemble.toml");
-    std::fs::write(&config, CONFIG).map_err(|e| format!("write the configuration: {e}"))?;
+    std::fs::write(&config, format!("{CONFIG}\n{extra}"))
+        .map_err(|e| format!("write the configuration: {e}"))?;
     Server::start(&config, &dir.join("data"), &[("ENSEMBLE_TEST_TOOLS", "1")])
 }
 
@@ -73,6 +80,8 @@ pub const CLASSES: [&str; 6] = [
 pub struct Class {
     /// Latencies of answered calls (tool errors included), in microseconds.
     pub latencies_us: Vec<u64>,
+    /// When each of those calls was sent, in the same order.
+    pub sent_at: Vec<Instant>,
     pub ok: u64,
     pub tool_errors: u64,
     pub transport_errors: u64,
@@ -320,11 +329,13 @@ pub async fn load(server: &Server, rate: u32, duration: Duration, fault: f64, se
                 Err(CallError::Tool(_)) => {
                     entry.tool_errors += 1;
                     entry.latencies_us.push(took.as_micros() as u64);
+                    entry.sent_at.push(began);
                 }
                 Err(CallError::Transport(_)) => entry.transport_errors += 1,
                 Ok(_) => {
                     entry.ok += 1;
                     entry.latencies_us.push(took.as_micros() as u64);
+                    entry.sent_at.push(began);
                 }
             }
             if let Err(e) = &out

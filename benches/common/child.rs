@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, object};
@@ -30,6 +30,8 @@ pub struct Server {
     pub url: String,
     /// Its warnings and errors, and what it logged about resumed workflow runs.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// When each panic the test tools caused was logged (as this process read the line).
+    pub panic_times: Arc<Mutex<Vec<Instant>>>,
 }
 
 impl Server {
@@ -72,15 +74,34 @@ impl Server {
                 .collect(),
         ));
         let kept = log.clone();
+        let panic_times: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let times = panic_times.clone();
         // Keep draining its output so that it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in lines.lines().map_while(Result::ok) {
+                // One panic logs more than one line naming it (the panic, the supervisor's
+                // report): count lines within 20 ms of the last as the same panic.
+                if line.contains("told to crash") {
+                    let now = Instant::now();
+                    let mut times = times.lock().expect("panic times");
+                    if times
+                        .last()
+                        .is_none_or(|&t| now.duration_since(t) > Duration::from_millis(20))
+                    {
+                        times.push(now);
+                    }
+                }
                 if notable(&line) {
                     kept.lock().expect("log").push(line);
                 }
             }
         });
-        Ok(Self { child, url, log })
+        Ok(Self {
+            child,
+            url,
+            log,
+            panic_times,
+        })
     }
 
     /// The server's process id.
