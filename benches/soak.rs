@@ -4,8 +4,12 @@
 //! descriptors sampled every 5 s from `/proc`.
 //!
 //! ```sh
-//! cargo bench --bench soak -- [--rate 500] [--minutes 60] [--warmup 5] [--out target/soak]
+//! cargo bench --bench soak -- [--rate 500] [--minutes 60] [--warmup 5] [--out target/soak] [--bounded-store]
 //! ```
+//!
+//! `--bounded-store` sends the mix without what grows the store (registry puts become gets,
+//! workflow runs validations): the store's own memory grows with its size (see
+//! `benches/store_memory.rs`), and this tells the rest of the server's memory apart from it.
 //!
 //! Goals (issue 20): RSS after the warm-up grows by at most 10%, open file descriptors flat,
 //! no error. The load runs in one-minute windows (`chaos::load`: after each, every
@@ -114,6 +118,7 @@ fig.savefig(sys.argv[2])
 fn main() -> anyhow::Result<()> {
     let (mut rate, mut minutes, mut warmup) = (500u32, 60u64, 5u64);
     let mut out = PathBuf::from("target/soak");
+    let mut mix = chaos::Mix::Full;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |what: &str| -> anyhow::Result<String> {
@@ -125,6 +130,7 @@ fn main() -> anyhow::Result<()> {
             "--minutes" => minutes = value("--minutes")?.parse()?,
             "--warmup" => warmup = value("--warmup")?.parse()?,
             "--out" => out = PathBuf::from(value("--out")?),
+            "--bounded-store" => mix = chaos::Mix::Bounded,
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other}; see the header of this file"),
         }
@@ -156,12 +162,13 @@ fn main() -> anyhow::Result<()> {
     };
     let mut windows = Vec::new();
     for minute in 0..minutes {
-        let phase = rt.block_on(chaos::load(
+        let phase = rt.block_on(chaos::load_mix(
             &server,
             rate,
             Duration::from_secs(60),
             0.0,
             minute + 1,
+            mix,
         ));
         let w = window(minute, &phase);
         let rss = samples.lock().expect("samples").last().map(|s| s.rss_kib);

@@ -191,13 +191,28 @@ const WORDS: [&str; 12] = [
     "learner",
 ];
 
+/// Which calls a load sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mix {
+    /// The whole mix, its writes included.
+    Full,
+    /// The mix without what grows the store: registry puts become gets and workflow runs
+    /// become validations (what stays stored is bounded: the task result cache expires).
+    Bounded,
+}
+
 /// One call of the mix: (class, tool, arguments); `Some(put)` when it is a registry put.
-fn pick(rng: &mut Rng, n: u64, fault: f64) -> (&'static str, &'static str, Value, bool) {
+fn pick(rng: &mut Rng, n: u64, fault: f64, mix: Mix) -> (&'static str, &'static str, Value, bool) {
     let r = rng.next() % 10_000;
     if (r as f64) < fault * 10_000.0 {
         return ("fault", "registry_debug_crash", json!({}), false);
     }
-    match rng.next() % 100 {
+    let roll = match rng.next() % 100 {
+        0..14 if mix == Mix::Bounded => 14,
+        64..69 if mix == Mix::Bounded => 29,
+        roll => roll,
+    };
+    match roll {
         0..14 => (
             "registry",
             "registry_put",
@@ -262,6 +277,18 @@ struct Shared {
 /// Sends `rate` calls a second for `duration`, `fault` of them `registry_debug_crash`; then
 /// waits for every answer (or [`HUNG_AFTER`]) and checks what was acknowledged.
 pub async fn load(server: &Server, rate: u32, duration: Duration, fault: f64, seed: u64) -> Phase {
+    load_mix(server, rate, duration, fault, seed, Mix::Full).await
+}
+
+/// Like [`load`], sending `mix`.
+pub async fn load_mix(
+    server: &Server,
+    rate: u32,
+    duration: Duration,
+    fault: f64,
+    seed: u64,
+    mix: Mix,
+) -> Phase {
     let mut sessions = Vec::new();
     for _ in 0..SESSIONS {
         match connect(&server.url, None).await {
@@ -295,7 +322,7 @@ pub async fn load(server: &Server, rate: u32, duration: Duration, fault: f64, se
     while started.elapsed() < duration {
         ticker.tick().await;
         n += 1;
-        let (class, tool, args, put) = pick(&mut rng, n, fault);
+        let (class, tool, args, put) = pick(&mut rng, n, fault, mix);
         let c = sessions[(n as usize) % SESSIONS].clone();
         let shared = shared.clone();
         tasks.spawn(async move {
