@@ -48,6 +48,13 @@ struct JournalEntry<'a> {
     at_ms: u64,
 }
 
+/// A run's journal entries: (step, event), `-` for the run itself.
+const JOURNAL: [(&str, &str); 4] = [("-", "start"), ("a", "end"), ("b", "end"), ("-", "end")];
+
+fn journal_key(run: &str, step: &str, event: &str) -> Vec<u8> {
+    format!("run/{run}/{step}/{event}").into_bytes()
+}
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -124,27 +131,23 @@ fn main() {
             .expect("insert");
         if n % 3 == 0 {
             let run = format!("run-{n:016}");
-            for (step, event) in [
-                (None, "start"),
-                (Some("a"), "end"),
-                (Some("b"), "end"),
-                (None, "end"),
-            ] {
+            for (step, event) in JOURNAL {
                 let e = JournalEntry {
                     run: &run,
-                    step,
+                    step: (step != "-").then_some(step),
                     event,
                     output: format!("{{\"valid\":true,\"schema\":\"chaos-port\",\"n\":{n}}}"),
                     at_ms: 1_700_000_000_000 + n,
                 };
-                let k = format!("run/{run}/{}/{event}", step.unwrap_or("-"));
-                journal.insert(k.as_bytes(), &e).expect("insert");
+                journal
+                    .insert(&journal_key(&run, step, event), &e)
+                    .expect("insert");
             }
             if let Some(old) = (n / 3).checked_sub(keep_runs) {
                 let run = format!("run-{:016}", old * 3);
-                for (step, event) in [("-", "start"), ("a", "end"), ("b", "end"), ("-", "end")] {
+                for (step, event) in JOURNAL {
                     journal
-                        .remove(format!("run/{run}/{step}/{event}").as_bytes())
+                        .remove(&journal_key(&run, step, event))
                         .expect("remove");
                 }
             }

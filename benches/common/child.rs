@@ -30,7 +30,7 @@ pub struct Server {
     pub url: String,
     /// Its warnings and errors, and what it logged about resumed workflow runs.
     pub log: Arc<Mutex<Vec<String>>>,
-    /// When each panic the test tools caused was logged (as this process read the line).
+    /// When each panic the test tools caused was logged (as this process read its message).
     pub panic_times: Arc<Mutex<Vec<Instant>>>,
 }
 
@@ -79,17 +79,8 @@ impl Server {
         // Keep draining its output so that it never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in lines.lines().map_while(Result::ok) {
-                // One panic logs more than one line naming it (the panic, the supervisor's
-                // report): count lines within 20 ms of the last as the same panic.
-                if line.contains("told to crash") {
-                    let now = Instant::now();
-                    let mut times = times.lock().expect("panic times");
-                    if times
-                        .last()
-                        .is_none_or(|&t| now.duration_since(t) > Duration::from_millis(20))
-                    {
-                        times.push(now);
-                    }
+                if is_panic(&line) {
+                    times.lock().expect("panic times").push(Instant::now());
                 }
                 if notable(&line) {
                     kept.lock().expect("log").push(line);
@@ -125,6 +116,12 @@ impl Drop for Server {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Whether a server log line is the message of a panic the test tools caused (the
+/// supervisor's report of the failure, which quotes it, is not).
+fn is_panic(line: &str) -> bool {
+    line.starts_with("registry told to crash")
 }
 
 /// A server log line worth keeping for the report (and the panics the test tools cause).
