@@ -4,8 +4,13 @@
 //! descriptors sampled every 5 s from `/proc`.
 //!
 //! ```sh
-//! cargo bench --bench soak -- [--rate 500] [--minutes 60] [--warmup 5] [--out target/soak] [--bounded-store]
+//! cargo bench --bench soak -- [--rate 500] [--minutes 60] [--warmup 5] [--out target/soak] [--bounded-store] [--session-churn]
 //! ```
+//!
+//! The 16 sessions stay open for the whole soak, as an MCP client keeps its session.
+//! `--session-churn` opens 16 new ones every minute instead (the old ones closed): the
+//! server's session history then fills towards its bound (`[governance.sessions]`
+//! `max_sessions`, 1,000 by default), which takes longer than an hour at that pace.
 //!
 //! `--bounded-store` sends the mix without what grows the store (registry puts become gets,
 //! workflow runs validations): the store's own memory grows with its size (see
@@ -119,6 +124,7 @@ fn main() -> anyhow::Result<()> {
     let (mut rate, mut minutes, mut warmup) = (500u32, 60u64, 5u64);
     let mut out = PathBuf::from("target/soak");
     let mut mix = chaos::Mix::Full;
+    let mut churn = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut value = |what: &str| -> anyhow::Result<String> {
@@ -131,6 +137,7 @@ fn main() -> anyhow::Result<()> {
             "--warmup" => warmup = value("--warmup")?.parse()?,
             "--out" => out = PathBuf::from(value("--out")?),
             "--bounded-store" => mix = chaos::Mix::Bounded,
+            "--session-churn" => churn = true,
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other}; see the header of this file"),
         }
@@ -161,9 +168,20 @@ fn main() -> anyhow::Result<()> {
         })
     };
     let mut windows = Vec::new();
+    let mut kept = None;
     for minute in 0..minutes {
-        let phase = rt.block_on(chaos::load_mix(
+        if kept.is_none() || churn {
+            // Dropping the last window's sessions closes them.
+            drop(kept.take());
+            kept = Some(
+                rt.block_on(chaos::open_sessions(&server))
+                    .map_err(anyhow::Error::msg)?,
+            );
+        }
+        let sessions = kept.as_deref().unwrap_or_default();
+        let phase = rt.block_on(chaos::load_on(
             &server,
+            sessions,
             rate,
             Duration::from_secs(60),
             0.0,
@@ -219,6 +237,14 @@ fn main() -> anyhow::Result<()> {
     let total = |f: fn(&Window) -> u64| windows.iter().map(f).sum::<u64>();
     let secs = minutes * 60;
     println!(
+        "sessions: {}",
+        if churn {
+            "16 new every minute (--session-churn)"
+        } else {
+            "16, open for the whole soak"
+        }
+    );
+    println!(
         "{rate} calls/s offered for {minutes} min: {} calls sent ({:.0}/s), {} answered ok\n",
         total(|w| w.sent),
         total(|w| w.sent) as f64 / secs as f64,
@@ -256,7 +282,19 @@ fn main() -> anyhow::Result<()> {
     }
     let script = out.join("plot.py");
     std::fs::write(&script, PLOT)?;
-    let title = format!("ensemble serve, {rate} calls/s mixed, {minutes} min");
+    let title = format!(
+        "ensemble serve, {rate} calls/s mixed{}{}, {minutes} min",
+        if mix == chaos::Mix::Bounded {
+            ", store bounded"
+        } else {
+            ""
+        },
+        if churn {
+            ", new sessions every minute"
+        } else {
+            ""
+        }
+    );
     let plotted = std::process::Command::new("python3")
         .arg(&script)
         .arg(out.join("samples.csv"))

@@ -289,16 +289,42 @@ pub async fn load_mix(
     seed: u64,
     mix: Mix,
 ) -> Phase {
-    let mut sessions = Vec::new();
-    for _ in 0..SESSIONS {
-        match connect(&server.url, None).await {
-            Ok(c) => sessions.push(Arc::new(c)),
-            Err(e) => {
-                let mut p = Phase::default();
-                p.problems.push(format!("session: {e}"));
-                return p;
-            }
+    match open_sessions(server).await {
+        Ok(sessions) => load_on(server, &sessions, rate, duration, fault, seed, mix).await,
+        Err(e) => {
+            let mut p = Phase::default();
+            p.problems.push(e);
+            p
         }
+    }
+}
+
+/// The [`SESSIONS`] MCP sessions a load sends its calls over.
+pub async fn open_sessions(server: &Server) -> Result<Vec<Arc<Client>>, String> {
+    let mut sessions = Vec::with_capacity(SESSIONS);
+    for _ in 0..SESSIONS {
+        let c = connect(&server.url, None)
+            .await
+            .map_err(|e| format!("session: {e}"))?;
+        sessions.push(Arc::new(c));
+    }
+    Ok(sessions)
+}
+
+/// Like [`load_mix`], over `sessions` (from [`open_sessions`]) that the caller keeps.
+pub async fn load_on(
+    server: &Server,
+    sessions: &[Arc<Client>],
+    rate: u32,
+    duration: Duration,
+    fault: f64,
+    seed: u64,
+    mix: Mix,
+) -> Phase {
+    if sessions.is_empty() {
+        let mut p = Phase::default();
+        p.problems.push("no sessions to send the load over".into());
+        return p;
     }
     // The registry get of the mix reads this.
     if let Some(c) = sessions.first() {
@@ -323,7 +349,7 @@ pub async fn load_mix(
         ticker.tick().await;
         n += 1;
         let (class, tool, args, put) = pick(&mut rng, n, fault, mix);
-        let c = sessions[(n as usize) % SESSIONS].clone();
+        let c = sessions[(n as usize) % sessions.len()].clone();
         let shared = shared.clone();
         tasks.spawn(async move {
             let began = Instant::now();
